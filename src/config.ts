@@ -1,0 +1,59 @@
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const environmentSchema = z.object({
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+    .optional(),
+  CIBLE_DATA_DIR: z.string().min(1).default('.cible'),
+  LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  PORT: z.coerce.number().int().min(1).max(65535).default(3000),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  CIBLE_DEFAULT_PHONE_COUNTRY: z
+    .string()
+    .regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 country code such as FR')
+    .default('FR'),
+});
+
+export type DatabaseTarget =
+  | { kind: 'postgres'; url: string }
+  | { kind: 'pglite'; dataDir: string };
+
+export interface Config {
+  database: DatabaseTarget;
+  dataDir: string;
+  logLevel: (typeof LOG_LEVELS)[number];
+  port: number;
+  host: string;
+  /** Country used to read phone numbers written without an international prefix. */
+  defaultPhoneCountry: string;
+}
+
+export class ConfigError extends Error {}
+
+/** Parses the environment once; every default makes the embedded mode work with no configuration. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const relevant = Object.fromEntries(
+    Object.entries(env).filter(([, value]) => value !== undefined && value !== ''),
+  );
+  const parsed = environmentSchema.safeParse(relevant);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`invalid configuration in environment variables: ${problems.join('; ')}`);
+  }
+  const values = parsed.data;
+  const dataDir = resolve(values.CIBLE_DATA_DIR);
+  return {
+    database: values.DATABASE_URL
+      ? { kind: 'postgres', url: values.DATABASE_URL }
+      : { kind: 'pglite', dataDir: resolve(dataDir, 'pgdata') },
+    dataDir,
+    logLevel: values.LOG_LEVEL,
+    port: values.PORT,
+    host: values.HOST,
+    defaultPhoneCountry: values.CIBLE_DEFAULT_PHONE_COUNTRY,
+  };
+}

@@ -1,0 +1,38 @@
+import type { Generated } from 'kysely';
+
+export type ConsentStatus = 'granted' | 'withdrawn' | 'refused';
+
+export interface PurposeTable {
+  code: string;
+  label: string;
+  requires_channel: boolean;
+  description: string | null;
+}
+
+export interface ChannelTable {
+  code: string;
+  label: string;
+  contact_field: 'email' | 'phone' | 'postal_address' | 'device';
+}
+
+export interface ConsentMethodTable {
+  code: string;
+  is_explicit: boolean;
+  description: string;
+}
+
+export interface ConsentEventTable {
+  id: Generated<number>;
+  contact_id: number;
+  purpose: string;
+  channel: string | null;
+  status: ConsentStatus;
+  captured_at: Date;
+  recorded_at: Generated<Date>;
+  source: string | null;
+  method: string | null;
+  notice_version: string | null;
+  evidence_ref: string | null;
+  expires_at: Date | null;
+  import_id: number | null;
+}

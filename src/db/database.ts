@@ -1,0 +1,37 @@
+import type { AuditLogTable } from '../audit/audit.table.ts';
+import type { ApiKeyTable } from '../auth/api-key.table.ts';
+import type { ProductTable } from '../catalog/product.table.ts';
+import type { ChannelTable, ConsentEventTable, ConsentMethodTable, PurposeTable } from '../consent/consent.table.ts';
+import type { ContactPersonalDataTable, ContactTable, ErasureTombstoneTable } from '../contacts/contact.table.ts';
+import type { ImportTable } from '../imports/import.table.ts';
+import type { OppositionEntryTable, OppositionListTable } from '../opposition/opposition.table.ts';
+import type { PurchaseTable } from '../purchases/purchase.table.ts';
+import type { ModelArtifactTable, ModelTable, ModelVersionTable, PipelineRunTable } from '../registry/registry.table.ts';
+import type { ScoreSetTable, ScoreTable } from '../scores/score.table.ts';
+import type { TargetExportMemberTable, TargetExportTable } from '../targeting/export.table.ts';
+
+/** The whole schema as Kysely sees it; each stage's folder owns its tables. */
+export interface Database {
+  purposes: PurposeTable;
+  channels: ChannelTable;
+  consent_methods: ConsentMethodTable;
+  imports: ImportTable;
+  contacts: ContactTable;
+  contact_personal_data: ContactPersonalDataTable;
+  erasure_tombstones: ErasureTombstoneTable;
+  consent_events: ConsentEventTable;
+  products: ProductTable;
+  purchases: PurchaseTable;
+  opposition_lists: OppositionListTable;
+  opposition_entries: OppositionEntryTable;
+  pipeline_runs: PipelineRunTable;
+  models: ModelTable;
+  model_versions: ModelVersionTable;
+  model_artifacts: ModelArtifactTable;
+  score_sets: ScoreSetTable;
+  scores: ScoreTable;
+  api_keys: ApiKeyTable;
+  target_exports: TargetExportTable;
+  target_export_members: TargetExportMemberTable;
+  audit_log: AuditLogTable;
+}

@@ -1,0 +1,12 @@
+import type { Generated } from 'kysely';
+
+export interface PurchaseTable {
+  id: Generated<number>;
+  order_id: string;
+  contact_id: number;
+  product_id: number;
+  quantity: number;
+  unit_price: number;
+  purchased_at: Date;
+  import_id: number | null;
+}

@@ -1,0 +1,26 @@
+import type { Generated, JSONColumnType } from 'kysely';
+
+export interface ScoreSetTable {
+  id: Generated<number>;
+  model_id: number;
+  model_version_id: number;
+  run_id: number | null;
+  status: 'building' | 'live' | 'retired';
+  scored_at: Date;
+  row_count: Generated<number>;
+  created_at: Generated<Date>;
+}
+
+export interface ScoreReason {
+  feature: string;
+  contribution: number;
+}
+
+export interface ScoreTable {
+  score_set_id: number;
+  contact_id: number;
+  score: number;
+  rank: number;
+  percentile: number;
+  reasons: JSONColumnType<ScoreReason[]> | null;
+}

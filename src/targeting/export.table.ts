@@ -1,0 +1,33 @@
+import type { Generated, JSONColumnType } from 'kysely';
+
+export interface TargetExportTable {
+  id: Generated<string>;
+  created_at: Generated<Date>;
+  api_key_id: number | null;
+  actor: string;
+  model_id: number;
+  model_version_id: number;
+  score_set_id: number;
+  channel: string;
+  params: JSONColumnType<Record<string, unknown>>;
+  funnel: JSONColumnType<Record<string, number>>;
+  member_count: number;
+  holdout_count: Generated<number>;
+  holdout_seed: string | null;
+  manifest_hash: string;
+}
+
+export interface TargetExportMemberTable {
+  export_id: string;
+  position: number;
+  contact_id: number | null;
+  exported_at: Date;
+  external_id: string | null;
+  contact_value: string | null;
+  score: number;
+  rank: number;
+  percentile: number;
+  is_holdout: boolean;
+  consent_event_ids: number[];
+  member_hash: string;
+}
