@@ -9,7 +9,7 @@ const environmentSchema = z.object({
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
     .optional(),
   CIBLE_DATA_DIR: z.string().min(1).default('.cible'),
-  LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  LOG_LEVEL: z.enum(LOG_LEVELS).optional(),
   PORT: z.coerce.number().int().min(1).max(65535).default(3000),
   HOST: z.string().min(1).default('127.0.0.1'),
   CIBLE_DEFAULT_PHONE_COUNTRY: z
@@ -25,7 +25,8 @@ export type DatabaseTarget =
 export interface Config {
   database: DatabaseTarget;
   dataDir: string;
-  logLevel: (typeof LOG_LEVELS)[number];
+  /** Unset: each entry point picks its default (the CLI warns only, the server logs requests). */
+  logLevel: (typeof LOG_LEVELS)[number] | undefined;
   port: number;
   host: string;
   /** Country used to read phone numbers written without an international prefix. */

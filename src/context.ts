@@ -17,10 +17,11 @@ export interface ContextOptions {
   migrate?: boolean;
   logger?: Logger;
   clock?: Clock;
+  defaultLogLevel?: string;
 }
 
 export async function createContext(config: Config, options: ContextOptions = {}): Promise<AppContext> {
-  const logger = options.logger ?? createLogger(config.logLevel);
+  const logger = options.logger ?? createLogger(config.logLevel ?? options.defaultLogLevel ?? 'info');
   const database = await openDatabase(config.database);
   logger.debug({ engine: database.engine }, 'database opened');
   if (options.migrate) {

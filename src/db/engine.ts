@@ -33,8 +33,15 @@ export async function openDatabase(target: DatabaseTarget): Promise<DatabaseHand
   return target.kind === 'postgres' ? openPostgres(target.url) : openPglite(target.dataDir);
 }
 
+// An idle client that dies (server restart, database dropped) is discarded by the
+// pool and the next query opens a new one; without a listener it would crash the process.
+function ignoreIdleClientErrors(pool: pg.Pool): pg.Pool {
+  pool.on('error', () => undefined);
+  return pool;
+}
+
 function openPostgres(url: string): DatabaseHandle {
-  const pool = new pg.Pool({ connectionString: url, max: 10, types: typeParsers });
+  const pool = ignoreIdleClientErrors(new pg.Pool({ connectionString: url, max: 10, types: typeParsers }));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return { engine: 'postgres', db, pool, close: () => db.destroy() };
 }
@@ -56,14 +63,9 @@ async function openPglite(dataDir: string): Promise<DatabaseHandle> {
     maxConnections: 16,
   });
   await server.start();
-  const pool = new pg.Pool({
-    host: socketDir,
-    port: 5432,
-    user: 'postgres',
-    database: 'postgres',
-    max: 8,
-    types: typeParsers,
-  });
+  const pool = ignoreIdleClientErrors(
+    new pg.Pool({ host: socketDir, port: 5432, user: 'postgres', database: 'postgres', max: 8, types: typeParsers }),
+  );
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
     engine: 'pglite',

@@ -1,15 +1,25 @@
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { FileMigrationProvider, type Kysely, type MigrationResultSet, Migrator } from 'kysely';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { type Kysely, type Migration, type MigrationProvider, type MigrationResultSet, Migrator } from 'kysely';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations', import.meta.url));
 
+// Kysely's FileMigrationProvider imports from inside node_modules, where TypeScript
+// files cannot be loaded under the test runner; importing from here works everywhere.
+const migrationFiles: MigrationProvider = {
+  async getMigrations() {
+    const names = (await readdir(MIGRATIONS_DIR)).filter((name) => /^\d.*\.ts$/.test(name)).sort();
+    const migrations: Record<string, Migration> = {};
+    for (const name of names) {
+      migrations[name.replace(/\.ts$/, '')] = (await import(pathToFileURL(join(MIGRATIONS_DIR, name)).href)) as Migration;
+    }
+    return migrations;
+  },
+};
+
 function createMigrator(db: Kysely<any>): Migrator {
-  return new Migrator({
-    db,
-    provider: new FileMigrationProvider({ fs, path, migrationFolder: MIGRATIONS_DIR }),
-  });
+  return new Migrator({ db, provider: migrationFiles });
 }
 
 export class MigrationError extends Error {}
