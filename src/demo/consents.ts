@@ -84,7 +84,8 @@ function withProof(rng: Rng, target: Target, status: ConsentEvent['status'], at:
   const names = Object.keys(methods);
   const method = names[rng.weightedIndex(weights)] as string;
   return {
-    ...target,
+    purpose: target.purpose,
+    channel: target.channel,
     status,
     capturedAt: at,
     source: rng.pick(methods[method] as readonly string[]),
@@ -102,7 +103,8 @@ const refusal = (rng: Rng, target: Target, at: number) => withProof(rng, target,
 /** A withdrawal needs no consent method, but its channel and evidence are recorded. */
 function withdrawal(rng: Rng, target: Target, at: number): ConsentEvent {
   return {
-    ...target,
+    purpose: target.purpose,
+    channel: target.channel,
     status: 'withdrawn',
     capturedAt: at,
     source: WITHDRAWAL_SOURCES[rng.weightedIndex(WITHDRAWAL_WEIGHTS)] as string,
@@ -116,7 +118,8 @@ function withdrawal(rng: Rng, target: Target, at: number): ConsentEvent {
 /** A pre-GDPR record: a date, but no means of proof. */
 function unprovenGrant(rng: Rng, target: Target, subject: ConsentSubject): ConsentEvent {
   return {
-    ...target,
+    purpose: target.purpose,
+    channel: target.channel,
     status: 'granted',
     capturedAt: instantBetween(rng, subject.createdAt, Math.min(GDPR_START, subject.now)),
     source: null,

@@ -15,7 +15,9 @@ export function csvField(value: CsvValue): string {
 }
 
 export function csvLine(fields: readonly CsvValue[]): string {
-  return fields.map(csvField).join(',') + '\n';
+  let line = csvField(fields[0] ?? null);
+  for (let i = 1; i < fields.length; i++) line += ',' + csvField(fields[i] ?? null);
+  return line + '\n';
 }
 
 /**

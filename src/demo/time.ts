@@ -6,8 +6,26 @@ export const YEAR = 365 * DAY;
 /** GDPR entry into application: consents captured before it carry no usable proof. */
 export const GDPR_START = Date.UTC(2018, 4, 25);
 
+const dayPrefixes = new Map<number, string>();
+
+const pad = (n: number, width: number) => String(n).padStart(width, '0');
+
+/**
+ * Same output as Date#toISOString for whole milliseconds, several times
+ * faster: the date part is computed once per day (a few thousand days at most).
+ */
 export function iso(ms: number): string {
-  return new Date(ms).toISOString();
+  const day = Math.floor(ms / DAY);
+  let prefix = dayPrefixes.get(day);
+  if (prefix === undefined) {
+    prefix = new Date(day * DAY).toISOString().slice(0, 11);
+    dayPrefixes.set(day, prefix);
+  }
+  const inDay = ms - day * DAY;
+  const hours = Math.floor(inDay / 3_600_000);
+  const minutes = Math.floor(inDay / 60_000) % 60;
+  const seconds = Math.floor(inDay / 1000) % 60;
+  return `${prefix}${pad(hours, 2)}:${pad(minutes, 2)}:${pad(seconds, 2)}.${pad(inDay % 1000, 3)}Z`;
 }
 
 /** A whole-second instant strictly inside (after, before); callers keep the gap above two seconds. */

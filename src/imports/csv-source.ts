@@ -1,6 +1,6 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { createReadStream } from 'node:fs';
-import { Transform, type Readable } from 'node:stream';
+import { pipeline, type Readable, Transform } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { parse } from 'csv-parse';
 
@@ -62,18 +62,18 @@ function rejectBinaryContent(): Transform {
 
 /** Opens a CSV file (gzip accepted, detected by content) as a stream of rows keyed by contract column names. */
 export async function openCsv(path: string, options: CsvSourceOptions): Promise<CsvSource> {
-  let input: Readable;
+  let gzip: boolean;
   try {
-    input = createReadStream(path);
-    input = isGzip(path) ? input.pipe(createGunzip()) : input;
+    gzip = isGzip(path);
   } catch (error) {
     throw new ImportFileError(`cannot read ${path}: ${(error as Error).message}`);
   }
-  const parser = input.pipe(rejectBinaryContent()).pipe(
-    parse({ bom: true, relax_column_count: true, skip_empty_lines: true, info: true }),
-  );
-  // errors on the raw stream would otherwise be lost in the pipe chain
-  input.on('error', (error) => parser.destroy(error));
+  const stages: Array<Readable | Transform> = [createReadStream(path)];
+  if (gzip) stages.push(createGunzip());
+  stages.push(rejectBinaryContent());
+  const parser = parse({ bom: true, relax_column_count: true, skip_empty_lines: true, info: true });
+  // pipeline, unlike pipe, destroys the parser with any earlier stage's error
+  pipeline([...stages, parser], () => undefined);
 
   const records = parser[Symbol.asyncIterator]() as AsyncIterator<{ record: string[]; info: { lines: number } }>;
   const first = await nextRecord(records);
