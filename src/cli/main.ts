@@ -1,11 +1,15 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError, loadConfig } from '../config.ts';
 import { type AppContext, type ContextOptions, createContext } from '../context.ts';
+import { formatDemoSummary, loadDemo } from '../demo/demo.service.ts';
+import { prepareOnlineRetail } from '../datasets/online-retail.ts';
 import { migrateToLatest } from '../db/migrate.ts';
 import { ImportFileError } from '../imports/csv-source.ts';
 import { formatImportReport } from '../imports/import.report.ts';
 import { importCsv } from '../imports/import.service.ts';
 import type { ImportKind } from '../imports/importer.ts';
+import { parseTimestamp } from '../imports/values.ts';
+import { importOppositionList } from '../opposition/opposition.import.ts';
 import { IMPORTERS } from '../imports/importers.ts';
 
 /** Opens the context, runs the command, and always closes what was opened. */
@@ -78,6 +82,77 @@ export function buildProgram(): Command {
       );
   }
 
+  importCommand
+    .command('opposition <file>')
+    .description('import an opposition list (CSV with a value column, or one value a line); replaces the list of that name')
+    .requiredOption('--list <name>', 'list name, e.g. bloctel')
+    .requiredOption('--channel <channel>', 'channel the list opposes, e.g. phone or email')
+    .option('--list-date <date>', 'publication date of the list (default: today)')
+    .option('--skip-invalid', 'import the valid values and report the others')
+    .option('--json', 'print the report as JSON')
+    .action((file: string, flags: { list: string; channel: string; listDate?: string; skipInvalid?: boolean; json?: boolean }) =>
+      withContext({ migrate: true }, async (context) => {
+        const listDate = flags.listDate === undefined ? undefined : parseTimestamp(flags.listDate);
+        if (listDate && !listDate.ok) throw new UserError(`--list-date ${listDate.error}`);
+        const report = await importOppositionList(
+          {
+            database: context.database,
+            logger: context.logger,
+            now: context.clock.now(),
+            defaultPhoneCountry: context.config.defaultPhoneCountry,
+          },
+          { name: flags.list, channel: flags.channel, listDate: listDate?.value, file, skipInvalid: flags.skipInvalid },
+        );
+        if (flags.json) console.log(JSON.stringify(report, null, 2));
+        else if (report.status === 'committed') {
+          console.log(
+            `opposition list "${report.name}" (${report.channel}, dated ${report.listDate}): ${report.entries} entries` +
+              ` replace ${report.previousEntries}; ${report.rejected} values rejected`,
+          );
+        } else {
+          console.log(`nothing imported: ${report.rejected} of ${report.rowsRead} values are invalid`);
+        }
+        if (report.status === 'committed' && report.rejected > 0 || report.status === 'rejected') {
+          for (const reject of report.rejects.slice(0, 20)) console.log(`  line ${reject.line}: ${reject.message}`);
+        }
+        if (report.status === 'rejected') process.exitCode = 1;
+      }),
+    );
+
+  program
+    .command('demo')
+    .description('load a seeded synthetic contact base (embedded database unless DATABASE_URL is set)')
+    .option('--contacts <n>', 'number of contacts', positiveInteger('--contacts'), 20_000)
+    .option('--seed <s>', 'seed of the random generator', integer('--seed'), 1)
+    .option('--reset', 'delete the data already loaded and start over')
+    .action((flags: { contacts: number; seed: number; reset?: boolean }) =>
+      withContext({ migrate: true }, async (context) => {
+        const outcome = await loadDemo(context, { contacts: flags.contacts, seed: flags.seed, reset: flags.reset ?? false });
+        if (!outcome.loaded) {
+          console.log(
+            `the ${context.database.engine} database already holds ${outcome.existingContacts.toLocaleString('en-GB')} contacts:` +
+              ' nothing loaded. Run `cible demo --reset` to start over.',
+          );
+          return;
+        }
+        console.log(formatDemoSummary(outcome.summary, outcome.seconds, context.database.engine));
+      }),
+    );
+
+  program
+    .command('datasets')
+    .description('prepare public datasets for import')
+    .command('online-retail <file>')
+    .description('derive contacts, products and synthetic explicit profiling consents from the UCI Online Retail log')
+    .requiredOption('--out <dir>', 'folder for the CSV files')
+    .action(async (file: string, flags: { out: string }) => {
+      const prepared = await prepareOnlineRetail(file, flags.out);
+      console.log(
+        `wrote ${prepared.customers} contacts to ${prepared.contacts}, ${prepared.products_count} products to ${prepared.products},` +
+          ` ${prepared.customers} synthetic profiling consents to ${prepared.consents}`,
+      );
+    });
+
   return program;
 }
 
@@ -88,6 +163,21 @@ interface ImportFlags {
   rejects?: string;
   mergeLines?: boolean;
   json?: boolean;
+}
+
+function integer(option: string) {
+  return (value: string): number => {
+    if (!/^-?\d+$/.test(value)) throw new UserError(`${option} expects a whole number, got "${value}"`);
+    return Number(value);
+  };
+}
+
+function positiveInteger(option: string) {
+  return (value: string): number => {
+    const parsed = integer(option)(value);
+    if (parsed < 1 || parsed > 10_000_000) throw new UserError(`${option} expects a number from 1 to 10,000,000, got ${value}`);
+    return parsed;
+  };
 }
 
 function collectMappings(value: string, previous: Record<string, string>): Record<string, string> {

@@ -95,16 +95,10 @@ export const consentImporter: ImporterDefinition = {
              AND e.captured_at = s.captured_at AND e.status = s.status
              AND e.method IS NOT DISTINCT FROM s.method AND e.source IS NOT DISTINCT FROM s.source
          )
-         RETURNING contact_id, captured_at
-       ), activity AS (
-         UPDATE contacts c SET last_activity_at = greatest(c.last_activity_at, latest.at)
-         FROM (SELECT contact_id, max(captured_at) AS at FROM inserted GROUP BY contact_id) latest
-         WHERE c.id = latest.contact_id
-         RETURNING c.id
+         RETURNING 1
        )
        SELECT (SELECT count(*) FROM inserted)::int AS inserted,
-              (SELECT count(*) FROM import_staging)::int AS staged,
-              (SELECT count(*) FROM activity)::int AS touched`,
+              (SELECT count(*) FROM import_staging)::int AS staged`,
       [importId],
     );
     const { inserted, staged } = rows[0]!;

@@ -6,7 +6,6 @@ export interface ContactTable {
   created_at: Date;
   imported_at: ColumnType<Date, Date | undefined, Date>;
   updated_at: ColumnType<Date, Date | undefined, Date>;
-  last_activity_at: Date | null;
   erased_at: Date | null;
 }
 

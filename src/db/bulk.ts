@@ -64,10 +64,13 @@ function unnestWriter(client: pg.PoolClient, table: string, columns: BulkColumn[
   };
 }
 
+const NEEDS_ESCAPE = /[\\\t\n\r]/;
+
 function copyText(value: BulkValue): string {
   if (value === null) return '\\N';
   if (value instanceof Date) return value.toISOString();
   if (typeof value !== 'string') return String(value);
+  if (!NEEDS_ESCAPE.test(value)) return value;
   return value.replace(/[\\\t\n\r]/g, (character) =>
     character === '\\' ? '\\\\' : character === '\t' ? '\\t' : character === '\n' ? '\\n' : '\\r',
   );

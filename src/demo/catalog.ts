@@ -57,7 +57,7 @@ const CATEGORIES: readonly Category[] = [
     popularity: 0.15,
     season: normalised([0.6, 0.6, 0.7, 0.7, 0.7, 0.7, 0.7, 1.0, 1.1, 0.9, 1.9, 3.0]),
     priceRange: [7, 120],
-    names: ['Building blocks', 'Plush bear', 'Wooden puzzle', 'Colouring kit', 'Balance bike', 'Board game "Jungle"', 'Doll house', 'Remote-control car', 'Picture book set', 'Kick scooter'],
+    names: ['Building blocks', 'Plush bear', 'Wooden puzzle', 'Board game "Jungle"', 'Balance bike', 'Colouring kit', 'Doll house', 'Remote-control car', 'Picture book set', 'Kick scooter'],
   },
   {
     code: 'sport',

@@ -44,8 +44,12 @@ export class CsvFile {
     this.rows++;
   }
 
+  get full(): boolean {
+    return this.buffer.length >= CHUNK_CHARS;
+  }
+
   async flushIfFull(): Promise<void> {
-    if (this.buffer.length >= CHUNK_CHARS) await this.flush();
+    if (this.full) await this.flush();
   }
 
   async close(): Promise<void> {

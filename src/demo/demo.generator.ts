@@ -117,11 +117,13 @@ export async function writeDemoFiles(dir: string, options: DemoOptions): Promise
   };
   try {
     const generator = new ContactGenerator(names, rng, catalog, now, out, summary);
+    const streamed = Object.values(out);
     for (let i = 0; i < contacts; i++) {
-      const identity = await generator.next(i);
+      const identity = generator.next(i);
       if (identity.phoneKey >= 0) phoneUseCount[identity.phoneKey] = (phoneUseCount[identity.phoneKey] as number) + 1;
+      if (streamed.some((file) => file.full)) await Promise.all(streamed.map((file) => file.flushIfFull()));
     }
-    await Promise.all(Object.values(out).map((file) => file.close()));
+    await Promise.all(streamed.map((file) => file.close()));
   } catch (error) {
     for (const file of Object.values(out)) file.destroy();
     throw error;
@@ -205,7 +207,7 @@ async function writeRows(path: string, header: readonly string[], rows: readonly
   await file.close();
 }
 
-/** Generates one contact at a time and writes their rows to the three streamed files. */
+/** Generates one contact at a time and appends their rows to the three streamed files. */
 class ContactGenerator {
   private readonly takenEmails = new Set<string>();
   private readonly simulator: PurchaseSimulator;
@@ -224,7 +226,7 @@ class ContactGenerator {
     this.now = now.getTime();
   }
 
-  async next(index: number): Promise<Identity> {
+  next(index: number): Identity {
     const externalId = `C${String(index + 1).padStart(6, '0')}`;
     const identity = generateIdentity(this.names, this.rng, this.takenEmails);
     const profile = drawProfilingProfile(this.rng);
@@ -233,7 +235,6 @@ class ContactGenerator {
     this.countContact(identity);
     this.writePurchases(externalId, createdAt);
     this.writeConsents(externalId, identity, profile, createdAt);
-    await Promise.all([this.out.contacts.flushIfFull(), this.out.purchases.flushIfFull(), this.out.consents.flushIfFull()]);
     return identity;
   }
 

@@ -77,10 +77,14 @@ export class PurchaseSimulator {
     }
   }
 
-  private monthlyIntensity(affinity: Float64Array): number[] {
-    return Array.from({ length: 12 }, (_, month) =>
-      this.catalog.categories.reduce((sum, category, c) => sum + (affinity[c] as number) * (category.season[month] as number), 0),
-    );
+  private monthlyIntensity(affinity: Float64Array): Float64Array {
+    const intensity = new Float64Array(12);
+    this.catalog.categories.forEach((category, c) => {
+      for (let month = 0; month < 12; month++) {
+        intensity[month] = (intensity[month] as number) + (affinity[c] as number) * (category.season[month] as number);
+      }
+    });
+    return intensity;
   }
 
   /** Moves the order to a plausible hour of the same day, if that stays inside the window. */

@@ -101,8 +101,12 @@ export async function importCsv(
     }
     await writer.write(batch);
     await writer.end();
+    // temporary tables are never analysed automatically; without statistics the checks plan nested loops
+    await client.query('ANALYZE import_staging');
+    deps.logger.debug({ kind: importer.kind, rowsRead, ms: Date.now() - started }, 'rows staged');
 
     const setRejects = await importer.check(session);
+    deps.logger.debug({ kind: importer.kind, setRejects: setRejects.length, ms: Date.now() - started }, 'set checks done');
     if (setRejects.length > 0) {
       const lines = setRejects.map((reject) => reject.line);
       const { rows: rawRows } = await client.query<{ line: number; raw: string | null }>(
@@ -120,6 +124,7 @@ export async function importCsv(
       return report;
     }
     const counts = await importer.apply(session);
+    deps.logger.debug({ kind: importer.kind, ms: Date.now() - started }, 'rows applied');
     await client.query(
       `UPDATE imports SET finished_at = $2, rows_read = $3, rows_imported = $4, rows_unchanged = $5, rows_rejected = $6
        WHERE id = $1`,

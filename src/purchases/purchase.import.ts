@@ -72,33 +72,31 @@ export const purchaseImporter: ImporterDefinition = {
     return uniqueByLine(rejects);
   },
 
-  async apply({ client, importId }) {
+  async apply({ client, importId, options }) {
     // with merge-lines, lines of one order for the same product are summed at a quantity-weighted price
-    const { rows } = await client.query<{ inserted: number; groups: number; staged: number }>(
-      `WITH lines AS (
-         SELECT s.order_id, c.id AS contact_id, p.id AS product_id,
+    const lines = options.mergeLines
+      ? `SELECT s.order_id, c.id AS contact_id, p.id AS product_id,
                 sum(s.quantity)::int AS quantity,
                 round(sum(s.quantity * s.unit_price) / sum(s.quantity), 2) AS unit_price,
                 min(s.purchased_at) AS purchased_at
          FROM import_staging s
          JOIN contacts c ON c.external_id = s.external_id
          JOIN products p ON p.sku = s.sku
-         GROUP BY s.order_id, c.id, p.id
-       ), inserted AS (
+         GROUP BY s.order_id, c.id, p.id`
+      : `SELECT s.order_id, c.id AS contact_id, p.id AS product_id, s.quantity, s.unit_price, s.purchased_at
+         FROM import_staging s
+         JOIN contacts c ON c.external_id = s.external_id
+         JOIN products p ON p.sku = s.sku`;
+    const { rows } = await client.query<{ inserted: number; groups: number; staged: number }>(
+      `WITH lines AS (${lines}), inserted AS (
          INSERT INTO purchases (order_id, contact_id, product_id, quantity, unit_price, purchased_at, import_id)
          SELECT order_id, contact_id, product_id, quantity, unit_price, purchased_at, $1 FROM lines
          ON CONFLICT (order_id, product_id) DO NOTHING
-         RETURNING contact_id, purchased_at
-       ), activity AS (
-         UPDATE contacts c SET last_activity_at = greatest(c.last_activity_at, latest.at)
-         FROM (SELECT contact_id, max(purchased_at) AS at FROM inserted GROUP BY contact_id) latest
-         WHERE c.id = latest.contact_id
-         RETURNING c.id
+         RETURNING 1
        )
        SELECT (SELECT count(*) FROM inserted)::int AS inserted,
               (SELECT count(*) FROM lines)::int AS groups,
-              (SELECT count(*) FROM import_staging)::int AS staged,
-              (SELECT count(*) FROM activity)::int AS touched`,
+              (SELECT count(*) FROM import_staging)::int AS staged`,
       [importId],
     );
     const { inserted, groups, staged } = rows[0]!;

@@ -1,7 +1,4 @@
-import type { Generated } from 'kysely';
-
 export interface PurchaseTable {
-  id: Generated<number>;
   order_id: string;
   contact_id: number;
   product_id: number;

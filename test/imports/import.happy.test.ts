@@ -65,8 +65,6 @@ describe('CSV import, happy paths', () => {
       { order_id: '900001', quantity: 6, unit_price: 1.5, purchased_at: new Date('2025-05-03T08:26:00Z') },
       { order_id: '900002', quantity: 1, unit_price: 20, purchased_at: new Date('2025-05-04T10:00:00Z') },
     ]);
-    const activity = await database.pool.query(`SELECT last_activity_at FROM contacts WHERE external_id = 'C3'`);
-    expect(activity.rows[0].last_activity_at).toEqual(new Date('2025-05-04T10:00:00Z'));
   });
 
   it('reads ids written as floats ("17850.0") as the integer id', async () => {
