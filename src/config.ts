@@ -16,6 +16,11 @@ const environmentSchema = z.object({
     .string()
     .regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 country code such as FR')
     .default('FR'),
+  CIBLE_OPPOSITION_MAX_AGE_DAYS: z.coerce.number().int().min(1).max(365).default(30),
+  CIBLE_FRESH_LIST_CHANNELS: z
+    .string()
+    .regex(/^[a-z_]+(,[a-z_]+)*$/, 'must be channel codes separated by commas, e.g. phone,sms')
+    .default('phone'),
 });
 
 export type DatabaseTarget =
@@ -31,7 +36,17 @@ export interface Config {
   host: string;
   /** Country used to read phone numbers written without an international prefix. */
   defaultPhoneCountry: string;
+  consentPolicy: ConsentPolicy;
 }
+
+export interface ConsentPolicy {
+  /** an opposition list for a channel below must be younger than this, or the channel is closed */
+  oppositionMaxAgeDays: number;
+  /** channels that may only be used with a fresh opposition list (Bloctel asks 30 days for calls) */
+  freshListChannels: string[];
+}
+
+export const DEFAULT_CONSENT_POLICY: ConsentPolicy = { oppositionMaxAgeDays: 30, freshListChannels: ['phone'] };
 
 export class ConfigError extends Error {}
 
@@ -56,5 +71,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     port: values.PORT,
     host: values.HOST,
     defaultPhoneCountry: values.CIBLE_DEFAULT_PHONE_COUNTRY,
+    consentPolicy: {
+      oppositionMaxAgeDays: values.CIBLE_OPPOSITION_MAX_AGE_DAYS,
+      freshListChannels: values.CIBLE_FRESH_LIST_CHANNELS.split(','),
+    },
   };
 }

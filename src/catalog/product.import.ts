@@ -6,6 +6,7 @@ export const productImporter: ImporterDefinition = {
   kind: 'products',
   required: ['sku', 'name', 'category'],
   optional: [],
+  writes: ['products'],
   staging: [
     { name: 'sku', type: 'text' },
     { name: 'name', type: 'text' },

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
-import { ConfigError, loadConfig } from '../config.ts';
-import { type AppContext, type ContextOptions, createContext } from '../context.ts';
+import { ConfigError } from '../config.ts';
+import { integer, positiveInteger, UserError, withContext } from './cli-context.ts';
+import { registerConsentCommands } from './consent.command.ts';
 import { formatDemoSummary, loadDemo } from '../demo/demo.service.ts';
 import { prepareOnlineRetail } from '../datasets/online-retail.ts';
 import { migrateToLatest } from '../db/migrate.ts';
@@ -11,16 +12,6 @@ import type { ImportKind } from '../imports/importer.ts';
 import { parseTimestamp } from '../imports/values.ts';
 import { importOppositionList } from '../opposition/opposition.import.ts';
 import { IMPORTERS } from '../imports/importers.ts';
-
-/** Opens the context, runs the command, and always closes what was opened. */
-async function withContext<T>(options: ContextOptions, run: (context: AppContext) => Promise<T>): Promise<T> {
-  const context = await createContext(loadConfig(), { defaultLogLevel: 'warn', ...options });
-  try {
-    return await run(context);
-  } finally {
-    await context.stop();
-  }
-}
 
 export function buildProgram(): Command {
   const program = new Command('cible')
@@ -139,6 +130,8 @@ export function buildProgram(): Command {
       }),
     );
 
+  registerConsentCommands(program);
+
   program
     .command('datasets')
     .description('prepare public datasets for import')
@@ -165,21 +158,6 @@ interface ImportFlags {
   json?: boolean;
 }
 
-function integer(option: string) {
-  return (value: string): number => {
-    if (!/^-?\d+$/.test(value)) throw new UserError(`${option} expects a whole number, got "${value}"`);
-    return Number(value);
-  };
-}
-
-function positiveInteger(option: string) {
-  return (value: string): number => {
-    const parsed = integer(option)(value);
-    if (parsed < 1 || parsed > 10_000_000) throw new UserError(`${option} expects a number from 1 to 10,000,000, got ${value}`);
-    return parsed;
-  };
-}
-
 function collectMappings(value: string, previous: Record<string, string>): Record<string, string> {
   const match = /^([^=]+)=([a-z_]+)$/.exec(value);
   if (!match) throw new UserError(`--map expects FileColumn=contract_column, got "${value}"`);
@@ -203,6 +181,3 @@ export async function main(argv: string[]): Promise<void> {
     process.exitCode = 1;
   }
 }
-
-/** An error caused by what the user gave (bad file, unknown option value): printed without a stack. */
-export class UserError extends Error {}

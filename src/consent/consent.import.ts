@@ -9,6 +9,7 @@ export const consentImporter: ImporterDefinition = {
   kind: 'consents',
   required: ['external_id', 'purpose', 'channel', 'status', 'captured_at', 'source', 'method'],
   optional: ['notice_version', 'evidence_ref', 'expires_at'],
+  writes: ['consent_events', 'consent_state'],
   staging: [
     { name: 'external_id', type: 'text' },
     { name: 'purpose', type: 'text' },

@@ -1,6 +1,7 @@
 import type { Generated } from 'kysely';
 
-export type ConsentStatus = 'granted' | 'withdrawn' | 'refused';
+/** 'objected' is written only by the objection right (GDPR art. 21), never imported. */
+export type ConsentStatus = 'granted' | 'withdrawn' | 'refused' | 'objected';
 
 export interface PurposeTable {
   code: string;

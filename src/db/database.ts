@@ -2,6 +2,7 @@ import type { AuditLogTable } from '../audit/audit.table.ts';
 import type { ApiKeyTable } from '../auth/api-key.table.ts';
 import type { ProductTable } from '../catalog/product.table.ts';
 import type { ChannelTable, ConsentEventTable, ConsentMethodTable, PurposeTable } from '../consent/consent.table.ts';
+import type { ConsentStateTable } from '../consent/consent-state.table.ts';
 import type { ContactPersonalDataTable, ContactTable, ErasureTombstoneTable } from '../contacts/contact.table.ts';
 import type { ImportTable } from '../imports/import.table.ts';
 import type { OppositionEntryTable, OppositionListTable } from '../opposition/opposition.table.ts';
@@ -20,6 +21,7 @@ export interface Database {
   contact_personal_data: ContactPersonalDataTable;
   erasure_tombstones: ErasureTombstoneTable;
   consent_events: ConsentEventTable;
+  consent_state: ConsentStateTable;
   products: ProductTable;
   purchases: PurchaseTable;
   opposition_lists: OppositionListTable;

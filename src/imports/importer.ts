@@ -58,6 +58,8 @@ export interface ImporterDefinition {
   required: readonly string[];
   optional: readonly string[];
   staging: BulkColumn[];
+  /** tables the import writes: analysed after commit (PGlite has no autovacuum; fresh statistics keep plans sane) */
+  writes: readonly string[];
   prepare(session: ImportSession): Promise<(values: Record<string, string>) => RowResult>;
   check(session: ImportSession): Promise<LineReject[]>;
   apply(session: ImportSession): Promise<ApplyCounts>;

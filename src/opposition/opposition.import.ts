@@ -126,6 +126,7 @@ export async function importOppositionList(
       [String(listId), JSON.stringify({ name: request.name, channel: request.channel, entries, rejected })],
     );
     await client.query('COMMIT');
+    await client.query('ANALYZE opposition_entries, opposition_lists');
     deps.logger.info({ list: request.name, channel: request.channel, entries, rejected }, 'opposition list imported');
     return report('committed', listId, entries, existing?.entry_count ?? 0);
   } catch (error) {

@@ -7,6 +7,7 @@ export const purchaseImporter: ImporterDefinition = {
   kind: 'purchases',
   required: ['order_id', 'external_id', 'sku', 'quantity', 'unit_price', 'purchased_at'],
   optional: [],
+  writes: ['purchases'],
   staging: [
     { name: 'order_id', type: 'text' },
     { name: 'external_id', type: 'text' },

@@ -1,0 +1,30 @@
+import { loadConfig } from '../config.ts';
+import { type AppContext, type ContextOptions, createContext } from '../context.ts';
+
+/** An error caused by what the user gave (bad file, unknown option value): printed without a stack. */
+export class UserError extends Error {}
+
+/** Opens the context, runs the command, and always closes what was opened. */
+export async function withContext<T>(options: ContextOptions, run: (context: AppContext) => Promise<T>): Promise<T> {
+  const context = await createContext(loadConfig(), { defaultLogLevel: 'warn', ...options });
+  try {
+    return await run(context);
+  } finally {
+    await context.stop();
+  }
+}
+
+export function integer(option: string) {
+  return (value: string): number => {
+    if (!/^-?\d+$/.test(value)) throw new UserError(`${option} expects a whole number, got "${value}"`);
+    return Number(value);
+  };
+}
+
+export function positiveInteger(option: string) {
+  return (value: string): number => {
+    const parsed = integer(option)(value);
+    if (parsed < 1 || parsed > 10_000_000) throw new UserError(`${option} expects a number from 1 to 10,000,000, got ${value}`);
+    return parsed;
+  };
+}

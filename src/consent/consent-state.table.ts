@@ -1,0 +1,12 @@
+export interface ConsentStateTable {
+  contact_id: number;
+  purpose: string;
+  /** the channel, or '' for a purpose without channel (and for an all-channel objection) */
+  channel_key: string;
+  event_id: number;
+  status: 'granted' | 'withdrawn' | 'refused' | 'objected';
+  captured_at: Date;
+  expires_at: Date | null;
+  /** granted, explicit method, proof of means: see consent_event_counts() in the migrations */
+  counts: boolean;
+}

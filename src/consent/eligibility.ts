@@ -1,0 +1,161 @@
+import { type Kysely, type RawBuilder, sql } from 'kysely';
+import type { ConsentPolicy } from '../config.ts';
+import type { Database } from '../db/database.ts';
+
+/**
+ * The one answer to "does this consent count at instant T", everywhere (training,
+ * scoring, lists, audits): the latest event for the contact x purpose x channel,
+ * among those captured at or before T, is granted, explicit, with proof of means
+ * (consent_event_counts() in SQL), and not expired at T.
+ *
+ * `live` reads the state table kept with the ledger (the latest event overall, so
+ * valid for "now" because no event may be captured in the future); otherwise the
+ * ledger itself is read as of T.
+ */
+export function countingConsents(
+  purpose: string,
+  channel: string | null,
+  at: Date,
+  live: boolean,
+): RawBuilder<{ contact_id: number; event_id: number; captured_at: Date }> {
+  if (live) {
+    return sql`(
+      SELECT contact_id, event_id, captured_at FROM consent_state
+      WHERE purpose = ${purpose} AND channel_key = ${channel ?? ''} AND counts
+        AND (expires_at IS NULL OR expires_at > ${at})
+    )`;
+  }
+  return sql`(
+    SELECT contact_id, id AS event_id, captured_at FROM (
+      SELECT DISTINCT ON (contact_id) contact_id, id, status, method, source, captured_at, expires_at
+      FROM consent_events
+      WHERE purpose = ${purpose} AND channel IS NOT DISTINCT FROM ${channel} AND captured_at <= ${at}
+      ORDER BY contact_id, captured_at DESC, id DESC
+    ) latest
+    WHERE consent_event_counts(status, method, source) AND (expires_at IS NULL OR expires_at > ${at})
+  )`;
+}
+
+/** Contacts that may be profiled (trained on, scored) at `at`; `live` as in countingConsents. */
+export async function profileableContacts(
+  db: Kysely<Database>,
+  at: Date,
+  live: boolean,
+): Promise<Array<{ contactId: number; consentEventId: number }>> {
+  const { rows } = await sql<{ contact_id: number; event_id: number }>`
+    SELECT p.contact_id, p.event_id
+    FROM ${countingConsents('profiling', null, at, live)} p
+    JOIN contacts c ON c.id = p.contact_id AND c.erased_at IS NULL
+    ORDER BY p.contact_id`.execute(db);
+  return rows.map((row) => ({ contactId: row.contact_id, consentEventId: row.event_id }));
+}
+
+export interface ChannelFunnel {
+  channel: string;
+  at: string;
+  contacts: number;
+  profilingConsent: number;
+  channelConsent: number;
+  withContactDetail: number;
+  notOpposed: number;
+  notObjected: number;
+  /** set when the channel is closed (e.g. a stale Bloctel list): nobody is reachable */
+  blocked: string | null;
+}
+
+export class UnknownChannelError extends Error {}
+
+/** Why a channel may not be used at all right now, or null. */
+export async function channelBlock(
+  db: Kysely<Database>,
+  channel: string,
+  now: Date,
+  policy: ConsentPolicy,
+): Promise<string | null> {
+  if (!policy.freshListChannels.includes(channel)) return null;
+  const lists = await db
+    .selectFrom('opposition_lists')
+    .select(['name', 'list_date'])
+    .where('channel', '=', channel)
+    .execute();
+  if (lists.length === 0) {
+    return `no opposition list is loaded for channel ${channel}: import one (e.g. Bloctel) before using it`;
+  }
+  const oldest = Math.min(...lists.map((list) => new Date(list.list_date).getTime()));
+  const ageDays = Math.floor((now.getTime() - oldest) / 86_400_000);
+  if (ageDays > policy.oppositionMaxAgeDays) {
+    const stale = lists.filter((list) => new Date(list.list_date).getTime() === oldest)[0]!;
+    return `opposition list "${stale.name}" for channel ${channel} is ${ageDays} days old (at most ${policy.oppositionMaxAgeDays}): import a fresh copy before using this channel`;
+  }
+  return null;
+}
+
+/**
+ * Contacts that may be contacted on `channel` now, with the consent events that make
+ * them eligible: valid profiling and channel consents, a contact detail for the channel,
+ * not on an opposition list of that channel, no later objection to direct marketing.
+ * Returned as a SQL subquery so that lists and counts are set-based.
+ */
+export function reachableContacts(
+  channel: string,
+  contactField: string,
+  now: Date,
+): RawBuilder<{ contact_id: number; profiling_event_id: number; channel_event_id: number }> {
+  const hash = contactField === 'email' ? sql`d.email_hash` : contactField === 'phone' ? sql`d.phone_hash` : sql`NULL::text`;
+  return sql`(
+    SELECT c.id AS contact_id, p.event_id AS profiling_event_id, m.event_id AS channel_event_id
+    FROM contacts c
+    JOIN ${countingConsents('profiling', null, now, true)} p ON p.contact_id = c.id
+    JOIN ${countingConsents('direct_marketing', channel, now, true)} m ON m.contact_id = c.id
+    JOIN contact_personal_data d ON d.contact_id = c.id AND ${hash} IS NOT NULL
+    WHERE c.erased_at IS NULL
+      AND NOT EXISTS (
+        SELECT 1 FROM opposition_entries e JOIN opposition_lists l ON l.id = e.list_id
+        WHERE l.channel = ${channel} AND e.value_hash = ${hash})
+      AND NOT EXISTS (
+        SELECT 1 FROM consent_state o
+        WHERE o.contact_id = c.id AND o.purpose = 'direct_marketing' AND o.channel_key = ''
+          AND o.status = 'objected' AND o.captured_at > m.captured_at)
+  )`;
+}
+
+/** The eligibility funnel for a channel, now: how many contacts each rule keeps. */
+export async function channelFunnel(
+  db: Kysely<Database>,
+  channel: string,
+  now: Date,
+  policy: ConsentPolicy,
+): Promise<ChannelFunnel> {
+  const channelRow = await db.selectFrom('channels').select('contact_field').where('code', '=', channel).executeTakeFirst();
+  if (!channelRow) throw new UnknownChannelError(`unknown channel "${channel}"`);
+  const hash =
+    channelRow.contact_field === 'email' ? sql`d.email_hash` : channelRow.contact_field === 'phone' ? sql`d.phone_hash` : sql`NULL::text`;
+  const { rows } = await sql<Omit<ChannelFunnel, 'channel' | 'at' | 'blocked'>>`
+    WITH base AS (SELECT id AS contact_id FROM contacts WHERE erased_at IS NULL),
+    profiled AS (
+      SELECT b.contact_id FROM base b JOIN ${countingConsents('profiling', null, now, true)} p USING (contact_id)),
+    consented AS (
+      SELECT p.contact_id, m.captured_at FROM profiled p
+      JOIN ${countingConsents('direct_marketing', channel, now, true)} m USING (contact_id)),
+    detailed AS (
+      SELECT s.contact_id, s.captured_at, ${hash} AS value_hash FROM consented s
+      JOIN contact_personal_data d ON d.contact_id = s.contact_id WHERE ${hash} IS NOT NULL),
+    unopposed AS (
+      SELECT s.* FROM detailed s WHERE NOT EXISTS (
+        SELECT 1 FROM opposition_entries e JOIN opposition_lists l ON l.id = e.list_id
+        WHERE l.channel = ${channel} AND e.value_hash = s.value_hash)),
+    unobjected AS (
+      SELECT s.contact_id FROM unopposed s WHERE NOT EXISTS (
+        SELECT 1 FROM consent_state o
+        WHERE o.contact_id = s.contact_id AND o.purpose = 'direct_marketing' AND o.channel_key = ''
+          AND o.status = 'objected' AND o.captured_at > s.captured_at))
+    SELECT (SELECT count(*) FROM base)::int AS contacts,
+           (SELECT count(*) FROM profiled)::int AS "profilingConsent",
+           (SELECT count(*) FROM consented)::int AS "channelConsent",
+           (SELECT count(*) FROM detailed)::int AS "withContactDetail",
+           (SELECT count(*) FROM unopposed)::int AS "notOpposed",
+           (SELECT count(*) FROM unobjected)::int AS "notObjected"`.execute(db);
+  const blocked = await channelBlock(db, channel, now, policy);
+  const counts = rows[0]!;
+  return { channel, at: now.toISOString(), ...counts, ...(blocked ? { notOpposed: 0, notObjected: 0 } : {}), blocked };
+}
