@@ -25,8 +25,8 @@ export interface CsvSourceOptions {
 
 export interface CsvSource {
   header: string[];
-  /** A row with the wrong number of fields carries `__shape_error` in its values. */
-  rows: AsyncIterable<CsvRow>;
+  /** Rows in chunks, as parsed; a row with the wrong number of fields carries `__shape_error` in its values. */
+  chunks: AsyncIterable<CsvRow[]>;
 }
 
 const GZIP_MAGIC = [0x1f, 0x8b];
@@ -75,32 +75,38 @@ export async function openCsv(path: string, options: CsvSourceOptions): Promise<
   text.setEncoding('utf8');
   pipeline([...stages, text], () => undefined);
 
-  const records = csvRecords(text)[Symbol.asyncIterator]();
-  const first = await records.next();
+  const chunks = csvChunks(text)[Symbol.asyncIterator]();
+  let first = await chunks.next();
+  while (!first.done && first.value.length === 0) first = await chunks.next();
   if (first.done) {
     throw new ImportFileError(`the file is empty: expected a header line with the columns ${options.required.join(',')}`);
   }
-  const header = first.value.fields.map((name, index) => (index === 0 ? name.replace(/^\uFEFF/, '') : name).trim());
-  const columnIndex = resolveColumns(header, options);
+  const [headerRecord, ...firstRows] = first.value;
+  const header = headerRecord!.fields.map((name, index) => (index === 0 ? name.replace(/^\uFEFF/, '') : name).trim());
+  const columnIndex = [...resolveColumns(header, options)];
 
-  async function* rows(): AsyncIterable<CsvRow> {
+  const toRow = ({ fields, line, error }: CsvRecord): CsvRow => {
+    const values: Record<string, string> = {};
+    for (const [name, index] of columnIndex) {
+      const value = fields[index];
+      if (value !== undefined) values[name] = value;
+    }
+    if (error) values.__shape_error = error;
+    else if (fields.length !== header.length) {
+      values.__shape_error = `expected ${header.length} fields as in the header, found ${fields.length}`;
+    }
+    return { line, values, raw: fields };
+  };
+
+  async function* rowChunks(): AsyncIterable<CsvRow[]> {
+    if (firstRows.length > 0) yield firstRows.map(toRow);
     for (;;) {
-      const next = await records.next();
+      const next = await chunks.next();
       if (next.done) return;
-      const { fields, line, error } = next.value;
-      const values: Record<string, string> = {};
-      for (const [name, index] of columnIndex) {
-        const value = fields[index];
-        if (value !== undefined) values[name] = value;
-      }
-      if (error) values.__shape_error = error;
-      else if (fields.length !== header.length) {
-        values.__shape_error = `expected ${header.length} fields as in the header, found ${fields.length}`;
-      }
-      yield { line, values, raw: fields };
+      yield next.value.map(toRow);
     }
   }
-  return { header, rows: rows() };
+  return { header, chunks: rowChunks() };
 }
 
 interface CsvRecord {
@@ -114,7 +120,7 @@ interface CsvRecord {
  * PapaParse in chunk mode (measured 5x faster than csv-parse on the Online Retail
  * log), paused while each chunk is consumed so memory stays flat.
  */
-async function* csvRecords(input: Readable): AsyncIterable<CsvRecord> {
+async function* csvChunks(input: Readable): AsyncIterable<CsvRecord[]> {
   const queue: Array<Papa.ParseResult<string[]> | Error | null> = [];
   let wake: (() => void) | undefined;
   let parser: Papa.Parser | undefined;
@@ -142,6 +148,7 @@ async function* csvRecords(input: Readable): AsyncIterable<CsvRecord> {
       throw item instanceof ImportFileError ? item : new ImportFileError(`cannot read the file: ${item.message}`);
     }
     const errors = new Map(item.errors.filter((e) => e.row !== undefined).map((e) => [e.row!, e.message]));
+    const records: CsvRecord[] = [];
     for (let index = 0; index < item.data.length; index += 1) {
       const fields = item.data[index]!;
       const start = line;
@@ -149,8 +156,9 @@ async function* csvRecords(input: Readable): AsyncIterable<CsvRecord> {
       line += 1;
       if (fields.length === 1 && fields[0] === '') continue; // an empty line
       const error = errors.get(index);
-      yield error ? { fields, line: start, error: `malformed CSV: ${error}` } : { fields, line: start };
+      records.push(error ? { fields, line: start, error: `malformed CSV: ${error}` } : { fields, line: start });
     }
+    yield records;
     try {
       parser?.resume();
     } catch {

@@ -85,15 +85,15 @@ export async function importCsv(
     const parseRow = await importer.prepare(session);
     const writer = openBulkWriter(client, deps.database.engine, 'import_staging', stagingColumns);
     let batch: BulkValue[][] = [];
-    for await (const { line, values, raw } of source.rows) {
-      rowsRead += 1;
-      const shapeError = values.__shape_error;
-      const result = shapeError ? { ok: false as const, error: { field: 'row', message: shapeError } } : parseRow(values);
-      if (!result.ok) {
-        await rejects.add({ line, ...result.error }, raw);
-        continue;
+    for await (const chunk of source.chunks) {
+      for (const { line, values, raw } of chunk) {
+        rowsRead += 1;
+        const shapeError = values.__shape_error;
+        const result = shapeError ? { ok: false as const, error: { field: 'row', message: shapeError } } : parseRow(values);
+        if (result.ok) batch.push([line, options.skipInvalid ? JSON.stringify(raw) : null, ...result.row]);
+        else rejects.add({ line, ...result.error }, raw);
       }
-      batch.push([line, options.skipInvalid ? JSON.stringify(raw) : null, ...result.row]);
+      await rejects.flush();
       if (batch.length >= BATCH_ROWS) {
         await writer.write(batch);
         batch = [];
@@ -114,7 +114,8 @@ export async function importCsv(
         [lines],
       );
       const rawByLine = new Map(rawRows.map((row) => [row.line, row.raw ? (JSON.parse(row.raw) as string[]) : []]));
-      for (const reject of setRejects) await rejects.add(reject, rawByLine.get(reject.line) ?? []);
+      for (const reject of setRejects) rejects.add(reject, rawByLine.get(reject.line) ?? []);
+      await rejects.flush();
     }
 
     if (rejects.count > 0 && !options.skipInvalid) {
@@ -203,7 +204,7 @@ class RejectCollector {
     }
   }
 
-  async add(reject: LineReject, raw: string[]): Promise<void> {
+  add(reject: LineReject, raw: string[]): void {
     this.count += 1;
     if (this.kept.length < REPORTED_REJECTS) this.kept.push(reject);
     const reason = `${reject.field}: ${reject.message.replace(/"[^"]*"/g, '"…"').replace(/\b\d+(\.\d+)?\b/g, 'N')}`;
@@ -211,9 +212,12 @@ class RejectCollector {
     summary.count += 1;
     if (summary.firstLines.length < 5) summary.firstLines.push(reject.line);
     this.reasons.set(reason, summary);
-    if (this.output && !this.output.write(stringify([[reject.line, `${reject.field}: ${reject.message}`, ...raw]]))) {
-      await once(this.output, 'drain');
-    }
+    this.output?.write(stringify([[reject.line, `${reject.field}: ${reject.message}`, ...raw]]));
+  }
+
+  /** Waits until the rejects file has taken what was written so far. */
+  async flush(): Promise<void> {
+    if (this.output?.writableNeedDrain) await once(this.output, 'drain');
   }
 
   first(): LineReject[] {

@@ -90,7 +90,9 @@ export async function importOppositionList(
       }
     };
     if (bareLines) await take(1, source.header[0]);
-    for await (const row of source.rows) await take(row.line, bareLines ? row.raw[0] : row.values.value);
+    for await (const chunk of source.chunks) {
+      for (const row of chunk) await take(row.line, bareLines ? row.raw[0] : row.values.value);
+    }
     await writer.write(batch);
     await writer.end();
 

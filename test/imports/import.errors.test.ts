@@ -160,6 +160,22 @@ describe('CSV import, bad input: clear messages naming the line, nothing half-im
     ]);
   });
 
+  it('counts lines across quoted fields that hold line breaks, and reports broken quoting', async () => {
+    const report = await expectRefused(
+      'contacts',
+      csv(
+        'external_id,first_name,created_at',
+        'Q1,"Anne',
+        'Marie",2024-01-01',
+        'Q2,Paul,not-a-date',
+        'Q3,"Jo"e,2024-01-01',
+      ),
+    );
+    expect(report.rejects[0]).toEqual({ line: 4, field: 'created_at', message: '"not-a-date" is not an ISO 8601 date (expected e.g. 2024-03-31 or 2024-03-31T14:05:00Z)' });
+    expect(report.rejects[1]).toMatchObject({ line: 5, field: 'row' });
+    expect(report.rejects[1]!.message).toMatch(/malformed CSV|expected 3 fields/);
+  });
+
   it('a good file after all these refusals imports normally', async () => {
     const report = await importFile(database, 'purchases', files.write('good.csv', csv(PURCHASE_HEADER, 'G1,C1,SKU-1,1,1.00,2025-01-01')));
     expect(report).toMatchObject({ status: 'committed', inserted: 1 });
