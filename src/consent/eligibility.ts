@@ -73,19 +73,18 @@ export async function channelBlock(
   policy: ConsentPolicy,
 ): Promise<string | null> {
   if (!policy.freshListChannels.includes(channel)) return null;
-  const lists = await db
-    .selectFrom('opposition_lists')
-    .select(['name', 'list_date'])
-    .where('channel', '=', channel)
-    .execute();
+  // the age in whole days between UTC dates, computed by the database: the pg client
+  // would read a date column as local midnight and make the age depend on the time zone
+  const { rows: lists } = await sql<{ name: string; age_days: number }>`
+    SELECT name, ((${now}::timestamptz AT TIME ZONE 'UTC')::date - list_date) AS age_days
+    FROM opposition_lists WHERE channel = ${channel}
+    ORDER BY age_days DESC, name`.execute(db);
   if (lists.length === 0) {
     return `no opposition list is loaded for channel ${channel}: import one (e.g. Bloctel) before using it`;
   }
-  const oldest = Math.min(...lists.map((list) => new Date(list.list_date).getTime()));
-  const ageDays = Math.floor((now.getTime() - oldest) / 86_400_000);
-  if (ageDays > policy.oppositionMaxAgeDays) {
-    const stale = lists.filter((list) => new Date(list.list_date).getTime() === oldest)[0]!;
-    return `opposition list "${stale.name}" for channel ${channel} is ${ageDays} days old (at most ${policy.oppositionMaxAgeDays}): import a fresh copy before using this channel`;
+  const oldest = lists[0]!;
+  if (oldest.age_days > policy.oppositionMaxAgeDays) {
+    return `opposition list "${oldest.name}" for channel ${channel} is ${oldest.age_days} days old (at most ${policy.oppositionMaxAgeDays}): import a fresh copy before using this channel`;
   }
   return null;
 }
@@ -93,8 +92,10 @@ export async function channelBlock(
 /**
  * Contacts that may be contacted on `channel` now, with the consent events that make
  * them eligible: valid profiling and channel consents, a contact detail for the channel,
- * not on an opposition list of that channel, no later objection to direct marketing.
- * Returned as a SQL subquery so that lists and counts are set-based.
+ * not on an opposition list of that channel, no objection to direct marketing since the
+ * channel grant (an objection at the same instant wins: the right to object is absolute).
+ * Returned as a SQL subquery so that lists and counts are set-based. It does not check
+ * whether the channel itself is closed: callers ask channelBlock() first.
  */
 export function reachableContacts(
   channel: string,
@@ -115,7 +116,7 @@ export function reachableContacts(
       AND NOT EXISTS (
         SELECT 1 FROM consent_state o
         WHERE o.contact_id = c.id AND o.purpose = 'direct_marketing' AND o.channel_key = ''
-          AND o.status = 'objected' AND o.captured_at > m.captured_at)
+          AND o.status = 'objected' AND o.captured_at >= m.captured_at)
   )`;
 }
 
@@ -148,7 +149,7 @@ export async function channelFunnel(
       SELECT s.contact_id FROM unopposed s WHERE NOT EXISTS (
         SELECT 1 FROM consent_state o
         WHERE o.contact_id = s.contact_id AND o.purpose = 'direct_marketing' AND o.channel_key = ''
-          AND o.status = 'objected' AND o.captured_at > s.captured_at))
+          AND o.status = 'objected' AND o.captured_at >= s.captured_at))
     SELECT (SELECT count(*) FROM base)::int AS contacts,
            (SELECT count(*) FROM profiled)::int AS "profilingConsent",
            (SELECT count(*) FROM consented)::int AS "channelConsent",

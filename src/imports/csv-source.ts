@@ -79,7 +79,8 @@ export async function openCsv(path: string, options: CsvSourceOptions): Promise<
   let first = await chunks.next();
   while (!first.done && first.value.length === 0) first = await chunks.next();
   if (first.done) {
-    throw new ImportFileError(`the file is empty: expected a header line with the columns ${options.required.join(',')}`);
+    const expected = options.required.length > 0 ? `a header line with the columns ${options.required.join(',')}` : 'at least one line';
+    throw new ImportFileError(`the file is empty: expected ${expected}`);
   }
   const [headerRecord, ...firstRows] = first.value;
   const header = headerRecord!.fields.map((name, index) => (index === 0 ? name.replace(/^\uFEFF/, '') : name).trim());

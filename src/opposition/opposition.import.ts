@@ -75,9 +75,9 @@ export async function importOppositionList(
     await client.query('CREATE TEMP TABLE opposition_staging (value_hash text) ON COMMIT DROP');
     const writer = openBulkWriter(client, deps.database.engine, 'opposition_staging', [{ name: 'value_hash', type: 'text' }]);
     let batch: string[][] = [];
-    const take = async (line: number, value: string | undefined) => {
+    const take = async (line: number, value: string | undefined, shapeError?: string) => {
       rowsRead += 1;
-      const normalized = normalize(value ?? '');
+      const normalized: Normalized = shapeError ? { ok: false, error: shapeError } : normalize(value ?? '');
       if (!normalized.ok) {
         rejected += 1;
         if (rejects.length < REPORTED_REJECTS) rejects.push({ line, field: 'value', message: `"${value ?? ''}" ${normalized.error}` });
@@ -91,13 +91,17 @@ export async function importOppositionList(
     };
     if (bareLines) await take(1, source.header[0]);
     for await (const chunk of source.chunks) {
-      for (const row of chunk) await take(row.line, bareLines ? row.raw[0] : row.values.value);
+      for (const row of chunk) {
+        const shapeError = bareLines && row.raw.length > 1 ? 'is not alone on its line' : row.values.__shape_error;
+        await take(row.line, bareLines ? row.raw[0] : row.values.value, shapeError);
+      }
     }
     await writer.write(batch);
     await writer.end();
 
     if (rowsRead === 0) throw new ImportFileError('the list holds no values');
-    if (rejected > 0 && !request.skipInvalid) {
+    // a list of nothing but bad values is a broken download: replacing the list with it would open the channel
+    if (rejected > 0 && (!request.skipInvalid || rejected === rowsRead)) {
       await client.query('ROLLBACK');
       return report('rejected', null, 0, 0);
     }
@@ -107,7 +111,9 @@ export async function importOppositionList(
     );
     const existing = previous.rows[0];
     if (existing && existing.channel !== request.channel) {
-      throw new ImportFileError(`list "${request.name}" is a ${existing.channel} list; import a ${request.channel} list under another name`);
+      throw new ImportFileError(
+        `list "${request.name}" is a list for channel ${existing.channel}; import a list for channel ${request.channel} under another name`,
+      );
     }
     const { rows } = await client.query<{ id: number }>(
       `INSERT INTO opposition_lists (name, channel, list_date, imported_at, entry_count) VALUES ($1, $2, $3, $4, 0)
