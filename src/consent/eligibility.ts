@@ -6,7 +6,7 @@ import type { Database } from '../db/database.ts';
  * The one answer to "does this consent count at instant T", everywhere (training,
  * scoring, lists, audits): the latest event for the contact x purpose x channel,
  * among those captured at or before T, is granted, explicit, with proof of means
- * (consent_event_counts() in SQL), and not expired at T.
+ * (consent_is_valid() in SQL), and not expired at T.
  *
  * `live` reads the state table kept with the ledger (the latest event overall, so
  * valid for "now" because no event may be captured in the future); otherwise the
@@ -25,14 +25,17 @@ export function countingConsents(
         AND (expires_at IS NULL OR expires_at > ${at})
     )`;
   }
+  const channelMatches = channel === null ? sql`channel IS NULL` : sql`channel = ${channel}`;
   return sql`(
-    SELECT contact_id, id AS event_id, captured_at FROM (
+    SELECT latest.contact_id, latest.id AS event_id, latest.captured_at FROM (
       SELECT DISTINCT ON (contact_id) contact_id, id, status, method, source, captured_at, expires_at
       FROM consent_events
-      WHERE purpose = ${purpose} AND channel IS NOT DISTINCT FROM ${channel} AND captured_at <= ${at}
+      WHERE purpose = ${purpose} AND ${channelMatches} AND captured_at <= ${at}
       ORDER BY contact_id, captured_at DESC, id DESC
     ) latest
-    WHERE consent_event_counts(status, method, source) AND (expires_at IS NULL OR expires_at > ${at})
+    LEFT JOIN consent_methods m ON m.code = latest.method
+    WHERE consent_is_valid(latest.status, latest.source, m.is_explicit)
+      AND (latest.expires_at IS NULL OR latest.expires_at > ${at})
   )`;
 }
 
@@ -131,31 +134,24 @@ export async function channelFunnel(
   if (!channelRow) throw new UnknownChannelError(`unknown channel "${channel}"`);
   const hash =
     channelRow.contact_field === 'email' ? sql`d.email_hash` : channelRow.contact_field === 'phone' ? sql`d.phone_hash` : sql`NULL::text`;
+  // one join pipeline counted with FILTER: the same rules as reachableContacts, step by step
+  // (six chained CTEs were materialised one after the other: 4.5 s at 1M contacts, measured)
   const { rows } = await sql<Omit<ChannelFunnel, 'channel' | 'at' | 'blocked'>>`
-    WITH base AS (SELECT id AS contact_id FROM contacts WHERE erased_at IS NULL),
-    profiled AS (
-      SELECT b.contact_id FROM base b JOIN ${countingConsents('profiling', null, now, true)} p USING (contact_id)),
-    consented AS (
-      SELECT p.contact_id, m.captured_at FROM profiled p
-      JOIN ${countingConsents('direct_marketing', channel, now, true)} m USING (contact_id)),
-    detailed AS (
-      SELECT s.contact_id, s.captured_at, ${hash} AS value_hash FROM consented s
-      JOIN contact_personal_data d ON d.contact_id = s.contact_id WHERE ${hash} IS NOT NULL),
-    unopposed AS (
-      SELECT s.* FROM detailed s WHERE NOT EXISTS (
-        SELECT 1 FROM opposition_entries e JOIN opposition_lists l ON l.id = e.list_id
-        WHERE l.channel = ${channel} AND e.value_hash = s.value_hash)),
-    unobjected AS (
-      SELECT s.contact_id FROM unopposed s WHERE NOT EXISTS (
-        SELECT 1 FROM consent_state o
-        WHERE o.contact_id = s.contact_id AND o.purpose = 'direct_marketing' AND o.channel_key = ''
-          AND o.status = 'objected' AND o.captured_at >= s.captured_at))
-    SELECT (SELECT count(*) FROM base)::int AS contacts,
-           (SELECT count(*) FROM profiled)::int AS "profilingConsent",
-           (SELECT count(*) FROM consented)::int AS "channelConsent",
-           (SELECT count(*) FROM detailed)::int AS "withContactDetail",
-           (SELECT count(*) FROM unopposed)::int AS "notOpposed",
-           (SELECT count(*) FROM unobjected)::int AS "notObjected"`.execute(db);
+    SELECT (SELECT count(*) FROM contacts WHERE erased_at IS NULL)::int AS contacts,
+           count(*)::int AS "profilingConsent",
+           count(m.contact_id)::int AS "channelConsent",
+           count(d.contact_id)::int AS "withContactDetail",
+           count(d.contact_id) FILTER (WHERE opposed.value_hash IS NULL)::int AS "notOpposed",
+           count(d.contact_id) FILTER (WHERE opposed.value_hash IS NULL AND o.contact_id IS NULL)::int AS "notObjected"
+    FROM ${countingConsents('profiling', null, now, true)} p
+    LEFT JOIN ${countingConsents('direct_marketing', channel, now, true)} m ON m.contact_id = p.contact_id
+    LEFT JOIN contact_personal_data d ON d.contact_id = m.contact_id AND ${hash} IS NOT NULL
+    LEFT JOIN (
+      SELECT DISTINCT e.value_hash FROM opposition_entries e JOIN opposition_lists l ON l.id = e.list_id
+      WHERE l.channel = ${channel}) opposed ON opposed.value_hash = ${hash}
+    LEFT JOIN consent_state o ON o.contact_id = m.contact_id AND o.purpose = 'direct_marketing'
+      AND o.channel_key = '' AND o.status = 'objected' AND o.captured_at >= m.captured_at
+    WHERE NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = p.contact_id AND c.erased_at IS NOT NULL)`.execute(db);
   const blocked = await channelBlock(db, channel, now, policy);
   const counts = rows[0]!;
   return { channel, at: now.toISOString(), ...counts, ...(blocked ? { notOpposed: 0, notObjected: 0 } : {}), blocked };

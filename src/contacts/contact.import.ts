@@ -48,6 +48,8 @@ export const contactImporter: ImporterDefinition = {
       ['external_id'],
       (id, first) => `duplicate external_id "${id}": already on line ${first}`,
     );
+    // an erasure committing between this check and the insert would let the person back in
+    await client.query('LOCK TABLE erasure_tombstones IN SHARE MODE');
     const { rows } = await client.query<{ line: number; erased_at: Date }>(
       `SELECT s.line, max(t.erased_at) AS erased_at
        FROM import_staging s

@@ -20,11 +20,14 @@ export interface DatabaseHandle {
 
 const INT8_OID = 20;
 const NUMERIC_OID = 1700;
+const INT8_ARRAY_OID = 1016;
 
 // Ids (bigint) and money (numeric) come back as numbers: every value we store fits a double exactly.
+const parseInt8Array = pg.types.getTypeParser(INT8_ARRAY_OID as Parameters<typeof pg.types.getTypeParser>[0]);
 const typeParsers = {
   getTypeParser(oid: number, format?: 'text' | 'binary') {
     if (oid === INT8_OID || oid === NUMERIC_OID) return (value: string) => Number(value);
+    if (oid === INT8_ARRAY_OID) return (value: string) => (parseInt8Array(value) as string[]).map(Number);
     return pg.types.getTypeParser(oid, format);
   },
 };

@@ -137,7 +137,7 @@ export async function importCsv(
       [String(session.importId), JSON.stringify({ kind: importer.kind, rowsRead, ...counts, rejected: rejects.count })],
     );
     await client.query('COMMIT');
-    await client.query(`ANALYZE ${importer.writes.join(', ')}`);
+    await client.query(`VACUUM (ANALYZE) ${importer.writes.join(', ')}`);
     const report = buildReport('committed', session.importId, counts);
     deps.logger.info(
       { kind: importer.kind, importId: report.importId, rowsRead, ...counts, rejected: rejects.count, durationMs: report.durationMs },

@@ -58,7 +58,8 @@ export interface ImporterDefinition {
   required: readonly string[];
   optional: readonly string[];
   staging: BulkColumn[];
-  /** tables the import writes: analysed after commit (PGlite has no autovacuum; fresh statistics keep plans sane) */
+  /** tables the import writes: vacuumed and analysed after commit (PGlite has no autovacuum; statistics
+   *  keep plans sane, and the visibility map lets the consent gate use index-only scans) */
   writes: readonly string[];
   prepare(session: ImportSession): Promise<(values: Record<string, string>) => RowResult>;
   check(session: ImportSession): Promise<LineReject[]>;

@@ -1,0 +1,149 @@
+import { writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { InvalidPeriodError, parseRetentionPeriod, periodBefore, type RetentionPeriod } from '../retention/retention-period.ts';
+import { purgeInactive } from '../retention/retention.service.ts';
+import { writePortabilityBundle } from '../rights/portability.ts';
+import { InvalidRightsRequestError, SubjectNotFoundError } from '../rights/rights.errors.ts';
+import { accessReport, erase, type IdentityChanges, object, rectify } from '../rights/rights.service.ts';
+import { UserError, withContext } from './cli-context.ts';
+
+const ACTOR = 'cli';
+
+/** A refused request is the user's to fix: printed as a plain message, exit code 2. */
+function asUserError(error: unknown): never {
+  if (error instanceof SubjectNotFoundError || error instanceof InvalidRightsRequestError) throw new UserError(error.message);
+  throw error;
+}
+
+function retentionPeriod(value: string): RetentionPeriod {
+  try {
+    return parseRetentionPeriod(value);
+  } catch (error) {
+    throw error instanceof InvalidPeriodError ? new UserError(`--inactive ${error.message}`) : error;
+  }
+}
+
+interface RectifyFlags {
+  email?: string;
+  phone?: string;
+  firstName?: string;
+  lastName?: string;
+  country?: string;
+}
+
+export function registerRightsCommands(program: Command): void {
+  const rights = program
+    .command('rights')
+    .description('data-subject rights (GDPR art. 15-21) for one contact, named by its external id; each request is audited');
+
+  rights
+    .command('access <ref>')
+    .description('everything held on the contact (identity, consents with proofs, purchases, scores and their reasons, exports) as JSON')
+    .option('--out <file>', 'write the JSON to this file instead of printing it')
+    .action((ref: string, flags: { out?: string }) =>
+      withContext({ migrate: true }, async (context) => {
+        const report = await accessReport(context.database.db, ref, ACTOR, context.clock.now()).catch(asUserError);
+        const json = `${JSON.stringify(report, null, 2)}\n`;
+        if (!flags.out) {
+          process.stdout.write(json);
+          return;
+        }
+        writeFileSync(flags.out, json, { mode: 0o600 });
+        console.log(`access report of contact #${report.subject.contactId} written to ${flags.out}`);
+      }),
+    );
+
+  rights
+    .command('export <ref>')
+    .description('portability: the access report as JSON plus one CSV file per section, in a folder')
+    .requiredOption('--out <dir>', 'folder to write the files into (created if needed)')
+    .action((ref: string, flags: { out: string }) =>
+      withContext({ migrate: true }, async (context) => {
+        const report = await accessReport(context.database.db, ref, ACTOR, context.clock.now(), 'portability').catch(asUserError);
+        const files = writePortabilityBundle(report, flags.out);
+        console.log(`portability bundle of contact #${report.subject.contactId}: ${files.length} files in ${flags.out}`);
+      }),
+    );
+
+  rights
+    .command('rectify <ref>')
+    .description('correct identity fields; an empty value clears the field')
+    .option('--email <email>')
+    .option('--phone <phone>', 'read with CIBLE_DEFAULT_PHONE_COUNTRY when written without +country code')
+    .option('--first-name <name>')
+    .option('--last-name <name>')
+    .option('--country <country>')
+    .action((ref: string, flags: RectifyFlags) =>
+      withContext({ migrate: true }, async (context) => {
+        const changes: IdentityChanges = {
+          email: flags.email, phone: flags.phone, first_name: flags.firstName, last_name: flags.lastName, country: flags.country,
+        };
+        const result = await rectify(context.database.db, ref, changes, ACTOR, context.clock.now(), {
+          defaultPhoneCountry: context.config.defaultPhoneCountry,
+        }).catch(asUserError);
+        console.log(
+          result.changed.length === 0
+            ? `contact #${result.contactId}: the values given are those already held, nothing changed`
+            : `contact #${result.contactId}: rectified ${result.changed.join(', ')}`,
+        );
+      }),
+    );
+
+  rights
+    .command('object <ref>')
+    .description('record an objection: to profiling (scores deleted) or to direct marketing (every channel unless --channel)')
+    .requiredOption('--purpose <purpose>', 'profiling or direct_marketing')
+    .option('--channel <channel>', 'direct marketing only: email, sms, phone, postal, push')
+    .action((ref: string, flags: { purpose: string; channel?: string }) =>
+      withContext({ migrate: true }, async (context) => {
+        const result = await object(context.database.db, ref, { purpose: flags.purpose, channel: flags.channel }, ACTOR, context.clock.now())
+          .catch(asUserError);
+        const scope = result.channel ?? (flags.purpose === 'profiling' ? 'profiling' : 'every channel');
+        console.log(
+          `contact #${result.contactId}: objection to ${result.purpose} (${scope}) recorded at ${result.capturedAt}` +
+            (result.scoresDeleted > 0 ? `, ${result.scoresDeleted} scores deleted` : ''),
+        );
+      }),
+    );
+
+  rights
+    .command('erase <ref>')
+    .description('erase the contact for good (personal data, purchases, scores, consent evidence) and print the receipt')
+    .option('--yes', 'confirm: an erasure cannot be undone')
+    .action((ref: string, flags: { yes?: boolean }) => {
+      if (!flags.yes) throw new UserError('an erasure cannot be undone: add --yes to confirm');
+      return withContext({ migrate: true }, async (context) => {
+        const receipt = await erase(context.database.db, ref, ACTOR, context.clock.now()).catch(asUserError);
+        console.log(JSON.stringify(receipt, null, 2));
+      });
+    });
+
+  program
+    .command('retention')
+    .description('retention of personal data')
+    .command('purge')
+    .description('erase prospects (no purchase ever) with no consent activity for a period; a dry run unless --apply')
+    .requiredOption('--inactive <period>', 'inactivity period, e.g. 3y, 18m, 90d', retentionPeriod)
+    .option('--apply', 'erase them (each with a receipt); without it only counts are printed')
+    .option('--json', 'print the report as JSON (with the receipts when applied)')
+    .action((flags: { inactive: RetentionPeriod; apply?: boolean; json?: boolean }) =>
+      withContext({ migrate: true }, async (context) => {
+        const now = context.clock.now();
+        const report = await purgeInactive(context.database.db, {
+          inactiveSince: periodBefore(now, flags.inactive), actor: ACTOR, now, apply: flags.apply ?? false,
+        });
+        if (flags.json) {
+          console.log(JSON.stringify(report, null, 2));
+          return;
+        }
+        const since = report.inactiveSince.slice(0, 10);
+        console.log(`${report.found} prospects with no purchase and no consent activity since ${since}`);
+        for (const [year, count] of Object.entries(report.foundByCreationYear)) console.log(`  created in ${year}: ${count}`);
+        console.log(
+          report.applied
+            ? `erased ${report.erased}${report.skipped > 0 ? `, skipped ${report.skipped} (active again or already erased)` : ''}; receipts kept with the tombstones`
+            : 'dry run: nothing erased; add --apply to erase them',
+        );
+      }),
+    );
+}

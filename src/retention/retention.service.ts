@@ -1,0 +1,100 @@
+import { type Kysely, sql } from 'kysely';
+import type { Database } from '../db/database.ts';
+import { recordRightsAudit } from '../rights/rights-audit.repository.ts';
+import { type ErasureReceipt, eraseSubject } from '../rights/rights.service.ts';
+import { lockSubjectById } from '../rights/subject.repository.ts';
+import { inTransaction } from '../rights/transaction.ts';
+
+// Retention (rule 9): a prospect (never bought anything) with no interaction of their own
+// since the cutoff is erased. Their interactions are the consent ledger's events, as the
+// CNIL counts prospect retention from "the last contact coming from the prospect".
+
+export interface InactiveProspect {
+  contactId: number;
+  createdAt: Date;
+  /** the latest consent event captured for them, before the cutoff; null if none */
+  lastActivityAt: Date | null;
+}
+
+function inactiveProspects(inactiveSince: Date, contactId?: number) {
+  return sql<InactiveProspect>`
+    SELECT c.id AS "contactId", c.created_at AS "createdAt", max(e.captured_at) AS "lastActivityAt"
+    FROM contacts c
+    LEFT JOIN consent_events e ON e.contact_id = c.id
+    WHERE c.erased_at IS NULL
+      AND c.created_at < ${inactiveSince}
+      AND NOT EXISTS (SELECT 1 FROM purchases p WHERE p.contact_id = c.id)
+      ${contactId === undefined ? sql`` : sql`AND c.id = ${contactId}`}
+    GROUP BY c.id
+    HAVING max(e.captured_at) IS NULL OR max(e.captured_at) < ${inactiveSince}
+    ORDER BY c.id`;
+}
+
+/** Prospects created before `inactiveSince`, with no purchase ever and no consent-ledger activity since. */
+export async function findInactiveProspects(db: Kysely<Database>, inactiveSince: Date): Promise<InactiveProspect[]> {
+  return (await inactiveProspects(inactiveSince).execute(db)).rows;
+}
+
+export interface PurgeOptions {
+  inactiveSince: Date;
+  actor: string;
+  now: Date;
+  /** false (the default): count only, write nothing */
+  apply?: boolean;
+}
+
+export interface PurgeReport {
+  inactiveSince: string;
+  applied: boolean;
+  /** inactive prospects found */
+  found: number;
+  /** found, by year of creation (counts only: a dry run shows no one) */
+  foundByCreationYear: Record<string, number>;
+  erased: number;
+  /** found, but active again or erased by someone else before their turn came */
+  skipped: number;
+  receipts: ErasureReceipt[];
+}
+
+/** Counts the inactive prospects, and with `apply` erases each in its own transaction, with a receipt. */
+export async function purgeInactive(db: Kysely<Database>, options: PurgeOptions): Promise<PurgeReport> {
+  const { inactiveSince, actor, now } = options;
+  const prospects = await findInactiveProspects(db, inactiveSince);
+  const receipts: ErasureReceipt[] = [];
+  if (options.apply) {
+    for (const { contactId } of prospects) {
+      const receipt = await eraseIfStillInactive(db, contactId, options);
+      if (receipt) receipts.push(receipt);
+    }
+  }
+  const summary = {
+    inactiveSince: inactiveSince.toISOString(),
+    applied: options.apply ?? false,
+    found: prospects.length,
+    foundByCreationYear: countByYear(prospects),
+    erased: receipts.length,
+    skipped: options.apply ? prospects.length - receipts.length : 0,
+  };
+  if (options.apply) await recordRightsAudit(db, { actor, action: 'retention.purge', contactId: null, at: now, details: summary });
+  return { ...summary, receipts };
+}
+
+/** Checked again under lock: the person may have bought or consented since the list was read. */
+function eraseIfStillInactive(db: Kysely<Database>, contactId: number, options: PurgeOptions): Promise<ErasureReceipt | null> {
+  return inTransaction(db, async (trx) => {
+    const subject = await lockSubjectById(trx, contactId);
+    if (!subject) return null;
+    const { rows } = await inactiveProspects(options.inactiveSince, contactId).execute(trx);
+    if (rows.length === 0) return null;
+    return eraseSubject(trx, subject, options.actor, options.now, 'retention');
+  });
+}
+
+function countByYear(prospects: InactiveProspect[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const { createdAt } of prospects) {
+    const year = String(new Date(createdAt).getUTCFullYear());
+    counts[year] = (counts[year] ?? 0) + 1;
+  }
+  return counts;
+}

@@ -1,0 +1,162 @@
+import { type Kysely, sql } from 'kysely';
+import type { Database } from '../db/database.ts';
+import type { ScoreReason } from '../scores/score.table.ts';
+
+// Everything held about one contact, section by section, in the shape the access report shows.
+
+export interface ConsentEventRow {
+  eventId: number;
+  purpose: string;
+  channel: string | null;
+  status: string;
+  capturedAt: Date;
+  recordedAt: Date;
+  source: string | null;
+  method: string | null;
+  methodIsExplicit: boolean | null;
+  noticeVersion: string | null;
+  evidenceRef: string | null;
+  expiresAt: Date | null;
+}
+
+export function consentEventsOf(db: Kysely<Database>, contactId: number): Promise<ConsentEventRow[]> {
+  return db
+    .selectFrom('consent_events as e')
+    .leftJoin('consent_methods as m', 'm.code', 'e.method')
+    .select([
+      'e.id as eventId', 'e.purpose', 'e.channel', 'e.status', 'e.captured_at as capturedAt', 'e.recorded_at as recordedAt',
+      'e.source', 'e.method', 'm.is_explicit as methodIsExplicit', 'e.notice_version as noticeVersion',
+      'e.evidence_ref as evidenceRef', 'e.expires_at as expiresAt',
+    ])
+    .where('e.contact_id', '=', contactId)
+    .orderBy('e.captured_at')
+    .orderBy('e.id')
+    .execute();
+}
+
+export interface ConsentStateRow {
+  purpose: string;
+  channel: string | null;
+  eventId: number;
+  status: string;
+  capturedAt: Date;
+  expiresAt: Date | null;
+  counts: boolean;
+}
+
+/** The event in force per purpose x channel (channel null: profiling, or an objection to every channel). */
+export async function consentStateOf(db: Kysely<Database>, contactId: number): Promise<ConsentStateRow[]> {
+  const rows = await db
+    .selectFrom('consent_state')
+    .select(['purpose', 'channel_key', 'event_id as eventId', 'status', 'captured_at as capturedAt', 'expires_at as expiresAt', 'counts'])
+    .where('contact_id', '=', contactId)
+    .orderBy('purpose')
+    .orderBy('channel_key')
+    .execute();
+  return rows.map(({ channel_key, ...row }) => ({ ...row, channel: channel_key === '' ? null : channel_key }));
+}
+
+export interface PurchaseRow {
+  orderId: string;
+  sku: string | null;
+  productName: string | null;
+  category: string | null;
+  quantity: number;
+  unitPrice: number;
+  purchasedAt: Date;
+}
+
+export function purchasesOf(db: Kysely<Database>, contactId: number): Promise<PurchaseRow[]> {
+  return db
+    .selectFrom('purchases as p')
+    .leftJoin('products as pr', 'pr.id', 'p.product_id')
+    .select([
+      'p.order_id as orderId', 'pr.sku', 'pr.name as productName', 'pr.category', 'p.quantity', 'p.unit_price as unitPrice',
+      'p.purchased_at as purchasedAt',
+    ])
+    .where('p.contact_id', '=', contactId)
+    .orderBy('p.purchased_at')
+    .orderBy('p.order_id')
+    .execute();
+}
+
+export interface LiveScoreRow {
+  modelId: number;
+  targetKind: string;
+  targetKey: string;
+  modelVersion: number;
+  algorithm: string;
+  features: string[];
+  horizonDays: number;
+  scoredAt: Date;
+  score: number;
+  rank: number;
+  percentile: number;
+  reasons: ScoreReason[] | null;
+}
+
+/** Scores in force (live score sets only), with what Art. 15 calls the logic involved: target, features, reasons. */
+export function liveScoresOf(db: Kysely<Database>, contactId: number): Promise<LiveScoreRow[]> {
+  return db
+    .selectFrom('scores as s')
+    .innerJoin('score_sets as ss', (join) => join.onRef('ss.id', '=', 's.score_set_id').on('ss.status', '=', 'live'))
+    .innerJoin('models as m', 'm.id', 'ss.model_id')
+    .innerJoin('model_versions as v', 'v.id', 'ss.model_version_id')
+    .select([
+      'm.id as modelId', 'm.target_kind as targetKind', 'm.target_key as targetKey', 'v.version as modelVersion',
+      'v.algorithm', 'v.feature_list as features', 'v.horizon_days as horizonDays', 'ss.scored_at as scoredAt',
+      's.score', 's.rank', 's.percentile', 's.reasons',
+    ])
+    .where('s.contact_id', '=', contactId)
+    .orderBy('m.id')
+    .execute();
+}
+
+export interface ExportAppearanceRow {
+  exportId: string;
+  exportedAt: Date;
+  channel: string;
+  modelId: number;
+  position: number;
+  isHoldout: boolean;
+  contactValue: string | null;
+  score: number;
+  rank: number;
+  consentEventIds: number[];
+}
+
+export function exportsOf(db: Kysely<Database>, contactId: number): Promise<ExportAppearanceRow[]> {
+  return db
+    .selectFrom('target_export_members as tm')
+    .innerJoin('target_exports as te', 'te.id', 'tm.export_id')
+    .select([
+      'te.id as exportId', 'tm.exported_at as exportedAt', 'te.channel', 'te.model_id as modelId', 'tm.position',
+      'tm.is_holdout as isHoldout', 'tm.contact_value as contactValue', 'tm.score', 'tm.rank',
+      'tm.consent_event_ids as consentEventIds',
+    ])
+    .where('tm.contact_id', '=', contactId)
+    .orderBy('tm.exported_at')
+    .orderBy('te.id')
+    .execute();
+}
+
+export interface OppositionMatchRow {
+  listName: string;
+  channel: string;
+  /** the list's publication day, YYYY-MM-DD */
+  listDate: string;
+  matchedOn: 'email' | 'phone';
+}
+
+/** Opposition lists (Bloctel, suppression lists) the contact's email or phone is on: also data held about them. */
+export async function oppositionListsOf(db: Kysely<Database>, contactId: number): Promise<OppositionMatchRow[]> {
+  const { rows } = await sql<OppositionMatchRow>`
+    SELECT l.name AS "listName", l.channel, l.list_date::text AS "listDate",
+           CASE WHEN e.value_hash = d.email_hash THEN 'email' ELSE 'phone' END AS "matchedOn"
+    FROM contact_personal_data d
+    JOIN opposition_entries e ON e.value_hash IN (d.email_hash, d.phone_hash)
+    JOIN opposition_lists l ON l.id = e.list_id
+    WHERE d.contact_id = ${contactId}
+    ORDER BY l.name`.execute(db);
+  return rows;
+}

@@ -1,0 +1,341 @@
+import type { Kysely, Transaction } from 'kysely';
+import { normalizeEmail, normalizePhone } from '../contacts/identity.ts';
+import type { Database } from '../db/database.ts';
+import { parseOptionalText } from '../imports/values.ts';
+import type { ScoreReason } from '../scores/score.table.ts';
+import {
+  type ConsentStateRow,
+  consentEventsOf,
+  consentStateOf,
+  exportsOf,
+  liveScoresOf,
+  oppositionListsOf,
+  purchasesOf,
+} from './access.repository.ts';
+import {
+  deletePersonalData,
+  deletePurchases,
+  deleteScores,
+  insertTombstone,
+  markContactErased,
+  scrubConsentEvidence,
+  scrubExportMembers,
+} from './erasure.repository.ts';
+import { channelCodes, countScores, insertObjectionEvent, purposeRules } from './objection.repository.ts';
+import { recordRightsAudit } from './rights-audit.repository.ts';
+import { InvalidRightsRequestError } from './rights.errors.ts';
+import { inTransaction } from './transaction.ts';
+import { findSubject, lockSubject, type PersonalData, personalDataOf, savePersonalData, type Subject } from './subject.repository.ts';
+
+// Data-subject rights (GDPR art. 15 to 21). Every right writes one audit_log line whose
+// subject is the internal contact id and whose details hold names, ids and counts only.
+
+const iso = (date: Date | string) => new Date(date).toISOString();
+const isoOrNull = (date: Date | string | null) => (date === null ? null : iso(date));
+
+// ---------------------------------------------------------------- access and portability
+
+export interface AccessReport {
+  generatedAt: string;
+  subject: { contactId: number; externalId: string; createdAt: string };
+  identity: { email: string | null; phone: string | null; firstName: string | null; lastName: string | null; country: string | null };
+  consents: {
+    /** per purpose x channel (null: no channel, or every channel for an objection): the event in force and whether it counts now */
+    status: ConsentStatusNow[];
+    /** the whole ledger with the proof of each event */
+    events: ConsentProof[];
+  };
+  purchases: Array<{
+    orderId: string; sku: string | null; productName: string | null; category: string | null;
+    quantity: number; unitPrice: number; purchasedAt: string;
+  }>;
+  scores: Array<{
+    modelId: number; targetKind: string; targetKey: string; modelVersion: number; algorithm: string; features: string[];
+    horizonDays: number; scoredAt: string; score: number; rank: number; percentile: number; reasons: ScoreReason[];
+  }>;
+  exports: Array<{
+    exportId: string; exportedAt: string; channel: string; modelId: number; position: number; isHoldout: boolean;
+    contactValue: string | null; score: number; rank: number; consentEventIds: number[];
+  }>;
+  oppositionLists: Array<{ listName: string; channel: string; listDate: string; matchedOn: 'email' | 'phone' }>;
+}
+
+export interface ConsentStatusNow {
+  purpose: string;
+  channel: string | null;
+  status: string;
+  eventId: number;
+  capturedAt: string;
+  expiresAt: string | null;
+  validNow: boolean;
+}
+
+export interface ConsentProof {
+  eventId: number; purpose: string; channel: string | null; status: string; capturedAt: string; recordedAt: string;
+  source: string | null; method: string | null; methodIsExplicit: boolean | null; noticeVersion: string | null;
+  evidenceRef: string | null; expiresAt: string | null;
+}
+
+/**
+ * Everything held on the person (art. 15), as one JSON-ready document that is also
+ * the portability export (art. 20). Read in one snapshot; audited as access or portability.
+ */
+export async function accessReport(
+  db: Kysely<Database>,
+  ref: string,
+  actor: string,
+  now: Date,
+  right: 'access' | 'portability' = 'access',
+): Promise<AccessReport> {
+  const build = async (trx: Transaction<Database>) => {
+    const subject = await findSubject(trx, ref);
+    const report = await collectReport(trx, subject, now);
+    await recordRightsAudit(trx, {
+      actor,
+      action: right === 'access' ? 'rights.access' : 'rights.portability',
+      contactId: subject.contactId,
+      at: now,
+      details: { sections: sectionSizes(report) },
+    });
+    return report;
+  };
+  return db.isTransaction ? build(db as Transaction<Database>) : db.transaction().setIsolationLevel('repeatable read').execute(build);
+}
+
+async function collectReport(trx: Transaction<Database>, subject: Subject, now: Date): Promise<AccessReport> {
+  const { contactId } = subject;
+  const identity = await personalDataOf(trx, contactId);
+  const states = await consentStateOf(trx, contactId);
+  const events = await consentEventsOf(trx, contactId);
+  const purchases = await purchasesOf(trx, contactId);
+  const scores = await liveScoresOf(trx, contactId);
+  const exports = await exportsOf(trx, contactId);
+  const oppositionLists = await oppositionListsOf(trx, contactId);
+  return {
+    generatedAt: iso(now),
+    subject: { contactId, externalId: subject.externalId, createdAt: iso(subject.createdAt) },
+    identity: {
+      email: identity.email, phone: identity.phone, firstName: identity.first_name, lastName: identity.last_name,
+      country: identity.country,
+    },
+    consents: {
+      status: consentStatusNow(states, now),
+      events: events.map((event) => ({
+        ...event, capturedAt: iso(event.capturedAt), recordedAt: iso(event.recordedAt), expiresAt: isoOrNull(event.expiresAt),
+      })),
+    },
+    purchases: purchases.map((purchase) => ({ ...purchase, purchasedAt: iso(purchase.purchasedAt) })),
+    scores: scores.map((score) => ({ ...score, scoredAt: iso(score.scoredAt), reasons: score.reasons ?? [] })),
+    // bigint[] comes back from pg as strings (engine.ts parses scalar bigint only)
+    exports: exports.map((line) => ({ ...line, exportedAt: iso(line.exportedAt), consentEventIds: line.consentEventIds })),
+    oppositionLists,
+  };
+}
+
+/**
+ * Valid now: the event in force counts (granted, explicit, with proof), has not expired,
+ * and, for a per-channel purpose, no later objection stands against every channel
+ * (the same rules as eligibility.ts).
+ */
+function consentStatusNow(states: ConsentStateRow[], now: Date): ConsentStatusNow[] {
+  const objectedToAllChannels = (state: ConsentStateRow) =>
+    state.channel !== null &&
+    states.some((other) => other.purpose === state.purpose && other.channel === null && other.status === 'objected' && other.capturedAt > state.capturedAt);
+  return states.map((state) => ({
+    purpose: state.purpose,
+    channel: state.channel,
+    status: state.status,
+    eventId: state.eventId,
+    capturedAt: iso(state.capturedAt),
+    expiresAt: isoOrNull(state.expiresAt),
+    validNow: state.counts && (state.expiresAt === null || state.expiresAt > now) && !objectedToAllChannels(state),
+  }));
+}
+
+function sectionSizes(report: AccessReport): Record<string, number> {
+  return {
+    consentEvents: report.consents.events.length,
+    purchases: report.purchases.length,
+    scores: report.scores.length,
+    exports: report.exports.length,
+    oppositionLists: report.oppositionLists.length,
+  };
+}
+
+// ---------------------------------------------------------------- rectification
+
+export const IDENTITY_FIELDS = ['email', 'phone', 'first_name', 'last_name', 'country'] as const;
+export type IdentityField = (typeof IDENTITY_FIELDS)[number];
+/** New values; null or an empty string clears the field. */
+export type IdentityChanges = Partial<Record<IdentityField, string | null>>;
+
+export interface RectifyOptions {
+  /** how to read a phone number written without an international prefix (config CIBLE_DEFAULT_PHONE_COUNTRY) */
+  defaultPhoneCountry: string;
+}
+
+export interface RectificationResult {
+  contactId: number;
+  /** names of the fields whose value changed (unchanged values are not rewritten) */
+  changed: IdentityField[];
+}
+
+/** Corrects identity fields (art. 16), normalised like an import, with their hashes recomputed. */
+export async function rectify(
+  db: Kysely<Database>,
+  ref: string,
+  changes: IdentityChanges,
+  actor: string,
+  now: Date,
+  options: RectifyOptions,
+): Promise<RectificationResult> {
+  const wanted = normalizeChanges(changes, options.defaultPhoneCountry);
+  return inTransaction(db, async (trx) => {
+    const { contactId } = await lockSubject(trx, ref);
+    const current = await personalDataOf(trx, contactId);
+    const changed = IDENTITY_FIELDS.filter((field) => field in wanted && wanted[field] !== current[field]);
+    if (changed.length > 0) await savePersonalData(trx, contactId, { ...current, ...wanted }, now);
+    await recordRightsAudit(trx, { actor, action: 'rights.rectification', contactId, at: now, details: { fields: changed } });
+    return { contactId, changed };
+  });
+}
+
+const TEXT_LIMITS: Record<'first_name' | 'last_name' | 'country', number> = { first_name: 200, last_name: 200, country: 56 };
+
+function normalizeChanges(changes: IdentityChanges, defaultPhoneCountry: string): Partial<PersonalData> {
+  const entries = Object.entries(changes).filter(([, value]) => value !== undefined);
+  if (entries.length === 0) {
+    throw new InvalidRightsRequestError('changes', `name no field to rectify (expected some of ${IDENTITY_FIELDS.join(', ')})`);
+  }
+  const normalized: Partial<PersonalData> = {};
+  for (const [field, raw] of entries) {
+    if (!(IDENTITY_FIELDS as readonly string[]).includes(field)) {
+      throw new InvalidRightsRequestError(field, `is not an identity field (expected one of ${IDENTITY_FIELDS.join(', ')})`);
+    }
+    normalized[field as IdentityField] = normalizeField(field as IdentityField, raw ?? '', defaultPhoneCountry);
+  }
+  return normalized;
+}
+
+function normalizeField(field: IdentityField, raw: string, defaultPhoneCountry: string): string | null {
+  if (raw.trim() === '') return null;
+  const result =
+    field === 'email' ? normalizeEmail(raw)
+    : field === 'phone' ? normalizePhone(raw, defaultPhoneCountry)
+    : parseOptionalText(raw, TEXT_LIMITS[field]);
+  if (!result.ok) throw new InvalidRightsRequestError(field, result.error);
+  return result.value;
+}
+
+// ---------------------------------------------------------------- objection
+
+export interface ObjectionRequest {
+  /** a purpose code of the purposes table, e.g. profiling or direct_marketing */
+  purpose: string;
+  /** a channel code; omitted for a per-channel purpose, the objection stands against every channel */
+  channel?: string | null;
+}
+
+export interface ObjectionResult {
+  contactId: number;
+  eventId: number;
+  purpose: string;
+  channel: string | null;
+  capturedAt: string;
+  /** scores deleted because profiling stopped counting (done by the consent_state trigger) */
+  scoresDeleted: number;
+}
+
+/** Records an objection (art. 21) in the consent ledger; it takes effect at once for lists and scores. */
+export async function object(
+  db: Kysely<Database>,
+  ref: string,
+  request: ObjectionRequest,
+  actor: string,
+  now: Date,
+): Promise<ObjectionResult> {
+  return inTransaction(db, async (trx) => {
+    const channel = await validateObjection(trx, request);
+    const { contactId } = await lockSubject(trx, ref);
+    const scoresBefore = await countScores(trx, contactId);
+    const eventId = await insertObjectionEvent(trx, contactId, request.purpose, channel, now);
+    const scoresDeleted = scoresBefore - (await countScores(trx, contactId));
+    await recordRightsAudit(trx, {
+      actor, action: 'rights.objection', contactId, at: now,
+      details: { purpose: request.purpose, channel, eventId, scoresDeleted },
+    });
+    return { contactId, eventId, purpose: request.purpose, channel, capturedAt: iso(now), scoresDeleted };
+  });
+}
+
+async function validateObjection(db: Kysely<Database>, request: ObjectionRequest): Promise<string | null> {
+  const purposes = await purposeRules(db);
+  const rule = purposes.get(request.purpose);
+  if (!rule) {
+    throw new InvalidRightsRequestError('purpose', `"${request.purpose}" is unknown (expected one of ${[...purposes.keys()].join(', ')})`);
+  }
+  const channel = request.channel?.trim() || null;
+  if (channel === null) return null;
+  if (!rule.requiresChannel) throw new InvalidRightsRequestError('channel', `is not used with purpose ${request.purpose}`);
+  const channels = await channelCodes(db);
+  if (!channels.includes(channel)) {
+    throw new InvalidRightsRequestError('channel', `"${channel}" is unknown (expected one of ${channels.join(', ')})`);
+  }
+  return channel;
+}
+
+// ---------------------------------------------------------------- erasure
+
+export type ErasureReason = 'data_subject_request' | 'retention';
+
+/** What an erasure did, with no personal data: given to the person, kept in the tombstone and the audit log. */
+export interface ErasureReceipt {
+  contactId: number;
+  erasedAt: string;
+  reason: ErasureReason;
+  /** rows deleted, per table */
+  deleted: { contact_personal_data: number; purchases: number; scores: number };
+  /** rows kept with their personal fields emptied, per table */
+  scrubbed: { target_export_members: number; consent_events: number };
+  /** ledger events kept without evidence reference, as proof that processing before the erasure was lawful */
+  consentEventsKept: number;
+  /** identifiers kept only as SHA-256 hashes so that a later import cannot bring the person back */
+  tombstoneHashes: Array<'external_id' | 'email' | 'phone'>;
+}
+
+/** Erases the person (art. 17) in one transaction and returns the receipt. */
+export async function erase(db: Kysely<Database>, ref: string, actor: string, now: Date): Promise<ErasureReceipt> {
+  return inTransaction(db, async (trx) => eraseSubject(trx, await lockSubject(trx, ref), actor, now, 'data_subject_request'));
+}
+
+/** The erasure itself, on a contact the caller has locked in `trx` (erase() and the retention purge). */
+export async function eraseSubject(
+  trx: Transaction<Database>,
+  subject: Subject,
+  actor: string,
+  now: Date,
+  reason: ErasureReason,
+): Promise<ErasureReceipt> {
+  const { contactId } = subject;
+  const { email, phone } = await personalDataOf(trx, contactId);
+  const deleted = {
+    contact_personal_data: await deletePersonalData(trx, contactId),
+    purchases: await deletePurchases(trx, contactId),
+    scores: await deleteScores(trx, contactId),
+  };
+  const exportLines = await scrubExportMembers(trx, contactId);
+  const ledger = await scrubConsentEvidence(trx, contactId);
+  await markContactErased(trx, contactId, now);
+  const receipt: ErasureReceipt = {
+    contactId,
+    erasedAt: iso(now),
+    reason,
+    deleted,
+    scrubbed: { target_export_members: exportLines, consent_events: ledger.evidenceRemoved },
+    consentEventsKept: ledger.kept,
+    tombstoneHashes: ['external_id' as const, ...(email === null ? [] : ['email' as const]), ...(phone === null ? [] : ['phone' as const])],
+  };
+  const tombstoneId = await insertTombstone(trx, { externalId: subject.externalId, email, phone }, now, receipt);
+  await recordRightsAudit(trx, { actor, action: 'rights.erasure', contactId, at: now, details: { tombstoneId, receipt } });
+  return receipt;
+}
