@@ -1,10 +1,9 @@
 import { existsSync, statSync, writeFileSync } from 'node:fs';
-import { userInfo } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { formatConsentAudit } from '../audit/consent-audit.format.ts';
 import { consentAudit, recordConsentAudit } from '../audit/consent-audit.service.ts';
-import { UserError, withContext } from './cli-context.ts';
+import { cliActor, UserError, withContext } from './cli-context.ts';
 
 const MAX_EXPIRING_DAYS = 3650;
 
@@ -61,13 +60,5 @@ function writeOutput(path: string, content: string): void {
     writeFileSync(path, `${content}\n`, { mode: 0o600 });
   } catch (error) {
     throw new UserError(`cannot write --out ${path}: ${(error as Error).message}`);
-  }
-}
-
-function cliActor(): string {
-  try {
-    return `cli:${userInfo().username}`;
-  } catch {
-    return 'cli';
   }
 }

@@ -1,3 +1,4 @@
+import { userInfo } from 'node:os';
 import { loadConfig } from '../config.ts';
 import { type AppContext, type ContextOptions, createContext } from '../context.ts';
 
@@ -27,4 +28,13 @@ export function positiveInteger(option: string) {
     if (parsed < 1 || parsed > 10_000_000) throw new UserError(`${option} expects a number from 1 to 10,000,000, got ${value}`);
     return parsed;
   };
+}
+
+/** Who acts, for the audit log: the operating-system user running the command. */
+export function cliActor(): string {
+  try {
+    return `cli:${userInfo().username}`;
+  } catch {
+    return 'cli';
+  }
 }

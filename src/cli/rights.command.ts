@@ -5,9 +5,7 @@ import { purgeInactive } from '../retention/retention.service.ts';
 import { writePortabilityBundle } from '../rights/portability.ts';
 import { InvalidRightsRequestError, SubjectNotFoundError } from '../rights/rights.errors.ts';
 import { accessReport, erase, type IdentityChanges, object, rectify } from '../rights/rights.service.ts';
-import { UserError, withContext } from './cli-context.ts';
-
-const ACTOR = 'cli';
+import { cliActor, UserError, withContext } from './cli-context.ts';
 
 /** A refused request is the user's to fix: printed as a plain message, exit code 2. */
 function asUserError(error: unknown): never {
@@ -42,7 +40,7 @@ export function registerRightsCommands(program: Command): void {
     .option('--out <file>', 'write the JSON to this file instead of printing it')
     .action((ref: string, flags: { out?: string }) =>
       withContext({ migrate: true }, async (context) => {
-        const report = await accessReport(context.database.db, ref, ACTOR, context.clock.now()).catch(asUserError);
+        const report = await accessReport(context.database.db, ref, cliActor(), context.clock.now()).catch(asUserError);
         const json = `${JSON.stringify(report, null, 2)}\n`;
         if (!flags.out) {
           process.stdout.write(json);
@@ -59,7 +57,7 @@ export function registerRightsCommands(program: Command): void {
     .requiredOption('--out <dir>', 'folder to write the files into (created if needed)')
     .action((ref: string, flags: { out: string }) =>
       withContext({ migrate: true }, async (context) => {
-        const report = await accessReport(context.database.db, ref, ACTOR, context.clock.now(), 'portability').catch(asUserError);
+        const report = await accessReport(context.database.db, ref, cliActor(), context.clock.now(), 'portability').catch(asUserError);
         const files = writePortabilityBundle(report, flags.out);
         console.log(`portability bundle of contact #${report.subject.contactId}: ${files.length} files in ${flags.out}`);
       }),
@@ -78,7 +76,7 @@ export function registerRightsCommands(program: Command): void {
         const changes: IdentityChanges = {
           email: flags.email, phone: flags.phone, first_name: flags.firstName, last_name: flags.lastName, country: flags.country,
         };
-        const result = await rectify(context.database.db, ref, changes, ACTOR, context.clock.now(), {
+        const result = await rectify(context.database.db, ref, changes, cliActor(), context.clock.now(), {
           defaultPhoneCountry: context.config.defaultPhoneCountry,
         }).catch(asUserError);
         console.log(
@@ -96,7 +94,7 @@ export function registerRightsCommands(program: Command): void {
     .option('--channel <channel>', 'direct marketing only: email, sms, phone, postal, push')
     .action((ref: string, flags: { purpose: string; channel?: string }) =>
       withContext({ migrate: true }, async (context) => {
-        const result = await object(context.database.db, ref, { purpose: flags.purpose, channel: flags.channel }, ACTOR, context.clock.now())
+        const result = await object(context.database.db, ref, { purpose: flags.purpose, channel: flags.channel }, cliActor(), context.clock.now())
           .catch(asUserError);
         const scope = result.channel ?? (flags.purpose === 'profiling' ? 'profiling' : 'every channel');
         console.log(
@@ -113,7 +111,7 @@ export function registerRightsCommands(program: Command): void {
     .action((ref: string, flags: { yes?: boolean }) => {
       if (!flags.yes) throw new UserError('an erasure cannot be undone: add --yes to confirm');
       return withContext({ migrate: true }, async (context) => {
-        const receipt = await erase(context.database.db, ref, ACTOR, context.clock.now()).catch(asUserError);
+        const receipt = await erase(context.database.db, ref, cliActor(), context.clock.now()).catch(asUserError);
         console.log(JSON.stringify(receipt, null, 2));
       });
     });
@@ -130,7 +128,7 @@ export function registerRightsCommands(program: Command): void {
       withContext({ migrate: true }, async (context) => {
         const now = context.clock.now();
         const report = await purgeInactive(context.database.db, {
-          inactiveSince: periodBefore(now, flags.inactive), actor: ACTOR, now, apply: flags.apply ?? false,
+          inactiveSince: periodBefore(now, flags.inactive), actor: cliActor(), now, apply: flags.apply ?? false,
         });
         if (flags.json) {
           console.log(JSON.stringify(report, null, 2));

@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { appendAuditLog } from '../audit/audit-log.repository.ts';
 import type { Database } from '../db/database.ts';
 
 export type RightsAction =
@@ -19,15 +20,11 @@ export interface RightsAuditEntry {
 }
 
 export async function recordRightsAudit(db: Kysely<Database>, entry: RightsAuditEntry): Promise<void> {
-  await db
-    .insertInto('audit_log')
-    .values({
-      at: entry.at,
-      actor: entry.actor,
-      action: entry.action,
-      subject_type: entry.contactId === null ? null : 'contact',
-      subject_id: entry.contactId === null ? null : String(entry.contactId),
-      details: JSON.stringify(entry.details),
-    })
-    .execute();
+  await appendAuditLog(db, {
+    at: entry.at,
+    actor: entry.actor,
+    action: entry.action,
+    ...(entry.contactId === null ? {} : { subjectType: 'contact', subjectId: String(entry.contactId) }),
+    details: entry.details,
+  });
 }
