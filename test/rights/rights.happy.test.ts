@@ -223,8 +223,18 @@ describe('erasure', () => {
     const needles = personalValues(SUBJECT);
     // the scan finds the person before, so its silence afterwards means something
     expect((await findAnywhere(database, needles)).length).toBeGreaterThan(6);
+    const profileableBefore = (await profileableContacts(database.db, NOW, true)).map((row) => row.contactId);
+    const funnelsBefore = await Promise.all(['email', 'sms'].map((channel) => channelFunnel(database.db, channel, NOW, DEFAULT_CONSENT_POLICY)));
 
     const receipt = await erase(database.db, SUBJECT.ref, 'cli', NOW);
+    // gone from the very next eligibility answers
+    expect(profileableBefore).toContain(contactId);
+    expect((await profileableContacts(database.db, NOW, true)).map((row) => row.contactId)).toEqual(profileableBefore.filter((id) => id !== contactId));
+    const funnelsAfter = await Promise.all(['email', 'sms'].map((channel) => channelFunnel(database.db, channel, NOW, DEFAULT_CONSENT_POLICY)));
+    funnelsAfter.forEach((after, index) => {
+      expect(after.contacts).toBe(funnelsBefore[index]!.contacts - 1);
+      expect(after.profilingConsent).toBe(funnelsBefore[index]!.profilingConsent - 1);
+    });
     expect(receipt).toEqual({
       contactId,
       erasedAt: NOW.toISOString(),
