@@ -21,6 +21,11 @@ const environmentSchema = z.object({
     .string()
     .regex(/^[a-z_]+(,[a-z_]+)*$/, 'must be channel codes separated by commas, e.g. phone,sms')
     .default('phone'),
+  CIBLE_TF_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  CIBLE_SPECIAL_CATEGORIES: z
+    .string()
+    .regex(/^[^,]+(,[^,]+)*$/, 'must be product categories separated by commas')
+    .optional(),
 });
 
 export type DatabaseTarget =
@@ -37,6 +42,10 @@ export interface Config {
   /** Country used to read phone numbers written without an international prefix. */
   defaultPhoneCountry: string;
   consentPolicy: ConsentPolicy;
+  /** TensorFlow.js backend: auto = the native binding when installed, else the measured fastest */
+  tfBackend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+  /** product categories whose purchases are special-category data: never a feature, never a target (added to the built-in list) */
+  specialCategories: string[];
 }
 
 export interface ConsentPolicy {
@@ -75,5 +84,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       oppositionMaxAgeDays: values.CIBLE_OPPOSITION_MAX_AGE_DAYS,
       freshListChannels: values.CIBLE_FRESH_LIST_CHANNELS.split(','),
     },
+    tfBackend: values.CIBLE_TF_BACKEND,
+    specialCategories: (values.CIBLE_SPECIAL_CATEGORIES ?? '').split(',').map((c) => c.trim().toLowerCase()).filter(Boolean),
   };
 }

@@ -7,6 +7,8 @@ import { UserError, withContext } from './cli-context.ts';
 import { registerConsentCommands } from './consent.command.ts';
 import { registerDemoCommands } from './demo.command.ts';
 import { registerImportCommands } from './import.command.ts';
+import { registerModelCommands } from './models.command.ts';
+import { registerPipelineCommands } from './pipeline.command.ts';
 import { registerRightsCommands } from './rights.command.ts';
 
 export function buildProgram(): Command {
@@ -35,6 +37,8 @@ export function buildProgram(): Command {
   registerConsentCommands(program);
   registerRightsCommands(program);
   registerAuditCommands(program);
+  registerPipelineCommands(program);
+  registerModelCommands(program);
 
   return program;
 }

@@ -7,7 +7,7 @@ import type { ContactPersonalDataTable, ContactTable, ErasureTombstoneTable } fr
 import type { ImportTable } from '../imports/import.table.ts';
 import type { OppositionEntryTable, OppositionListTable } from '../opposition/opposition.table.ts';
 import type { PurchaseTable } from '../purchases/purchase.table.ts';
-import type { ModelArtifactTable, ModelTable, ModelVersionTable, PipelineRunTable } from '../registry/registry.table.ts';
+import type { ModelNetworkTable, ModelTable, ModelVersionTable, PipelineRunTable, ProfilingSnapshotTable } from '../registry/registry.table.ts';
 import type { ScoreSetTable, ScoreTable } from '../scores/score.table.ts';
 import type { TargetExportMemberTable, TargetExportTable } from '../targeting/export.table.ts';
 
@@ -29,7 +29,8 @@ export interface Database {
   pipeline_runs: PipelineRunTable;
   models: ModelTable;
   model_versions: ModelVersionTable;
-  model_artifacts: ModelArtifactTable;
+  model_networks: ModelNetworkTable;
+  profiling_snapshots: ProfilingSnapshotTable;
   score_sets: ScoreSetTable;
   scores: ScoreTable;
   api_keys: ApiKeyTable;

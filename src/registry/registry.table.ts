@@ -13,6 +13,17 @@ export interface PipelineRunTable {
   started_at: Date | null;
   finished_at: Date | null;
   error: string | null;
+  kind: Generated<'pipeline' | 'backtest'>;
+  horizon_days: number | null;
+  summary: JSONColumnType<Record<string, unknown>, string | undefined, string>;
+}
+
+/** Who could be profiled at a run's instant, and the consent event that allowed it. */
+export interface ProfilingSnapshotTable {
+  run_id: number;
+  contact_id: number;
+  consent_event_id: number;
+  known_since: Date;
 }
 
 export interface ModelTable {
@@ -42,10 +53,21 @@ export interface ModelVersionTable {
   baseline_metrics: JSONColumnType<Record<string, unknown>>;
   decision_reason: string | null;
   promoted_at: Date | null;
+  network_id: number | null;
+  evaluation_network_id: number | null;
+  output_index: number | null;
 }
 
-export interface ModelArtifactTable {
-  model_version_id: number;
+export type NetworkRole = 'evaluation' | 'production';
+
+/** A tfjs network stored by the registry's IOHandler; one network serves every target of a run. */
+export interface ModelNetworkTable {
+  id: Generated<number>;
+  run_id: number | null;
+  role: NetworkRole;
+  algorithm: string;
+  feature_list: JSONColumnType<string[]>;
+  metadata: JSONColumnType<Record<string, unknown>>;
   format: string;
   model_topology: JSONColumnType<Record<string, unknown>>;
   weight_specs: JSONColumnType<unknown[]>;

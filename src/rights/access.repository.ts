@@ -102,10 +102,18 @@ export function liveScoresOf(db: Kysely<Database>, contactId: number): Promise<L
     .innerJoin('score_sets as ss', (join) => join.onRef('ss.id', '=', 's.score_set_id').on('ss.status', '=', 'live'))
     .innerJoin('models as m', 'm.id', 'ss.model_id')
     .innerJoin('model_versions as v', 'v.id', 'ss.model_version_id')
+    .leftJoin('model_networks as n', 'n.id', 'v.network_id')
     .select([
       'm.id as modelId', 'm.target_kind as targetKind', 'm.target_key as targetKey', 'v.version as modelVersion',
       'v.algorithm', 'v.feature_list as features', 'v.horizon_days as horizonDays', 'ss.scored_at as scoredAt',
-      's.score', 's.rank', 's.percentile', 's.reasons',
+      's.score', 's.rank', 's.percentile',
+      // reason codes name the network's explanation groups
+      sql<ScoreReason[]>`(
+        SELECT coalesce(jsonb_agg(jsonb_build_object(
+          'feature', n.metadata -> 'explanationGroups' ->> r.code, 'contribution', r.contribution) ORDER BY r.position), '[]'::jsonb)
+        FROM (VALUES (1, s.reason_1::int, s.contribution_1), (2, s.reason_2::int, s.contribution_2), (3, s.reason_3::int, s.contribution_3))
+          AS r (position, code, contribution)
+        WHERE r.code IS NOT NULL)`.as('reasons'),
     ])
     .where('s.contact_id', '=', contactId)
     .orderBy('m.id')

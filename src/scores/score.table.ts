@@ -22,5 +22,11 @@ export interface ScoreTable {
   score: number;
   rank: number;
   percentile: number;
-  reasons: JSONColumnType<ScoreReason[]> | null;
+  /** codes into the network's explanation groups, strongest first */
+  reason_1: number | null;
+  reason_2: number | null;
+  reason_3: number | null;
+  contribution_1: number | null;
+  contribution_2: number | null;
+  contribution_3: number | null;
 }

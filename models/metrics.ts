@@ -1,0 +1,441 @@
+/**
+ * Quality metrics for binary propensity models, on typed arrays (up to ~1M rows per product).
+ *
+ * Conventions shared by every function:
+ * - labels are 0 or 1; any other value, an empty input or a length mismatch throws;
+ * - scores may be any number but NaN; probabilities must lie in [0, 1];
+ * - rocAuc and averagePrecision are undefined when only one class is present: they return NaN
+ *   instead of throwing, so one product without positives does not abort a whole evaluation.
+ */
+
+import { mulberry32 } from './random.ts';
+
+export interface ReliabilityBin {
+  /** bins are [lower, upper), the last one also holds 1 */
+  lower: number;
+  upper: number;
+  count: number;
+  /** NaN when the bin is empty */
+  meanPredicted: number;
+  /** NaN when the bin is empty */
+  observedRate: number;
+}
+
+export interface GainsRow {
+  /** 1 = highest scores */
+  decile: number;
+  /** share of the population in this decile alone (not cumulative) */
+  populationShare: number;
+  cumulativePositives: number;
+  /** share of all positives captured in deciles 1..decile */
+  cumulativeGain: number;
+  /** positive rate in this decile / base rate */
+  lift: number;
+  /** positive rate in deciles 1..decile / base rate */
+  cumulativeLift: number;
+}
+
+export interface BinaryMetrics {
+  rows: number;
+  positives: number;
+  baseRate: number;
+  rocAuc: number;
+  /** average precision, as scikit-learn's average_precision_score */
+  prAuc: number;
+  logLoss: number;
+  brier: number;
+  expectedCalibrationError: number;
+  reliability: ReliabilityBin[];
+  gains: GainsRow[];
+}
+
+type Values = ArrayLike<number>;
+
+function checkLabels(labels: Uint8Array, values: Values, name: string): void {
+  if (labels.length !== values.length) {
+    throw new Error(`labels has length ${labels.length} but ${name} has length ${values.length}`);
+  }
+  if (labels.length === 0) throw new Error('no rows to evaluate');
+  for (let i = 0; i < labels.length; i++) {
+    if (labels[i]! > 1) throw new Error(`labels[${i}] is ${labels[i]}; labels must be 0 or 1`);
+  }
+}
+
+function checkScores(labels: Uint8Array, scores: Values): void {
+  checkLabels(labels, scores, 'scores');
+  for (let i = 0; i < scores.length; i++) {
+    const v = scores[i];
+    if (typeof v !== 'number' || Number.isNaN(v)) throw new Error(`scores[${i}] is ${v}; expected a number`);
+  }
+}
+
+function checkProbabilities(labels: Uint8Array, probabilities: Values): void {
+  checkLabels(labels, probabilities, 'probabilities');
+  for (let i = 0; i < probabilities.length; i++) {
+    const v = probabilities[i]!;
+    if (!(v >= 0 && v <= 1)) throw new Error(`probabilities[${i}] is ${v}; expected a number in [0, 1]`);
+  }
+}
+
+function checkCount(value: number, name: string): void {
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${value}`);
+}
+
+interface ClassScores {
+  /** scores of the positive rows, ascending */
+  positive: Float64Array;
+  /** scores of the negative rows, ascending */
+  negative: Float64Array;
+}
+
+/** Native numeric sort of each class's scores: both AUCs only need how the two classes interleave. */
+function splitByClass(labels: Uint8Array, scores: Values): ClassScores {
+  let positives = 0;
+  for (let i = 0; i < labels.length; i++) positives += labels[i]!;
+  const positive = new Float64Array(positives);
+  const negative = new Float64Array(labels.length - positives);
+  let p = 0;
+  let n = 0;
+  for (let i = 0; i < labels.length; i++) {
+    if (labels[i]) positive[p++] = scores[i]!;
+    else negative[n++] = scores[i]!;
+  }
+  return { positive: positive.sort(), negative: negative.sort() };
+}
+
+function aucOf({ positive, negative }: ClassScores): number {
+  const nP = positive.length;
+  const nN = negative.length;
+  if (nP === 0 || nN === 0) return NaN;
+  // 2 × (pairs ordered right) + (tied pairs): an exact integer below 2^53 for any realistic size
+  let twice = 0;
+  let below = 0;
+  let i = 0;
+  while (i < nP) {
+    const v = positive[i]!;
+    let j = i + 1;
+    while (j < nP && positive[j] === v) j++;
+    while (below < nN && negative[below]! < v) below++;
+    let upTo = below;
+    while (upTo < nN && negative[upTo] === v) upTo++;
+    twice += (j - i) * (2 * below + (upTo - below));
+    i = j;
+  }
+  return twice / (2 * nP * nN);
+}
+
+/** Σ over distinct thresholds, descending, of (recall gained) × precision — scikit-learn's step sum. */
+function averagePrecisionOf({ positive, negative }: ClassScores): number {
+  const nP = positive.length;
+  if (nP === 0 || negative.length === 0) return NaN;
+  let i = nP - 1;
+  let j = negative.length - 1;
+  let tp = 0;
+  let fp = 0;
+  let sum = 0;
+  while (i >= 0) {
+    const v = j >= 0 && negative[j]! > positive[i]! ? negative[j]! : positive[i]!;
+    const before = tp;
+    while (i >= 0 && positive[i] === v) {
+      tp++;
+      i--;
+    }
+    while (j >= 0 && negative[j] === v) {
+      fp++;
+      j--;
+    }
+    sum += ((tp - before) * tp) / (tp + fp);
+  }
+  return sum / nP;
+}
+
+/** ROC AUC with ties counted as half (Mann-Whitney U / (P·N)), as scikit-learn's roc_auc_score. NaN with a single class. */
+export function rocAuc(labels: Uint8Array, scores: ArrayLike<number>): number {
+  checkScores(labels, scores);
+  return aucOf(splitByClass(labels, scores));
+}
+
+/** Average precision, as scikit-learn's average_precision_score (tied scores form one threshold). NaN with a single class. */
+export function averagePrecision(labels: Uint8Array, scores: ArrayLike<number>): number {
+  checkScores(labels, scores);
+  return averagePrecisionOf(splitByClass(labels, scores));
+}
+
+function logLossOf(labels: Uint8Array, probabilities: Values, epsilon: number): number {
+  let sum = 0;
+  for (let i = 0; i < labels.length; i++) {
+    const p = Math.min(Math.max(probabilities[i]!, epsilon), 1 - epsilon);
+    sum -= labels[i] ? Math.log(p) : Math.log1p(-p);
+  }
+  return sum / labels.length;
+}
+
+/** Mean negative log-likelihood, probabilities clipped to [epsilon, 1 − epsilon] so a confident miss stays finite. */
+export function logLoss(labels: Uint8Array, probabilities: ArrayLike<number>, epsilon = 1e-15): number {
+  checkProbabilities(labels, probabilities);
+  if (!(epsilon >= 0 && epsilon < 0.5)) throw new Error(`epsilon must be in [0, 0.5), got ${epsilon}`);
+  return logLossOf(labels, probabilities, epsilon);
+}
+
+function brierOf(labels: Uint8Array, probabilities: Values): number {
+  let sum = 0;
+  for (let i = 0; i < labels.length; i++) {
+    const d = probabilities[i]! - labels[i]!;
+    sum += d * d;
+  }
+  return sum / labels.length;
+}
+
+/** Mean squared difference between probability and label. */
+export function brierScore(labels: Uint8Array, probabilities: ArrayLike<number>): number {
+  checkProbabilities(labels, probabilities);
+  return brierOf(labels, probabilities);
+}
+
+function reliabilityOf(labels: Uint8Array, probabilities: Values, bins: number) {
+  const counts = new Float64Array(bins);
+  const sumPredicted = new Float64Array(bins);
+  const sumObserved = new Float64Array(bins);
+  for (let i = 0; i < labels.length; i++) {
+    const p = probabilities[i]!;
+    const b = Math.min(Math.floor(p * bins), bins - 1);
+    counts[b]!++;
+    sumPredicted[b]! += p;
+    sumObserved[b]! += labels[i]!;
+  }
+  const result: ReliabilityBin[] = [];
+  let expectedCalibrationError = 0;
+  for (let b = 0; b < bins; b++) {
+    const count = counts[b]!;
+    const meanPredicted = count > 0 ? sumPredicted[b]! / count : NaN;
+    const observedRate = count > 0 ? sumObserved[b]! / count : NaN;
+    if (count > 0) expectedCalibrationError += (count / labels.length) * Math.abs(meanPredicted - observedRate);
+    result.push({ lower: b / bins, upper: (b + 1) / bins, count, meanPredicted, observedRate });
+  }
+  return { bins: result, expectedCalibrationError };
+}
+
+/**
+ * Reliability diagram on `bins` equal-width bins over [0, 1]; empty bins are kept (count 0, NaN means)
+ * so every product yields the same shape. ECE = Σ (count / rows) · |meanPredicted − observedRate|.
+ */
+export function reliability(
+  labels: Uint8Array,
+  probabilities: ArrayLike<number>,
+  bins = 10,
+): { bins: ReliabilityBin[]; expectedCalibrationError: number } {
+  checkProbabilities(labels, probabilities);
+  checkCount(bins, 'bins');
+  return reliabilityOf(labels, probabilities, bins);
+}
+
+function lowerBound(sorted: Float64Array, length: number, value: number): number {
+  let lo = 0;
+  let hi = length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! < value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * Row indices by descending score, ties by ascending row index. Sorting a Float64Array of integer keys
+ * (descending dense rank × n + row) uses the native numeric sort, much faster than a comparator.
+ */
+function descendingOrder(scores: Values): Uint32Array {
+  const n = scores.length;
+  const distinct = Float64Array.from(scores).sort();
+  let m = 0;
+  for (let k = 0; k < n; k++) {
+    if (m === 0 || distinct[k] !== distinct[m - 1]) distinct[m++] = distinct[k]!;
+  }
+  const order = new Uint32Array(n);
+  if (m * n <= Number.MAX_SAFE_INTEGER) {
+    const keys = new Float64Array(n);
+    for (let i = 0; i < n; i++) keys[i] = (m - 1 - lowerBound(distinct, m, scores[i]!)) * n + i;
+    keys.sort();
+    for (let k = 0; k < n; k++) order[k] = keys[k]! % n;
+  } else {
+    for (let i = 0; i < n; i++) order[i] = i;
+    order.sort((a, b) => scores[b]! - scores[a]! || a - b);
+  }
+  return order;
+}
+
+function gainsOf(labels: Uint8Array, scores: Values, groups: number): GainsRow[] {
+  const n = labels.length;
+  const order = descendingOrder(scores);
+  let positives = 0;
+  for (let i = 0; i < n; i++) positives += labels[i]!;
+  const baseRate = positives / n;
+  const rows: GainsRow[] = [];
+  let cumulativePositives = 0;
+  let start = 0;
+  for (let g = 0; g < groups; g++) {
+    const end = Math.floor(((g + 1) * n) / groups);
+    let inGroup = 0;
+    for (let k = start; k < end; k++) inGroup += labels[order[k]!]!;
+    cumulativePositives += inGroup;
+    rows.push({
+      decile: g + 1,
+      populationShare: (end - start) / n,
+      cumulativePositives,
+      cumulativeGain: cumulativePositives / positives,
+      lift: inGroup / (end - start) / baseRate,
+      cumulativeLift: cumulativePositives / end / baseRate,
+    });
+    start = end;
+  }
+  return rows;
+}
+
+/**
+ * Gains table over `groups` groups of rows by descending score (sizes differ by at most one).
+ * Tied scores are split across a group boundary by row index, so the table is reproducible.
+ * Without positives, gains and lifts are NaN; so is the lift of an empty group (fewer rows than groups).
+ */
+export function gainsTable(labels: Uint8Array, scores: ArrayLike<number>, groups = 10): GainsRow[] {
+  checkScores(labels, scores);
+  checkCount(groups, 'groups');
+  return gainsOf(labels, scores, groups);
+}
+
+/** Every metric at once, validating and sorting the inputs once. */
+export function binaryMetrics(
+  labels: Uint8Array,
+  probabilities: ArrayLike<number>,
+  options: { bins?: number } = {},
+): BinaryMetrics {
+  const bins = options.bins ?? 10;
+  checkProbabilities(labels, probabilities);
+  checkCount(bins, 'bins');
+  const byClass = splitByClass(labels, probabilities);
+  const calibration = reliabilityOf(labels, probabilities, bins);
+  return {
+    rows: labels.length,
+    positives: byClass.positive.length,
+    baseRate: byClass.positive.length / labels.length,
+    rocAuc: aucOf(byClass),
+    prAuc: averagePrecisionOf(byClass),
+    logLoss: logLossOf(labels, probabilities, 1e-15),
+    brier: brierOf(labels, probabilities),
+    expectedCalibrationError: calibration.expectedCalibrationError,
+    reliability: calibration.bins,
+    gains: gainsOf(labels, probabilities, 10),
+  };
+}
+
+/** Column `offset` of a row-major matrix with `stride` columns. */
+export function strided(values: Float32Array, stride: number, offset: number): Float32Array {
+  checkCount(stride, 'stride');
+  if (!Number.isInteger(offset) || offset < 0 || offset >= stride) {
+    throw new Error(`offset must be an integer in [0, ${stride}), got ${offset}`);
+  }
+  if (values.length % stride !== 0) throw new Error(`length ${values.length} is not a multiple of stride ${stride}`);
+  const rows = values.length / stride;
+  const column = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) column[r] = values[r * stride + offset]!;
+  return column;
+}
+
+function labelColumn(labels: Uint8Array, stride: number, offset: number): Uint8Array {
+  const rows = labels.length / stride;
+  const column = new Uint8Array(rows);
+  for (let r = 0; r < rows; r++) column[r] = labels[r * stride + offset]!;
+  return column;
+}
+
+function shuffledRows(rows: number, random: () => number): Uint32Array {
+  const permutation = new Uint32Array(rows);
+  for (let i = 0; i < rows; i++) permutation[i] = i;
+  for (let i = rows - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    const t = permutation[i]!;
+    permutation[i] = permutation[j]!;
+    permutation[j] = t;
+  }
+  return permutation;
+}
+
+/**
+ * Model-agnostic permutation importance: for each group, shuffle its columns with one shared row
+ * permutation (so correlated features move together) and report, per output, baseline AUC − permuted AUC.
+ * It measures what the model relies on in the window it is given: pass the evaluation window, not the
+ * training rows. Outputs with a single class have NaN drops.
+ *
+ * Each group gets its own PRNG stream derived from `seed` and its position, so results are reproducible
+ * and a group's result does not depend on the groups before it. To avoid copying a matrix that may hold
+ * 1M rows, `x` is permuted in place while `predict` runs, and restored before the next group (also on error);
+ * `predict` is called sequentially and must not keep `x`.
+ */
+export async function permutationImportance(options: {
+  x: Float32Array;
+  rows: number;
+  columns: number;
+  groups: { name: string; columns: number[] }[];
+  labels: Uint8Array;
+  outputs: number;
+  predict: (x: Float32Array, rows: number) => Promise<Float32Array>;
+  seed: number;
+}): Promise<{ name: string; aucDrop: number[] }[]> {
+  const { x, rows, columns, groups, labels, outputs, predict, seed } = options;
+  checkCount(rows, 'rows');
+  checkCount(columns, 'columns');
+  checkCount(outputs, 'outputs');
+  if (!Number.isInteger(seed)) throw new Error(`seed must be an integer, got ${seed}`);
+  if (x.length !== rows * columns) {
+    throw new Error(`x has length ${x.length} but rows × columns is ${rows} × ${columns} = ${rows * columns}`);
+  }
+  if (labels.length !== rows * outputs) {
+    throw new Error(`labels has length ${labels.length} but rows × outputs is ${rows} × ${outputs} = ${rows * outputs}`);
+  }
+  for (let i = 0; i < labels.length; i++) {
+    if (labels[i]! > 1) throw new Error(`labels[${i}] is ${labels[i]}; labels must be 0 or 1`);
+  }
+  for (const group of groups) {
+    if (group.columns.length === 0) throw new Error(`group ${group.name} has no columns`);
+    if (new Set(group.columns).size !== group.columns.length) throw new Error(`group ${group.name} repeats a column`);
+    for (const c of group.columns) {
+      if (!Number.isInteger(c) || c < 0 || c >= columns) {
+        throw new Error(`group ${group.name} has column ${c}, outside [0, ${columns})`);
+      }
+    }
+  }
+  const labelColumns = Array.from({ length: outputs }, (_, o) => labelColumn(labels, outputs, o));
+
+  const aucs = async (): Promise<number[]> => {
+    const predicted = await predict(x, rows);
+    if (predicted.length !== rows * outputs) {
+      throw new Error(`predict returned length ${predicted.length}, expected rows × outputs = ${rows * outputs}`);
+    }
+    for (let i = 0; i < predicted.length; i++) {
+      if (Number.isNaN(predicted[i])) throw new Error(`predict returned NaN at index ${i}`);
+    }
+    return labelColumns.map((column, o) => aucOf(splitByClass(column, strided(predicted, outputs, o))));
+  };
+
+  const baseline = await aucs();
+  const result: { name: string; aucDrop: number[] }[] = [];
+  for (const [index, group] of groups.entries()) {
+    const permutation = shuffledRows(rows, mulberry32(seed ^ Math.imul(index + 1, 0x9e3779b9)));
+    const cols = group.columns;
+    const saved = new Float32Array(rows * cols.length);
+    for (const [k, c] of cols.entries()) {
+      for (let r = 0; r < rows; r++) saved[k * rows + r] = x[r * columns + c]!;
+    }
+    try {
+      for (const [k, c] of cols.entries()) {
+        for (let r = 0; r < rows; r++) x[r * columns + c] = saved[k * rows + permutation[r]!]!;
+      }
+      const permuted = await aucs();
+      result.push({ name: group.name, aucDrop: baseline.map((auc, o) => auc - permuted[o]!) });
+    } finally {
+      for (const [k, c] of cols.entries()) {
+        for (let r = 0; r < rows; r++) x[r * columns + c] = saved[k * rows + r]!;
+      }
+    }
+  }
+  return result;
+}

@@ -1,0 +1,23 @@
+/** mulberry32: small, fast, and good enough to sample and shuffle rows reproducibly. */
+export function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A seeded sample of at most `size` items, in ascending order. */
+export function sampleIndices(items: readonly number[], size: number, seed: number): number[] {
+  if (items.length <= size) return [...items];
+  const random = mulberry32(seed);
+  const chosen = [...items];
+  for (let i = 0; i < size; i++) {
+    const j = i + Math.floor(random() * (chosen.length - i));
+    [chosen[i], chosen[j]] = [chosen[j] as number, chosen[i] as number];
+  }
+  return chosen.slice(0, size).sort((a, b) => a - b);
+}

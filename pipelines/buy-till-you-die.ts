@@ -1,0 +1,58 @@
+import { type BgNbdParams, expectedPurchasesBatch, fitBgNbd } from '../models/bgnbd.ts';
+import { sampleIndices } from '../models/random.ts';
+import { BGNBD_ALIVE_COLUMN, BGNBD_EXPECTED_COLUMN, type FeatureMatrix } from './features.ts';
+
+const FIT_SAMPLE = 50_000;
+
+export interface BuyTillYouDie {
+  params: BgNbdParams | null;
+  logLikelihood: number | null;
+  fittedOn: number;
+  /** per row: expected purchase days in the horizon, and probability of being active */
+  expected: Float64Array;
+  alive: Float64Array;
+}
+
+/**
+ * Fits BG/NBD by maximum likelihood on the people with a history at the matrix's cutoff
+ * (a seeded sample beyond 50k: the likelihood is smooth and 50k pins it down), then fills
+ * each row's posterior into the two BG/NBD feature columns. Time unit: days.
+ */
+export function fillBuyTillYouDie(matrix: FeatureMatrix, seed: number): BuyTillYouDie {
+  const { history, rows, columns, x, horizonDays } = matrix;
+  const withHistory: number[] = [];
+  for (let row = 0; row < rows; row++) if ((history.firstAge[row] as number) > 0) withHistory.push(row);
+  const sample = sampleIndices(withHistory, FIT_SAMPLE, seed);
+  const expected = new Float64Array(rows);
+  const alive = new Float64Array(rows);
+  if (sample.length < 50) return { params: null, logLikelihood: null, fittedOn: sample.length, expected, alive };
+
+  const pick = (values: Float64Array, indices: readonly number[]) => Float64Array.from(indices, (row) => values[row] as number);
+  const fit = fitBgNbd({
+    x: pick(history.repeatDays, sample),
+    tx: Float64Array.from(sample, (row) => (history.firstAge[row] as number) - (history.lastAge[row] as number)),
+    T: pick(history.firstAge, sample),
+  });
+  const summary = {
+    x: history.repeatDays,
+    tx: Float64Array.from({ length: rows }, (_, row) => (history.firstAge[row] as number) - (history.lastAge[row] as number)),
+    T: Float64Array.from(history.firstAge, (age) => Math.max(age, 1e-6)),
+  };
+  let posterior: { expected: Float64Array; alive: Float64Array };
+  try {
+    posterior = expectedPurchasesBatch(fit.params, summary, horizonDays);
+  } catch {
+    // a degenerate fit (e.g. too little history at an early cutoff) leaves the columns at 0
+    return { params: null, logLikelihood: null, fittedOn: sample.length, expected, alive };
+  }
+  for (let row = 0; row < rows; row++) {
+    if ((history.firstAge[row] as number) <= 0) continue;
+    const e = posterior.expected[row] as number;
+    const a = posterior.alive[row] as number;
+    expected[row] = Number.isFinite(e) ? e : 0;
+    alive[row] = Number.isFinite(a) ? a : 0;
+    x[row * columns + BGNBD_EXPECTED_COLUMN] = Math.log1p(expected[row] as number);
+    x[row * columns + BGNBD_ALIVE_COLUMN] = alive[row] as number;
+  }
+  return { params: fit.params, logLikelihood: fit.logLikelihood, fittedOn: sample.length, expected, alive };
+}

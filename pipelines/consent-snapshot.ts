@@ -1,0 +1,34 @@
+import { type Kysely, sql } from 'kysely';
+import { countingConsents } from '../src/consent/eligibility.ts';
+import type { Database } from '../src/db/database.ts';
+
+export interface ConsentSnapshot {
+  runId: number;
+  /** the instant consent was judged at (the run's as-of) */
+  at: Date;
+  size: number;
+}
+
+/**
+ * Stage 1: who may be profiled. Everyone the pipeline touches later (training rows,
+ * evaluation rows, scores) is read through this snapshot, never from contacts directly.
+ * `live` reads the consent state kept with the ledger (a run about now); otherwise the
+ * ledger as of `at` (a run as if today were `at`).
+ */
+export async function takeConsentSnapshot(
+  db: Kysely<Database>,
+  runId: number,
+  at: Date,
+  live: boolean,
+): Promise<ConsentSnapshot> {
+  // known_since: the earlier of the first purchase and the consent; a person unknown at
+  // a cutoff cannot be a training row at that cutoff.
+  const result = await sql`
+    INSERT INTO profiling_snapshots (run_id, contact_id, consent_event_id, known_since)
+    SELECT ${runId}, p.contact_id, p.event_id,
+      least(p.captured_at, (SELECT min(pu.purchased_at) FROM purchases pu WHERE pu.contact_id = p.contact_id))
+    FROM ${countingConsents('profiling', null, at, live)} p
+    JOIN contacts c ON c.id = p.contact_id AND c.erased_at IS NULL`.execute(db);
+  await sql`ANALYZE profiling_snapshots`.execute(db);
+  return { runId, at, size: Number(result.numAffectedRows ?? 0n) };
+}

@@ -1,0 +1,200 @@
+import { applyCalibration, fitBinnedCalibration, type RfmInputs, rfmScores } from '../models/baselines.ts';
+import { type BinaryMetrics, binaryMetrics, permutationImportance, strided } from '../models/metrics.ts';
+import { sampleIndices } from '../models/random.ts';
+import { standardiseRows } from '../models/standardisation.ts';
+import type { Tensorflow } from '../models/tensorflow.ts';
+import { predictProbabilities } from '../models/propensity-network.ts';
+import type { BuyTillYouDie } from './buy-till-you-die.ts';
+import type { FeatureMatrix } from './features.ts';
+import type { Target } from './targets.ts';
+import type { InferenceNetwork, LabelledMatrix } from './training.ts';
+
+/** One column of a rows x targets matrix as its own labels array. */
+export function labelColumn(labels: Uint8Array, targets: number, index: number): Uint8Array {
+  const rows = labels.length / targets;
+  const column = new Uint8Array(rows);
+  for (let row = 0; row < rows; row++) column[row] = labels[row * targets + index] as number;
+  return column;
+}
+
+/** Metrics of every output of a rows x targets probability matrix; null when the window has one class only. */
+export function metricsPerTarget(labels: Uint8Array, probabilities: Float32Array, targets: number): Array<BinaryMetrics | null> {
+  return Array.from({ length: targets }, (_, index) => {
+    const y = labelColumn(labels, targets, index);
+    const positives = y.reduce((sum, value) => sum + value, 0);
+    if (positives === 0 || positives === y.length) return null;
+    return binaryMetrics(y, strided(probabilities, targets, index));
+  });
+}
+
+function column(matrix: FeatureMatrix, name: string): (row: number) => number {
+  const index = matrix.layout.names.indexOf(name);
+  if (index < 0) throw new Error(`feature ${name} is not in the matrix`);
+  return (row) => matrix.x[row * matrix.columns + index] as number;
+}
+
+function blockPrefix(target: Target): string | null {
+  if (target.kind === 'category') return `category:${target.category}:`;
+  if (target.kind === 'product') return `product:${target.key}:`;
+  return null;
+}
+
+/** The raw ranking scores of both baselines for one target on one matrix. */
+function baselineScores(matrix: FeatureMatrix, target: Target, bgnbd: BuyTillYouDie): { rfm: Float32Array; bgnbd: Float32Array } {
+  const rows = matrix.rows;
+  const horizon = matrix.horizonDays;
+  const recencyDays = column(matrix, 'recency_days');
+  const hasHistory = column(matrix, 'has_history');
+  const purchaseDays = column(matrix, 'purchase_days');
+  const spend = column(matrix, 'spend_total');
+  const overall: RfmInputs = {
+    rows,
+    recency: Float64Array.from({ length: rows }, (_, row) => (hasHistory(row) > 0 ? Math.exp(-Math.expm1(recencyDays(row)) / horizon) : 0)),
+    purchaseDays: Float64Array.from({ length: rows }, (_, row) => Math.expm1(purchaseDays(row))),
+    spend: Float64Array.from({ length: rows }, (_, row) => Math.expm1(spend(row))),
+  };
+  const prefix = blockPrefix(target);
+  if (prefix === null) {
+    return { rfm: rfmScores(overall, overall), bgnbd: Float32Array.from(bgnbd.expected) };
+  }
+  const blockRecency = column(matrix, `${prefix}recency_decay`);
+  const blockDays = column(matrix, `${prefix}purchase_days`);
+  const own: RfmInputs = {
+    rows,
+    recency: Float64Array.from({ length: rows }, (_, row) => blockRecency(row)),
+    purchaseDays: Float64Array.from({ length: rows }, (_, row) => Math.expm1(blockDays(row))),
+    spend: overall.spend,
+  };
+  // BG/NBD predicts purchase days of anything; a target's share of them is the person's own
+  // share, shrunk towards everyone's share
+  let targetDays = 0;
+  let allDays = 0;
+  for (let row = 0; row < rows; row++) {
+    targetDays += own.purchaseDays[row] as number;
+    allDays += overall.purchaseDays[row] as number;
+  }
+  const share = allDays > 0 ? targetDays / allDays : 0;
+  const scores = new Float32Array(rows);
+  for (let row = 0; row < rows; row++) {
+    const personalShare = ((own.purchaseDays[row] as number) + share) / ((overall.purchaseDays[row] as number) + 1);
+    scores[row] = (bgnbd.expected[row] as number) * personalShare;
+  }
+  return { rfm: rfmScores(own, overall), bgnbd: scores };
+}
+
+export interface BaselineEvaluation {
+  rfm: BinaryMetrics | null;
+  bgnbd: BinaryMetrics | null;
+  /** rows x targets probabilities on the evaluated matrix */
+  rfmProbabilities: Float32Array;
+  bgnbdProbabilities: Float32Array;
+}
+
+/**
+ * Both baselines scored on `evaluated`, their probabilities calibrated on `calibration`
+ * (an earlier window, as a model would be), with the same metrics as the networks.
+ */
+export function evaluateBaselines(
+  calibration: LabelledMatrix,
+  calibrationBgnbd: BuyTillYouDie,
+  evaluated: LabelledMatrix,
+  evaluatedBgnbd: BuyTillYouDie,
+  targets: readonly Target[],
+): BaselineEvaluation[] {
+  return targets.map((target, index) => {
+    const before = baselineScores(calibration.matrix, target, calibrationBgnbd);
+    const after = baselineScores(evaluated.matrix, target, evaluatedBgnbd);
+    const calibrationLabels = labelColumn(calibration.labels, targets.length, index);
+    const evaluatedLabels = labelColumn(evaluated.labels, targets.length, index);
+    const rfmProbabilities = applyCalibration(after.rfm, fitBinnedCalibration(before.rfm, calibrationLabels));
+    const bgnbdProbabilities = applyCalibration(after.bgnbd, fitBinnedCalibration(before.bgnbd, calibrationLabels));
+    const positives = evaluatedLabels.reduce((sum, value) => sum + value, 0);
+    const defined = positives > 0 && positives < evaluatedLabels.length;
+    return {
+      rfm: defined ? withRankingAuc(binaryMetrics(evaluatedLabels, rfmProbabilities), evaluatedLabels, after.rfm) : null,
+      bgnbd: defined ? withRankingAuc(binaryMetrics(evaluatedLabels, bgnbdProbabilities), evaluatedLabels, after.bgnbd) : null,
+      rfmProbabilities,
+      bgnbdProbabilities,
+    };
+  });
+}
+
+/** A baseline's AUC is the AUC of its own ranking, not of its (binned) calibration. */
+function withRankingAuc(metrics: BinaryMetrics, labels: Uint8Array, scores: Float32Array): BinaryMetrics {
+  const ranking = binaryMetrics(labels, normalise(scores));
+  return { ...metrics, rocAuc: ranking.rocAuc, prAuc: ranking.prAuc, gains: ranking.gains };
+}
+
+function normalise(scores: Float32Array): Float32Array {
+  let max = 0;
+  for (const score of scores) if (score > max) max = score;
+  return max > 0 ? Float32Array.from(scores, (score) => Math.max(0, score) / max) : new Float32Array(scores.length);
+}
+
+const IMPORTANCE_ROWS = 50_000;
+
+/** Permutation importance (AUC drop per explanation group) on a sample of the evaluation window. */
+export async function groupImportance(
+  t: Tensorflow,
+  network: InferenceNetwork,
+  evaluated: LabelledMatrix,
+  seed: number,
+): Promise<Array<{ name: string; aucDrop: number[] }>> {
+  const { matrix } = evaluated;
+  const outputs = network.logPositiveWeights.length;
+  const rows = sampleIndices(Array.from({ length: matrix.rows }, (_, i) => i), IMPORTANCE_ROWS, seed);
+  const x = new Float32Array(rows.length * matrix.columns);
+  const labels = new Uint8Array(rows.length * outputs);
+  const scratch = new Float32Array(matrix.columns);
+  rows.forEach((row, i) => {
+    standardiseRows(matrix.x, row, row + 1, matrix.columns, network.standardisation, scratch);
+    x.set(scratch, i * matrix.columns);
+    labels.set(evaluated.labels.subarray(row * outputs, (row + 1) * outputs), i * outputs);
+  });
+  return permutationImportance({
+    x,
+    rows: rows.length,
+    columns: matrix.columns,
+    groups: matrix.layout.explanationGroups,
+    labels,
+    outputs,
+    predict: (input, count) => predictProbabilities(t, network, input, count),
+    seed,
+  });
+}
+
+/**
+ * The rows of people with at least one purchase before the cutoff: the population a data
+ * scientist evaluates on ("customers active before the date"), without consented prospects.
+ */
+export function activeRowsOnly(labelled: LabelledMatrix, bgnbd: BuyTillYouDie): { labelled: LabelledMatrix; bgnbd: BuyTillYouDie } {
+  const { matrix } = labelled;
+  const hasHistory = column(matrix, 'has_history');
+  const rows: number[] = [];
+  for (let row = 0; row < matrix.rows; row++) if (hasHistory(row) > 0) rows.push(row);
+  const targets = labelled.labels.length / Math.max(1, matrix.rows);
+  const x = new Float32Array(rows.length * matrix.columns);
+  const labels = new Uint8Array(rows.length * targets);
+  rows.forEach((row, i) => {
+    x.set(matrix.x.subarray(row * matrix.columns, (row + 1) * matrix.columns), i * matrix.columns);
+    labels.set(labelled.labels.subarray(row * targets, (row + 1) * targets), i * targets);
+  });
+  const pickRows = (values: Float64Array) => Float64Array.from(rows, (row) => values[row] as number);
+  return {
+    labelled: {
+      matrix: {
+        ...matrix,
+        rows: rows.length,
+        x,
+        contactIds: pickRows(matrix.contactIds),
+        history: {
+          repeatDays: pickRows(matrix.history.repeatDays),
+          lastAge: pickRows(matrix.history.lastAge),
+          firstAge: pickRows(matrix.history.firstAge),
+        },
+      },
+      labels,
+    },
+    bgnbd: { ...bgnbd, expected: pickRows(bgnbd.expected), alive: pickRows(bgnbd.alive) },
+  };
+}

@@ -1,0 +1,542 @@
+import { sql } from 'kysely';
+import { type BinaryMetrics, rocAuc, strided } from '../models/metrics.ts';
+import type { NetworkKind } from '../models/propensity-network.ts';
+import { standardisationFromJson, standardisationToJson } from '../models/standardisation.ts';
+import { type BackendName, loadTensorflow, type Tensorflow } from '../models/tensorflow.ts';
+import type { AppContext } from '../src/context.ts';
+import { codeVersion } from '../src/registry/code-version.ts';
+import { exportNetwork, loadNetwork, saveNetwork } from '../src/registry/model-store.ts';
+import {
+  type Champion,
+  championOf,
+  createRun,
+  ensureModel,
+  finishRun,
+  insertVersion,
+  promoteVersion,
+} from '../src/registry/registry.repository.ts';
+import { type BuyTillYouDie, fillBuyTillYouDie } from './buy-till-you-die.ts';
+import { takeConsentSnapshot } from './consent-snapshot.ts';
+import { DEFAULT_SPECIAL_CATEGORIES, isSpecialCategory } from './feature-spec.ts';
+import { computeFeatures, type FeatureLayout, type FeatureMatrix, featureLayout } from './features.ts';
+import { activeRowsOnly, type BaselineEvaluation, evaluateBaselines, groupImportance, labelColumn, metricsPerTarget } from './evaluation.ts';
+import { computeLabels } from './labels.ts';
+import { type Progress, silentProgress } from './progress.ts';
+import { scoreWithNetwork } from './score-stage.ts';
+import { selectTargets, type Target, type TargetCandidate, targetId } from './targets.ts';
+import { type FittedNetwork, fitNetwork, type InferenceNetwork, type LabelledMatrix, predictMatrix, type TrainingConfig } from './training.ts';
+
+const DAY_MS = 86_400_000;
+
+export interface PipelineOptions {
+  kind: 'pipeline' | 'backtest';
+  trigger: string;
+  /** run as if today were this instant; null = now, with the live consent state */
+  asOf: Date | null;
+  horizonDays: number;
+  /** SKUs to model; null = every product with enough buyers */
+  products: string[] | null;
+  minPositives: number;
+  minNegatives: number;
+  /** a new version is promoted unless its AUC is lower than the champion's by more than this */
+  promotionTolerance: number;
+  training: TrainingConfig;
+  /** up to this many rolling origins are stacked while the training rows stay under the cap */
+  maxOrigins: number;
+  originStepDays: number;
+  specialCategories: string[];
+  backend: BackendName | 'auto';
+  modelsDir: string | null;
+}
+
+export const DEFAULT_PIPELINE_OPTIONS: Omit<PipelineOptions, 'kind' | 'trigger' | 'asOf'> = {
+  horizonDays: 30,
+  products: null,
+  minPositives: 100,
+  minNegatives: 100,
+  promotionTolerance: 0.005,
+  training: {
+    algorithms: ['logistic', 'mlp'],
+    epochs: 12,
+    batchSize: 1024,
+    learningRate: 0.005,
+    l2: 1e-4,
+    hiddenUnits: 64,
+    maxTrainingRows: 300_000,
+    maxPositiveWeight: 50,
+    seed: 7,
+  },
+  maxOrigins: 4,
+  originStepDays: 30,
+  specialCategories: DEFAULT_SPECIAL_CATEGORIES,
+  backend: 'auto',
+  modelsDir: null,
+};
+
+export interface TargetOutcome {
+  target: string;
+  algorithm: NetworkKind | null;
+  version: number | null;
+  status: 'champion' | 'candidate' | 'rejected' | 'not eligible';
+  reason: string;
+  auc: { model: number | null; rfm: number | null; bgnbd: number | null; champion: number | null };
+  backtest?: { model: BinaryMetrics | null; rfm: BinaryMetrics | null; bgnbd: BinaryMetrics | null };
+  scored?: number;
+}
+
+export interface StageFigure {
+  stage: string;
+  seconds: number;
+  rows: number;
+}
+
+export interface PipelineReport {
+  runId: number;
+  kind: 'pipeline' | 'backtest';
+  asOf: string;
+  horizonDays: number;
+  backend: BackendName;
+  population: number;
+  cutoffs: { evaluationTraining: string[]; evaluation: string; productionTraining: string[]; scoring: string };
+  targets: TargetOutcome[];
+  stages: StageFigure[];
+  peakRssMb: number;
+}
+
+interface NetworkPair {
+  evaluation: FittedNetwork;
+  production?: FittedNetwork;
+  evaluationProbabilities: Float32Array;
+  evaluationMetrics: Array<BinaryMetrics | null>;
+}
+
+function day(date: Date): string {
+  return date.toISOString().slice(0, 10);
+}
+
+function minusDays(date: Date, days: number): Date {
+  return new Date(date.getTime() - days * DAY_MS);
+}
+
+/**
+ * The propensity pipeline, stage by stage: consent snapshot → targets → features → labels →
+ * train (evaluation networks one horizon back) → evaluate against the baselines → train the
+ * production networks → register → promote → score. A backtest stops before promotion and
+ * instead judges the production networks on what really happened after `asOf`.
+ */
+export async function runPipeline(context: AppContext, options: PipelineOptions, progress: Progress = silentProgress): Promise<PipelineReport> {
+  const { db } = context.database;
+  const startedAt = context.clock.now();
+  const asOf = options.asOf ?? startedAt;
+  const live = options.asOf === null;
+  const horizon = options.horizonDays;
+  const stages: StageFigure[] = [];
+  let peakRss = process.memoryUsage().rss;
+  const timed = async <T>(stage: string, work: () => Promise<{ value: T; rows: number }>): Promise<T> => {
+    progress.stage(stage);
+    const began = performance.now();
+    const { value, rows } = await work();
+    const seconds = (performance.now() - began) / 1000;
+    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+    stages.push({ stage, seconds, rows });
+    progress.done(stage, seconds, rows);
+    return value;
+  };
+
+  const runId = await createRun(db, {
+    kind: options.kind,
+    trigger: options.trigger,
+    asOf,
+    horizonDays: horizon,
+    params: { products: options.products, minPositives: options.minPositives, minNegatives: options.minNegatives, training: options.training },
+    startedAt,
+  });
+  try {
+    const t = await loadTensorflow({ prefer: options.backend, logger: context.logger });
+    const report = await stagesOf(runId);
+    await finishRun(db, runId, { status: 'succeeded', finishedAt: context.clock.now(), summary: { ...report } });
+    return report;
+
+    async function stagesOf(run: number): Promise<PipelineReport> {
+      const snapshot = await timed('consent snapshot', async () => {
+        const value = await takeConsentSnapshot(db, run, asOf, live);
+        return { value, rows: value.size };
+      });
+
+      const evaluationCutoff = minusDays(asOf, horizon);
+      const calibrationCutoff = minusDays(asOf, 2 * horizon);
+      const candidates = await timed('targets', async () => {
+        const value = await selectTargets(db, run, [{ cutoff: evaluationCutoff, horizonDays: horizon }, { cutoff: calibrationCutoff, horizonDays: horizon }], {
+          minPositives: options.minPositives,
+          minNegatives: options.minNegatives,
+          products: options.products,
+          specialCategories: options.specialCategories,
+        });
+        return { value, rows: value.length };
+      });
+      const targets: Target[] = candidates.filter((candidate) => candidate.eligible);
+      const outcomes = new Map<string, TargetOutcome>();
+      for (const candidate of candidates.filter((c) => !c.eligible && (c.kind !== 'product' || options.products))) {
+        outcomes.set(targetId(candidate), notEligible(candidate));
+      }
+      const report = (): PipelineReport => ({
+        runId: run,
+        kind: options.kind,
+        asOf: asOf.toISOString(),
+        horizonDays: horizon,
+        backend: t.backend,
+        population: snapshot.size,
+        cutoffs: {
+          evaluationTraining: evaluationOrigins.map(day),
+          evaluation: day(evaluationCutoff),
+          productionTraining: productionOrigins.map(day),
+          scoring: day(asOf),
+        },
+        targets: [...outcomes.values()],
+        stages,
+        peakRssMb: Math.round(peakRss / 2 ** 20),
+      });
+      let evaluationOrigins: Date[] = [];
+      let productionOrigins: Date[] = [];
+      if (targets.length === 0) return report();
+
+      const origins = Math.max(1, Math.min(options.maxOrigins, Math.ceil(options.training.maxTrainingRows / Math.max(1, snapshot.size))));
+      evaluationOrigins = Array.from({ length: origins }, (_, k) => minusDays(calibrationCutoff, k * options.originStepDays));
+      productionOrigins = Array.from({ length: origins }, (_, k) => minusDays(evaluationCutoff, k * options.originStepDays));
+
+      const categories = await nonSpecialCategories(context, options.specialCategories);
+      const layout = featureLayout(targets, categories, options.specialCategories);
+
+      // every cutoff's matrix once; BG/NBD is fitted at each cutoff on what was known then
+      const matrices = new Map<number, { labelled: LabelledMatrix; bgnbd: BuyTillYouDie }>();
+      const trainingCutoffs = [...new Set([...evaluationOrigins, ...productionOrigins].map((date) => date.getTime()))].sort((a, b) => b - a);
+      // training and evaluation read a sample of people beyond the training cap; only scoring needs everyone
+      const samplePermille = Math.min(1000, Math.ceil((1000 * options.training.maxTrainingRows) / Math.max(1, snapshot.size)));
+      await timed('features', async () => {
+        let rows = 0;
+        for (const [index, cutoff] of trainingCutoffs.entries()) {
+          const matrix = await computeFeatures(db, { runId: run, cutoff: new Date(cutoff), horizonDays: horizon, layout, samplePermille }, (done, total) =>
+            progress.step(`cutoff ${index + 1}/${trainingCutoffs.length + 1}, people`, done, total),
+          );
+          const bgnbd = fillBuyTillYouDie(matrix, options.training.seed);
+          matrices.set(cutoff, { labelled: { matrix, labels: new Uint8Array(0) }, bgnbd });
+          rows += matrix.rows;
+        }
+        return { value: undefined, rows };
+      });
+      await timed('labels', async () => {
+        let rows = 0;
+        for (const entry of matrices.values()) {
+          entry.labelled.labels = await computeLabels(db, entry.labelled.matrix, targets);
+          rows += entry.labelled.matrix.rows;
+        }
+        return { value: undefined, rows };
+      });
+      const at = (date: Date) => matrices.get(date.getTime()) as { labelled: LabelledMatrix; bgnbd: BuyTillYouDie };
+      const evaluationStack = evaluationOrigins.map((date) => at(date).labelled);
+      const evaluated = at(evaluationCutoff);
+      const calibration = at(calibrationCutoff);
+
+      const networks = new Map<NetworkKind, NetworkPair>();
+      await timed('train (evaluation)', async () => {
+        let rows = 0;
+        for (const kind of options.training.algorithms) {
+          const evaluation = await fitNetwork(t, kind, evaluationStack, targets.length, options.training, (epoch) =>
+            progress.step(`${kind} epoch`, epoch + 1, options.training.epochs),
+          );
+          const evaluationProbabilities = await predictMatrix(t, evaluation, evaluated.labelled.matrix);
+          networks.set(kind, {
+            evaluation,
+            evaluationProbabilities,
+            evaluationMetrics: metricsPerTarget(evaluated.labelled.labels, evaluationProbabilities, targets.length),
+          });
+          rows += evaluation.trainingRows;
+        }
+        return { value: undefined, rows };
+      });
+      const baselines = await timed('evaluate baselines', async () => {
+        const value = evaluateBaselines(calibration.labelled, calibration.bgnbd, evaluated.labelled, evaluated.bgnbd, targets);
+        return { value, rows: evaluated.labelled.matrix.rows * targets.length };
+      });
+
+      // per target: the best network on the evaluation window, kept only if it beats both baselines
+      const chosen = targets.map((target, index) => chooseNetwork(target, index, networks, baselines[index] as BaselineEvaluation));
+      const neededKinds = new Set(chosen.flatMap((choice) => (choice.kind && choice.beatsBaselines ? [choice.kind] : [])));
+      await timed('train (production)', async () => {
+        let rows = 0;
+        for (const kind of neededKinds) {
+          const pair = networks.get(kind) as NetworkPair;
+          pair.production = await fitNetwork(t, kind, productionOrigins.map((date) => at(date).labelled), targets.length, options.training, (epoch) =>
+            progress.step(`${kind} epoch`, epoch + 1, options.training.epochs),
+          );
+          rows += pair.production.trainingRows;
+        }
+        return { value: undefined, rows };
+      });
+      for (const date of evaluationOrigins) if (date.getTime() !== evaluationCutoff.getTime()) matrices.delete(date.getTime());
+
+      const importance = await timed('importance', async () => {
+        const value = new Map<NetworkKind, Array<{ name: string; aucDrop: number[] }>>();
+        for (const kind of neededKinds) {
+          value.set(kind, await groupImportance(t, (networks.get(kind) as NetworkPair).evaluation, evaluated.labelled, options.training.seed));
+        }
+        return { value, rows: 0 };
+      });
+
+      const savedNetworks = await timed('register', async () => {
+        const ids = new Map<string, number>();
+        for (const kind of neededKinds) {
+          const pair = networks.get(kind) as NetworkPair;
+          for (const [role, fitted] of [['evaluation', pair.evaluation], ['production', pair.production]] as const) {
+            if (!fitted) continue;
+            await fitted.model.save(
+              saveNetwork(db, { runId: run, role, algorithm: kind, featureList: layout.names, metadata: networkMetadata(fitted, targets, layout, role === 'evaluation' ? evaluationOrigins : productionOrigins, horizon) }, (id) =>
+                ids.set(`${kind}:${role}`, id),
+              ),
+            );
+          }
+        }
+        if (options.modelsDir) for (const id of ids.values()) await exportNetwork(db, id, options.modelsDir);
+        return { value: ids, rows: ids.size };
+      });
+
+      const registered: Array<{ target: Target; index: number; modelId: number; versionId: number; kind: NetworkKind }> = [];
+      await timed('promote', async () => {
+        const code = codeVersion();
+        for (const [index, target] of targets.entries()) {
+          const choice = chosen[index] as Choice;
+          const baseline = baselines[index] as BaselineEvaluation;
+          const modelId = await ensureModel(db, { kind: target.kind, key: target.key, productId: target.productId });
+          const outcome: TargetOutcome = {
+            target: targetId(target),
+            algorithm: choice.kind,
+            version: null,
+            status: 'rejected',
+            reason: choice.reason,
+            auc: { model: choice.auc, rfm: baseline.rfm?.rocAuc ?? null, bgnbd: baseline.bgnbd?.rocAuc ?? null, champion: null },
+          };
+          outcomes.set(outcome.target, outcome);
+          if (!choice.kind) continue;
+          const pair = networks.get(choice.kind) as NetworkPair;
+          let status: 'champion' | 'candidate' | 'rejected' = choice.beatsBaselines ? 'candidate' : 'rejected';
+          let reason = choice.reason;
+          const champion = await championOf(db, modelId);
+          if (status === 'candidate' && options.kind === 'pipeline') {
+            const championAuc = champion ? await championAucOnWindow(t, context, champion, target, index, targets.length, evaluated.labelled, layout) : null;
+            outcome.auc.champion = championAuc;
+            if (championAuc === null || (choice.auc as number) >= championAuc - options.promotionTolerance) {
+              status = 'champion';
+              reason = champion
+                ? `${reason}; not worse than champion v${champion.version} (AUC ${fmt(championAuc)}) beyond ${options.promotionTolerance}`
+                : `${reason}; first model for this target`;
+            } else {
+              reason = `${reason}; champion v${champion?.version} stays: its AUC ${fmt(championAuc)} on this window is higher by more than ${options.promotionTolerance}`;
+            }
+          } else if (status === 'candidate') {
+            reason = `${reason}; backtest run, never promoted`;
+          }
+          const evaluationMetrics = pair.evaluationMetrics[index] ?? null;
+          const groups = importance.get(choice.kind);
+          const version = await insertVersion(db, {
+            modelId,
+            algorithm: choice.kind,
+            status: status === 'champion' ? 'candidate' : status,
+            runId: run,
+            trainedAt: context.clock.now(),
+            consentSnapshotAt: snapshot.at,
+            populationSize: snapshot.size,
+            trainingCutoff: evaluationCutoff,
+            horizonDays: horizon,
+            featureList: layout.names,
+            codeVersion: code,
+            trainingDataHash: (pair.production ?? pair.evaluation).trainingDataHash,
+            metrics: {
+              evaluationWindow: { cutoff: day(evaluationCutoff), horizonDays: horizon, rows: evaluated.labelled.matrix.rows },
+              evaluationTrainingCutoffs: evaluationOrigins.map(day),
+              productionTrainingCutoffs: productionOrigins.map(day),
+              trainingRows: pair.production?.trainingRows ?? null,
+              evaluation: evaluationMetrics,
+              importance: groups?.map((group) => ({ group: group.name, aucDrop: group.aucDrop[index] ?? null })).sort((a, b) => (b.aucDrop ?? 0) - (a.aucDrop ?? 0)),
+              champion: champion ? { version: champion.version, auc: outcome.auc.champion } : null,
+              alternatives: Object.fromEntries([...networks].map(([kind, other]) => [kind, other.evaluationMetrics[index]?.rocAuc ?? null])),
+            },
+            baselineMetrics: { rfm: baseline.rfm, bgnbd: baseline.bgnbd, bgnbdParams: evaluated.bgnbd.params },
+            decisionReason: reason,
+            networkId: savedNetworks.get(`${choice.kind}:production`) ?? null,
+            evaluationNetworkId: savedNetworks.get(`${choice.kind}:evaluation`) ?? null,
+            outputIndex: index,
+          });
+          if (status === 'champion') await promoteVersion(db, modelId, version.id, context.clock.now());
+          outcome.version = version.version;
+          outcome.status = status;
+          outcome.reason = reason;
+          if (status === 'champion') registered.push({ target, index, modelId, versionId: version.id, kind: choice.kind });
+        }
+        return { value: undefined, rows: targets.length };
+      });
+
+      if (options.kind === 'backtest') {
+        await backtestStage();
+      } else if (registered.length > 0) {
+        await scoreStage();
+      }
+      return report();
+
+      async function scoreStage(): Promise<void> {
+        const scoring = await timed('features (scoring)', async () => {
+          const matrix = await computeFeatures(db, { runId: run, cutoff: asOf, horizonDays: horizon, layout, liveConsentAt: context.clock.now() }, (done, total) =>
+            progress.step('people', done, total),
+          );
+          fillBuyTillYouDie(matrix, options.training.seed);
+          return { value: matrix, rows: matrix.rows };
+        });
+        matrices.clear();
+        await timed('score', async () => {
+          let rows = 0;
+          for (const kind of neededKinds) {
+            const members = registered.filter((entry) => entry.kind === kind);
+            if (members.length === 0) continue;
+            const written = await scoreWithNetwork(t, context, (networks.get(kind) as NetworkPair).production as FittedNetwork, scoring, members, run, (done, total) =>
+              progress.step(`${kind} targets`, done, total),
+            );
+            for (const [id, count] of written) {
+              const outcome = outcomes.get(id);
+              if (outcome) outcome.scored = count;
+              rows += count;
+            }
+          }
+          return { value: undefined, rows };
+        });
+      }
+
+      async function backtestStage(): Promise<void> {
+        const truth = await timed('backtest (truth)', async () => {
+          const matrix = await computeFeatures(db, { runId: run, cutoff: asOf, horizonDays: horizon, layout });
+          const bgnbd = fillBuyTillYouDie(matrix, options.training.seed);
+          const labels = await computeLabels(db, matrix, targets);
+          const value = activeRowsOnly({ matrix, labels }, bgnbd);
+          return { value, rows: value.labelled.matrix.rows };
+        });
+        await timed('backtest (metrics)', async () => {
+          const truthBaselines = evaluateBaselines(evaluated.labelled, evaluated.bgnbd, truth.labelled, truth.bgnbd, targets);
+          const predictions = new Map<NetworkKind, Array<BinaryMetrics | null>>();
+          for (const kind of neededKinds) {
+            const production = (networks.get(kind) as NetworkPair).production as FittedNetwork;
+            const probabilities = await predictMatrix(t, production, truth.labelled.matrix);
+            predictions.set(kind, metricsPerTarget(truth.labelled.labels, probabilities, targets.length));
+          }
+          for (const [index, target] of targets.entries()) {
+            const outcome = outcomes.get(targetId(target));
+            const choice = chosen[index] as Choice;
+            if (!outcome) continue;
+            outcome.backtest = {
+              model: choice.kind && neededKinds.has(choice.kind) ? (predictions.get(choice.kind)?.[index] ?? null) : null,
+              rfm: truthBaselines[index]?.rfm ?? null,
+              bgnbd: truthBaselines[index]?.bgnbd ?? null,
+            };
+          }
+          return { value: undefined, rows: truth.labelled.matrix.rows * targets.length };
+        });
+      }
+    }
+  } catch (error) {
+    await finishRun(db, runId, {
+      status: 'failed',
+      finishedAt: context.clock.now(),
+      summary: { stages },
+      error: error instanceof Error ? error.message : String(error),
+    }).catch(() => undefined);
+    throw error;
+  }
+}
+
+interface Choice {
+  kind: NetworkKind | null;
+  auc: number | null;
+  beatsBaselines: boolean;
+  reason: string;
+}
+
+function fmt(value: number | null | undefined): string {
+  return value === null || value === undefined || Number.isNaN(value) ? 'n/a' : value.toFixed(3);
+}
+
+function chooseNetwork(target: Target, index: number, networks: Map<NetworkKind, NetworkPair>, baseline: BaselineEvaluation): Choice {
+  let best: { kind: NetworkKind; auc: number } | null = null;
+  for (const [kind, pair] of networks) {
+    const auc = pair.evaluationMetrics[index]?.rocAuc;
+    if (auc !== undefined && !Number.isNaN(auc) && (!best || auc > best.auc)) best = { kind, auc };
+  }
+  if (!best) return { kind: null, auc: null, beatsBaselines: false, reason: `no evaluation possible for ${targetId(target)}: one class only in the window` };
+  const rfm = baseline.rfm?.rocAuc ?? Number.NaN;
+  const bgnbd = baseline.bgnbd?.rocAuc ?? Number.NaN;
+  const beats = best.auc > rfm && best.auc > bgnbd;
+  const figures = `${best.kind} AUC ${fmt(best.auc)} vs RFM ${fmt(rfm)}, BG/NBD ${fmt(bgnbd)}`;
+  return { ...best, beatsBaselines: beats, reason: beats ? `beats both baselines: ${figures}` : `does not beat the baselines: ${figures}` };
+}
+
+function notEligible(candidate: TargetCandidate): TargetOutcome {
+  return {
+    target: targetId(candidate),
+    algorithm: null,
+    version: null,
+    status: 'not eligible',
+    reason: candidate.reason ?? 'not eligible',
+    auc: { model: null, rfm: null, bgnbd: null, champion: null },
+  };
+}
+
+function networkMetadata(fitted: FittedNetwork, targets: readonly Target[], layout: FeatureLayout, cutoffs: Date[], horizonDays: number): Record<string, unknown> {
+  return {
+    targets: targets.map(targetId),
+    logPositiveWeights: Array.from(fitted.logPositiveWeights),
+    standardisation: standardisationToJson(fitted.standardisation),
+    explanationGroups: layout.explanationGroups.map((group) => group.name),
+    layout: { categories: layout.categories, productIds: layout.productIds, specialCategories: layout.specialCategories },
+    trainingCutoffs: cutoffs.map(day),
+    horizonDays,
+    trainingRows: fitted.trainingRows,
+    trainingDataHash: fitted.trainingDataHash,
+  };
+}
+
+/**
+ * The champion judged on this run's evaluation window by its own evaluation network (trained
+ * one horizon before its run, so it never saw this window). When its features differ from
+ * this run's, the AUC it was registered with is used instead.
+ */
+async function championAucOnWindow(
+  t: Tensorflow,
+  context: AppContext,
+  champion: Champion,
+  target: Target,
+  targetIndex: number,
+  targetCount: number,
+  evaluated: LabelledMatrix,
+  layout: FeatureLayout,
+): Promise<number | null> {
+  const stored = (champion.metrics.evaluation as { rocAuc?: number } | null)?.rocAuc ?? null;
+  if (!champion.evaluationNetworkId) return stored;
+  const network = await loadNetwork(context.database.db, champion.evaluationNetworkId);
+  const metadata = network.metadata as { targets: string[]; logPositiveWeights: number[]; standardisation: { mean: number[]; scale: number[] } };
+  const output = metadata.targets.indexOf(targetId(target));
+  if (output < 0 || JSON.stringify(network.featureList) !== JSON.stringify(layout.names)) return stored;
+  const model = await t.tf.loadLayersModel(network.handler);
+  try {
+    const inference: InferenceNetwork = {
+      model,
+      logPositiveWeights: Float32Array.from(metadata.logPositiveWeights),
+      standardisation: standardisationFromJson(metadata.standardisation),
+    };
+    const probabilities = await predictMatrix(t, inference, evaluated.matrix);
+    const labels = labelColumn(evaluated.labels, targetCount, targetIndex);
+    return rocAuc(labels, strided(probabilities, metadata.targets.length, output));
+  } finally {
+    model.dispose();
+  }
+}
+
+async function nonSpecialCategories(context: AppContext, specialCategories: string[]): Promise<string[]> {
+  const { rows } = await sql<{ category: string }>`SELECT DISTINCT category FROM products ORDER BY category`.execute(context.database.db);
+  return rows.map((row) => row.category).filter((category) => !isSpecialCategory(category, specialCategories));
+}

@@ -1,0 +1,143 @@
+import { once } from 'node:events';
+import type { Writable } from 'node:stream';
+import { type Kysely, sql } from 'kysely';
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { countingConsents } from '../src/consent/eligibility.ts';
+import type { Database } from '../src/db/database.ts';
+import type { DatabaseHandle } from '../src/db/engine.ts';
+import { NO_GROUP } from '../models/propensity-network.ts';
+
+/** One target's scores for everyone in the scoring matrix, ready to write. */
+export interface TargetScores {
+  contactIds: Float64Array;
+  /** probability per row */
+  scores: Float32Array;
+  /** rows x 3 explanation-group codes (255 = none) and their logit contributions */
+  reasonCodes: Uint8Array;
+  contributions: Float32Array;
+}
+
+/** Rank 1 = highest score; ties by contact id so that ranks are reproducible. */
+export function rankDescending(scores: Float32Array): Uint32Array {
+  const rows = scores.length;
+  const order = new Uint32Array(rows);
+  if (rows < 2 ** 21) {
+    // score bits (monotonic for non-negative floats) and row index packed into one exact double
+    const bits = new Uint32Array(scores.buffer, scores.byteOffset, rows);
+    const keys = new Float64Array(rows);
+    for (let row = 0; row < rows; row++) keys[row] = (0xffffffff - (bits[row] as number)) * 2 ** 21 + row;
+    keys.sort();
+    for (let i = 0; i < rows; i++) order[i] = (keys[i] as number) % 2 ** 21;
+  } else {
+    for (let i = 0; i < rows; i++) order[i] = i;
+    order.sort((a, b) => (scores[b] as number) - (scores[a] as number) || a - b);
+  }
+  const ranks = new Uint32Array(rows);
+  for (let i = 0; i < rows; i++) ranks[order[i] as number] = i + 1;
+  return ranks;
+}
+
+const COPY_CHUNK = 20_000;
+
+function scoreLines(scoreSetId: number, data: TargetScores, ranks: Uint32Array, from: number, to: number): string {
+  const rows = data.scores.length;
+  let text = '';
+  for (let row = from; row < to; row++) {
+    const rank = ranks[row] as number;
+    const percentile = (100 * (rows - rank + 1)) / rows;
+    let reasons = '';
+    for (let k = 0; k < 3; k++) {
+      const code = data.reasonCodes[row * 3 + k] as number;
+      reasons += code === NO_GROUP ? '\t\\N' : `\t${code}`;
+    }
+    for (let k = 0; k < 3; k++) {
+      const code = data.reasonCodes[row * 3 + k] as number;
+      reasons += code === NO_GROUP ? '\t\\N' : `\t${(data.contributions[row * 3 + k] as number).toPrecision(4)}`;
+    }
+    text += `${scoreSetId}\t${data.contactIds[row]}\t${(data.scores[row] as number).toPrecision(6)}\t${rank}\t${percentile.toPrecision(6)}${reasons}\n`;
+  }
+  return text;
+}
+
+const SCORE_COLUMNS =
+  'score_set_id, contact_id, score, rank, percentile, reason_1, reason_2, reason_3, contribution_1, contribution_2, contribution_3';
+
+/**
+ * Writes a score set into a table of its own (no indexes while loading), then attaches it as
+ * a partition of `scores`; PostgreSQL builds the indexes once at attach time. COPY on
+ * PostgreSQL; PGlite cannot COPY over its socket, so it reads the same text through unnest.
+ */
+export async function writeScoreSet(
+  database: DatabaseHandle,
+  scoreSetId: number,
+  data: TargetScores,
+): Promise<number> {
+  const table = `scores_${scoreSetId}`;
+  const ranks = rankDescending(data.scores);
+  const client = await database.pool.connect();
+  try {
+    await client.query(`CREATE TABLE ${table} (LIKE scores INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`);
+    await client.query(`ALTER TABLE ${table} ADD CHECK (score_set_id = ${scoreSetId})`);
+    if (database.engine === 'postgres') await copyLines(client, table, scoreSetId, data, ranks);
+    else await insertLines(client, table, scoreSetId, data, ranks);
+    await client.query(`ALTER TABLE scores ATTACH PARTITION ${table} FOR VALUES IN (${scoreSetId})`);
+    await client.query(`ANALYZE ${table}`);
+  } catch (error) {
+    await client.query(`DROP TABLE IF EXISTS ${table}`).catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+  return data.scores.length;
+}
+
+async function copyLines(client: pg.PoolClient, table: string, scoreSetId: number, data: TargetScores, ranks: Uint32Array): Promise<void> {
+  const stream: Writable = client.query(copyFrom(`COPY ${table} (${SCORE_COLUMNS}) FROM STDIN`));
+  const finished = once(stream, 'finish');
+  const failed = once(stream, 'error').then(([error]) => Promise.reject(error as Error));
+  failed.catch(() => undefined);
+  for (let from = 0; from < data.scores.length; from += COPY_CHUNK) {
+    const text = scoreLines(scoreSetId, data, ranks, from, Math.min(data.scores.length, from + COPY_CHUNK));
+    if (!stream.write(text)) await Promise.race([once(stream, 'drain'), failed]);
+  }
+  stream.end();
+  await Promise.race([finished, failed]);
+}
+
+async function insertLines(client: pg.PoolClient, table: string, scoreSetId: number, data: TargetScores, ranks: Uint32Array): Promise<void> {
+  for (let from = 0; from < data.scores.length; from += COPY_CHUNK) {
+    const text = scoreLines(scoreSetId, data, ranks, from, Math.min(data.scores.length, from + COPY_CHUNK));
+    await client.query(
+      `INSERT INTO ${table} (${SCORE_COLUMNS})
+       SELECT f[1]::bigint, f[2]::bigint, f[3]::real, f[4]::int, f[5]::real,
+         nullif(f[6], '\\N')::smallint, nullif(f[7], '\\N')::smallint, nullif(f[8], '\\N')::smallint,
+         nullif(f[9], '\\N')::real, nullif(f[10], '\\N')::real, nullif(f[11], '\\N')::real
+       FROM unnest(string_to_array(rtrim($1, E'\\n'), E'\\n')) AS line, string_to_array(line, E'\\t') AS f`,
+      [text],
+    );
+  }
+}
+
+/**
+ * Makes a score set the one marketers read, in one transaction: people whose profiling
+ * consent stopped counting while it was built are removed first (the consent trigger only
+ * reaches attached partitions), the previous live set retires and its rows are dropped.
+ */
+export async function switchLive(db: Kysely<Database>, modelId: number, scoreSetId: number, now: Date): Promise<number[]> {
+  return db.transaction().execute(async (trx) => {
+    await sql`
+      DELETE FROM scores s WHERE s.score_set_id = ${scoreSetId}
+        AND NOT EXISTS (SELECT 1 FROM ${countingConsents('profiling', null, now, true)} live WHERE live.contact_id = s.contact_id)`.execute(trx);
+    const retired = await trx
+      .updateTable('score_sets')
+      .set({ status: 'retired' })
+      .where('model_id', '=', modelId)
+      .where('status', '=', 'live')
+      .returning('id')
+      .execute();
+    await trx.updateTable('score_sets').set({ status: 'live' }).where('id', '=', scoreSetId).execute();
+    for (const { id } of retired) await sql.raw(`DROP TABLE IF EXISTS scores_${Number(id)}`).execute(trx);
+    return retired.map((row) => row.id);
+  });
+}

@@ -1,0 +1,109 @@
+import { type Kysely, sql } from 'kysely';
+import type { Database } from '../src/db/database.ts';
+
+export type TargetKind = 'any' | 'category' | 'product';
+
+/** What a model predicts: a purchase of anything, of a category, or of one product, within the horizon. */
+export interface Target {
+  kind: TargetKind;
+  key: string;
+  productId: number | null;
+  category: string | null;
+}
+
+export interface TargetCandidate extends Target {
+  /** people of the window's population who bought the target in the window, per window */
+  positives: number[];
+  population: number[];
+  eligible: boolean;
+  reason: string | null;
+}
+
+export interface LabelWindow {
+  /** the cutoff: features before it, labels in [cutoff, cutoff + horizon) */
+  cutoff: Date;
+  horizonDays: number;
+}
+
+export interface TargetRules {
+  minPositives: number;
+  minNegatives: number;
+  /** SKUs asked for; null means every product */
+  products: string[] | null;
+  specialCategories: string[];
+}
+
+/**
+ * Counts buyers of every product and category in each window and keeps the targets with
+ * enough positives and negatives in all of them (the windows a model trains and is judged on).
+ */
+export async function selectTargets(
+  db: Kysely<Database>,
+  runId: number,
+  windows: readonly LabelWindow[],
+  rules: TargetRules,
+): Promise<TargetCandidate[]> {
+  const counts = new Map<string, TargetCandidate>();
+  for (const [index, window] of windows.entries()) {
+    const end = new Date(window.cutoff.getTime() + window.horizonDays * 86_400_000);
+    const { rows } = await sql<{ kind: TargetKind; key: string; product_id: number | null; category: string | null; buyers: number; population: number }>`
+      WITH population AS (
+        SELECT contact_id FROM profiling_snapshots WHERE run_id = ${runId} AND known_since < ${window.cutoff}
+      ),
+      bought AS (
+        SELECT DISTINCT p.contact_id, p.product_id, pr.sku, pr.category
+        FROM purchases p JOIN population USING (contact_id) JOIN products pr ON pr.id = p.product_id
+        WHERE p.purchased_at >= ${window.cutoff} AND p.purchased_at < ${end}
+          AND NOT (lower(pr.category) = ANY(${rules.specialCategories}::text[]))
+      ),
+      size AS (SELECT count(*)::int AS population FROM population)
+      SELECT 'any' AS kind, 'any' AS key, NULL::bigint AS product_id, NULL AS category,
+        count(DISTINCT contact_id)::int AS buyers, (SELECT population FROM size) AS population FROM bought
+      UNION ALL
+      SELECT 'category', category, NULL, category, count(DISTINCT contact_id)::int, (SELECT population FROM size)
+      FROM bought GROUP BY category
+      UNION ALL
+      SELECT 'product', sku, product_id, category, count(DISTINCT contact_id)::int, (SELECT population FROM size)
+      FROM bought GROUP BY product_id, sku, category`.execute(db);
+    for (const row of rows) {
+      const id = `${row.kind}:${row.key}`;
+      let candidate = counts.get(id);
+      if (!candidate) {
+        candidate = {
+          kind: row.kind, key: row.key, productId: row.product_id, category: row.category,
+          positives: windows.map(() => 0), population: windows.map(() => 0), eligible: false, reason: null,
+        };
+        counts.set(id, candidate);
+      }
+      candidate.positives[index] = row.buyers;
+      candidate.population[index] = row.population;
+    }
+  }
+  const wanted = rules.products ? new Set(rules.products) : null;
+  const candidates = [...counts.values()].filter((candidate) => candidate.kind !== 'product' || !wanted || wanted.has(candidate.key));
+  for (const candidate of candidates) {
+    const shortOfPositives = candidate.positives.findIndex((positives) => positives < rules.minPositives);
+    const shortOfNegatives = candidate.population.findIndex((size, index) => size - (candidate.positives[index] ?? 0) < rules.minNegatives);
+    if (shortOfPositives >= 0) {
+      candidate.reason = `${candidate.positives[shortOfPositives]} buyers in the window from ${isoDay(windows[shortOfPositives]!.cutoff)}, fewer than ${rules.minPositives}`;
+    } else if (shortOfNegatives >= 0) {
+      candidate.reason = `fewer than ${rules.minNegatives} non-buyers in the window from ${isoDay(windows[shortOfNegatives]!.cutoff)}`;
+    }
+    candidate.eligible = candidate.reason === null;
+  }
+  return candidates.sort(byTargetOrder);
+}
+
+const KIND_ORDER: Record<TargetKind, number> = { any: 0, category: 1, product: 2 };
+
+function byTargetOrder(a: Target, b: Target): number {
+  return KIND_ORDER[a.kind] - KIND_ORDER[b.kind] || a.key.localeCompare(b.key);
+}
+
+export function targetId(target: Target): string {
+  return `${target.kind}:${target.key}`;
+}
+
+function isoDay(date: Date): string {
+  return date.toISOString().slice(0, 10);
+}

@@ -1,0 +1,186 @@
+import type { Command } from 'commander';
+import type { BinaryMetrics } from '../../models/metrics.ts';
+import type { NetworkKind } from '../../models/propensity-network.ts';
+import { logProgress, terminalProgress } from '../../pipelines/progress.ts';
+import { DEFAULT_PIPELINE_OPTIONS, type PipelineOptions, type PipelineReport, runPipeline } from '../../pipelines/run-pipeline.ts';
+import { DEFAULT_SPECIAL_CATEGORIES } from '../../pipelines/feature-spec.ts';
+import type { AppContext } from '../context.ts';
+import { positiveInteger, UserError, withContext } from './cli-context.ts';
+
+interface PipelineFlags {
+  products: string;
+  asOf?: string;
+  horizon: string;
+  minPositives?: number;
+  minNegatives?: number;
+  epochs?: number;
+  origins?: number;
+  originStep?: string;
+  hiddenUnits?: number;
+  algorithms: string;
+  tolerance: string;
+  modelsDir?: string;
+  json?: boolean;
+}
+
+export function parseHorizon(value: string): number {
+  const match = /^(\d+)([dw])$/.exec(value.trim());
+  if (!match) throw new UserError(`--horizon expects a number of days or weeks such as 30d or 4w, got "${value}"`);
+  const days = Number(match[1]) * (match[2] === 'w' ? 7 : 1);
+  if (days < 1 || days > 730) throw new UserError(`--horizon must be between 1 day and 730 days, got ${days} days`);
+  return days;
+}
+
+export function parseAsOf(value: string, now: Date): Date {
+  if (!/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(value.trim())) {
+    throw new UserError(`--as-of expects a date such as 2011-09-01 (or an ISO instant), got "${value}"`);
+  }
+  const date = new Date(/^\d{4}-\d{2}-\d{2}$/.test(value.trim()) ? `${value.trim()}T00:00:00Z` : value.trim());
+  if (Number.isNaN(date.getTime())) throw new UserError(`--as-of is not a real date: "${value}"`);
+  if (date.getTime() > now.getTime()) throw new UserError(`--as-of ${value} is in the future; a run can only look back`);
+  return date;
+}
+
+function parseProducts(value: string): string[] | null {
+  if (value.trim() === 'all') return null;
+  const skus = value.split(',').map((sku) => sku.trim()).filter(Boolean);
+  if (skus.length === 0) throw new UserError('--products expects "all" or SKUs separated by commas');
+  return skus;
+}
+
+function parseAlgorithms(value: string): NetworkKind[] {
+  const kinds = value.split(',').map((kind) => kind.trim());
+  for (const kind of kinds) {
+    if (kind !== 'logistic' && kind !== 'mlp') throw new UserError(`--algorithms: unknown algorithm "${kind}" (logistic, mlp)`);
+  }
+  return kinds as NetworkKind[];
+}
+
+function buildOptions(context: AppContext, flags: PipelineFlags, kind: 'pipeline' | 'backtest'): PipelineOptions {
+  const tolerance = Number(flags.tolerance);
+  if (!Number.isFinite(tolerance) || tolerance < 0 || tolerance > 0.2) {
+    throw new UserError(`--tolerance expects an AUC difference between 0 and 0.2, got "${flags.tolerance}"`);
+  }
+  const defaults = DEFAULT_PIPELINE_OPTIONS;
+  return {
+    ...defaults,
+    kind,
+    trigger: kind === 'backtest' ? 'cli:backtest' : 'cli',
+    asOf: flags.asOf ? parseAsOf(flags.asOf, context.clock.now()) : null,
+    horizonDays: parseHorizon(flags.horizon),
+    products: parseProducts(flags.products),
+    minPositives: flags.minPositives ?? defaults.minPositives,
+    minNegatives: flags.minNegatives ?? defaults.minNegatives,
+    promotionTolerance: tolerance,
+    training: {
+      ...defaults.training,
+      algorithms: parseAlgorithms(flags.algorithms),
+      epochs: flags.epochs ?? defaults.training.epochs,
+      hiddenUnits: flags.hiddenUnits ?? defaults.training.hiddenUnits,
+    },
+    maxOrigins: flags.origins ?? defaults.maxOrigins,
+    originStepDays: flags.originStep ? parseHorizon(flags.originStep) : defaults.originStepDays,
+    specialCategories: [...new Set([...DEFAULT_SPECIAL_CATEGORIES, ...context.config.specialCategories])],
+    backend: context.config.tfBackend,
+    modelsDir: flags.modelsDir ?? null,
+  };
+}
+
+function withPipelineOptions(command: Command, defaultHorizon: string): Command {
+  return command
+    .option('--products <list>', 'all, or SKUs separated by commas', 'all')
+    .option('--horizon <duration>', 'prediction horizon, e.g. 30d or 4w', defaultHorizon)
+    .option('--min-positives <n>', `buyers a target needs in each window (default ${DEFAULT_PIPELINE_OPTIONS.minPositives})`, positiveInteger('--min-positives'))
+    .option('--min-negatives <n>', `non-buyers a target needs in each window (default ${DEFAULT_PIPELINE_OPTIONS.minNegatives})`, positiveInteger('--min-negatives'))
+    .option('--epochs <n>', `training epochs (default ${DEFAULT_PIPELINE_OPTIONS.training.epochs})`, positiveInteger('--epochs'))
+    .option('--origins <n>', `rolling origins stacked for training, at most (default ${DEFAULT_PIPELINE_OPTIONS.maxOrigins})`, positiveInteger('--origins'))
+    .option('--origin-step <duration>', `days between stacked origins (default ${DEFAULT_PIPELINE_OPTIONS.originStepDays}d)`)
+    .option('--hidden-units <n>', `units of the MLP's hidden layer (default ${DEFAULT_PIPELINE_OPTIONS.training.hiddenUnits})`, positiveInteger('--hidden-units'))
+    .option('--algorithms <list>', 'networks to train and compare', DEFAULT_PIPELINE_OPTIONS.training.algorithms.join(','))
+    .option('--tolerance <auc>', 'promotion tolerance on AUC against the champion', String(DEFAULT_PIPELINE_OPTIONS.promotionTolerance))
+    .option('--models-dir <dir>', 'also write the trained networks there (model.json + weights.bin) for inspection')
+    .option('--json', 'print the run report as JSON');
+}
+
+function progressFor(context: AppContext) {
+  return process.stderr.isTTY ? terminalProgress(process.stderr) : logProgress(context.logger);
+}
+
+export function registerPipelineCommands(program: Command): void {
+  const pipeline = program.command('pipeline').description('the propensity pipeline: consent snapshot, features, training, evaluation, promotion, scoring');
+  withPipelineOptions(
+    pipeline
+      .command('run')
+      .description('train, evaluate against the baselines, promote and score, for every product with enough buyers')
+      .option('--as-of <date>', 'run as if today were this date (only data before it is visible)'),
+    '30d',
+  ).action((flags: PipelineFlags) =>
+    withContext({ migrate: true }, async (context) => {
+      const report = await runPipeline(context, buildOptions(context, flags, 'pipeline'), progressFor(context));
+      if (flags.json) console.log(JSON.stringify(report, null, 2));
+      else printRun(report);
+    }),
+  );
+
+  withPipelineOptions(
+    program
+      .command('backtest')
+      .description('run the pipeline as if today were --as-of, then score it against what really happened in [as-of, as-of + horizon)')
+      .requiredOption('--as-of <date>', 'the date to go back to'),
+    '90d',
+  ).action((flags: PipelineFlags) =>
+    withContext({ migrate: true }, async (context) => {
+      const report = await runPipeline(context, buildOptions(context, flags, 'backtest'), progressFor(context));
+      if (flags.json) console.log(JSON.stringify(report, null, 2));
+      else printBacktest(report);
+    }),
+  );
+}
+
+const f3 = (value: number | null | undefined) => (value === null || value === undefined || Number.isNaN(value) ? '   n/a' : value.toFixed(3).padStart(6));
+
+function printRun(report: PipelineReport): void {
+  console.log(`run ${report.runId} as of ${report.asOf.slice(0, 10)}, horizon ${report.horizonDays} days, backend ${report.backend}`);
+  console.log(`profile-able population: ${report.population}`);
+  console.log(`cutoffs: evaluation ${report.cutoffs.evaluation}, training ${report.cutoffs.productionTraining.join(', ')}`);
+  console.log('');
+  console.log(`${'target'.padEnd(28)} ${'status'.padEnd(12)} ${'algo'.padEnd(8)}  model    RFM  BG/NBD  scored`);
+  for (const outcome of report.targets) {
+    console.log(
+      `${outcome.target.padEnd(28)} ${outcome.status.padEnd(12)} ${(outcome.algorithm ?? '-').padEnd(8)} ${f3(outcome.auc.model)} ${f3(outcome.auc.rfm)} ${f3(outcome.auc.bgnbd)}  ${outcome.scored ?? '-'}`,
+    );
+    if (outcome.status !== 'champion') console.log(`${''.padEnd(30)}${outcome.reason}`);
+  }
+  printStages(report);
+}
+
+function metricLine(name: string, metrics: BinaryMetrics | null): string {
+  if (!metrics) return `  ${name.padEnd(8)} n/a`;
+  const top = metrics.gains[0];
+  return `  ${name.padEnd(8)} ${f3(metrics.rocAuc)} ${f3(metrics.prAuc)} ${f3(metrics.logLoss)} ${f3(metrics.brier)} ${f3(metrics.expectedCalibrationError)} ${f3(top?.lift ?? null)}`;
+}
+
+function printBacktest(report: PipelineReport): void {
+  console.log(`backtest run ${report.runId}: as if today were ${report.asOf.slice(0, 10)}, horizon ${report.horizonDays} days, backend ${report.backend}`);
+  console.log(`population: ${report.population}; trained at ${report.cutoffs.productionTraining.join(', ')}; judged on what happened from ${report.cutoffs.scoring}`);
+  for (const outcome of report.targets) {
+    if (!outcome.backtest) {
+      console.log(`\n${outcome.target}: ${outcome.status} (${outcome.reason})`);
+      continue;
+    }
+    const rows = outcome.backtest.model?.rows ?? outcome.backtest.rfm?.rows ?? 0;
+    const positives = outcome.backtest.model?.positives ?? outcome.backtest.rfm?.positives ?? 0;
+    console.log(`\n${outcome.target} (${outcome.algorithm}; ${positives} buyers among ${rows})`);
+    console.log('           ROC AUC PR AUC LogLoss  Brier    ECE lift@10%');
+    console.log(metricLine('model', outcome.backtest.model));
+    console.log(metricLine('RFM', outcome.backtest.rfm));
+    console.log(metricLine('BG/NBD', outcome.backtest.bgnbd));
+  }
+  printStages(report);
+}
+
+function printStages(report: PipelineReport): void {
+  console.log('');
+  for (const stage of report.stages) console.log(`${stage.stage.padEnd(22)} ${stage.seconds.toFixed(1).padStart(7)} s ${stage.rows > 0 ? `${stage.rows} rows` : ''}`);
+  console.log(`peak RSS ${report.peakRssMb} MB`);
+}

@@ -1,0 +1,173 @@
+import { type Kysely, sql } from 'kysely';
+import type { Database } from '../db/database.ts';
+import type { ModelVersionStatus } from './registry.table.ts';
+
+export interface RunStart {
+  kind: 'pipeline' | 'backtest';
+  trigger: string;
+  asOf: Date;
+  horizonDays: number;
+  params: Record<string, unknown>;
+  startedAt: Date;
+}
+
+export async function createRun(db: Kysely<Database>, run: RunStart): Promise<number> {
+  const row = await db
+    .insertInto('pipeline_runs')
+    .values({
+      status: 'running',
+      kind: run.kind,
+      trigger: run.trigger,
+      as_of: run.asOf,
+      horizon_days: run.horizonDays,
+      params: JSON.stringify(run.params),
+      started_at: run.startedAt,
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return row.id;
+}
+
+export async function finishRun(
+  db: Kysely<Database>,
+  runId: number,
+  outcome: { status: 'succeeded' | 'failed'; finishedAt: Date; summary: Record<string, unknown>; error?: string },
+): Promise<void> {
+  await db
+    .updateTable('pipeline_runs')
+    .set({
+      status: outcome.status,
+      finished_at: outcome.finishedAt,
+      summary: JSON.stringify(outcome.summary),
+      error: outcome.error ?? null,
+    })
+    .where('id', '=', runId)
+    .execute();
+}
+
+export interface ModelKey {
+  kind: 'any' | 'category' | 'product';
+  key: string;
+  productId: number | null;
+}
+
+/** The registry entry of a target, created the first time the target gets a model. */
+export async function ensureModel(db: Kysely<Database>, target: ModelKey): Promise<number> {
+  await db
+    .insertInto('models')
+    .values({ target_kind: target.kind, target_key: target.key, product_id: target.productId })
+    .onConflict((conflict) => conflict.columns(['target_kind', 'target_key']).doNothing())
+    .execute();
+  const row = await db
+    .selectFrom('models')
+    .select('id')
+    .where('target_kind', '=', target.kind)
+    .where('target_key', '=', target.key)
+    .executeTakeFirstOrThrow();
+  return row.id;
+}
+
+export interface Champion {
+  versionId: number;
+  version: number;
+  networkId: number | null;
+  evaluationNetworkId: number | null;
+  outputIndex: number | null;
+  metrics: Record<string, unknown>;
+}
+
+export async function championOf(db: Kysely<Database>, modelId: number): Promise<Champion | null> {
+  const row = await db
+    .selectFrom('model_versions')
+    .select(['id', 'version', 'network_id', 'evaluation_network_id', 'output_index', 'metrics'])
+    .where('model_id', '=', modelId)
+    .where('status', '=', 'champion')
+    .executeTakeFirst();
+  if (!row) return null;
+  return {
+    versionId: row.id,
+    version: row.version,
+    networkId: row.network_id,
+    evaluationNetworkId: row.evaluation_network_id,
+    outputIndex: row.output_index,
+    metrics: row.metrics,
+  };
+}
+
+export interface NewVersion {
+  modelId: number;
+  algorithm: string;
+  status: ModelVersionStatus;
+  runId: number;
+  trainedAt: Date;
+  consentSnapshotAt: Date;
+  populationSize: number;
+  trainingCutoff: Date;
+  horizonDays: number;
+  featureList: string[];
+  codeVersion: string;
+  trainingDataHash: string;
+  metrics: Record<string, unknown>;
+  baselineMetrics: Record<string, unknown>;
+  decisionReason: string;
+  networkId: number | null;
+  evaluationNetworkId: number | null;
+  outputIndex: number | null;
+}
+
+/** Adds a version (numbered after the model's last one); promotion is a separate step. */
+export async function insertVersion(db: Kysely<Database>, version: NewVersion): Promise<{ id: number; version: number }> {
+  return db.transaction().execute(async (trx) => {
+    // serialise version numbering per model (two runs may register at once)
+    await sql`SELECT id FROM models WHERE id = ${version.modelId} FOR UPDATE`.execute(trx);
+    const last = await trx
+      .selectFrom('model_versions')
+      .select((eb) => eb.fn.max('version').as('last'))
+      .where('model_id', '=', version.modelId)
+      .executeTakeFirst();
+    const number = Number(last?.last ?? 0) + 1;
+    const row = await trx
+      .insertInto('model_versions')
+      .values({
+        model_id: version.modelId,
+        version: number,
+        algorithm: version.algorithm,
+        status: version.status,
+        run_id: version.runId,
+        trained_at: version.trainedAt,
+        consent_snapshot_at: version.consentSnapshotAt,
+        population_size: version.populationSize,
+        training_cutoff: version.trainingCutoff,
+        horizon_days: version.horizonDays,
+        feature_list: JSON.stringify(version.featureList),
+        code_version: version.codeVersion,
+        training_data_hash: version.trainingDataHash,
+        metrics: JSON.stringify(version.metrics),
+        baseline_metrics: JSON.stringify(version.baselineMetrics),
+        decision_reason: version.decisionReason,
+        network_id: version.networkId,
+        evaluation_network_id: version.evaluationNetworkId,
+        output_index: version.outputIndex,
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return { id: row.id, version: number };
+  });
+}
+
+/** The new version becomes the one champion of its model; the previous one retires. */
+export async function promoteVersion(db: Kysely<Database>, modelId: number, versionId: number, at: Date): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await trx
+      .updateTable('model_versions')
+      .set({ status: 'retired' })
+      .where('model_id', '=', modelId)
+      .where('status', '=', 'champion')
+      .execute();
+    await trx
+      .updateTable('model_versions')
+      .set({ status: 'champion', promoted_at: at })
+      .where('id', '=', versionId)
+      .execute();
+  });
+}
