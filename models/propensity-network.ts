@@ -1,4 +1,5 @@
 import type * as TF from '@tensorflow/tfjs';
+import { mulberry32 } from './random.ts';
 import type { Tensorflow } from './tensorflow.ts';
 
 type Tf = typeof TF;
@@ -394,18 +395,6 @@ function checkLabels(y: Uint8Array, rows: number, targets: number): void {
   for (let i = 0; i < y.length; i++) {
     if (y[i]! > 1) throw new Error(`y is ${y[i]} at row ${Math.floor(i / targets)}, target ${i % targets}; labels must be 0 or 1`);
   }
-}
-
-/** mulberry32: a small seeded generator, enough to shuffle rows reproducibly. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let r = state;
-    r = Math.imul(r ^ (r >>> 15), r | 1);
-    r ^= r + Math.imul(r ^ (r >>> 7), r | 61);
-    return ((r ^ (r >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function shuffledRows(rows: number, random: () => number): Int32Array {

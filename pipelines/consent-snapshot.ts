@@ -21,12 +21,16 @@ export async function takeConsentSnapshot(
   at: Date,
   live: boolean,
 ): Promise<ConsentSnapshot> {
-  // known_since: the earlier of the first purchase and the consent; a person unknown at
-  // a cutoff cannot be a training row at that cutoff.
+  // known_since: the earlier of the first purchase and the first profiling grant; a person
+  // unknown at a cutoff cannot be a training row at that cutoff. Both are minima, so nothing
+  // that happens after a cutoff can change whether someone was known before it.
   const result = await sql`
     INSERT INTO profiling_snapshots (run_id, contact_id, consent_event_id, known_since)
     SELECT ${runId}, p.contact_id, p.event_id,
-      least(p.captured_at, (SELECT min(pu.purchased_at) FROM purchases pu WHERE pu.contact_id = p.contact_id))
+      least(
+        (SELECT min(e.captured_at) FROM consent_events e
+         WHERE e.contact_id = p.contact_id AND e.purpose = 'profiling' AND e.status = 'granted'),
+        (SELECT min(pu.purchased_at) FROM purchases pu WHERE pu.contact_id = p.contact_id))
     FROM ${countingConsents('profiling', null, at, live)} p
     JOIN contacts c ON c.id = p.contact_id AND c.erased_at IS NULL`.execute(db);
   await sql`ANALYZE profiling_snapshots`.execute(db);

@@ -92,7 +92,7 @@ function visiblePurchases(request: FeatureRequest, from: number, to: number): Ra
       (p.purchased_at AT TIME ZONE 'UTC')::date AS day
     FROM purchases p JOIN products pr ON pr.id = p.product_id
     WHERE p.contact_id BETWEEN ${from} AND ${to} AND p.purchased_at < ${request.cutoff}
-      AND NOT (lower(pr.category) = ANY(${request.layout.specialCategories}::text[]))
+      AND NOT (pr.category = ANY(${request.layout.specialCategories}::text[]))
   )`;
 }
 

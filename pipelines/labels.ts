@@ -25,7 +25,7 @@ export async function computeLabels(
       FROM purchases p JOIN products pr ON pr.id = p.product_id
       WHERE p.purchased_at >= ${matrix.cutoff} AND p.purchased_at < ${end}
         AND p.contact_id BETWEEN ${ids[0] as number} AND ${ids[ids.length - 1] as number}
-        AND NOT (lower(pr.category) = ANY(${matrix.layout.specialCategories}::text[]))
+        AND NOT (pr.category = ANY(${matrix.layout.specialCategories}::text[]))
     ),
     pairs AS (
       SELECT DISTINCT contact_id, ${anyIndex}::int AS target FROM bought WHERE ${anyIndex} >= 0

@@ -1,4 +1,3 @@
-import { sql } from 'kysely';
 import { type BinaryMetrics, rocAuc, strided } from '../models/metrics.ts';
 import type { NetworkKind } from '../models/propensity-network.ts';
 import { standardisationFromJson, standardisationToJson } from '../models/standardisation.ts';
@@ -17,13 +16,13 @@ import {
 } from '../src/registry/registry.repository.ts';
 import { type BuyTillYouDie, fillBuyTillYouDie } from './buy-till-you-die.ts';
 import { takeConsentSnapshot } from './consent-snapshot.ts';
-import { DEFAULT_SPECIAL_CATEGORIES, isSpecialCategory } from './feature-spec.ts';
+import { DEFAULT_SPECIAL_CATEGORIES } from './feature-spec.ts';
 import { computeFeatures, type FeatureLayout, type FeatureMatrix, featureLayout } from './features.ts';
 import { activeRowsOnly, type BaselineEvaluation, evaluateBaselines, groupImportance, labelColumn, metricsPerTarget } from './evaluation.ts';
 import { computeLabels } from './labels.ts';
 import { type Progress, silentProgress } from './progress.ts';
 import { scoreWithNetwork } from './score-stage.ts';
-import { selectTargets, type Target, type TargetCandidate, targetId } from './targets.ts';
+import { classifyCategories, selectTargets, type Target, type TargetCandidate, targetId } from './targets.ts';
 import { type FittedNetwork, fitNetwork, type InferenceNetwork, type LabelledMatrix, predictMatrix, type TrainingConfig } from './training.ts';
 
 const DAY_MS = 86_400_000;
@@ -40,6 +39,8 @@ export interface PipelineOptions {
   minNegatives: number;
   /** a new version is promoted unless its AUC is lower than the champion's by more than this */
   promotionTolerance: number;
+  /** a kept model must also reach this AUC: beating two weak baselines is not enough */
+  minimumAuc: number;
   training: TrainingConfig;
   /** up to this many rolling origins are stacked while the training rows stay under the cap */
   maxOrigins: number;
@@ -55,19 +56,22 @@ export const DEFAULT_PIPELINE_OPTIONS: Omit<PipelineOptions, 'kind' | 'trigger' 
   minPositives: 100,
   minNegatives: 100,
   promotionTolerance: 0.005,
+  minimumAuc: 0.55,
   training: {
     algorithms: ['logistic', 'mlp'],
-    epochs: 12,
-    batchSize: 1024,
+    epochs: 8,
+    maxEpochs: 40,
+    batchSize: 4096,
+    minSamples: 500_000,
     learningRate: 0.005,
-    l2: 1e-4,
+    l2: 1e-3,
     hiddenUnits: 64,
     maxTrainingRows: 300_000,
     maxPositiveWeight: 50,
     seed: 7,
   },
-  maxOrigins: 4,
-  originStepDays: 30,
+  maxOrigins: 6,
+  originStepDays: 15,
   specialCategories: DEFAULT_SPECIAL_CATEGORIES,
   backend: 'auto',
   modelsDir: null,
@@ -163,6 +167,8 @@ export async function runPipeline(context: AppContext, options: PipelineOptions,
         return { value, rows: value.size };
       });
 
+      // special categories resolved once into exact names: every SQL stage excludes the same ones
+      const categories = await classifyCategories(db, options.specialCategories);
       const evaluationCutoff = minusDays(asOf, horizon);
       const calibrationCutoff = minusDays(asOf, 2 * horizon);
       const candidates = await timed('targets', async () => {
@@ -170,7 +176,7 @@ export async function runPipeline(context: AppContext, options: PipelineOptions,
           minPositives: options.minPositives,
           minNegatives: options.minNegatives,
           products: options.products,
-          specialCategories: options.specialCategories,
+          specialCategories: categories.special,
         });
         return { value, rows: value.length };
       });
@@ -204,8 +210,7 @@ export async function runPipeline(context: AppContext, options: PipelineOptions,
       evaluationOrigins = Array.from({ length: origins }, (_, k) => minusDays(calibrationCutoff, k * options.originStepDays));
       productionOrigins = Array.from({ length: origins }, (_, k) => minusDays(evaluationCutoff, k * options.originStepDays));
 
-      const categories = await nonSpecialCategories(context, options.specialCategories);
-      const layout = featureLayout(targets, categories, options.specialCategories);
+      const layout = featureLayout(targets, categories.allowed, categories.special);
 
       // every cutoff's matrix once; BG/NBD is fitted at each cutoff on what was known then
       const matrices = new Map<number, { labelled: LabelledMatrix; bgnbd: BuyTillYouDie }>();
@@ -242,7 +247,7 @@ export async function runPipeline(context: AppContext, options: PipelineOptions,
         let rows = 0;
         for (const kind of options.training.algorithms) {
           const evaluation = await fitNetwork(t, kind, evaluationStack, targets.length, options.training, (epoch) =>
-            progress.step(`${kind} epoch`, epoch + 1, options.training.epochs),
+            progress.step(`${kind} epoch`, epoch + 1, options.training.maxEpochs),
           );
           const evaluationProbabilities = await predictMatrix(t, evaluation, evaluated.labelled.matrix);
           networks.set(kind, {
@@ -260,14 +265,14 @@ export async function runPipeline(context: AppContext, options: PipelineOptions,
       });
 
       // per target: the best network on the evaluation window, kept only if it beats both baselines
-      const chosen = targets.map((target, index) => chooseNetwork(target, index, networks, baselines[index] as BaselineEvaluation));
+      const chosen = targets.map((target, index) => chooseNetwork(target, index, networks, baselines[index] as BaselineEvaluation, options.minimumAuc));
       const neededKinds = new Set(chosen.flatMap((choice) => (choice.kind && choice.beatsBaselines ? [choice.kind] : [])));
       await timed('train (production)', async () => {
         let rows = 0;
         for (const kind of neededKinds) {
           const pair = networks.get(kind) as NetworkPair;
           pair.production = await fitNetwork(t, kind, productionOrigins.map((date) => at(date).labelled), targets.length, options.training, (epoch) =>
-            progress.step(`${kind} epoch`, epoch + 1, options.training.epochs),
+            progress.step(`${kind} epoch`, epoch + 1, options.training.maxEpochs),
           );
           rows += pair.production.trainingRows;
         }
@@ -461,7 +466,7 @@ function fmt(value: number | null | undefined): string {
   return value === null || value === undefined || Number.isNaN(value) ? 'n/a' : value.toFixed(3);
 }
 
-function chooseNetwork(target: Target, index: number, networks: Map<NetworkKind, NetworkPair>, baseline: BaselineEvaluation): Choice {
+function chooseNetwork(target: Target, index: number, networks: Map<NetworkKind, NetworkPair>, baseline: BaselineEvaluation, minimumAuc: number): Choice {
   let best: { kind: NetworkKind; auc: number } | null = null;
   for (const [kind, pair] of networks) {
     const auc = pair.evaluationMetrics[index]?.rocAuc;
@@ -470,8 +475,11 @@ function chooseNetwork(target: Target, index: number, networks: Map<NetworkKind,
   if (!best) return { kind: null, auc: null, beatsBaselines: false, reason: `no evaluation possible for ${targetId(target)}: one class only in the window` };
   const rfm = baseline.rfm?.rocAuc ?? Number.NaN;
   const bgnbd = baseline.bgnbd?.rocAuc ?? Number.NaN;
-  const beats = best.auc > rfm && best.auc > bgnbd;
   const figures = `${best.kind} AUC ${fmt(best.auc)} vs RFM ${fmt(rfm)}, BG/NBD ${fmt(bgnbd)}`;
+  if (best.auc < minimumAuc) {
+    return { ...best, beatsBaselines: false, reason: `AUC below ${minimumAuc}, too close to chance: ${figures}` };
+  }
+  const beats = best.auc > rfm && best.auc > bgnbd;
   return { ...best, beatsBaselines: beats, reason: beats ? `beats both baselines: ${figures}` : `does not beat the baselines: ${figures}` };
 }
 
@@ -534,9 +542,4 @@ async function championAucOnWindow(
   } finally {
     model.dispose();
   }
-}
-
-async function nonSpecialCategories(context: AppContext, specialCategories: string[]): Promise<string[]> {
-  const { rows } = await sql<{ category: string }>`SELECT DISTINCT category FROM products ORDER BY category`.execute(context.database.db);
-  return rows.map((row) => row.category).filter((category) => !isSpecialCategory(category, specialCategories));
 }

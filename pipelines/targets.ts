@@ -1,5 +1,6 @@
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '../src/db/database.ts';
+import { isSpecialCategory } from './feature-spec.ts';
 
 export type TargetKind = 'any' | 'category' | 'product';
 
@@ -19,6 +20,23 @@ export interface TargetCandidate extends Target {
   reason: string | null;
 }
 
+/**
+ * The catalogue's categories split once into exact names: those whose purchases are
+ * special-category data (by the configured list or their words) and the others. Every SQL
+ * stage then excludes exactly the same categories.
+ */
+export async function classifyCategories(
+  db: Kysely<Database>,
+  configuredSpecial: readonly string[],
+): Promise<{ allowed: string[]; special: string[] }> {
+  const { rows } = await sql<{ category: string }>`SELECT DISTINCT category FROM products ORDER BY category`.execute(db);
+  const all = rows.map((row) => row.category);
+  return {
+    allowed: all.filter((category) => !isSpecialCategory(category, configuredSpecial)),
+    special: all.filter((category) => isSpecialCategory(category, configuredSpecial)),
+  };
+}
+
 export interface LabelWindow {
   /** the cutoff: features before it, labels in [cutoff, cutoff + horizon) */
   cutoff: Date;
@@ -30,6 +48,7 @@ export interface TargetRules {
   minNegatives: number;
   /** SKUs asked for; null means every product */
   products: string[] | null;
+  /** exact category names whose purchases are special-category data (see feature-spec.ts) */
   specialCategories: string[];
 }
 
@@ -54,7 +73,7 @@ export async function selectTargets(
         SELECT DISTINCT p.contact_id, p.product_id, pr.sku, pr.category
         FROM purchases p JOIN population USING (contact_id) JOIN products pr ON pr.id = p.product_id
         WHERE p.purchased_at >= ${window.cutoff} AND p.purchased_at < ${end}
-          AND NOT (lower(pr.category) = ANY(${rules.specialCategories}::text[]))
+          AND NOT (pr.category = ANY(${rules.specialCategories}::text[]))
       ),
       size AS (SELECT count(*)::int AS population FROM population)
       SELECT 'any' AS kind, 'any' AS key, NULL::bigint AS product_id, NULL AS category,

@@ -32,11 +32,15 @@ export function parseHorizon(value: string): number {
 }
 
 export function parseAsOf(value: string, now: Date): Date {
-  if (!/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(value.trim())) {
-    throw new UserError(`--as-of expects a date such as 2011-09-01 (or an ISO instant), got "${value}"`);
+  const text = value.trim();
+  const match = /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)(Z|[+-]\d{2}:?\d{2})?)?$/.exec(text);
+  if (!match) throw new UserError(`--as-of expects a date such as 2011-09-01 (or an ISO instant), got "${value}"`);
+  const [, datePart, timePart, offset] = match;
+  // a date or a time without an offset is UTC, as in imports; never the machine's time zone
+  const date = new Date(`${datePart}T${timePart ?? '00:00:00'}${offset ?? 'Z'}`);
+  if (Number.isNaN(date.getTime()) || new Date(`${datePart}T00:00:00Z`).toISOString().slice(0, 10) !== datePart) {
+    throw new UserError(`--as-of is not a real date: "${value}"`);
   }
-  const date = new Date(/^\d{4}-\d{2}-\d{2}$/.test(value.trim()) ? `${value.trim()}T00:00:00Z` : value.trim());
-  if (Number.isNaN(date.getTime())) throw new UserError(`--as-of is not a real date: "${value}"`);
   if (date.getTime() > now.getTime()) throw new UserError(`--as-of ${value} is in the future; a run can only look back`);
   return date;
 }
@@ -92,7 +96,7 @@ function withPipelineOptions(command: Command, defaultHorizon: string): Command 
     .option('--horizon <duration>', 'prediction horizon, e.g. 30d or 4w', defaultHorizon)
     .option('--min-positives <n>', `buyers a target needs in each window (default ${DEFAULT_PIPELINE_OPTIONS.minPositives})`, positiveInteger('--min-positives'))
     .option('--min-negatives <n>', `non-buyers a target needs in each window (default ${DEFAULT_PIPELINE_OPTIONS.minNegatives})`, positiveInteger('--min-negatives'))
-    .option('--epochs <n>', `training epochs (default ${DEFAULT_PIPELINE_OPTIONS.training.epochs})`, positiveInteger('--epochs'))
+    .option('--epochs <n>', `minimum training epochs; small training sets get more (default ${DEFAULT_PIPELINE_OPTIONS.training.epochs})`, positiveInteger('--epochs'))
     .option('--origins <n>', `rolling origins stacked for training, at most (default ${DEFAULT_PIPELINE_OPTIONS.maxOrigins})`, positiveInteger('--origins'))
     .option('--origin-step <duration>', `days between stacked origins (default ${DEFAULT_PIPELINE_OPTIONS.originStepDays}d)`)
     .option('--hidden-units <n>', `units of the MLP's hidden layer (default ${DEFAULT_PIPELINE_OPTIONS.training.hiddenUnits})`, positiveInteger('--hidden-units'))

@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { rocAuc, strided } from '../../models/metrics.ts';
+import { mulberry32 } from '../../models/random.ts';
 import {
   explainByGroups,
   predictProbabilities,
@@ -47,17 +48,6 @@ interface BackendReport {
   backend: BackendName;
   timings: Timing[];
   auc: { oracle: number; logistic: number; mlp: number };
-}
-
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let r = state;
-    r = Math.imul(r ^ (r >>> 15), r | 1);
-    r ^= r + Math.imul(r ^ (r >>> 7), r | 61);
-    return ((r ^ (r >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 interface Truth {

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type * as TF from '@tensorflow/tfjs';
 import { rocAuc, strided } from '../../models/metrics.ts';
+import { mulberry32 } from '../../models/random.ts';
 import {
   NO_GROUP,
   explainByGroups,
@@ -23,17 +24,6 @@ const GROUPS = [
 ];
 const INTERCEPTS = [-4, -3.5, -3];
 const SLOPE = 1.5;
-
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let r = state;
-    r = Math.imul(r ^ (r >>> 15), r | 1);
-    r ^= r + Math.imul(r ^ (r >>> 7), r | 61);
-    return ((r ^ (r >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function plantedSet(rows: number, seed: number): TrainingSet {
   const random = mulberry32(seed);

@@ -312,6 +312,30 @@ describe('changing any purchase on or after the cutoff changes no feature', () =
   });
 });
 
+describe('events after the cutoff other than purchases', () => {
+  it('a consent renewed after the cutoff leaves the rows at the cutoff as they were', async () => {
+    const cutoff = CUTOFFS[1];
+    const expected = baseline.get(cutoff.getTime()) as FeatureMatrix;
+    const renewing = idOf(LATE_STARTERS[0] as number);
+    expect(Array.from(expected.contactIds)).toContain(renewing);
+    await rolledBack(async (trx) => {
+      await trx
+        .insertInto('consent_events')
+        .values({
+          contact_id: renewing, purpose: 'profiling', channel: null, status: 'granted', captured_at: new Date(LAST_CUTOFF + 10 * DAY_MS),
+          source: 'web:account-form', method: 'explicit_checkbox', notice_version: 'privacy-v3', evidence_ref: null, expires_at: null, import_id: null,
+        })
+        .execute();
+      const rerun = await createRun(trx, {
+        kind: 'pipeline', trigger: 'test:leakage', asOf: SNAPSHOT_AT, horizonDays: HORIZON_DAYS, params: {}, startedAt: SNAPSHOT_AT,
+      });
+      await takeConsentSnapshot(trx, rerun, SNAPSHOT_AT, false);
+      const fresh = await features(trx, cutoff, rerun);
+      expect(Array.from(fresh.contactIds)).toContain(renewing);
+    });
+  });
+});
+
 describe('positive control: a change strictly before the cutoff does change the matrix', () => {
   it('changing the quantity, price or date of any one purchase before the cutoff changes that person’s row, and only it', async () => {
     await fc.assert(

@@ -271,7 +271,7 @@ export function smallOptions(overrides: Partial<PipelineOptions> = {}): Pipeline
       epochs: 4,
       batchSize: 64,
       learningRate: 0.03,
-      maxTrainingRows: 1200,
+      maxTrainingRows: 5000,
     },
     backend: 'auto',
     modelsDir: null,

@@ -116,12 +116,18 @@ export async function seedLiveScores(database: DatabaseHandle, contactIds: numbe
      SELECT 'product', 'SKU-1', id FROM products WHERE sku = 'SKU-1' RETURNING id`,
   );
   const modelId = model.rows[0]!.id;
+  // reasons are stored as codes into the network's explanation groups
+  const network = await pool.query<{ id: number }>(
+    `INSERT INTO model_networks (role, algorithm, feature_list, metadata, format, model_topology, weight_specs, weight_data)
+     VALUES ('production', 'logistic', '["recency_days","frequency_12m"]',
+       '{"explanationGroups":["recency_days","frequency_12m"]}', 'layers-model', '{}', '[]', '\\x00') RETURNING id`,
+  );
   const version = await pool.query<{ id: number }>(
     `INSERT INTO model_versions (model_id, version, algorithm, status, trained_at, consent_snapshot_at, population_size,
-       training_cutoff, horizon_days, feature_list, code_version, training_data_hash)
+       training_cutoff, horizon_days, feature_list, code_version, training_data_hash, network_id, output_index)
      VALUES ($1, 1, 'logistic_regression', 'champion', '2026-05-31', '2026-05-31', 3, '2026-05-01', 30,
-       '["recency_days","frequency_12m"]', 'test', 'hash-1') RETURNING id`,
-    [modelId],
+       '["recency_days","frequency_12m"]', 'test', 'hash-1', $2, 0) RETURNING id`,
+    [modelId, network.rows[0]!.id],
   );
   const modelVersionId = version.rows[0]!.id;
   const set = await pool.query<{ id: number }>(
@@ -131,10 +137,10 @@ export async function seedLiveScores(database: DatabaseHandle, contactIds: numbe
   const scoreSetId = set.rows[0]!.id;
   await pool.query(`CREATE TABLE scores_p${scoreSetId} PARTITION OF scores FOR VALUES IN (${scoreSetId})`);
   for (const [index, contactId] of contactIds.entries()) {
-    const reasons = [{ feature: 'recency_days', contribution: 0.31 - index / 100 }, { feature: 'frequency_12m', contribution: 0.12 }];
     await pool.query(
-      `INSERT INTO scores (score_set_id, contact_id, score, rank, percentile, reasons) VALUES ($1, $2, $3, $4, $5, $6)`,
-      [scoreSetId, contactId, 0.8 - index / 10, index + 1, 1 - index / contactIds.length, JSON.stringify(reasons)],
+      `INSERT INTO scores (score_set_id, contact_id, score, rank, percentile, reason_1, contribution_1, reason_2, contribution_2)
+       VALUES ($1, $2, $3, $4, $5, 0, $6, 1, 0.12)`,
+      [scoreSetId, contactId, 0.8 - index / 10, index + 1, 1 - index / contactIds.length, 0.31 - index / 100],
     );
   }
   return { modelId, modelVersionId, scoreSetId };
