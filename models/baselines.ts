@@ -29,22 +29,25 @@ export interface RfmInputs {
   spend: ArrayLike<number>;
 }
 
+/** Classic RFM cell code R*100 + F*10 + M per row (0 where nothing was bought). */
+export function rfmCells(inputs: RfmInputs, withSpend: boolean): Uint16Array {
+  const bought = (row: number) => (inputs.purchaseDays[row] as number) > 0;
+  const r = quintiles(inputs.recency, bought, inputs.rows);
+  const f = quintiles(inputs.purchaseDays, bought, inputs.rows);
+  const m = withSpend ? quintiles(inputs.spend, bought, inputs.rows) : new Uint8Array(inputs.rows);
+  const cells = new Uint16Array(inputs.rows);
+  for (let row = 0; row < inputs.rows; row++) cells[row] = (r[row] as number) * 100 + (f[row] as number) * 10 + (m[row] as number);
+  return cells;
+}
+
 /**
- * Classic RFM cell code R*100 + F*10 + M for the target's own history, then the person's
- * overall RFM to order people who never bought the target.
+ * The RFM baseline of a target: the cell of the person's history of the target itself, then
+ * their overall RFM cell to order people who never bought the target.
  */
-export function rfmScores(target: RfmInputs, overall: RfmInputs): Float32Array {
-  const cell = (inputs: RfmInputs, withSpend: boolean) => {
-    const bought = (row: number) => (inputs.purchaseDays[row] as number) > 0;
-    const r = quintiles(inputs.recency, bought, inputs.rows);
-    const f = quintiles(inputs.purchaseDays, bought, inputs.rows);
-    const m = withSpend ? quintiles(inputs.spend, bought, inputs.rows) : new Uint8Array(inputs.rows);
-    return (row: number) => (r[row] as number) * 100 + (f[row] as number) * 10 + (m[row] as number);
-  };
-  const own = cell(target, false);
-  const all = cell(overall, true);
-  const scores = new Float32Array(target.rows);
-  for (let row = 0; row < target.rows; row++) scores[row] = own(row) * 1000 + all(row);
+export function rfmScores(target: RfmInputs | null, overallCells: Uint16Array): Float32Array {
+  const own = target ? rfmCells(target, false) : overallCells;
+  const scores = new Float32Array(overallCells.length);
+  for (let row = 0; row < scores.length; row++) scores[row] = (own[row] as number) * 1000 + (overallCells[row] as number);
   return scores;
 }
 
@@ -55,33 +58,35 @@ export function rfmScores(target: RfmInputs, overall: RfmInputs): Float32Array {
  */
 export function fitBinnedCalibration(scores: ArrayLike<number>, labels: ArrayLike<number>, bins = 20): (score: number) => number {
   const n = scores.length;
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => (scores[a] as number) - (scores[b] as number));
-  let positives = 0;
-  for (let i = 0; i < n; i++) positives += labels[i] as number;
-  const baseRate = n > 0 ? positives / n : 0;
-  const upperEdges: number[] = [];
-  const rates: number[] = [];
-  let start = 0;
-  while (start < n) {
-    let end = Math.min(n, start + Math.max(1, Math.ceil(n / bins)));
-    while (end < n && scores[order[end] as number] === scores[order[end - 1] as number]) end++;
-    let binPositives = 0;
-    for (let i = start; i < end; i++) binPositives += labels[order[i] as number] as number;
-    upperEdges.push(scores[order[end - 1] as number] as number);
-    rates.push((binPositives + baseRate * 10) / (end - start + 10));
-    start = end;
+  const sorted = Float64Array.from(scores).sort();
+  // upper edges at the quantiles, distinct, so that equal scores share a bin
+  const edges: number[] = [];
+  for (let k = 1; k <= bins; k++) {
+    const edge = sorted[Math.min(n - 1, Math.ceil((k * n) / bins) - 1)];
+    if (edge !== undefined && edge !== edges[edges.length - 1]) edges.push(edge);
   }
-  return (score: number) => {
+  const binOf = (score: number) => {
     let low = 0;
-    let high = upperEdges.length - 1;
-    if (high < 0) return baseRate;
+    let high = edges.length - 1;
     while (low < high) {
       const middle = (low + high) >>> 1;
-      if ((upperEdges[middle] as number) < score) low = middle + 1;
+      if ((edges[middle] as number) < score) low = middle + 1;
       else high = middle;
     }
-    return rates[low] as number;
+    return low;
   };
+  const counts = new Float64Array(edges.length);
+  const positives = new Float64Array(edges.length);
+  let allPositives = 0;
+  for (let i = 0; i < n; i++) {
+    const bin = binOf(scores[i] as number);
+    counts[bin] = (counts[bin] as number) + 1;
+    positives[bin] = (positives[bin] as number) + (labels[i] as number);
+    allPositives += labels[i] as number;
+  }
+  const baseRate = n > 0 ? allPositives / n : 0;
+  const rates = Array.from(counts, (count, bin) => ((positives[bin] as number) + baseRate * 10) / (count + 10));
+  return (score: number) => (edges.length === 0 ? baseRate : (rates[binOf(score)] as number));
 }
 
 export function applyCalibration(scores: Float32Array, calibrate: (score: number) => number): Float32Array {

@@ -29,13 +29,15 @@ export interface BgNbdSummary {
 export interface BgNbdFitOptions {
   /** Nelder-Mead iterations in total, over all restarts (default 5000) */
   maxIterations?: number;
+  /** starting point (default: unit shapes and the observed mean purchase rate) */
+  initial?: BgNbdParams;
 }
 
 export interface BgNbdFit {
   params: BgNbdParams;
   logLikelihood: number;
   iterations: number;
-  /** false when the iteration budget ran out or the optimum sits on the parameter bounds */
+  /** false when the iteration budget ran out or a parameter ran off towards 0 or infinity (not identified by the data) */
   converged: boolean;
 }
 
@@ -163,8 +165,11 @@ export function bgNbdLogLikelihood(params: BgNbdParams, data: BgNbdSummary): num
 // ---------------------------------------------------------------------------
 // fit
 
-/** Merges identical (x, tx, T) rows into weights: real bases repeat them a lot, and every optimiser step scans the data. */
-function compress(data: BgNbdSummary, n: number): { data: BgNbdSummary; n: number } {
+/**
+ * Merges identical (x, tx, T) rows into weights (real bases repeat them a lot, and
+ * every optimiser step scans the data) and divides times by timeScale.
+ */
+function compress(data: BgNbdSummary, n: number, timeScale: number): { data: BgNbdSummary; n: number } {
   const index = new Map<string, number>();
   const x = new Float64Array(n);
   const tx = new Float64Array(n);
@@ -179,8 +184,8 @@ function compress(data: BgNbdSummary, n: number): { data: BgNbdSummary; n: numbe
     if (j === undefined) {
       index.set(key, m);
       x[m] = data.x[i]!;
-      tx[m] = data.tx[i]!;
-      T[m] = data.T[i]!;
+      tx[m] = data.tx[i]! / timeScale;
+      T[m] = data.T[i]! / timeScale;
       weight[m] = w;
       m++;
     } else {
@@ -200,21 +205,27 @@ function resolveNelderMead(): NelderMead {
   return fn;
 }
 
-// Log-parameters are kept within ±LOG_BOUND (about 1e-13 .. 7e10): beyond that the
-// likelihood is flat to double precision and the fit is reported as not converged.
+// The fit runs on times divided by the mean T, so alpha is unit-free like r, a and b.
+// Log-parameters outside ±LOG_BOUND are rejected (the likelihood is flat to double
+// precision long before), and a fit ending beyond ±IDENTIFIED_LOG (about 3e-7 .. 3e6)
+// has a parameter running off to 0 or infinity: the data do not pin it down.
 const LOG_BOUND = 30;
+const IDENTIFIED_LOG = 15;
 const PENALTY = Number.MAX_VALUE;
 const DEFAULT_MAX_ITERATIONS = 5000;
 const MAX_RESTARTS = 50;
-// Per-customer mean log-likelihood scale: NM's own stopping tolerance, then the
+// On the per-customer mean log-likelihood: NM's own stopping tolerance, then the
 // criterion for "a fresh restart no longer moves the optimum".
 const NM_TOLERANCE = 1e-10;
 const RESTART_F_TOLERANCE = 1e-11;
 const RESTART_X_TOLERANCE = 1e-7;
+// initial simplex size in log-parameters, for the first run and for restarts
+const FIRST_STEP = 0.5;
+const RESTART_STEP = 0.1;
 
-const toParams = (theta: readonly number[]): BgNbdParams => ({
+const toParams = (theta: readonly number[], timeScale = 1): BgNbdParams => ({
   r: Math.exp(theta[0]!),
-  alpha: Math.exp(theta[1]!),
+  alpha: Math.exp(theta[1]!) * timeScale,
   a: Math.exp(theta[2]!),
   b: Math.exp(theta[3]!),
 });
@@ -226,30 +237,37 @@ export function fitBgNbd(data: BgNbdSummary, options: BgNbdFitOptions = {}): BgN
     throw new Error(`fitBgNbd: maxIterations = ${maxIterations} must be an integer >= 1`);
   }
   const nOriginal = checkSummary(data);
-  const { data: grouped, n } = compress(data, nOriginal);
-  const w = grouped.weight!;
 
   let totalWeight = 0;
   let sumX = 0;
   let sumT = 0;
-  for (let i = 0; i < n; i++) {
-    totalWeight += w[i]!;
-    sumX += w[i]! * grouped.x[i]!;
-    sumT += w[i]! * grouped.T[i]!;
+  for (let i = 0; i < nOriginal; i++) {
+    const w = data.weight === undefined ? 1 : data.weight[i]!;
+    totalWeight += w;
+    sumX += w * data.x[i]!;
+    sumT += w * data.T[i]!;
   }
   if (totalWeight === 0) throw new Error('fitBgNbd: no customer (empty data or all weights 0)');
   // With no repeat transaction at all the likelihood increases without bound as r -> 0 (or alpha -> inf), and a, b are not identified.
   if (sumX === 0) throw new Error('fitBgNbd: no customer has a repeat transaction (all x = 0); the BG/NBD model cannot be fitted');
 
+  const timeScale = sumT > 0 ? sumT / totalWeight : 1;
+  const { data: grouped, n } = compress(data, nOriginal, timeScale);
   const objective = (theta: number[]): number => {
     for (let j = 0; j < 4; j++) if (!(Math.abs(theta[j]!) <= LOG_BOUND)) return PENALTY;
     const mean = logLikelihoodUnchecked(toParams(theta), grouped, n) / totalWeight;
     return Number.isFinite(mean) ? -mean : PENALTY;
   };
 
-  // Start from unit shapes and a transaction rate matching the data (r / alpha = sum x / sum T), so the time unit does not matter.
-  const alpha0 = sumT > 0 ? sumT / sumX : 1;
-  let theta = [0, Math.min(Math.max(Math.log(alpha0), -LOG_BOUND / 2), LOG_BOUND / 2), 0, 0];
+  let theta: number[];
+  if (options.initial !== undefined) {
+    checkParams(options.initial);
+    const { r, alpha, a, b } = options.initial;
+    theta = [Math.log(r), Math.log(alpha / timeScale), Math.log(a), Math.log(b)];
+  } else {
+    // Unit shapes, and a mean purchase rate r/alpha equal to the observed one, sum x / sum T.
+    theta = [0, Math.min(Math.log(totalWeight / sumX), LOG_BOUND / 2), 0, 0];
+  }
   let best = objective(theta);
 
   const nelderMead = resolveNelderMead();
@@ -257,18 +275,22 @@ export function fitBgNbd(data: BgNbdSummary, options: BgNbdFitOptions = {}): BgN
   let converged = false;
   for (let restart = 0; restart < MAX_RESTARTS && iterations < maxIterations; restart++) {
     let runIterations = 0;
-    const result = nelderMead(objective, theta.slice(), {
+    // fmin builds its first simplex by scaling each coordinate (x * nonZeroDelta), which
+    // gives vanishing steps for log-parameters near 0; optimising over u = 1 + (theta - centre) / step
+    // from u = (1, 1, 1, 1) turns that into a step of the same size on every parameter.
+    const centre = theta;
+    const step = restart === 0 ? FIRST_STEP : RESTART_STEP;
+    const result = nelderMead((u) => objective(u.map((v, j) => centre[j]! + step * (v - 1))), [1, 1, 1, 1], {
       maxIterations: maxIterations - iterations,
       minErrorDelta: NM_TOLERANCE,
-      zeroDelta: 0.2,
-      nonZeroDelta: 1.2,
+      nonZeroDelta: 2,
       // fmin's shrink step references an undeclared variable and throws in strict
       // mode; sigma >= 1 makes it stop there instead, and the restart loop takes over.
       sigma: 1,
       history: { push: () => ++runIterations },
     });
     iterations += runIterations;
-    const next = Array.from(result.x);
+    const next = result.x.map((v, j) => centre[j]! + step * (v - 1));
     const improvement = best - result.fx;
     const moved = Math.max(...next.map((v, j) => Math.abs(v - theta[j]!)));
     if (result.fx <= best) {
@@ -281,13 +303,13 @@ export function fitBgNbd(data: BgNbdSummary, options: BgNbdFitOptions = {}): BgN
     }
   }
 
-  const onBound = theta.some((v) => Math.abs(v) >= LOG_BOUND - 1);
-  const params = toParams(theta);
+  const identified = theta.every((v) => Math.abs(v) <= IDENTIFIED_LOG);
+  const params = toParams(theta, timeScale);
   return {
     params,
     logLikelihood: logLikelihoodUnchecked(params, data, nOriginal),
     iterations,
-    converged: converged && !onBound && best < PENALTY,
+    converged: converged && identified && best < PENALTY,
   };
 }
 
@@ -303,27 +325,38 @@ function aliveProbability(p: BgNbdParams, x: number, tx: number, T: number): num
   return x === 0 ? 1 : 1 / (1 + Math.exp(logOddsDead(p, x, tx, T)));
 }
 
+/** 1 - exp(lnPow) · f without overflowing exp(lnPow) or f on their own. */
+function oneMinusScaled(lnPow: number, f: number): number {
+  // Near lnPow = 0 (a near 1 below) both terms are O(lnPow): expm1 and (f - 1) keep the difference accurate.
+  if (Math.abs(lnPow) < 0.5) return -Math.expm1(lnPow) - Math.exp(lnPow) * (f - 1);
+  return 1 - Math.sign(f) * Math.exp(lnPow + Math.log(Math.abs(f)));
+}
+
 /**
  * Expected purchases in (T, T+t] for a customer still alive:
- *   c/(a-1) · [1 - (1-z)^(r+x) · 2F1(r+x, b+x; c; z)],  c = a+b+x-1, z = t/(α+T+t).
+ *   c/(a-1) · [1 - (1-z)^(r+x) · 2F1(r+x, b+x; c; z)],  c = a+b+x-1, z = t/(α+T+t), s = α+T.
  * Euler's transformation 2F1(A,B;C;z) = (1-z)^(C-A-B) 2F1(C-A, C-B; C; z) turns the bracket into
  *   1 - (1-z)^(a-1) · 2F1(a+b-1-r, a-1; c; z),
- * whose 2F1 stays near 1 as x grows instead of overflowing (it reaches 1e300 by x ~ 200 when z > 0.9).
+ * whose 2F1 stays near 1 as x grows instead of overflowing (it passes 1e300 by x ~ 200 when z > 0.9).
+ * That form overflows in turn when a and b are large (p nearly the same for every customer),
+ * where the original form is well behaved, so it is the fallback.
  */
 function aliveExpectationCore(r: number, a: number, b: number, x: number, s: number, t: number): number {
   const c = a + b + x - 1;
   const z = t / (s + t);
-  const lnPow = -(a - 1) * Math.log1p(t / s);
-  const f = hyp2f1(a + b - 1 - r, a - 1, c, z);
-  // Both terms are O(a-1); expm1 and (f - 1) keep the difference accurate when a is near 1.
-  const bracket = -Math.expm1(lnPow) - Math.exp(lnPow) * (f - 1);
+  const lnOneMinusZ = -Math.log1p(t / s);
+  let bracket = oneMinusScaled((a - 1) * lnOneMinusZ, hyp2f1(a + b - 1 - r, a - 1, c, z));
+  if (!Number.isFinite(bracket)) {
+    bracket = oneMinusScaled((r + x) * lnOneMinusZ, hyp2f1(r + x, b + x, c, z));
+  }
   return (c / (a - 1)) * bracket;
 }
 
-// The formula has removable singularities (a = 1, and c = 0 when x = 0 and a+b = 1) and
-// hyp2f1 (Cephes) loses accuracy when c-A-B = x+r+1-a is within ~1e-9 of an integer
-// with z near 1 (rel. error 1e-4 at 1e-12 from it), or returns NaN there when c > ~170.
-// Near those points the value is interpolated linearly between two safe points on either side.
+// The formula has removable singularities (a = 1, and c = 0 when x = 0 and a+b = 1), and
+// stdlib's hyp2f1 (Cephes) misbehaves when C-A-B = x+r+1-a is close to an integer: with
+// z >= 0.999 its relative error is about 1e-16 / (distance to the integer), and at an exact
+// integer with z > 0.9 and C > ~170 it returns NaN. Near those points the value is
+// interpolated linearly between two safe points on either side.
 const A_GAP = 1e-5;
 const C_GAP = 1e-9;
 const D_GAP = 1e-5;
@@ -361,7 +394,12 @@ function conditionalExpectation(p: BgNbdParams, x: number, tx: number, T: number
   if (t === 0 || alive === 0) return 0;
   const e = alive * aliveExpectation(p.r, p.a, p.b, x, p.alpha + T, t);
   if (!Number.isFinite(e)) {
-    throw new Error(`BG/NBD: expected purchases not finite for x = ${x}, tx = ${tx}, T = ${T}, t = ${t} with params ${JSON.stringify(p)}`);
+    // Seen when r is in the thousands or more (no heterogeneity left in the purchase rate):
+    // stdlib's hyp2f1 fails there in every transformation tried.
+    throw new Error(
+      `BG/NBD: hyp2f1 could not evaluate the expected purchases for x = ${x}, tx = ${tx}, T = ${T}, t = ${t} ` +
+        `with params ${JSON.stringify(p)} (degenerate parameters?)`,
+    );
   }
   return e;
 }

@@ -1,4 +1,4 @@
-import { applyCalibration, fitBinnedCalibration, type RfmInputs, rfmScores } from '../models/baselines.ts';
+import { applyCalibration, fitBinnedCalibration, type RfmInputs, rfmCells, rfmScores } from '../models/baselines.ts';
 import { type BinaryMetrics, binaryMetrics, permutationImportance, strided } from '../models/metrics.ts';
 import { sampleIndices } from '../models/random.ts';
 import { standardiseRows } from '../models/standardisation.ts';
@@ -39,8 +39,14 @@ function blockPrefix(target: Target): string | null {
   return null;
 }
 
-/** The raw ranking scores of both baselines for one target on one matrix. */
-function baselineScores(matrix: FeatureMatrix, target: Target, bgnbd: BuyTillYouDie): { rfm: Float32Array; bgnbd: Float32Array } {
+/** What both baselines need from one matrix, computed once for all its targets. */
+interface BaselineBasis {
+  overall: RfmInputs;
+  overallCells: Uint16Array;
+  totalDays: number;
+}
+
+function baselineBasis(matrix: FeatureMatrix): BaselineBasis {
   const rows = matrix.rows;
   const horizon = matrix.horizonDays;
   const recencyDays = column(matrix, 'recency_days');
@@ -53,9 +59,17 @@ function baselineScores(matrix: FeatureMatrix, target: Target, bgnbd: BuyTillYou
     purchaseDays: Float64Array.from({ length: rows }, (_, row) => Math.expm1(purchaseDays(row))),
     spend: Float64Array.from({ length: rows }, (_, row) => Math.expm1(spend(row))),
   };
+  let totalDays = 0;
+  for (let row = 0; row < rows; row++) totalDays += overall.purchaseDays[row] as number;
+  return { overall, overallCells: rfmCells(overall, true), totalDays };
+}
+
+/** The raw ranking scores of both baselines for one target on one matrix. */
+function baselineScores(matrix: FeatureMatrix, basis: BaselineBasis, target: Target, bgnbd: BuyTillYouDie): { rfm: Float32Array; bgnbd: Float32Array } {
+  const rows = matrix.rows;
   const prefix = blockPrefix(target);
   if (prefix === null) {
-    return { rfm: rfmScores(overall, overall), bgnbd: Float32Array.from(bgnbd.expected) };
+    return { rfm: rfmScores(null, basis.overallCells), bgnbd: Float32Array.from(bgnbd.expected) };
   }
   const blockRecency = column(matrix, `${prefix}recency_decay`);
   const blockDays = column(matrix, `${prefix}purchase_days`);
@@ -63,23 +77,19 @@ function baselineScores(matrix: FeatureMatrix, target: Target, bgnbd: BuyTillYou
     rows,
     recency: Float64Array.from({ length: rows }, (_, row) => blockRecency(row)),
     purchaseDays: Float64Array.from({ length: rows }, (_, row) => Math.expm1(blockDays(row))),
-    spend: overall.spend,
+    spend: basis.overall.spend,
   };
   // BG/NBD predicts purchase days of anything; a target's share of them is the person's own
   // share, shrunk towards everyone's share
   let targetDays = 0;
-  let allDays = 0;
-  for (let row = 0; row < rows; row++) {
-    targetDays += own.purchaseDays[row] as number;
-    allDays += overall.purchaseDays[row] as number;
-  }
-  const share = allDays > 0 ? targetDays / allDays : 0;
+  for (let row = 0; row < rows; row++) targetDays += own.purchaseDays[row] as number;
+  const share = basis.totalDays > 0 ? targetDays / basis.totalDays : 0;
   const scores = new Float32Array(rows);
   for (let row = 0; row < rows; row++) {
-    const personalShare = ((own.purchaseDays[row] as number) + share) / ((overall.purchaseDays[row] as number) + 1);
+    const personalShare = ((own.purchaseDays[row] as number) + share) / ((basis.overall.purchaseDays[row] as number) + 1);
     scores[row] = (bgnbd.expected[row] as number) * personalShare;
   }
-  return { rfm: rfmScores(own, overall), bgnbd: scores };
+  return { rfm: rfmScores(own, basis.overallCells), bgnbd: scores };
 }
 
 export interface BaselineEvaluation {
@@ -101,9 +111,11 @@ export function evaluateBaselines(
   evaluatedBgnbd: BuyTillYouDie,
   targets: readonly Target[],
 ): BaselineEvaluation[] {
+  const beforeBasis = baselineBasis(calibration.matrix);
+  const afterBasis = baselineBasis(evaluated.matrix);
   return targets.map((target, index) => {
-    const before = baselineScores(calibration.matrix, target, calibrationBgnbd);
-    const after = baselineScores(evaluated.matrix, target, evaluatedBgnbd);
+    const before = baselineScores(calibration.matrix, beforeBasis, target, calibrationBgnbd);
+    const after = baselineScores(evaluated.matrix, afterBasis, target, evaluatedBgnbd);
     const calibrationLabels = labelColumn(calibration.labels, targets.length, index);
     const evaluatedLabels = labelColumn(evaluated.labels, targets.length, index);
     const rfmProbabilities = applyCalibration(after.rfm, fitBinnedCalibration(before.rfm, calibrationLabels));

@@ -4,7 +4,7 @@ import { countingConsents } from '../src/consent/eligibility.ts';
 import { HISTORY_FEATURES, PERSON_FEATURES, EXPLANATION_GROUPS, assertAllowedFeatures } from './feature-spec.ts';
 import type { Target } from './targets.ts';
 
-const CHUNK_ROWS = 50_000;
+const CHUNK_ROWS = 100_000;
 
 /** Which columns exist: the person features, then a block of history features per category and per target product. */
 export interface FeatureLayout {
@@ -90,8 +90,10 @@ function visiblePurchases(request: FeatureRequest, from: number, to: number): Ra
     SELECT p.contact_id, p.product_id, pr.category, p.purchased_at, p.order_id, p.quantity, p.unit_price,
       p.quantity * p.unit_price AS amount,
       (p.purchased_at AT TIME ZONE 'UTC')::date AS day
-    FROM purchases p JOIN products pr ON pr.id = p.product_id
-    WHERE p.contact_id BETWEEN ${from} AND ${to} AND p.purchased_at < ${request.cutoff}
+    FROM ${chunkPopulation(request, from, to)} pop
+    JOIN purchases p ON p.contact_id = pop.contact_id
+    JOIN products pr ON pr.id = p.product_id
+    WHERE p.purchased_at < ${request.cutoff}
       AND NOT (pr.category = ANY(${request.layout.specialCategories}::text[]))
   )`;
 }
@@ -103,7 +105,7 @@ function chunkPopulation(request: FeatureRequest, from: number, to: number): Raw
 const PERSON_RAW = 20;
 
 /** One packed row per person of the chunk, in contact order: the aggregates the person features derive from. */
-async function personAggregates(db: Kysely<Database>, request: FeatureRequest, from: number, to: number): Promise<Buffer> {
+export async function personAggregates(db: Kysely<Database>, request: FeatureRequest, from: number, to: number): Promise<Buffer> {
   const horizon = `${request.horizonDays} days`;
   const { rows } = await sql<{ packed: Buffer | null }>`
     WITH visible AS ${visiblePurchases(request, from, to)},

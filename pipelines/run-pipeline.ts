@@ -66,7 +66,7 @@ export const DEFAULT_PIPELINE_OPTIONS: Omit<PipelineOptions, 'kind' | 'trigger' 
     learningRate: 0.005,
     l2: 1e-3,
     hiddenUnits: 64,
-    maxTrainingRows: 300_000,
+    maxTrainingRows: 150_000,
     maxPositiveWeight: 50,
     seed: 7,
   },

@@ -38,7 +38,7 @@ export function rankDescending(scores: Float32Array): Uint32Array {
   return ranks;
 }
 
-const COPY_CHUNK = 20_000;
+const COPY_CHUNK = 50_000;
 
 function scoreLines(scoreSetId: number, data: TargetScores, ranks: Uint32Array, from: number, to: number): string {
   const rows = data.scores.length;
@@ -92,16 +92,79 @@ export async function writeScoreSet(
   return data.scores.length;
 }
 
+const COPY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
+const BINARY_ROW_BYTES = 92;
+
+/**
+ * One chunk of score rows in PostgreSQL's binary COPY format: written with DataView
+ * setters straight from the typed arrays (measured several times faster than building
+ * text lines, which was the bottleneck of scoring).
+ */
+function binaryRows(scoreSetId: number, data: TargetScores, ranks: Uint32Array, from: number, to: number): Buffer {
+  const rows = data.scores.length;
+  const buffer = Buffer.allocUnsafe((to - from) * BINARY_ROW_BYTES);
+  const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  let at = 0;
+  const int64 = (value: number) => {
+    view.setInt32(at, 8);
+    view.setBigInt64(at + 4, BigInt(value));
+    at += 12;
+  };
+  const int32 = (value: number) => {
+    view.setInt32(at, 4);
+    view.setInt32(at + 4, value);
+    at += 8;
+  };
+  const float32 = (value: number) => {
+    view.setInt32(at, 4);
+    view.setFloat32(at + 4, value);
+    at += 8;
+  };
+  const nullField = () => {
+    view.setInt32(at, -1);
+    at += 4;
+  };
+  for (let row = from; row < to; row++) {
+    const rank = ranks[row] as number;
+    view.setInt16(at, 11);
+    at += 2;
+    int64(scoreSetId);
+    int64(data.contactIds[row] as number);
+    float32(data.scores[row] as number);
+    int32(rank);
+    float32((100 * (rows - rank + 1)) / rows);
+    for (let k = 0; k < 3; k++) {
+      const code = data.reasonCodes[row * 3 + k] as number;
+      if (code === NO_GROUP) nullField();
+      else {
+        view.setInt32(at, 2);
+        view.setInt16(at + 4, code);
+        at += 6;
+      }
+    }
+    for (let k = 0; k < 3; k++) {
+      if ((data.reasonCodes[row * 3 + k] as number) === NO_GROUP) nullField();
+      else float32(data.contributions[row * 3 + k] as number);
+    }
+  }
+  return buffer.subarray(0, at);
+}
+
 async function copyLines(client: pg.PoolClient, table: string, scoreSetId: number, data: TargetScores, ranks: Uint32Array): Promise<void> {
-  const stream: Writable = client.query(copyFrom(`COPY ${table} (${SCORE_COLUMNS}) FROM STDIN`));
+  const stream: Writable = client.query(copyFrom(`COPY ${table} (${SCORE_COLUMNS}) FROM STDIN (FORMAT binary)`));
   const finished = once(stream, 'finish');
   const failed = once(stream, 'error').then(([error]) => Promise.reject(error as Error));
   failed.catch(() => undefined);
+  const header = Buffer.alloc(COPY_SIGNATURE.length + 8);
+  COPY_SIGNATURE.copy(header);
+  stream.write(header);
   for (let from = 0; from < data.scores.length; from += COPY_CHUNK) {
-    const text = scoreLines(scoreSetId, data, ranks, from, Math.min(data.scores.length, from + COPY_CHUNK));
-    if (!stream.write(text)) await Promise.race([once(stream, 'drain'), failed]);
+    const chunk = binaryRows(scoreSetId, data, ranks, from, Math.min(data.scores.length, from + COPY_CHUNK));
+    if (!stream.write(chunk)) await Promise.race([once(stream, 'drain'), failed]);
   }
-  stream.end();
+  const trailer = Buffer.alloc(2);
+  trailer.writeInt16BE(-1);
+  stream.end(trailer);
   await Promise.race([finished, failed]);
 }
 

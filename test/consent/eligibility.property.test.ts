@@ -1,3 +1,4 @@
+import { mulberry32 as seededRandom } from '../../models/random.ts';
 import fc from 'fast-check';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -156,18 +157,6 @@ afterAll(() => database?.close());
 
 async function emptyLedger(): Promise<void> {
   await sql`TRUNCATE consent_state, consent_events, contact_personal_data, contacts`.execute(database.db);
-}
-
-/** A small deterministic generator (mulberry32), so that fast-check can replay a failing insertion order. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 function shuffle<T>(items: T[], random: () => number): T[] {

@@ -1,3 +1,4 @@
+import { mulberry32 as generator } from '../../models/random.ts';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
@@ -64,17 +65,6 @@ function bruteGains(labels: Uint8Array, scores: number[], groups: number) {
     sizes.push(end - start);
   }
   return { perGroup, sizes, total };
-}
-
-function generator(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const labelledScores = fc

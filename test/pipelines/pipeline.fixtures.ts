@@ -1,3 +1,4 @@
+import { mulberry32 as seeded } from '../../models/random.ts';
 import { sql } from 'kysely';
 import { sha256Hex } from '../../src/contacts/identity.ts';
 import { type Clock, fixedClock } from '../../src/clock.ts';
@@ -61,18 +62,6 @@ export interface PurchaseRow {
   quantity: number;
   unit_price: number;
   purchased_at: Date;
-}
-
-/** mulberry32, kept here so that the fixture does not depend on the code under test. */
-export function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export interface BaseOptions {
