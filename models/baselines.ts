@@ -89,6 +89,26 @@ export function fitBinnedCalibration(scores: ArrayLike<number>, labels: ArrayLik
   return (score: number) => (edges.length === 0 ? baseRate : (rates[binOf(score)] as number));
 }
 
+/**
+ * BG/NBD predicts purchase days of anything; a target's part of them is the person's own
+ * share of their purchase days on the target, shrunk towards everyone's share.
+ */
+export function bgnbdTargetScores(expected: ArrayLike<number>, targetDays: ArrayLike<number>, allDays: ArrayLike<number>): Float32Array {
+  const rows = expected.length;
+  let target = 0;
+  let all = 0;
+  for (let row = 0; row < rows; row++) {
+    target += targetDays[row] as number;
+    all += allDays[row] as number;
+  }
+  const share = all > 0 ? target / all : 0;
+  const scores = new Float32Array(rows);
+  for (let row = 0; row < rows; row++) {
+    scores[row] = ((expected[row] as number) * ((targetDays[row] as number) + share)) / ((allDays[row] as number) + 1);
+  }
+  return scores;
+}
+
 export function applyCalibration(scores: Float32Array, calibrate: (score: number) => number): Float32Array {
   const out = new Float32Array(scores.length);
   for (let i = 0; i < scores.length; i++) out[i] = calibrate(scores[i] as number);

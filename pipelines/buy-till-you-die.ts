@@ -1,5 +1,7 @@
 import { type BgNbdParams, expectedPurchasesBatch, fitBgNbd } from '../models/bgnbd.ts';
 import { sampleIndices } from '../models/random.ts';
+import { bgnbdTargetScores } from '../models/baselines.ts';
+import { HISTORY_FEATURES, PERSON_FEATURES } from './feature-spec.ts';
 import { BGNBD_ALIVE_COLUMN, BGNBD_EXPECTED_COLUMN, type FeatureMatrix } from './features.ts';
 
 const FIT_SAMPLE = 50_000;
@@ -54,5 +56,27 @@ export function fillBuyTillYouDie(matrix: FeatureMatrix, seed: number): BuyTillY
     x[row * columns + BGNBD_EXPECTED_COLUMN] = Math.log1p(expected[row] as number);
     x[row * columns + BGNBD_ALIVE_COLUMN] = alive[row] as number;
   }
+  fillTargetExpectations(matrix, expected);
   return { params: fit.params, logLikelihood: fit.logLikelihood, fittedOn: sample.length, expected, alive };
+}
+
+const PURCHASE_DAYS_COLUMN = PERSON_FEATURES.indexOf('purchase_days');
+const BLOCK_DAYS = HISTORY_FEATURES.indexOf('purchase_days');
+const BLOCK_EXPECTED = HISTORY_FEATURES.indexOf('bgnbd_expected_purchases');
+
+/**
+ * Each category's and product's part of the expected purchases (the BG/NBD baseline's own
+ * score) as a feature of its block: a network that sees its baseline can learn to beat it.
+ */
+function fillTargetExpectations(matrix: FeatureMatrix, expected: Float64Array): void {
+  const { rows, columns, x } = matrix;
+  const blocks = matrix.layout.categories.length + matrix.layout.productIds.length;
+  const width = HISTORY_FEATURES.length;
+  const allDays = Float64Array.from({ length: rows }, (_, row) => Math.expm1(x[row * columns + PURCHASE_DAYS_COLUMN] as number));
+  for (let block = 0; block < blocks; block++) {
+    const start = PERSON_FEATURES.length + block * width;
+    const targetDays = Float64Array.from({ length: rows }, (_, row) => Math.expm1(x[row * columns + start + BLOCK_DAYS] as number));
+    const scores = bgnbdTargetScores(expected, targetDays, allDays);
+    for (let row = 0; row < rows; row++) x[row * columns + start + BLOCK_EXPECTED] = Math.log1p(scores[row] as number);
+  }
 }

@@ -1,4 +1,4 @@
-import { applyCalibration, fitBinnedCalibration, type RfmInputs, rfmCells, rfmScores } from '../models/baselines.ts';
+import { applyCalibration, bgnbdTargetScores, fitBinnedCalibration, type RfmInputs, rfmCells, rfmScores } from '../models/baselines.ts';
 import { type BinaryMetrics, binaryMetrics, permutationImportance, strided } from '../models/metrics.ts';
 import { sampleIndices } from '../models/random.ts';
 import { standardiseRows } from '../models/standardisation.ts';
@@ -43,7 +43,6 @@ function blockPrefix(target: Target): string | null {
 interface BaselineBasis {
   overall: RfmInputs;
   overallCells: Uint16Array;
-  totalDays: number;
 }
 
 function baselineBasis(matrix: FeatureMatrix): BaselineBasis {
@@ -59,9 +58,7 @@ function baselineBasis(matrix: FeatureMatrix): BaselineBasis {
     purchaseDays: Float64Array.from({ length: rows }, (_, row) => Math.expm1(purchaseDays(row))),
     spend: Float64Array.from({ length: rows }, (_, row) => Math.expm1(spend(row))),
   };
-  let totalDays = 0;
-  for (let row = 0; row < rows; row++) totalDays += overall.purchaseDays[row] as number;
-  return { overall, overallCells: rfmCells(overall, true), totalDays };
+  return { overall, overallCells: rfmCells(overall, true) };
 }
 
 /** The raw ranking scores of both baselines for one target on one matrix. */
@@ -79,17 +76,7 @@ function baselineScores(matrix: FeatureMatrix, basis: BaselineBasis, target: Tar
     purchaseDays: Float64Array.from({ length: rows }, (_, row) => Math.expm1(blockDays(row))),
     spend: basis.overall.spend,
   };
-  // BG/NBD predicts purchase days of anything; a target's share of them is the person's own
-  // share, shrunk towards everyone's share
-  let targetDays = 0;
-  for (let row = 0; row < rows; row++) targetDays += own.purchaseDays[row] as number;
-  const share = basis.totalDays > 0 ? targetDays / basis.totalDays : 0;
-  const scores = new Float32Array(rows);
-  for (let row = 0; row < rows; row++) {
-    const personalShare = ((own.purchaseDays[row] as number) + share) / ((basis.overall.purchaseDays[row] as number) + 1);
-    scores[row] = (bgnbd.expected[row] as number) * personalShare;
-  }
-  return { rfm: rfmScores(own, basis.overallCells), bgnbd: scores };
+  return { rfm: rfmScores(own, basis.overallCells), bgnbd: bgnbdTargetScores(bgnbd.expected, own.purchaseDays, basis.overall.purchaseDays) };
 }
 
 export interface BaselineEvaluation {

@@ -34,7 +34,7 @@ export const PERSON_FEATURES = [
 ] as const;
 
 /** Features repeated for each category and for each target product. */
-export const HISTORY_FEATURES = ['recency_decay', 'purchase_days', 'recent_purchase_days', 'spend_share'] as const;
+export const HISTORY_FEATURES = ['recency_decay', 'purchase_days', 'recent_purchase_days', 'spend_share', 'bgnbd_expected_purchases'] as const;
 
 export type PersonFeature = (typeof PERSON_FEATURES)[number];
 

@@ -17,6 +17,7 @@ import {
 import { type BuyTillYouDie, fillBuyTillYouDie } from './buy-till-you-die.ts';
 import { takeConsentSnapshot } from './consent-snapshot.ts';
 import { DEFAULT_SPECIAL_CATEGORIES } from './feature-spec.ts';
+import { featureProfile } from './feature-profile.ts';
 import { computeFeatures, type FeatureLayout, type FeatureMatrix, featureLayout } from './features.ts';
 import { activeRowsOnly, type BaselineEvaluation, evaluateBaselines, groupImportance, labelColumn, metricsPerTarget } from './evaluation.ts';
 import { computeLabels } from './labels.ts';
@@ -59,7 +60,7 @@ export const DEFAULT_PIPELINE_OPTIONS: Omit<PipelineOptions, 'kind' | 'trigger' 
   minimumAuc: 0.55,
   training: {
     algorithms: ['logistic', 'mlp'],
-    epochs: 8,
+    epochs: 4,
     maxEpochs: 40,
     batchSize: 4096,
     minSamples: 500_000,
@@ -290,12 +291,14 @@ export async function runPipeline(context: AppContext, options: PipelineOptions,
 
       const savedNetworks = await timed('register', async () => {
         const ids = new Map<string, number>();
+        // the population at the last training cutoff, for drift checks by later runs and reviewers
+        const profile = await featureProfile(evaluated.labelled.matrix, options.training.seed);
         for (const kind of neededKinds) {
           const pair = networks.get(kind) as NetworkPair;
           for (const [role, fitted] of [['evaluation', pair.evaluation], ['production', pair.production]] as const) {
             if (!fitted) continue;
             await fitted.model.save(
-              saveNetwork(db, { runId: run, role, algorithm: kind, featureList: layout.names, metadata: networkMetadata(fitted, targets, layout, role === 'evaluation' ? evaluationOrigins : productionOrigins, horizon) }, (id) =>
+              saveNetwork(db, { runId: run, role, algorithm: kind, featureList: layout.names, metadata: { ...networkMetadata(fitted, targets, layout, role === 'evaluation' ? evaluationOrigins : productionOrigins, horizon), featureProfile: profile } }, (id) =>
                 ids.set(`${kind}:${role}`, id),
               ),
             );
@@ -308,6 +311,7 @@ export async function runPipeline(context: AppContext, options: PipelineOptions,
       const registered: Array<{ target: Target; index: number; modelId: number; versionId: number; kind: NetworkKind }> = [];
       await timed('promote', async () => {
         const code = codeVersion();
+        const championPredictions = new Map<number, { targets: string[]; probabilities: Float32Array } | null>();
         for (const [index, target] of targets.entries()) {
           const choice = chosen[index] as Choice;
           const baseline = baselines[index] as BaselineEvaluation;
@@ -327,7 +331,7 @@ export async function runPipeline(context: AppContext, options: PipelineOptions,
           let reason = choice.reason;
           const champion = await championOf(db, modelId);
           if (status === 'candidate' && options.kind === 'pipeline') {
-            const championAuc = champion ? await championAucOnWindow(t, context, champion, target, index, targets.length, evaluated.labelled, layout) : null;
+            const championAuc = champion ? await championAucOnWindow(t, context, champion, target, index, targets.length, evaluated.labelled, layout, championPredictions) : null;
             outcome.auc.champion = championAuc;
             if (championAuc === null || (choice.auc as number) >= championAuc - options.promotionTolerance) {
               status = 'champion';
@@ -511,7 +515,8 @@ function networkMetadata(fitted: FittedNetwork, targets: readonly Target[], layo
 /**
  * The champion judged on this run's evaluation window by its own evaluation network (trained
  * one horizon before its run, so it never saw this window). When its features differ from
- * this run's, the AUC it was registered with is used instead.
+ * this run's, the AUC it was registered with is used instead. A network serves many targets:
+ * each one is loaded and run once per run (`predictions` caches its probabilities).
  */
 async function championAucOnWindow(
   t: Tensorflow,
@@ -522,13 +527,29 @@ async function championAucOnWindow(
   targetCount: number,
   evaluated: LabelledMatrix,
   layout: FeatureLayout,
+  predictions: Map<number, { targets: string[]; probabilities: Float32Array } | null>,
 ): Promise<number | null> {
   const stored = (champion.metrics.evaluation as { rocAuc?: number } | null)?.rocAuc ?? null;
-  if (!champion.evaluationNetworkId) return stored;
-  const network = await loadNetwork(context.database.db, champion.evaluationNetworkId);
+  const networkId = champion.evaluationNetworkId;
+  if (!networkId) return stored;
+  if (!predictions.has(networkId)) predictions.set(networkId, await predictWithStoredNetwork(t, context, networkId, evaluated, layout));
+  const cached = predictions.get(networkId);
+  const output = cached ? cached.targets.indexOf(targetId(target)) : -1;
+  if (!cached || output < 0) return stored;
+  const labels = labelColumn(evaluated.labels, targetCount, targetIndex);
+  return rocAuc(labels, strided(cached.probabilities, cached.targets.length, output));
+}
+
+async function predictWithStoredNetwork(
+  t: Tensorflow,
+  context: AppContext,
+  networkId: number,
+  evaluated: LabelledMatrix,
+  layout: FeatureLayout,
+): Promise<{ targets: string[]; probabilities: Float32Array } | null> {
+  const network = await loadNetwork(context.database.db, networkId);
+  if (JSON.stringify(network.featureList) !== JSON.stringify(layout.names)) return null;
   const metadata = network.metadata as { targets: string[]; logPositiveWeights: number[]; standardisation: { mean: number[]; scale: number[] } };
-  const output = metadata.targets.indexOf(targetId(target));
-  if (output < 0 || JSON.stringify(network.featureList) !== JSON.stringify(layout.names)) return stored;
   const model = await t.tf.loadLayersModel(network.handler);
   try {
     const inference: InferenceNetwork = {
@@ -536,9 +557,7 @@ async function championAucOnWindow(
       logPositiveWeights: Float32Array.from(metadata.logPositiveWeights),
       standardisation: standardisationFromJson(metadata.standardisation),
     };
-    const probabilities = await predictMatrix(t, inference, evaluated.matrix);
-    const labels = labelColumn(evaluated.labels, targetCount, targetIndex);
-    return rocAuc(labels, strided(probabilities, metadata.targets.length, output));
+    return { targets: metadata.targets, probabilities: await predictMatrix(t, inference, evaluated.matrix) };
   } finally {
     model.dispose();
   }

@@ -44,7 +44,8 @@ export async function scoreWithNetwork(
     }
   });
   const written = new Map<string, number>();
-  for (const [m, member] of members.entries()) {
+  const writeOne = async (m: number) => {
+    const member = members[m] as ScoredMember;
     const scores = new Float32Array(matrix.rows);
     for (let row = 0; row < matrix.rows; row++) scores[row] = probabilities[row * outputs + member.index] as number;
     const set = await db
@@ -68,7 +69,15 @@ export async function scoreWithNetwork(
     await db.updateTable('score_sets').set({ row_count: count }).where('id', '=', set.id).execute();
     await switchLive(db, member.modelId, set.id, context.clock.now());
     written.set(targetId(member.target), count);
-    onProgress(m + 1, members.length);
-  }
+    onProgress(written.size, members.length);
+  };
+  // two writers on PostgreSQL: loading and indexing a set is the server's work, on its own core
+  const writers = context.database.engine === 'postgres' ? 2 : 1;
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: writers }, async () => {
+      while (next < members.length) await writeOne(next++);
+    }),
+  );
   return written;
 }
