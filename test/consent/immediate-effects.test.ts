@@ -346,7 +346,8 @@ async function scoreEveryProfileableContact(scoreSetId: number): Promise<void> {
         score: 0.9 - index * 0.1,
         rank: index + 1,
         percentile: (index + 1) / eligible.length,
-        reasons: JSON.stringify([{ feature: 'recency_days', contribution: 0.2 }]),
+        reason_1: 0,
+        contribution_1: 0.2,
       })),
     )
     .execute();
