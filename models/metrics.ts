@@ -8,7 +8,7 @@
  *   instead of throwing, so one product without positives does not abort a whole evaluation.
  */
 
-import { mulberry32 } from './random.ts';
+import { mulberry32, shuffledRows } from './random.ts';
 
 export interface ReliabilityBin {
   /** bins are [lower, upper), the last one also holds 1 */
@@ -347,17 +347,6 @@ function labelColumn(labels: Uint8Array, stride: number, offset: number): Uint8A
   return column;
 }
 
-function shuffledRows(rows: number, random: () => number): Uint32Array {
-  const permutation = new Uint32Array(rows);
-  for (let i = 0; i < rows; i++) permutation[i] = i;
-  for (let i = rows - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    const t = permutation[i]!;
-    permutation[i] = permutation[j]!;
-    permutation[j] = t;
-  }
-  return permutation;
-}
 
 /**
  * Model-agnostic permutation importance: for each group, shuffle its columns with one shared row

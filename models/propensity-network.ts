@@ -1,5 +1,5 @@
 import type * as TF from '@tensorflow/tfjs';
-import { mulberry32 } from './random.ts';
+import { mulberry32, shuffledRows } from './random.ts';
 import type { Tensorflow } from './tensorflow.ts';
 
 type Tf = typeof TF;
@@ -309,7 +309,7 @@ function keepStrongest(
 /** Rows order[start .. start + rows) of the set, as one training batch. */
 function gatherBatch(
   set: TrainingSet,
-  order: Int32Array,
+  order: Uint32Array,
   start: number,
   rows: number,
 ): { rows: number; x: Float32Array; y: Float32Array } {
@@ -397,14 +397,3 @@ function checkLabels(y: Uint8Array, rows: number, targets: number): void {
   }
 }
 
-function shuffledRows(rows: number, random: () => number): Int32Array {
-  const order = new Int32Array(rows);
-  for (let i = 0; i < rows; i++) order[i] = i;
-  for (let i = rows - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    const swap = order[i]!;
-    order[i] = order[j]!;
-    order[j] = swap;
-  }
-  return order;
-}

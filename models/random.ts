@@ -21,3 +21,16 @@ export function sampleIndices(items: readonly number[], size: number, seed: numb
   }
   return chosen.slice(0, size).sort((a, b) => a - b);
 }
+
+/** A seeded Fisher-Yates permutation of 0..rows-1. */
+export function shuffledRows(rows: number, random: () => number): Uint32Array {
+  const order = new Uint32Array(rows);
+  for (let i = 0; i < rows; i++) order[i] = i;
+  for (let i = rows - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    const swap = order[i] as number;
+    order[i] = order[j] as number;
+    order[j] = swap;
+  }
+  return order;
+}
