@@ -106,6 +106,15 @@ function withPipelineOptions(command: Command, defaultHorizon: string): Command 
     .option('--json', 'print the run report as JSON');
 }
 
+/** Unknown SKUs would silently model nothing: refuse them, naming them. */
+async function checkProducts(context: AppContext, options: PipelineOptions): Promise<PipelineOptions> {
+  if (!options.products) return options;
+  const known = await context.database.db.selectFrom('products').select('sku').where('sku', 'in', options.products).execute();
+  const missing = options.products.filter((sku) => !known.some((row) => row.sku === sku));
+  if (missing.length > 0) throw new UserError(`--products: unknown SKU${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`);
+  return options;
+}
+
 function progressFor(context: AppContext) {
   return process.stderr.isTTY ? terminalProgress(process.stderr) : logProgress(context.logger);
 }
@@ -120,7 +129,7 @@ export function registerPipelineCommands(program: Command): void {
     '30d',
   ).action((flags: PipelineFlags) =>
     withContext({ migrate: true }, async (context) => {
-      const report = await runPipeline(context, buildOptions(context, flags, 'pipeline'), progressFor(context));
+      const report = await runPipeline(context, await checkProducts(context, buildOptions(context, flags, 'pipeline')), progressFor(context));
       if (flags.json) console.log(JSON.stringify(report, null, 2));
       else printRun(report);
     }),
@@ -134,7 +143,7 @@ export function registerPipelineCommands(program: Command): void {
     '90d',
   ).action((flags: PipelineFlags) =>
     withContext({ migrate: true }, async (context) => {
-      const report = await runPipeline(context, buildOptions(context, flags, 'backtest'), progressFor(context));
+      const report = await runPipeline(context, await checkProducts(context, buildOptions(context, flags, 'backtest')), progressFor(context));
       if (flags.json) console.log(JSON.stringify(report, null, 2));
       else printBacktest(report);
     }),
