@@ -340,7 +340,8 @@ export function strided(values: Float32Array, stride: number, offset: number): F
   return column;
 }
 
-function labelColumn(labels: Uint8Array, stride: number, offset: number): Uint8Array {
+/** One column of a rows × stride label matrix (row-major) as its own array. */
+export function labelColumn(labels: Uint8Array, stride: number, offset: number): Uint8Array {
   const rows = labels.length / stride;
   const column = new Uint8Array(rows);
   for (let r = 0; r < rows; r++) column[r] = labels[r * stride + offset]!;

@@ -1,5 +1,5 @@
 import { applyCalibration, bgnbdTargetScores, fitBinnedCalibration, type RfmInputs, rfmCells, rfmScores } from '../models/baselines.ts';
-import { type BinaryMetrics, binaryMetrics, permutationImportance, strided } from '../models/metrics.ts';
+import { type BinaryMetrics, binaryMetrics, labelColumn, permutationImportance, strided } from '../models/metrics.ts';
 import { sampleIndices } from '../models/random.ts';
 import { standardiseRows } from '../models/standardisation.ts';
 import type { Tensorflow } from '../models/tensorflow.ts';
@@ -8,14 +8,6 @@ import type { BuyTillYouDie } from './buy-till-you-die.ts';
 import type { FeatureMatrix } from './features.ts';
 import type { Target } from './targets.ts';
 import type { InferenceNetwork, LabelledMatrix } from './training.ts';
-
-/** One column of a rows x targets matrix as its own labels array. */
-export function labelColumn(labels: Uint8Array, targets: number, index: number): Uint8Array {
-  const rows = labels.length / targets;
-  const column = new Uint8Array(rows);
-  for (let row = 0; row < rows; row++) column[row] = labels[row * targets + index] as number;
-  return column;
-}
 
 /** Metrics of every output of a rows x targets probability matrix; null when the window has one class only. */
 export function metricsPerTarget(labels: Uint8Array, probabilities: Float32Array, targets: number): Array<BinaryMetrics | null> {

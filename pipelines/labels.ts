@@ -1,7 +1,7 @@
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '../src/db/database.ts';
 import type { FeatureMatrix } from './features.ts';
-import type { Target } from './targets.ts';
+import { type Target, windowEnd } from './targets.ts';
 
 /**
  * Stage 3: what each row of a feature matrix really did in [cutoff, cutoff + horizon):
@@ -14,7 +14,7 @@ export async function computeLabels(
 ): Promise<Uint8Array> {
   const labels = new Uint8Array(matrix.rows * targets.length);
   if (matrix.rows === 0) return labels;
-  const end = new Date(matrix.cutoff.getTime() + matrix.horizonDays * 86_400_000);
+  const end = windowEnd(matrix.cutoff, matrix.horizonDays);
   const anyIndex = targets.findIndex((target) => target.kind === 'any');
   const products = targets.flatMap((target, index) => (target.kind === 'product' ? [[target.productId as number, index] as const] : []));
   const categories = targets.flatMap((target, index) => (target.kind === 'category' ? [[target.category as string, index] as const] : []));

@@ -1,4 +1,4 @@
-import { type BinaryMetrics, rocAuc, strided } from '../models/metrics.ts';
+import { type BinaryMetrics, labelColumn, rocAuc, strided } from '../models/metrics.ts';
 import type { NetworkKind } from '../models/propensity-network.ts';
 import { standardisationFromJson, standardisationToJson } from '../models/standardisation.ts';
 import { type BackendName, loadTensorflow, type Tensorflow } from '../models/tensorflow.ts';
@@ -19,7 +19,7 @@ import { takeConsentSnapshot } from './consent-snapshot.ts';
 import { DEFAULT_SPECIAL_CATEGORIES } from './feature-spec.ts';
 import { featureProfile } from './feature-profile.ts';
 import { computeFeatures, type FeatureLayout, type FeatureMatrix, featureLayout } from './features.ts';
-import { activeRowsOnly, type BaselineEvaluation, evaluateBaselines, groupImportance, labelColumn, metricsPerTarget } from './evaluation.ts';
+import { activeRowsOnly, type BaselineEvaluation, evaluateBaselines, groupImportance, metricsPerTarget } from './evaluation.ts';
 import { computeLabels } from './labels.ts';
 import { type Progress, silentProgress } from './progress.ts';
 import { scoreWithNetwork } from './score-stage.ts';

@@ -43,6 +43,11 @@ export interface LabelWindow {
   horizonDays: number;
 }
 
+/** The end (exclusive) of the label window that starts at `cutoff`. */
+export function windowEnd(cutoff: Date, horizonDays: number): Date {
+  return new Date(cutoff.getTime() + horizonDays * 86_400_000);
+}
+
 export interface TargetRules {
   minPositives: number;
   minNegatives: number;
@@ -64,7 +69,7 @@ export async function selectTargets(
 ): Promise<TargetCandidate[]> {
   const counts = new Map<string, TargetCandidate>();
   for (const [index, window] of windows.entries()) {
-    const end = new Date(window.cutoff.getTime() + window.horizonDays * 86_400_000);
+    const end = windowEnd(window.cutoff, window.horizonDays);
     const { rows } = await sql<{ kind: TargetKind; key: string; product_id: number | null; category: string | null; buyers: number; population: number }>`
       WITH population AS (
         SELECT contact_id FROM profiling_snapshots WHERE run_id = ${runId} AND known_since < ${window.cutoff}
