@@ -22,6 +22,11 @@ const environmentSchema = z.object({
     .regex(/^[a-z_]+(,[a-z_]+)*$/, 'must be channel codes separated by commas, e.g. phone,sms')
     .default('phone'),
   CIBLE_TF_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  CIBLE_API_RATE_LIMIT: z.coerce.number().int().min(1).default(600),
+  CIBLE_API_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1_048_576),
+  CIBLE_PRESSURE_MAX_LISTS: z.coerce.number().int().min(1).default(3),
+  CIBLE_PRESSURE_WINDOW_DAYS: z.coerce.number().int().min(1).max(365).default(7),
+  CIBLE_TARGETS_MAX_MEMBERS: z.coerce.number().int().min(1).default(200_000),
   CIBLE_SPECIAL_CATEGORIES: z
     .string()
     .regex(/^[^,]+(,[^,]+)*$/, 'must be product categories separated by commas')
@@ -46,7 +51,26 @@ export interface Config {
   tfBackend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
   /** product categories whose purchases are special-category data: never a feature, never a target (added to the built-in list) */
   specialCategories: string[];
+  api: ApiSettings;
+  targeting: TargetingPolicy;
 }
+
+export interface ApiSettings {
+  /** requests per minute per API key */
+  rateLimitPerMinute: number;
+  bodyLimitBytes: number;
+}
+
+export interface TargetingPolicy {
+  /** contact pressure: a contact appears in at most this many lists (holdouts excluded)... */
+  pressureMaxLists: number;
+  /** ...per rolling window of this many days, across products */
+  pressureWindowDays: number;
+  /** the largest list one request may ask for */
+  maxMembers: number;
+}
+
+export const DEFAULT_TARGETING_POLICY: TargetingPolicy = { pressureMaxLists: 3, pressureWindowDays: 7, maxMembers: 200_000 };
 
 export interface ConsentPolicy {
   /** an opposition list for a channel below must be younger than this, or the channel is closed */
@@ -85,6 +109,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       freshListChannels: values.CIBLE_FRESH_LIST_CHANNELS.split(','),
     },
     tfBackend: values.CIBLE_TF_BACKEND,
+    api: { rateLimitPerMinute: values.CIBLE_API_RATE_LIMIT, bodyLimitBytes: values.CIBLE_API_BODY_LIMIT_BYTES },
+    targeting: {
+      pressureMaxLists: values.CIBLE_PRESSURE_MAX_LISTS,
+      pressureWindowDays: values.CIBLE_PRESSURE_WINDOW_DAYS,
+      maxMembers: values.CIBLE_TARGETS_MAX_MEMBERS,
+    },
     specialCategories: (values.CIBLE_SPECIAL_CATEGORIES ?? '').split(',').map((c) => c.trim().toLowerCase()).filter(Boolean),
   };
 }

@@ -130,6 +130,41 @@ export function reachableContacts(
   )`;
 }
 
+/**
+ * The rules of reachableContacts, checked row by row for the contact in `contactColumn`,
+ * so that a target list can walk a score index in rank order and stop once it has enough
+ * members instead of computing the whole reachable set. The joins add aliases p (profiling
+ * consent), m (channel consent) and d (personal data); the columns say which rule each row
+ * passes, so the caller can count its funnel.
+ */
+export function reachabilityChecks(
+  contactColumn: RawBuilder<number>,
+  channel: string,
+  contactField: string,
+  now: Date,
+): { joins: RawBuilder<unknown>; columns: RawBuilder<unknown> } {
+  const hash = contactDetailHash(contactField);
+  const contactValue = contactField === 'email' ? sql`d.email` : contactField === 'phone' ? sql`d.phone` : sql`NULL::text`;
+  return {
+    joins: sql`
+      LEFT JOIN ${countingConsents('profiling', null, now, true)} p ON p.contact_id = ${contactColumn}
+      LEFT JOIN ${countingConsents('direct_marketing', channel, now, true)} m ON m.contact_id = ${contactColumn}
+      LEFT JOIN contact_personal_data d ON d.contact_id = ${contactColumn}`,
+    columns: sql`
+      p.event_id AS profiling_event_id,
+      m.event_id AS channel_event_id,
+      ${contactValue} AS contact_value,
+      (${hash} IS NOT NULL) AS has_contact_detail,
+      EXISTS (
+        SELECT 1 FROM opposition_entries e JOIN opposition_lists l ON l.id = e.list_id
+        WHERE l.channel = ${channel} AND e.value_hash = ${hash}) AS opposed,
+      EXISTS (
+        SELECT 1 FROM consent_state o
+        WHERE o.contact_id = ${contactColumn} AND o.purpose = 'direct_marketing' AND o.channel_key = ''
+          AND o.status = 'objected' AND o.captured_at >= m.captured_at) AS objected`,
+  };
+}
+
 /** The eligibility funnel for a channel, now: how many contacts each rule keeps. */
 export async function channelFunnel(
   db: Kysely<Database>,

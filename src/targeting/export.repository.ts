@@ -1,0 +1,110 @@
+import { type Kysely, sql, type Transaction } from 'kysely';
+import type { Database } from '../db/database.ts';
+import type { ManifestHeader, ManifestMember } from './manifest.ts';
+
+export interface ExportMemberRecord extends ManifestMember {
+  externalId: string | null;
+  contactValue: string | null;
+  memberHash: string;
+}
+
+export interface NewExport {
+  header: ManifestHeader;
+  apiKeyId: number | null;
+  modelId: number;
+  funnel: object;
+  manifestHash: string;
+  members: ExportMemberRecord[];
+}
+
+/** The export and its members, in the caller's transaction; members go in as arrays (one statement per list). */
+export async function insertExport(trx: Transaction<Database>, record: NewExport): Promise<void> {
+  const { header, members } = record;
+  await trx
+    .insertInto('target_exports')
+    .values({
+      id: header.exportId,
+      created_at: new Date(header.createdAt),
+      api_key_id: record.apiKeyId,
+      actor: header.actor,
+      model_id: record.modelId,
+      model_version_id: header.modelVersionId,
+      score_set_id: header.scoreSetId,
+      channel: header.channel,
+      params: JSON.stringify(header.params),
+      funnel: JSON.stringify(record.funnel),
+      member_count: header.memberCount,
+      holdout_count: header.holdoutCount,
+      holdout_seed: header.holdoutSeed,
+      manifest_hash: record.manifestHash,
+    })
+    .execute();
+  if (members.length === 0) return;
+  const column = <T>(pick: (member: ExportMemberRecord) => T) => members.map(pick);
+  await sql`
+    INSERT INTO target_export_members
+      (export_id, position, contact_id, exported_at, external_id, contact_value, score, rank, percentile, is_holdout, consent_event_ids, member_hash)
+    SELECT ${header.exportId}::uuid, m.position, m.contact_id, ${new Date(header.createdAt)}::timestamptz, m.external_id, m.contact_value,
+           m.score, m.rank, m.percentile, m.is_holdout, ARRAY[m.profiling_event_id, m.channel_event_id], m.member_hash
+    FROM unnest(${column((m) => m.position)}::int[], ${column((m) => m.contactId)}::bigint[], ${column((m) => m.externalId)}::text[],
+                ${column((m) => m.contactValue)}::text[], ${column((m) => m.score)}::real[], ${column((m) => m.rank)}::int[],
+                ${column((m) => m.percentile)}::real[], ${column((m) => m.isHoldout)}::boolean[],
+                ${column((m) => m.consentEventIds[0])}::bigint[], ${column((m) => m.consentEventIds[1])}::bigint[],
+                ${column((m) => m.memberHash)}::text[])
+      AS m (position, contact_id, external_id, contact_value, score, rank, percentile, is_holdout, profiling_event_id, channel_event_id, member_hash)`.execute(
+    trx,
+  );
+}
+
+export interface StoredExport {
+  header: ManifestHeader;
+  apiKeyId: number | null;
+  modelId: number;
+  funnel: Record<string, number>;
+  manifestHash: string;
+}
+
+export async function exportById(db: Kysely<Database>, exportId: string): Promise<StoredExport | null> {
+  const row = await db.selectFrom('target_exports').selectAll().where('id', '=', exportId).executeTakeFirst();
+  if (!row) return null;
+  return {
+    header: {
+      exportId: row.id,
+      createdAt: new Date(row.created_at).toISOString(),
+      actor: row.actor,
+      modelVersionId: Number(row.model_version_id),
+      scoreSetId: Number(row.score_set_id),
+      channel: row.channel,
+      params: row.params,
+      memberCount: row.member_count,
+      holdoutCount: row.holdout_count,
+      holdoutSeed: row.holdout_seed,
+    },
+    apiKeyId: row.api_key_id === null ? null : Number(row.api_key_id),
+    modelId: Number(row.model_id),
+    funnel: row.funnel,
+    manifestHash: row.manifest_hash,
+  };
+}
+
+/** Members in list order; external id and contact value are null once the person was erased. */
+export async function exportMembers(db: Kysely<Database>, exportId: string): Promise<ExportMemberRecord[]> {
+  const rows = await db
+    .selectFrom('target_export_members')
+    .selectAll()
+    .where('export_id', '=', exportId)
+    .orderBy('position')
+    .execute();
+  return rows.map((row) => ({
+    position: row.position,
+    contactId: Number(row.contact_id),
+    score: row.score,
+    rank: row.rank,
+    percentile: row.percentile,
+    isHoldout: row.is_holdout,
+    consentEventIds: row.consent_event_ids.map(Number),
+    externalId: row.external_id,
+    contactValue: row.contact_value,
+    memberHash: row.member_hash,
+  }));
+}

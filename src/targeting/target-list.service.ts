@@ -1,0 +1,308 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { type Kysely, sql, type Transaction } from 'kysely';
+import { mulberry32 } from '../../models/random.ts';
+import type { ConsentPolicy, TargetingPolicy } from '../config.ts';
+import { channelBlock } from '../consent/eligibility.ts';
+import type { Database } from '../db/database.ts';
+import type { ScoreReason } from '../scores/score.table.ts';
+import { type Candidate, candidateBatch, type LiveScoreSet, liveScoreSetOf } from './candidates.repository.ts';
+import { insertExport } from './export.repository.ts';
+import { type ManifestHeader, manifestHash, memberHash } from './manifest.ts';
+import { ChannelClosedError, InvalidTargetRequestError, NoLiveScoresError, UnknownProductError } from './targeting.errors.ts';
+
+/** How long the list is: exactly one of these. */
+export type ListSize =
+  | { top: number }
+  | { percentile: number }
+  | { minScore: number }
+  /** the smallest top list whose summed purchase probabilities reach this number */
+  | { expectedBuyers: number };
+
+export interface TargetListRequest {
+  sku: string;
+  channel: string;
+  size: ListSize;
+  /** percent of the list withheld at random as a control group (0 for none) */
+  holdoutPercent: number;
+  actor: string;
+  apiKeyId: number | null;
+}
+
+export interface TargetMember {
+  position: number;
+  externalId: string;
+  /** the channel's contact field: an email address or a phone number */
+  contact: string;
+  score: number;
+  percentile: number;
+  rank: number;
+  reasons: ScoreReason[];
+  /** the consent ledger events that make the person eligible: profiling, then the channel */
+  consentEventIds: number[];
+}
+
+/** How many people each rule kept, among the scored people examined in rank order. */
+export interface TargetFunnel {
+  /** everyone in the product's live score set */
+  scored: number;
+  /** the best-ranked scored people looked at before the list was full */
+  examined: number;
+  consentedForChannel: number;
+  notOpposed: number;
+  underPressureCap: number;
+  /** the list: members to contact plus the holdout */
+  selected: number;
+  holdout: number;
+  returned: number;
+}
+
+export interface TargetList {
+  exportId: string;
+  createdAt: string;
+  product: { sku: string; name: string };
+  model: { id: number; version: number; versionId: number; algorithm: string; horizonDays: number; scoredAt: string };
+  channel: string;
+  params: Record<string, unknown>;
+  funnel: TargetFunnel;
+  /** summed purchase probabilities of the members to contact */
+  expectedBuyers: number;
+  members: TargetMember[];
+  holdout: TargetMember[];
+  holdoutSeed: string | null;
+  manifestHash: string;
+}
+
+export interface TargetListPolicies {
+  consent: ConsentPolicy;
+  targeting: TargetingPolicy;
+}
+
+// lists are built one at a time, so two lists asked at once cannot both take a contact
+// who has room for one more list under the pressure cap
+const LIST_LOCK = 0x63_69_62_6c; // "cibl"
+const DAY_MS = 86_400_000;
+
+/** Checks the size and holdout parameters; throws InvalidTargetRequestError naming the field. */
+export function validateListRequest(request: TargetListRequest, policy: TargetingPolicy): void {
+  const size = request.size as Record<string, number>;
+  const given = Object.keys(size);
+  if (given.length !== 1) {
+    throw new InvalidTargetRequestError('size', `takes exactly one of top, percentile, minScore, expectedBuyers (got ${given.join(', ') || 'none'})`);
+  }
+  const [field] = given as [keyof typeof size];
+  const value = size[field]!;
+  if (!Number.isFinite(value)) throw new InvalidTargetRequestError(field, 'must be a number');
+  if ('top' in request.size && (!Number.isInteger(value) || value < 1 || value > policy.maxMembers)) {
+    throw new InvalidTargetRequestError('top', `must be a whole number from 1 to ${policy.maxMembers}`);
+  }
+  if ('percentile' in request.size && !(value > 0 && value <= 100)) {
+    throw new InvalidTargetRequestError('percentile', 'must be more than 0 and at most 100 (the best-scored percent of the product)');
+  }
+  if ('minScore' in request.size && !(value >= 0 && value <= 1)) {
+    throw new InvalidTargetRequestError('minScore', 'must be a probability from 0 to 1');
+  }
+  if ('expectedBuyers' in request.size && !(value > 0 && value <= policy.maxMembers)) {
+    throw new InvalidTargetRequestError('expectedBuyers', `must be more than 0 and at most ${policy.maxMembers}`);
+  }
+  if (!(Number.isInteger(request.holdoutPercent) && request.holdoutPercent >= 0 && request.holdoutPercent <= 50)) {
+    throw new InvalidTargetRequestError('holdout', 'must be a whole percent from 0 to 50');
+  }
+}
+
+/**
+ * The ranked list of people to contact about a product on a channel, decided now: every
+ * member has valid profiling and channel consent at this instant, a contact detail for the
+ * channel, is on no opposition list of the channel, has not objected, and is under the
+ * contact-pressure cap. The list is recorded with its manifest before it is returned.
+ */
+export async function buildTargetList(
+  db: Kysely<Database>,
+  request: TargetListRequest,
+  policies: TargetListPolicies,
+  now: Date,
+): Promise<TargetList> {
+  validateListRequest(request, policies.targeting);
+  const channel = await db.selectFrom('channels').select('contact_field').where('code', '=', request.channel).executeTakeFirst();
+  if (!channel) {
+    const known = (await db.selectFrom('channels').select('code').orderBy('code').execute()).map((row) => row.code);
+    throw new InvalidTargetRequestError('channel', `"${request.channel}" is unknown (expected one of ${known.join(', ')})`);
+  }
+  const { product, live } = await liveScoreSetOf(db, request.sku);
+  if (!product) throw new UnknownProductError(`no product has the SKU "${request.sku}"`);
+  if (!live) {
+    throw new NoLiveScoresError(
+      `product "${request.sku}" has no live scores: it has no champion model yet (too few buyers, or the pipeline has not run); see \`cible models list\``,
+    );
+  }
+  const blocked = await channelBlock(db, request.channel, now, policies.consent);
+  if (blocked) throw new ChannelClosedError(blocked);
+
+  return db.transaction().execute(async (trx) => {
+    await sql`SELECT pg_advisory_xact_lock(${LIST_LOCK})`.execute(trx);
+    const walk = await selectMembers(trx, request, live, channel.contact_field, policies.targeting, now);
+    return recordList(trx, request, product, live, walk, now);
+  });
+}
+
+interface Walk {
+  selected: Candidate[];
+  funnel: Omit<TargetFunnel, 'selected' | 'holdout' | 'returned'>;
+}
+
+async function selectMembers(
+  trx: Transaction<Database>,
+  request: TargetListRequest,
+  live: LiveScoreSet,
+  contactField: string,
+  policy: TargetingPolicy,
+  now: Date,
+): Promise<Walk> {
+  const size = request.size;
+  const funnel = { scored: live.rowCount, examined: 0, consentedForChannel: 0, notOpposed: 0, underPressureCap: 0 };
+  const selected: Candidate[] = [];
+  const pressureSince = new Date(now.getTime() - policy.pressureWindowDays * DAY_MS);
+  let summed = 0;
+  let afterRank = 0;
+  let batch = 'top' in size ? Math.max(1_000, Math.ceil(size.top * 1.5)) : 5_000;
+
+  const full = () =>
+    ('top' in size && selected.length >= size.top) ||
+    ('expectedBuyers' in size && summed >= size.expectedBuyers) ||
+    selected.length >= policy.maxMembers;
+  const beyondCut = (candidate: Candidate) =>
+    ('percentile' in size && candidate.percentile <= 100 - size.percentile) ||
+    ('minScore' in size && candidate.score < size.minScore);
+
+  for (;;) {
+    const candidates = await candidateBatch(trx, {
+      scoreSetId: live.scoreSetId, channel: request.channel, contactField, now, pressureSince, afterRank, limit: batch,
+    });
+    for (const candidate of candidates) {
+      if (full() || beyondCut(candidate)) return { selected, funnel };
+      funnel.examined += 1;
+      if (candidate.erased || candidate.profilingEventId === null || candidate.channelEventId === null || !candidate.hasContactDetail) continue;
+      funnel.consentedForChannel += 1;
+      if (candidate.opposed || candidate.objected) continue;
+      funnel.notOpposed += 1;
+      if (candidate.recentLists >= policy.pressureMaxLists) continue;
+      funnel.underPressureCap += 1;
+      selected.push(candidate);
+      summed += candidate.score;
+    }
+    if (candidates.length < batch || full()) return { selected, funnel };
+    afterRank = candidates[candidates.length - 1]!.rank;
+    batch = Math.min(batch * 2, 100_000);
+  }
+}
+
+async function recordList(
+  trx: Transaction<Database>,
+  request: TargetListRequest,
+  product: { name: string },
+  live: LiveScoreSet,
+  walk: Walk,
+  now: Date,
+): Promise<TargetList> {
+  const { selected } = walk;
+  const holdoutSeed = request.holdoutPercent > 0 ? randomBytes(8).toString('hex') : null;
+  const isHoldout = holdoutFlags(selected.length, request.holdoutPercent, holdoutSeed);
+  const exportId = randomUUID();
+  const params = { sku: request.sku, ...request.size, holdout: request.holdoutPercent };
+
+  const manifestMembers = selected.map((candidate, index) => ({
+    position: index + 1,
+    contactId: candidate.contactId,
+    score: candidate.score,
+    rank: candidate.rank,
+    percentile: candidate.percentile,
+    isHoldout: isHoldout[index] === 1,
+    consentEventIds: [candidate.profilingEventId!, candidate.channelEventId!],
+  }));
+  const memberHashes = manifestMembers.map(memberHash);
+  const holdoutCount = manifestMembers.filter((member) => member.isHoldout).length;
+  const header: ManifestHeader = {
+    exportId,
+    createdAt: now.toISOString(),
+    actor: request.actor,
+    modelVersionId: live.modelVersionId,
+    scoreSetId: live.scoreSetId,
+    channel: request.channel,
+    params,
+    memberCount: selected.length,
+    holdoutCount,
+    holdoutSeed,
+  };
+  const funnel: TargetFunnel = { ...walk.funnel, selected: selected.length, holdout: holdoutCount, returned: selected.length - holdoutCount };
+  const hash = manifestHash(header, memberHashes);
+
+  await insertExport(trx, {
+    header, apiKeyId: request.apiKeyId, modelId: live.modelId, funnel, manifestHash: hash,
+    members: manifestMembers.map((member, index) => ({
+      ...member,
+      externalId: selected[index]!.externalId,
+      contactValue: selected[index]!.contactValue,
+      memberHash: memberHashes[index]!,
+    })),
+  });
+
+  const members: TargetMember[] = [];
+  const holdout: TargetMember[] = [];
+  manifestMembers.forEach((member, index) => {
+    const candidate = selected[index]!;
+    const line: TargetMember = {
+      position: member.position,
+      externalId: candidate.externalId!,
+      contact: candidate.contactValue!,
+      score: candidate.score,
+      percentile: candidate.percentile,
+      rank: candidate.rank,
+      reasons: reasonsOf(candidate, live.explanationGroups),
+      consentEventIds: member.consentEventIds,
+    };
+    (member.isHoldout ? holdout : members).push(line);
+  });
+  return {
+    exportId,
+    createdAt: header.createdAt,
+    product: { sku: request.sku, name: product.name },
+    model: {
+      id: live.modelId, version: live.modelVersion, versionId: live.modelVersionId, algorithm: live.algorithm,
+      horizonDays: live.horizonDays, scoredAt: live.scoredAt.toISOString(),
+    },
+    channel: request.channel,
+    params,
+    funnel,
+    expectedBuyers: members.reduce((sum, member) => sum + member.score, 0),
+    members,
+    holdout,
+    holdoutSeed,
+    manifestHash: hash,
+  };
+}
+
+/** A seeded random choice of round(n × percent / 100) positions: 1 marks a holdout member. */
+export function holdoutFlags(count: number, percent: number, seed: string | null): Uint8Array {
+  const flags = new Uint8Array(count);
+  if (seed === null || percent === 0) return flags;
+  const random = mulberry32(Number.parseInt(seed.slice(0, 8), 16));
+  const wanted = Math.round((count * percent) / 100);
+  // a partial Fisher-Yates over positions: every subset of that size is equally likely
+  const positions = Uint32Array.from({ length: count }, (_, i) => i);
+  for (let i = 0; i < wanted; i++) {
+    const j = i + Math.floor(random() * (count - i));
+    const chosen = positions[j]!;
+    positions[j] = positions[i]!;
+    positions[i] = chosen;
+    flags[chosen] = 1;
+  }
+  return flags;
+}
+
+function reasonsOf(candidate: Candidate, groups: string[]): ScoreReason[] {
+  const reasons: ScoreReason[] = [];
+  candidate.reasonCodes.forEach((code, index) => {
+    if (code === null || groups[code] === undefined) return;
+    reasons.push({ feature: groups[code]!, contribution: candidate.contributions[index] ?? 0 });
+  });
+  return reasons;
+}
