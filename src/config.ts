@@ -23,7 +23,7 @@ const environmentSchema = z.object({
     .default('phone'),
   CIBLE_TF_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
   CIBLE_API_RATE_LIMIT: z.coerce.number().int().min(1).default(600),
-  CIBLE_API_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1_048_576),
+  CIBLE_API_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(4_194_304),
   CIBLE_PRESSURE_MAX_LISTS: z.coerce.number().int().min(1).default(3),
   CIBLE_PRESSURE_WINDOW_DAYS: z.coerce.number().int().min(1).max(365).default(7),
   CIBLE_TARGETS_MAX_MEMBERS: z.coerce.number().int().min(1).default(200_000),

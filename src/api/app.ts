@@ -12,6 +12,9 @@ import { authenticate } from './authentication.ts';
 import { ApiError, problemBody, validationError } from './problem.ts';
 import { registerRoutes } from './routes/index.ts';
 
+/** Validation problems name the part of the request as a caller knows it. */
+const REQUEST_PART: Record<string, string> = { json: 'body', param: 'path', query: 'query', header: 'header', cookie: 'cookie', form: 'body' };
+
 const swaggerAssets = dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
 
 /** The HTTP API, built from its dependencies; `serve` and tests (`app.request()`) use the same app. */
@@ -19,7 +22,7 @@ export function createApp(deps: ApiDependencies): OpenAPIHono<AppEnv> {
   const { logger, config } = deps;
   const app = new OpenAPIHono<AppEnv>({
     defaultHook: (result) => {
-      if (!result.success) throw validationError(result.target, result.error.issues);
+      if (!result.success) throw validationError(REQUEST_PART[result.target] ?? result.target, result.error.issues);
     },
   });
 
@@ -46,7 +49,7 @@ export function createApp(deps: ApiDependencies): OpenAPIHono<AppEnv> {
     }),
   );
   app.use('/v1/*', async (c, next) => {
-    const hasBody = ['POST', 'PUT', 'PATCH'].includes(c.req.method) && (c.req.header('content-length') ?? '0') !== '0';
+    const hasBody = ['POST', 'PUT', 'PATCH'].includes(c.req.method) && c.req.raw.body !== null && c.req.header('content-length') !== '0';
     const type = c.req.header('content-type') ?? '';
     if (hasBody && !/^application\/(merge-patch\+)?json\b/i.test(type)) {
       throw new ApiError(415, 'Unsupported media type', `send the body as application/json (got ${type ? `"${type.split(';')[0]}"` : 'no content type'})`);

@@ -73,7 +73,7 @@ export interface Candidate {
   hasContactDetail: boolean;
   opposed: boolean;
   objected: boolean;
-  /** lists this contact was sent in (holdouts excluded) within the pressure window */
+  /** lists this contact was sent in (holdouts excluded) within the pressure window, counted up to the cap */
   recentLists: number;
 }
 
@@ -83,6 +83,8 @@ export interface CandidateQuery {
   contactField: string;
   now: Date;
   pressureSince: Date;
+  /** counting stops here: the cap is all that matters */
+  pressureCap: number;
   afterRank: number;
   limit: number;
 }
@@ -101,8 +103,10 @@ export async function candidateBatch(db: Kysely<Database>, query: CandidateQuery
            s.reason_1, s.reason_2, s.reason_3, s.contribution_1, s.contribution_2, s.contribution_3,
            (c.id IS NULL) AS erased,
            ${checks.columns},
-           (SELECT count(*)::int FROM target_export_members x
-             WHERE x.contact_id = s.contact_id AND x.exported_at > ${query.pressureSince} AND NOT x.is_holdout) AS recent_lists
+           (SELECT count(*)::int FROM (
+              SELECT 1 FROM target_export_members x
+              WHERE x.contact_id = s.contact_id AND x.exported_at > ${query.pressureSince} AND NOT x.is_holdout
+              LIMIT ${query.pressureCap}) recent) AS recent_lists
     FROM (
       SELECT * FROM scores WHERE score_set_id = ${query.scoreSetId} AND rank > ${query.afterRank}
       ORDER BY rank LIMIT ${query.limit}

@@ -175,7 +175,7 @@ async function selectMembers(
 
   for (;;) {
     const candidates = await candidateBatch(trx, {
-      scoreSetId: live.scoreSetId, channel: request.channel, contactField, now, pressureSince, afterRank, limit: batch,
+      scoreSetId: live.scoreSetId, channel: request.channel, contactField, now, pressureSince, pressureCap: policy.pressureMaxLists, afterRank, limit: batch,
     });
     for (const candidate of candidates) {
       if (full() || beyondCut(candidate)) return { selected, funnel };

@@ -58,7 +58,7 @@ describe('target lists: bad input and refusals', () => {
   it('refuses a malformed export id and an unknown one', async () => {
     const malformed = await api.call('dpo', '/v1/exports/not-a-uuid');
     expect(malformed.status).toBe(400);
-    expect((await bodyOf(malformed)).errors[0].where).toBe('param.id');
+    expect((await bodyOf(malformed)).errors[0].where).toBe('path.id');
     const unknown = await api.call('dpo', '/v1/exports/00000000-0000-4000-8000-000000000000');
     expect(unknown.status).toBe(404);
   });

@@ -10,7 +10,7 @@ import {
 } from '../../targeting/targeting.errors.ts';
 import type { AppEnv } from '../api-env.ts';
 import { ApiError, problemResponses } from '../problem.ts';
-import { securedRoute } from '../secured-route.ts';
+import { apiKeyActor, securedRoute } from '../secured-route.ts';
 
 const ReasonSchema = z.object({ feature: z.string(), contribution: z.number() });
 
@@ -103,7 +103,7 @@ export function registerTargetsRoute(app: OpenAPIHono<AppEnv>): void {
     const { deps, apiKey } = c.var;
     const list = await buildTargetList(
       deps.database.db,
-      { sku, channel: query.channel, size: listSize(query), holdoutPercent: query.holdout, actor: `apikey:${apiKey.id}:${apiKey.name}`, apiKeyId: apiKey.id },
+      { sku, channel: query.channel, size: listSize(query), holdoutPercent: query.holdout, actor: apiKeyActor(apiKey), apiKeyId: apiKey.id },
       { consent: deps.config.consentPolicy, targeting: deps.config.targeting },
       deps.clock.now(),
     ).catch((error: unknown) => {

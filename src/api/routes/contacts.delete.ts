@@ -1,0 +1,56 @@
+import { type OpenAPIHono, z } from '@hono/zod-openapi';
+import { erase } from '../../rights/rights.service.ts';
+import type { AppEnv } from '../api-env.ts';
+import { problemResponses } from '../problem.ts';
+import { apiKeyActor, securedRoute } from '../secured-route.ts';
+import { ContactRefParamsSchema, rightsProblem } from './rights.shared.ts';
+
+export const ErasureReceiptSchema = z
+  .object({
+    contactId: z.number().int(),
+    erasedAt: z.string().openapi({ format: 'date-time' }),
+    reason: z.enum(['data_subject_request', 'retention']),
+    deleted: z
+      .object({ contact_personal_data: z.number().int(), purchases: z.number().int(), scores: z.number().int() })
+      .openapi({ description: 'rows deleted, per table' }),
+    scrubbed: z
+      .object({ target_export_members: z.number().int(), consent_events: z.number().int() })
+      .openapi({ description: 'rows kept with their personal fields emptied, per table' }),
+    consentEventsKept: z
+      .number()
+      .int()
+      .openapi({ description: 'ledger events kept without evidence reference, as proof that processing before the erasure was lawful' }),
+    tombstoneHashes: z
+      .array(z.enum(['external_id', 'email', 'phone']))
+      .openapi({ description: 'identifiers kept only as SHA-256 hashes, so that a later import cannot bring the person back' }),
+  })
+  .openapi('ErasureReceipt');
+
+export type ErasureReceiptResponse = z.infer<typeof ErasureReceiptSchema>;
+
+const route = securedRoute(['dpo'], {
+  method: 'delete',
+  path: '/v1/contacts/{ref}',
+  tags: ['data-subject rights'],
+  summary: 'Erase a contact for good (GDPR art. 17) and return the receipt',
+  description:
+    'Personal data, purchases, scores and consent evidence go in one transaction; a hashed tombstone is kept so that a re-import ' +
+    'cannot bring the person back. Cannot be undone; a second request answers 404.',
+  request: { params: ContactRefParamsSchema },
+  responses: {
+    200: { description: 'erased: the receipt, with no personal data', content: { 'application/json': { schema: ErasureReceiptSchema } } },
+    ...problemResponses(400, 404),
+  },
+});
+
+export function registerEraseContact(app: OpenAPIHono<AppEnv>): void {
+  app.openapi(
+    route,
+    async (c) => {
+      const { ref } = c.req.valid('param');
+      const { deps, apiKey } = c.var;
+      const receipt = await erase(c.var.db, ref, apiKeyActor(apiKey), deps.clock.now()).catch(rightsProblem);
+      return c.json(receipt, 200);
+    },
+  );
+}
