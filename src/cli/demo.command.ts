@@ -1,28 +1,84 @@
 import type { Command } from 'commander';
+import { sql } from 'kysely';
+import { runPipeline } from '../../pipelines/run-pipeline.ts';
+import { createApiKey } from '../auth/api-key.repository.ts';
+import type { AppContext } from '../context.ts';
 import { prepareOnlineRetail } from '../datasets/online-retail.ts';
 import { formatDemoSummary, loadDemo } from '../demo/demo.service.ts';
 import { integer, positiveInteger, withContext } from './cli-context.ts';
+import { defaultRunOptions, printRun, progressFor } from './pipeline.command.ts';
+import { serveApi } from './serve.command.ts';
+
+interface DemoFlags {
+  contacts: number;
+  seed: number;
+  reset?: boolean;
+  retrain?: boolean;
+  serve: boolean;
+}
+
+/** The product whose live model ranks best on its evaluation window: the one to show first. */
+async function showcaseProduct(context: AppContext): Promise<string | null> {
+  const row = await context.database.db
+    .selectFrom('models as m')
+    .innerJoin('score_sets as ss', (join) => join.onRef('ss.model_id', '=', 'm.id').on('ss.status', '=', 'live'))
+    .innerJoin('model_versions as v', 'v.id', 'ss.model_version_id')
+    .select('m.target_key')
+    .where('m.target_kind', '=', 'product')
+    .orderBy(sql`(v.metrics -> 'evaluation' ->> 'rocAuc')::float DESC NULLS LAST`)
+    .orderBy('m.target_key')
+    .executeTakeFirst();
+  return row?.target_key ?? null;
+}
+
+async function liveProductScores(context: AppContext): Promise<number> {
+  const row = await context.database.db
+    .selectFrom('score_sets as ss')
+    .innerJoin('models as m', 'm.id', 'ss.model_id')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('ss.status', '=', 'live')
+    .where('m.target_kind', '=', 'product')
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
 
 export function registerDemoCommands(program: Command): void {
   program
     .command('demo')
-    .description('load a seeded synthetic contact base (embedded database unless DATABASE_URL is set)')
+    .description('the whole product on the embedded database: load a synthetic base, run the pipeline, then serve the API with a demo key')
     .option('--contacts <n>', 'number of contacts', positiveInteger('--contacts'), 20_000)
     .option('--seed <s>', 'seed of the random generator', integer('--seed'), 1)
     .option('--reset', 'delete the data already loaded and start over')
-    .action((flags: { contacts: number; seed: number; reset?: boolean }) =>
-      withContext({ migrate: true }, async (context) => {
+    .option('--retrain', 'run the pipeline again although products already have live scores')
+    .option('--no-serve', 'stop after printing the request instead of starting the server')
+    .action(async (flags: DemoFlags) => {
+      await withContext({ migrate: true }, async (context) => {
         const outcome = await loadDemo(context, { contacts: flags.contacts, seed: flags.seed, reset: flags.reset ?? false });
-        if (!outcome.loaded) {
-          console.log(
-            `the ${context.database.engine} database already holds ${outcome.existingContacts.toLocaleString('en-GB')} contacts:` +
-              ' nothing loaded. Run `cible demo --reset` to start over.',
-          );
-          return;
+        if (outcome.loaded) console.log(formatDemoSummary(outcome.summary, outcome.seconds, context.database.engine));
+        else console.log(`the ${context.database.engine} database already holds ${outcome.existingContacts.toLocaleString('en-GB')} contacts: nothing loaded (\`cible demo --reset\` starts over)`);
+
+        if (outcome.loaded || flags.retrain || (await liveProductScores(context)) === 0) {
+          console.log('\nrunning the propensity pipeline…');
+          printRun(await runPipeline(context, defaultRunOptions(context), progressFor(context)));
+        } else {
+          console.log('products already have live scores: pipeline not run (`cible demo --retrain` runs it again)');
         }
-        console.log(formatDemoSummary(outcome.summary, outcome.seconds, context.database.engine));
-      }),
-    );
+
+        const sku = await showcaseProduct(context);
+        const key = await createApiKey(context.database.db, `demo marketer ${context.clock.now().toISOString()}`, 'marketer');
+        const base = `http://${context.config.host}:${context.config.port}`;
+        console.log(`\na marketer API key was created for this demo (shown once): ${key.key}`);
+        if (sku) {
+          console.log('ask for the 5 people most likely to buy, who may be emailed now:\n');
+          console.log(`  curl -s -H "Authorization: Bearer ${key.key}" "${base}/v1/products/${encodeURIComponent(sku)}/targets?channel=email&top=5"\n`);
+          console.log(`or from the shell: npx cible targets ${sku} --channel email --top 5`);
+        } else {
+          console.log('no product has a champion model yet: see `npx cible models list`');
+        }
+        console.log(`API documentation: ${base}/docs`);
+      });
+      if (flags.serve) await serveApi();
+    });
 
   program
     .command('datasets')

@@ -106,6 +106,12 @@ function withPipelineOptions(command: Command, defaultHorizon: string): Command 
     .option('--json', 'print the run report as JSON');
 }
 
+/** What a plain `cible pipeline run` does: every product, the default horizon and settings. */
+export function defaultRunOptions(context: AppContext): PipelineOptions {
+  const flags = { products: 'all', horizon: '30d', algorithms: DEFAULT_PIPELINE_OPTIONS.training.algorithms.join(','), tolerance: String(DEFAULT_PIPELINE_OPTIONS.promotionTolerance) };
+  return buildOptions(context, flags satisfies PipelineFlags, 'pipeline');
+}
+
 /** Unknown SKUs would silently model nothing: refuse them, naming them. */
 async function checkProducts(context: AppContext, options: PipelineOptions): Promise<PipelineOptions> {
   if (!options.products) return options;
@@ -115,7 +121,7 @@ async function checkProducts(context: AppContext, options: PipelineOptions): Pro
   return options;
 }
 
-function progressFor(context: AppContext) {
+export function progressFor(context: AppContext) {
   return process.stderr.isTTY ? terminalProgress(process.stderr) : logProgress(context.logger);
 }
 
@@ -152,7 +158,7 @@ export function registerPipelineCommands(program: Command): void {
 
 const f3 = (value: number | null | undefined) => (value === null || value === undefined || Number.isNaN(value) ? '   n/a' : value.toFixed(3).padStart(6));
 
-function printRun(report: PipelineReport): void {
+export function printRun(report: PipelineReport): void {
   console.log(`run ${report.runId} as of ${report.asOf.slice(0, 10)}, horizon ${report.horizonDays} days, backend ${report.backend}`);
   console.log(`profile-able population: ${report.population}`);
   console.log(`cutoffs: evaluation ${report.cutoffs.evaluation}, training ${report.cutoffs.productionTraining.join(', ')}`);

@@ -20,7 +20,7 @@ export type DemoOutcome =
 
 // Every table the demo fills; reference data (purposes, channels, methods) and migrations stay.
 const DOMAIN_TABLES = [
-  'audit_log', 'target_export_members', 'target_exports', 'api_keys', 'scores', 'score_sets', 'model_artifacts',
+  'audit_log', 'target_export_members', 'target_exports', 'api_keys', 'scores', 'score_sets', 'profiling_snapshots', 'model_networks',
   'model_versions', 'models', 'pipeline_runs', 'opposition_entries', 'opposition_lists', 'purchases', 'products',
   'consent_events', 'erasure_tombstones', 'contact_personal_data', 'contacts', 'imports',
 ];
@@ -33,7 +33,12 @@ export async function loadDemo(context: AppContext, request: DemoRequest): Promi
   const { pool } = context.database;
   const existing = (await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM contacts')).rows[0]!.n;
   if (existing > 0 && !request.reset) return { loaded: false, existingContacts: existing };
-  if (request.reset) await pool.query(`TRUNCATE ${DOMAIN_TABLES.join(', ')} RESTART IDENTITY CASCADE`);
+  if (request.reset) {
+    // score sets are partitions named after their id: ids restart, so the tables must go too
+    const partitions = await pool.query<{ name: string }>(`SELECT inhrelid::regclass::text AS name FROM pg_inherits WHERE inhparent = 'scores'::regclass`);
+    for (const { name } of partitions.rows) await pool.query(`DROP TABLE ${name}`);
+    await pool.query(`TRUNCATE ${DOMAIN_TABLES.join(', ')} RESTART IDENTITY CASCADE`);
+  }
 
   const started = Date.now();
   const now = context.clock.now();
