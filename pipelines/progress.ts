@@ -2,6 +2,8 @@ import type { Logger } from '../src/logger.ts';
 
 /** What a run reports as it goes: a live line on a terminal, plain log records otherwise. */
 export interface Progress {
+  /** the run's record exists: its id, before any stage */
+  runStarted?(runId: number): void;
   stage(name: string): void;
   step(detail: string, done: number, total: number): void;
   done(stage: string, seconds: number, rows: number): void;

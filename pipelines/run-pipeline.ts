@@ -156,6 +156,7 @@ export async function runPipeline(context: AppContext, options: PipelineOptions,
     params: { products: options.products, minPositives: options.minPositives, minNegatives: options.minNegatives, training: options.training },
     startedAt,
   });
+  progress.runStarted?.(runId);
   try {
     const t = await loadTensorflow({ prefer: options.backend, logger: context.logger });
     const report = await stagesOf(runId);

@@ -98,7 +98,10 @@ export function createApp(deps: ApiDependencies): OpenAPIHono<AppEnv> {
     else if (error instanceof HTTPException && error.status < 500) {
       problem = new ApiError(error.status as 400, error.status === 400 ? 'Bad request' : 'Request refused', error.message || 'the request was refused');
     } else {
-      logger.error({ requestId: c.var.requestId, route: c.req.routePath, err: { type: (error as Error).name, message: (error as Error).message, stack: (error as Error).stack } }, 'request failed');
+      // the message is left out: a database error can quote the values it refused (an email, a phone)
+      const failure = error as Error & { code?: string };
+      const frames = (failure.stack ?? '').split('\n').slice(1).join('\n');
+      logger.error({ requestId: c.var.requestId, route: c.req.routePath, err: { type: failure.name, code: failure.code, frames } }, 'request failed');
       problem = new ApiError(500, 'Internal server error', `the request failed; quote request id ${c.var.requestId} when reporting it`);
     }
     return c.json(problemBody(problem, c.var.requestId), problem.status, { 'content-type': 'application/problem+json' });

@@ -7,9 +7,12 @@ import { UserError, withContext } from './cli-context.ts';
 import { registerConsentCommands } from './consent.command.ts';
 import { registerDemoCommands } from './demo.command.ts';
 import { registerImportCommands } from './import.command.ts';
+import { registerKeyCommands } from './keys.command.ts';
 import { registerModelCommands } from './models.command.ts';
 import { registerPipelineCommands } from './pipeline.command.ts';
 import { registerRightsCommands } from './rights.command.ts';
+import { registerServeCommand } from './serve.command.ts';
+import { registerTargetCommands } from './targets.command.ts';
 
 export function buildProgram(): Command {
   const program = new Command('cible')
@@ -39,6 +42,9 @@ export function buildProgram(): Command {
   registerAuditCommands(program);
   registerPipelineCommands(program);
   registerModelCommands(program);
+  registerKeyCommands(program);
+  registerServeCommand(program);
+  registerTargetCommands(program);
 
   return program;
 }

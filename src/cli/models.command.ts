@@ -1,39 +1,11 @@
 import type { Command } from 'commander';
-import { sql } from 'kysely';
+import { findModel, listModels, parseModelTarget, targetLabel } from '../registry/model-catalog.repository.ts';
 import { UserError, withContext } from './cli-context.ts';
 
-interface VersionRow {
-  target_kind: string;
-  target_key: string;
-  version: number;
-  status: string;
-  algorithm: string;
-  run_id: number | null;
-  trained_at: Date;
-  training_cutoff: Date;
-  horizon_days: number;
-  consent_snapshot_at: Date;
-  population_size: number;
-  code_version: string;
-  training_data_hash: string;
-  feature_list: string[];
-  metrics: Record<string, unknown>;
-  baseline_metrics: Record<string, unknown>;
-  decision_reason: string | null;
-  promoted_at: Date | null;
-}
+const f3 = (value: number | null | undefined, width = 5) =>
+  (typeof value === 'number' && Number.isFinite(value) ? value.toFixed(3) : 'n/a').padStart(width);
 
-const auc = (metrics: unknown) => {
-  const value = (metrics as { rocAuc?: number } | null)?.rocAuc;
-  return typeof value === 'number' && !Number.isNaN(value) ? value.toFixed(3) : '  n/a';
-};
-
-/** "SKU", "any", "category:garden" or "product:SKU" → the registry's kind and key. */
-function parseTarget(value: string): { kind: string; key: string } {
-  if (value === 'any') return { kind: 'any', key: 'any' };
-  const match = /^(category|product):(.+)$/.exec(value);
-  return match ? { kind: match[1] as string, key: match[2] as string } : { kind: 'product', key: value };
-}
+const auc = (metrics: unknown) => f3((metrics as { rocAuc?: number } | null | undefined)?.rocAuc);
 
 export function registerModelCommands(program: Command): void {
   const models = program.command('models').description('the model registry: champions, versions, metrics, lineage');
@@ -43,19 +15,16 @@ export function registerModelCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action((flags: { json?: boolean }) =>
       withContext({ migrate: true }, async (context) => {
-        const { rows } = await sql<VersionRow & { versions: number }>`
-          SELECT m.target_kind, m.target_key, v.*, (SELECT count(*)::int FROM model_versions a WHERE a.model_id = m.id) AS versions
-          FROM models m LEFT JOIN model_versions v ON v.model_id = m.id AND v.status = 'champion'
-          ORDER BY m.target_kind, m.target_key`.execute(context.database.db);
+        const summaries = await listModels(context.database.db);
         if (flags.json) {
-          console.log(JSON.stringify(rows.map((row) => ({ ...row, feature_list: undefined })), null, 2));
+          console.log(JSON.stringify(summaries, null, 2));
           return;
         }
-        console.log(`${'target'.padEnd(28)} champion  algo      AUC    RFM  BG/NBD  versions  trained`);
-        for (const row of rows) {
-          const champion = row.version ? `v${row.version}` : 'none';
+        console.log(`${'target'.padEnd(28)} champion  algo       AUC   RFM BG/NBD  lift@10%  versions  trained`);
+        for (const model of summaries) {
+          const champion = model.champion;
           console.log(
-            `${`${row.target_kind}:${row.target_key}`.padEnd(28)} ${champion.padEnd(9)} ${(row.algorithm ?? '-').padEnd(8)} ${auc(row.metrics?.evaluation)} ${auc(row.baseline_metrics?.rfm)} ${auc(row.baseline_metrics?.bgnbd)}  ${String(row.versions).padStart(8)}  ${row.trained_at ? row.trained_at.toISOString().slice(0, 16) : '-'}`,
+            `${targetLabel(model.target).padEnd(28)} ${(champion ? `v${champion.version}` : 'none').padEnd(9)} ${(champion?.algorithm ?? '-').padEnd(8)} ${f3(champion?.auc.model)} ${f3(champion?.auc.rfm)} ${f3(champion?.auc.bgnbd, 6)}  ${f3(champion?.liftTopDecile.model, 8)}  ${String(model.versions).padStart(8)}  ${champion ? champion.trainedAt.toISOString().slice(0, 16) : '-'}`,
           );
         }
       }),
@@ -67,28 +36,28 @@ export function registerModelCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action((target: string, flags: { json?: boolean }) =>
       withContext({ migrate: true }, async (context) => {
-        const { kind, key } = parseTarget(target);
-        const { rows } = await sql<VersionRow>`
-          SELECT m.target_kind, m.target_key, v.* FROM models m JOIN model_versions v ON v.model_id = m.id
-          WHERE m.target_kind = ${kind} AND m.target_key = ${key} ORDER BY v.version DESC`.execute(context.database.db);
-        if (rows.length === 0) throw new UserError(`no model for ${kind} "${key}"; see cible models list`);
+        const wanted = parseModelTarget(target);
+        const model = await findModel(context.database.db, wanted);
+        if (!model || model.versions.length === 0) throw new UserError(`no model for ${wanted.kind} "${wanted.key}"; see cible models list`);
         if (flags.json) {
-          console.log(JSON.stringify(rows, null, 2));
+          console.log(JSON.stringify(model, null, 2));
           return;
         }
-        for (const row of rows) {
-          const evaluation = row.metrics.evaluation as Record<string, number> | null;
-          console.log(`${row.target_kind}:${row.target_key} v${row.version} ${row.status} (${row.algorithm}), run ${row.run_id}`);
-          console.log(`  decision: ${row.decision_reason ?? '-'}`);
-          console.log(`  lineage: consent snapshot ${row.consent_snapshot_at.toISOString()} (${row.population_size} people), cutoff ${row.training_cutoff.toISOString().slice(0, 10)}, horizon ${row.horizon_days} d, code ${row.code_version}, data sha256 ${row.training_data_hash.slice(0, 16)}…, ${row.feature_list.length} features`);
+        const label = targetLabel(model.target);
+        for (const version of model.versions) {
+          const { lineage, metrics, baselineMetrics } = version;
+          const evaluation = metrics.evaluation as Record<string, number> | null | undefined;
+          console.log(`${label} v${version.version} ${version.status} (${version.algorithm}), run ${lineage.runId}`);
+          console.log(`  decision: ${version.decisionReason ?? '-'}`);
+          console.log(`  lineage: consent snapshot ${lineage.consentSnapshotAt.toISOString()} (${lineage.populationSize} people), cutoff ${lineage.trainingCutoff.toISOString().slice(0, 10)}, horizon ${lineage.horizonDays} d, code ${lineage.codeVersion}, data sha256 ${lineage.trainingDataHash.slice(0, 16)}…, ${lineage.features.length} features`);
           if (evaluation) {
             const f = (name: string) => (typeof evaluation[name] === 'number' ? (evaluation[name] as number).toFixed(3) : 'n/a');
-            console.log(`  evaluation: ROC AUC ${f('rocAuc')}, PR AUC ${f('prAuc')}, log loss ${f('logLoss')}, Brier ${f('brier')}, ECE ${f('expectedCalibrationError')}; baselines RFM ${auc(row.baseline_metrics.rfm)}, BG/NBD ${auc(row.baseline_metrics.bgnbd)}`);
+            console.log(`  evaluation: ROC AUC ${f('rocAuc')}, PR AUC ${f('prAuc')}, log loss ${f('logLoss')}, Brier ${f('brier')}, ECE ${f('expectedCalibrationError')}; baselines RFM ${auc(baselineMetrics.rfm).trim()}, BG/NBD ${auc(baselineMetrics.bgnbd).trim()}`);
             const gains = (evaluation as unknown as { gains?: Array<{ decile: number; lift: number; cumulativeGain: number }> }).gains ?? [];
             console.log(`  lift by decile: ${gains.map((g) => g.lift.toFixed(2)).join(' ')}`);
             console.log(`  cumulative gains: ${gains.map((g) => g.cumulativeGain.toFixed(2)).join(' ')}`);
           }
-          const importance = (row.metrics.importance as Array<{ group: string; aucDrop: number | null }> | undefined) ?? [];
+          const importance = (metrics.importance as Array<{ group: string; aucDrop: number | null }> | undefined) ?? [];
           if (importance.length > 0) {
             console.log(`  importance (AUC drop): ${importance.slice(0, 5).map((i) => `${i.group} ${(i.aucDrop ?? 0).toFixed(3)}`).join(', ')}`);
           }

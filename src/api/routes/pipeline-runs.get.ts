@@ -1,0 +1,73 @@
+import { type OpenAPIHono, z } from '@hono/zod-openapi';
+import type { AppEnv } from '../api-env.ts';
+import { ApiError, problemResponses } from '../problem.ts';
+import { securedRoute } from '../secured-route.ts';
+
+export const RunStatusSchema = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']).openapi('PipelineRunStatus');
+
+const DateTime = z.string().openapi({ format: 'date-time' });
+
+const PipelineRunSchema = z
+  .object({
+    id: z.number().int(),
+    kind: z.enum(['pipeline', 'backtest']),
+    status: RunStatusSchema,
+    trigger: z.string().openapi({ description: 'who started it: "cli", "api:api-key:ID", …', example: 'api:api-key:3' }),
+    asOf: DateTime,
+    horizonDays: z.number().int().nullable(),
+    params: z.record(z.string(), z.unknown()),
+    createdAt: DateTime,
+    startedAt: DateTime.nullable(),
+    finishedAt: DateTime.nullable(),
+    summary: z.record(z.string(), z.unknown()).openapi({ description: 'the run report once finished: targets and their outcome, stages and timings' }),
+    error: z.string().nullable(),
+  })
+  .openapi('PipelineRun');
+
+const route = securedRoute(['scheduler', 'data_scientist', 'admin'], {
+  method: 'get',
+  path: '/v1/pipeline/runs/{id}',
+  tags: ['pipeline'],
+  summary: 'One pipeline run: status, times, summary, error',
+  request: {
+    params: z.object({
+      id: z
+        .string()
+        .regex(/^[1-9]\d{0,14}$/, 'must be a positive whole number')
+        .openapi({ param: { name: 'id', in: 'path' }, example: '42' }),
+    }),
+  },
+  responses: {
+    200: { description: 'the run', content: { 'application/json': { schema: PipelineRunSchema } } },
+    ...problemResponses(400, 404),
+  },
+});
+
+export function registerGetPipelineRun(app: OpenAPIHono<AppEnv>): void {
+  app.openapi(route, async (c) => {
+    const id = Number(c.req.valid('param').id);
+    const run = await c.var.db
+      .selectFrom('pipeline_runs')
+      .select(['id', 'kind', 'status', 'trigger', 'as_of', 'horizon_days', 'params', 'created_at', 'started_at', 'finished_at', 'summary', 'error'])
+      .where('id', '=', id)
+      .executeTakeFirst();
+    if (!run) throw new ApiError(404, 'Not found', `no pipeline run ${id}`);
+    return c.json(
+      {
+        id: run.id,
+        kind: run.kind,
+        status: run.status,
+        trigger: run.trigger,
+        asOf: run.as_of.toISOString(),
+        horizonDays: run.horizon_days,
+        params: run.params,
+        createdAt: run.created_at.toISOString(),
+        startedAt: run.started_at?.toISOString() ?? null,
+        finishedAt: run.finished_at?.toISOString() ?? null,
+        summary: run.summary ?? {},
+        error: run.error,
+      },
+      200,
+    );
+  });
+}

@@ -1,0 +1,28 @@
+import type { OpenAPIHono } from '@hono/zod-openapi';
+import type { AppEnv } from '../api-env.ts';
+import { registerCreateKey } from './keys.create.ts';
+import { registerListKeys } from './keys.list.ts';
+import { registerRevokeKey } from './keys.revoke.ts';
+import { registerGetModel } from './models.get.ts';
+import { registerListModels } from './models.list.ts';
+import { registerGetPipelineRun } from './pipeline-runs.get.ts';
+import { registerStartPipelineRun } from './pipeline-runs.post.ts';
+
+/** The model registry: models and their versions. */
+export function registerModelRoutes(app: OpenAPIHono<AppEnv>): void {
+  registerListModels(app);
+  registerGetModel(app);
+}
+
+/** Pipeline runs: start one, follow it. */
+export function registerPipelineRunRoutes(app: OpenAPIHono<AppEnv>): void {
+  registerStartPipelineRun(app);
+  registerGetPipelineRun(app);
+}
+
+/** API keys, for admins. */
+export function registerKeyRoutes(app: OpenAPIHono<AppEnv>): void {
+  registerCreateKey(app);
+  registerListKeys(app);
+  registerRevokeKey(app);
+}
