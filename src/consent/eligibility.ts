@@ -21,8 +21,7 @@ export function countingConsents(
   if (live) {
     return sql`(
       SELECT contact_id, event_id, captured_at FROM consent_state
-      WHERE purpose = ${purpose} AND channel_key = ${channel ?? ''} AND counts
-        AND (expires_at IS NULL OR expires_at > ${at})
+      WHERE purpose = ${purpose} AND channel_key = ${channel ?? ''} AND ${stateCountsAt(at)}
     )`;
   }
   const channelMatches = channel === null ? sql`channel IS NULL` : sql`channel = ${channel}`;
@@ -37,6 +36,11 @@ export function countingConsents(
     WHERE consent_is_valid(latest.status, latest.source, m.is_explicit)
       AND (latest.expires_at IS NULL OR latest.expires_at > ${at})
   )`;
+}
+
+/** A consent_state row (unqualified columns) that counts at `at`: the live form of the rule above. */
+function stateCountsAt(at: Date): RawBuilder<boolean> {
+  return sql`counts AND (expires_at IS NULL OR expires_at > ${at})`;
 }
 
 /** Contacts that may be profiled (trained on, scored) at `at`; `live` as in countingConsents. */
@@ -133,9 +137,10 @@ export function reachableContacts(
 /**
  * The rules of reachableContacts, checked row by row for the contact in `contactColumn`,
  * so that a target list can walk a score index in rank order and stop once it has enough
- * members instead of computing the whole reachable set. The joins add aliases p (profiling
- * consent), m (channel consent) and d (personal data); the columns say which rule each row
- * passes, so the caller can count its funnel.
+ * members instead of computing the whole reachable set. One look at the person's consent
+ * state (a primary-key range: all their purposes and channels sit together) and one at their
+ * personal data; the joins add aliases cs and d. The columns say which rule each row passes,
+ * so the caller can count its funnel.
  */
 export function reachabilityChecks(
   contactColumn: RawBuilder<number>,
@@ -145,23 +150,26 @@ export function reachabilityChecks(
 ): { joins: RawBuilder<unknown>; columns: RawBuilder<unknown> } {
   const hash = contactDetailHash(contactField);
   const contactValue = contactField === 'email' ? sql`d.email` : contactField === 'phone' ? sql`d.phone` : sql`NULL::text`;
+  const isProfiling = sql`purpose = 'profiling' AND channel_key = '' AND ${stateCountsAt(now)}`;
+  const isChannel = sql`purpose = 'direct_marketing' AND channel_key = ${channel} AND ${stateCountsAt(now)}`;
   return {
     joins: sql`
-      LEFT JOIN ${countingConsents('profiling', null, now, true)} p ON p.contact_id = ${contactColumn}
-      LEFT JOIN ${countingConsents('direct_marketing', channel, now, true)} m ON m.contact_id = ${contactColumn}
+      LEFT JOIN LATERAL (
+        SELECT max(event_id) FILTER (WHERE ${isProfiling}) AS profiling_event_id,
+               max(event_id) FILTER (WHERE ${isChannel}) AS channel_event_id,
+               max(captured_at) FILTER (WHERE ${isChannel}) AS channel_captured_at,
+               max(captured_at) FILTER (WHERE purpose = 'direct_marketing' AND channel_key = '' AND status = 'objected') AS objected_at
+        FROM consent_state WHERE contact_id = ${contactColumn}) cs ON true
       LEFT JOIN contact_personal_data d ON d.contact_id = ${contactColumn}`,
     columns: sql`
-      p.event_id AS profiling_event_id,
-      m.event_id AS channel_event_id,
+      cs.profiling_event_id,
+      cs.channel_event_id,
       ${contactValue} AS contact_value,
       (${hash} IS NOT NULL) AS has_contact_detail,
       EXISTS (
         SELECT 1 FROM opposition_entries e JOIN opposition_lists l ON l.id = e.list_id
         WHERE l.channel = ${channel} AND e.value_hash = ${hash}) AS opposed,
-      EXISTS (
-        SELECT 1 FROM consent_state o
-        WHERE o.contact_id = ${contactColumn} AND o.purpose = 'direct_marketing' AND o.channel_key = ''
-          AND o.status = 'objected' AND o.captured_at >= m.captured_at) AS objected`,
+      coalesce(cs.objected_at >= cs.channel_captured_at, false) AS objected`,
   };
 }
 

@@ -78,7 +78,11 @@ function peakRssMb(pid: number): number {
 
 async function main(): Promise<void> {
   const client = new pg.Client({ connectionString: url });
-  await client.connect();
+  await client.connect().catch((error: { code?: string }) => {
+    if (error.code !== '3D000') throw error;
+    console.error(`the database of ${url} does not exist: run \`npm run bench:pipeline\` first (it builds and scores the 1M-contact base)`);
+    process.exit(1);
+  });
   const live = await client
     .query<{ sku: string; rows: number }>(`
       SELECT m.target_key AS sku, ss.row_count AS rows FROM score_sets ss JOIN models m ON m.id = ss.model_id
