@@ -39,3 +39,19 @@ describe('health, readiness, OpenAPI and errors', () => {
     expect(badKey.status).toBe(401);
   });
 });
+
+describe('an internal failure', () => {
+  it('answers 500 problem+json with the request id and no internal text, and logs no message', async () => {
+    const api = await createApiHarness();
+    await api.close();
+    const response = await api.call('data_scientist', '/v1/models');
+    expect(response.status).toBe(500);
+    expect(response.headers.get('content-type')).toContain('application/problem+json');
+    const problem = await bodyOf(response);
+    expect(problem.detail).toBe(`the request failed; quote request id ${problem.requestId} when reporting it`);
+    expect(JSON.stringify(problem)).not.toMatch(/pool|pglite|postgres|closed|end/i);
+    const logged = api.logLines.join('');
+    expect(logged).toContain('request failed');
+    expect(logged).toContain(problem.requestId);
+  });
+});
