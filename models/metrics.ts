@@ -192,13 +192,14 @@ export function brierScore(labels: Uint8Array, probabilities: ArrayLike<number>)
   return brierOf(labels, probabilities);
 }
 
-function reliabilityOf(labels: Uint8Array, probabilities: Values, bins: number) {
+function reliabilityOf(labels: Uint8Array, probabilities: Values, bins: number, upper = 1) {
   const counts = new Float64Array(bins);
   const sumPredicted = new Float64Array(bins);
   const sumObserved = new Float64Array(bins);
+  const edges = upper === 1 ? null : binEdges(upper, bins);
   for (let i = 0; i < labels.length; i++) {
     const p = probabilities[i]!;
-    const b = Math.min(Math.floor(p * bins), bins - 1);
+    const b = edges ? binOf(p, edges) : Math.min(Math.floor(p * bins), bins - 1);
     counts[b]!++;
     sumPredicted[b]! += p;
     sumObserved[b]! += labels[i]!;
@@ -210,7 +211,7 @@ function reliabilityOf(labels: Uint8Array, probabilities: Values, bins: number) 
     const meanPredicted = count > 0 ? sumPredicted[b]! / count : NaN;
     const observedRate = count > 0 ? sumObserved[b]! / count : NaN;
     if (count > 0) expectedCalibrationError += (count / labels.length) * Math.abs(meanPredicted - observedRate);
-    result.push({ lower: b / bins, upper: (b + 1) / bins, count, meanPredicted, observedRate });
+    result.push({ lower: edges ? edges[b]! : b / bins, upper: edges ? edges[b + 1]! : (b + 1) / bins, count, meanPredicted, observedRate });
   }
   return { bins: result, expectedCalibrationError };
 }
@@ -324,6 +325,147 @@ export function binaryMetrics(
     expectedCalibrationError: calibration.expectedCalibrationError,
     reliability: calibration.bins,
     gains: gainsOf(labels, probabilities, 10),
+  };
+}
+
+export interface RocPoint {
+  falsePositiveRate: number;
+  truePositiveRate: number;
+  /** rows scoring at or above this are called positive; null for the origin (nobody called) */
+  threshold: number | null;
+}
+
+function rocCurveOf(labels: Uint8Array, scores: Values, maxPoints: number): RocPoint[] {
+  const n = labels.length;
+  let positives = 0;
+  for (let i = 0; i < n; i++) positives += labels[i]!;
+  const negatives = n - positives;
+  if (positives === 0 || negatives === 0) return [];
+  const order = descendingOrder(scores);
+  // a ROC curve runs from (0, 0) to (1, 1) without going back: its L1 length is exactly 2, so
+  // keeping a point each time the curve has moved `step` (in |Δfpr| + |Δtpr|) since the last
+  // one kept gives at most 2 / step inner points, wherever the curve bends
+  const step = 2 / (maxPoints - 2);
+  const points: RocPoint[] = [{ falsePositiveRate: 0, truePositiveRate: 0, threshold: null }];
+  let kept = { fpr: 0, tpr: 0 };
+  let tp = 0;
+  let fp = 0;
+  let k = 0;
+  while (k < n) {
+    const threshold = scores[order[k]!]!;
+    // tied scores form one threshold: the curve moves diagonally across them
+    while (k < n && scores[order[k]!] === threshold) {
+      if (labels[order[k]!]) tp++;
+      else fp++;
+      k++;
+    }
+    const fpr = fp / negatives;
+    const tpr = tp / positives;
+    if (k === n || fpr - kept.fpr + (tpr - kept.tpr) >= step - 1e-12) {
+      points.push({ falsePositiveRate: fpr, truePositiveRate: tpr, threshold });
+      kept = { fpr, tpr };
+    }
+  }
+  return points;
+}
+
+/**
+ * The ROC curve (false positive rate, true positive rate) over descending score thresholds,
+ * thinned to at most `maxPoints` points (first (0, 0), last (1, 1)) by keeping a point each
+ * time the curve has moved a fixed distance, so steep and flat stretches both keep their shape.
+ * Empty with a single class (the curve is undefined).
+ */
+export function rocCurve(labels: Uint8Array, scores: ArrayLike<number>, maxPoints = 101): RocPoint[] {
+  checkScores(labels, scores);
+  if (!Number.isInteger(maxPoints) || maxPoints < 3) throw new Error(`maxPoints must be an integer of at least 3, got ${maxPoints}`);
+  return rocCurveOf(labels, scores, maxPoints);
+}
+
+export interface HistogramBin {
+  /** bins are [lower, upper), the last one also holds its upper bound */
+  lower: number;
+  upper: number;
+  /** rows with label 1 (bought in the window) */
+  buyers: number;
+  /** rows with label 0 */
+  nonBuyers: number;
+}
+
+/** The smallest of 0.001, 0.002, 0.005, 0.01, … 0.5, 1 that is at least `value`. */
+function niceUpperBound(value: number): number {
+  for (let exponent = -3; exponent <= 0; exponent++) {
+    for (const mantissa of [1, 2, 5]) {
+      const bound = Number((mantissa * 10 ** exponent).toPrecision(1));
+      if (bound >= value && bound <= 1) return bound;
+    }
+  }
+  return 1;
+}
+
+/** bins + 1 equally spaced edges over [0, upper], rounded so that 0.03 reads 0.03 */
+function binEdges(upper: number, bins: number): number[] {
+  return Array.from({ length: bins + 1 }, (_, k) => Number(((k * upper) / bins).toPrecision(12)));
+}
+
+/** The bin [edges[b], edges[b + 1]) holding p (the last also holds its upper edge), judged on the printed edges. */
+function binOf(p: number, edges: readonly number[]): number {
+  const bins = edges.length - 1;
+  let b = Math.min(Math.max(Math.floor((p / edges[bins]!) * bins), 0), bins - 1);
+  if (b < bins - 1 && p >= edges[b + 1]!) b++;
+  else if (b > 0 && p < edges[b]!) b--;
+  return b;
+}
+
+function maxOf(values: Values): number {
+  let max = 0;
+  for (let i = 0; i < values.length; i++) if (values[i]! > max) max = values[i]!;
+  return max;
+}
+
+function scoreHistogramOf(labels: Uint8Array, probabilities: Values, bins: number): HistogramBin[] {
+  // propensities of a rare purchase sit near 0: spread the bins over [0, a round bound above the largest]
+  const upper = niceUpperBound(maxOf(probabilities));
+  const edges = binEdges(upper, bins);
+  const buyers = new Float64Array(bins);
+  const nonBuyers = new Float64Array(bins);
+  for (let i = 0; i < labels.length; i++) {
+    const b = binOf(probabilities[i]!, edges);
+    if (labels[i]) buyers[b]!++;
+    else nonBuyers[b]!++;
+  }
+  return Array.from({ length: bins }, (_, b) => ({ lower: edges[b]!, upper: edges[b + 1]!, buyers: buyers[b]!, nonBuyers: nonBuyers[b]! }));
+}
+
+/**
+ * Counts of buyers and non-buyers per equal-width probability bin over [0, u], u the smallest
+ * round bound (0.001, 0.002, 0.005, 0.01, … 1) at or above the largest probability.
+ */
+export function scoreHistogram(labels: Uint8Array, probabilities: ArrayLike<number>, bins = 20): HistogramBin[] {
+  checkProbabilities(labels, probabilities);
+  checkCount(bins, 'bins');
+  return scoreHistogramOf(labels, probabilities, bins);
+}
+
+/** What the review pages draw, beyond the figures: stored with each evaluated version. */
+export interface EvaluationCurves {
+  /** at most 101 points */
+  roc: RocPoint[];
+  /** 20 bins over [0, u] */
+  scoreHistogram: HistogramBin[];
+  /**
+   * the reliability diagram on 10 equal-width bins over [0, u] rather than [0, 1]: the
+   * propensity of a rare purchase stays below a few percent, where [0, 1] bins put everyone in one
+   */
+  calibration: ReliabilityBin[];
+}
+
+/** ROC curve (≤ 101 points), score histograms (20 bins) and reliability bins (10), u = round bound above the largest probability. */
+export function evaluationCurves(labels: Uint8Array, probabilities: ArrayLike<number>): EvaluationCurves {
+  checkProbabilities(labels, probabilities);
+  return {
+    roc: rocCurveOf(labels, probabilities, 101),
+    scoreHistogram: scoreHistogramOf(labels, probabilities, 20),
+    calibration: reliabilityOf(labels, probabilities, 10, niceUpperBound(maxOf(probabilities))).bins,
   };
 }
 

@@ -1,5 +1,5 @@
 import { applyCalibration, bgnbdTargetScores, fitBinnedCalibration, type RfmInputs, rfmCells, rfmScores } from '../models/baselines.ts';
-import { type BinaryMetrics, binaryMetrics, labelColumn, permutationImportance, strided } from '../models/metrics.ts';
+import { type BinaryMetrics, binaryMetrics, type EvaluationCurves, evaluationCurves, labelColumn, permutationImportance, strided } from '../models/metrics.ts';
 import { sampleIndices } from '../models/random.ts';
 import { standardiseRows } from '../models/standardisation.ts';
 import type { Tensorflow } from '../models/tensorflow.ts';
@@ -9,13 +9,22 @@ import type { FeatureMatrix } from './features.ts';
 import type { Target } from './targets.ts';
 import type { InferenceNetwork, LabelledMatrix } from './training.ts';
 
-/** Metrics of every output of a rows x targets probability matrix; null when the window has one class only. */
-export function metricsPerTarget(labels: Uint8Array, probabilities: Float32Array, targets: number): Array<BinaryMetrics | null> {
+/** A version's evaluation: the figures, and the curves the review pages draw (ROC, score histograms). */
+export type EvaluatedMetrics = BinaryMetrics & { curves?: EvaluationCurves };
+
+/**
+ * Metrics of every output of a rows x targets probability matrix; null when the window has one
+ * class only. `curves` adds each output's ROC curve and score histograms (kept with model versions,
+ * left out of run summaries where they would only weigh).
+ */
+export function metricsPerTarget(labels: Uint8Array, probabilities: Float32Array, targets: number, options: { curves?: boolean } = {}): Array<EvaluatedMetrics | null> {
   return Array.from({ length: targets }, (_, index) => {
     const y = labelColumn(labels, targets, index);
     const positives = y.reduce((sum, value) => sum + value, 0);
     if (positives === 0 || positives === y.length) return null;
-    return binaryMetrics(y, strided(probabilities, targets, index));
+    const p = strided(probabilities, targets, index);
+    const metrics = binaryMetrics(y, p);
+    return options.curves ? { ...metrics, curves: evaluationCurves(y, p) } : metrics;
   });
 }
 

@@ -3,6 +3,7 @@ import type { NetworkKind } from '../models/propensity-network.ts';
 import { standardisationFromJson, standardisationToJson } from '../models/standardisation.ts';
 import { type BackendName, loadTensorflow, type Tensorflow } from '../models/tensorflow.ts';
 import type { AppContext } from '../src/context.ts';
+import { type ChannelFunnel, channelFunnel } from '../src/consent/eligibility.ts';
 import { codeVersion } from '../src/registry/code-version.ts';
 import { exportNetwork, loadNetwork, saveNetwork } from '../src/registry/model-store.ts';
 import {
@@ -17,7 +18,7 @@ import {
 import { type BuyTillYouDie, fillBuyTillYouDie } from './buy-till-you-die.ts';
 import { takeConsentSnapshot } from './consent-snapshot.ts';
 import { DEFAULT_SPECIAL_CATEGORIES } from './feature-spec.ts';
-import { featureProfile } from './feature-profile.ts';
+import { type FeatureProfile, featureProfile, scoringProfile } from './feature-profile.ts';
 import { computeFeatures, type FeatureLayout, type FeatureMatrix, featureLayout } from './features.ts';
 import { activeRowsOnly, type BaselineEvaluation, evaluateBaselines, groupImportance, metricsPerTarget } from './evaluation.ts';
 import { computeLabels } from './labels.ts';
@@ -106,6 +107,8 @@ export interface PipelineReport {
   targets: TargetOutcome[];
   stages: StageFigure[];
   peakRssMb: number;
+  /** who could be reached on each channel when the run scored (counts only), for the review pages */
+  consentFunnel?: { at: string; channels: ChannelFunnel[] };
 }
 
 interface NetworkPair {
@@ -183,8 +186,14 @@ export async function runPipeline(context: AppContext, options: PipelineOptions,
         return { value, rows: value.length };
       });
       const targets: Target[] = candidates.filter((candidate) => candidate.eligible);
+      const candidateOf = new Map(candidates.map((candidate) => [targetId(candidate), candidate]));
       const outcomes = new Map<string, TargetOutcome>();
-      for (const candidate of candidates.filter((c) => !c.eligible && (c.kind !== 'product' || options.products))) {
+      // a catalogue may hold thousands of products too rarely bought to model: only those asked
+      // for, or already in the registry (their champion stays, and a reviewer should see why), are reported
+      const modelled = new Set(
+        (await db.selectFrom('models').select('target_key').where('target_kind', '=', 'product').execute()).map((row) => row.target_key),
+      );
+      for (const candidate of candidates.filter((c) => !c.eligible && (c.kind !== 'product' || options.products || modelled.has(c.key)))) {
         outcomes.set(targetId(candidate), notEligible(candidate));
       }
       const report = (): PipelineReport => ({
@@ -203,7 +212,9 @@ export async function runPipeline(context: AppContext, options: PipelineOptions,
         targets: [...outcomes.values()],
         stages,
         peakRssMb: Math.round(peakRss / 2 ** 20),
+        ...(consentFunnel ? { consentFunnel } : {}),
       });
+      let consentFunnel: PipelineReport['consentFunnel'];
       let evaluationOrigins: Date[] = [];
       let productionOrigins: Date[] = [];
       if (targets.length === 0) return report();
@@ -255,7 +266,7 @@ export async function runPipeline(context: AppContext, options: PipelineOptions,
           networks.set(kind, {
             evaluation,
             evaluationProbabilities,
-            evaluationMetrics: metricsPerTarget(evaluated.labelled.labels, evaluationProbabilities, targets.length),
+            evaluationMetrics: metricsPerTarget(evaluated.labelled.labels, evaluationProbabilities, targets.length, { curves: true }),
           });
           rows += evaluation.trainingRows;
         }
@@ -290,10 +301,12 @@ export async function runPipeline(context: AppContext, options: PipelineOptions,
         return { value, rows: 0 };
       });
 
+      // the population at the last training cutoff, for drift checks by later runs and reviewers
+      let trainingProfile: FeatureProfile | null = null;
       const savedNetworks = await timed('register', async () => {
         const ids = new Map<string, number>();
-        // the population at the last training cutoff, for drift checks by later runs and reviewers
         const profile = await featureProfile(evaluated.labelled.matrix, options.training.seed);
+        trainingProfile = profile;
         for (const kind of neededKinds) {
           const pair = networks.get(kind) as NetworkPair;
           for (const [role, fitted] of [['evaluation', pair.evaluation], ['production', pair.production]] as const) {
@@ -362,6 +375,14 @@ export async function runPipeline(context: AppContext, options: PipelineOptions,
             trainingDataHash: (pair.production ?? pair.evaluation).trainingDataHash,
             metrics: {
               evaluationWindow: { cutoff: day(evaluationCutoff), horizonDays: horizon, rows: evaluated.labelled.matrix.rows },
+              // buyers among everyone in the snapshot (not the training sample) in the window from the
+              // evaluation cutoff: the most recent window the production network is trained on
+              trainingWindow: {
+                cutoff: day(evaluationCutoff),
+                horizonDays: horizon,
+                buyers: candidateOf.get(targetId(target))?.positives[0] ?? null,
+                population: candidateOf.get(targetId(target))?.population[0] ?? null,
+              },
               evaluationTrainingCutoffs: evaluationOrigins.map(day),
               productionTrainingCutoffs: productionOrigins.map(day),
               trainingRows: pair.production?.trainingRows ?? null,
@@ -401,13 +422,29 @@ export async function runPipeline(context: AppContext, options: PipelineOptions,
           return { value: matrix, rows: matrix.rows };
         });
         matrices.clear();
+        const reference = trainingProfile as FeatureProfile | null;
+        const scoredProfile = reference ? scoringProfile(scoring, reference, options.training.seed) : null;
+        consentFunnel = await timed('consent funnel', async () => {
+          const now = context.clock.now();
+          const codes = await db.selectFrom('channels').select('code').orderBy('code').execute();
+          const channels: ChannelFunnel[] = [];
+          for (const { code } of codes) channels.push(await channelFunnel(db, code, now, context.config.consentPolicy));
+          return { value: { at: now.toISOString(), channels }, rows: channels.length };
+        });
         await timed('score', async () => {
           let rows = 0;
           for (const kind of neededKinds) {
             const members = registered.filter((entry) => entry.kind === kind);
             if (members.length === 0) continue;
-            const written = await scoreWithNetwork(t, context, (networks.get(kind) as NetworkPair).production as FittedNetwork, scoring, members, run, (done, total) =>
-              progress.step(`${kind} targets`, done, total),
+            const written = await scoreWithNetwork(
+              t,
+              context,
+              (networks.get(kind) as NetworkPair).production as FittedNetwork,
+              scoring,
+              members,
+              run,
+              (done, total) => progress.step(`${kind} targets`, done, total),
+              { featureProfile: scoredProfile },
             );
             for (const [id, count] of written) {
               const outcome = outcomes.get(id);

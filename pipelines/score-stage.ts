@@ -1,5 +1,6 @@
 import type { AppContext } from '../src/context.ts';
 import type { Tensorflow } from '../models/tensorflow.ts';
+import type { ScoringProfile } from './feature-profile.ts';
 import type { FeatureMatrix } from './features.ts';
 import { switchLive, writeScoreSet } from './scoring.ts';
 import { type Target, targetId } from './targets.ts';
@@ -28,6 +29,8 @@ export async function scoreWithNetwork(
   members: readonly ScoredMember[],
   runId: number,
   onProgress: (done: number, total: number) => void,
+  /** stored with each score set: the scored population's feature profile (see feature-profile.ts) */
+  extras: { featureProfile?: ScoringProfile | null } = {},
 ): Promise<Map<string, number>> {
   const { db } = context.database;
   const outputs = network.logPositiveWeights.length;
@@ -56,6 +59,7 @@ export async function scoreWithNetwork(
         run_id: runId,
         status: 'building',
         scored_at: matrix.cutoff,
+        feature_profile: extras.featureProfile ? JSON.stringify(extras.featureProfile) : null,
       })
       .returning('id')
       .executeTakeFirstOrThrow();

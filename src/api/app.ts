@@ -11,6 +11,7 @@ import type { ApiDependencies, AppEnv } from './api-env.ts';
 import { authenticate } from './authentication.ts';
 import { ApiError, problemBody, validationError } from './problem.ts';
 import { registerRoutes } from './routes/index.ts';
+import { registerReviewPages } from '../ui/review.routes.tsx';
 
 /** Validation problems name the part of the request as a caller knows it. */
 const REQUEST_PART: Record<string, string> = { json: 'body', param: 'path', query: 'query', header: 'header', cookie: 'cookie', form: 'body' };
@@ -88,6 +89,7 @@ export function createApp(deps: ApiDependencies): OpenAPIHono<AppEnv> {
   app.use('/docs/assets/swagger-ui-dist/*', serveStatic({ root: swaggerAssets, rewriteRequestPath: (path) => path.replace(/^\/docs\/assets\/swagger-ui-dist/, '') }));
   app.get('/docs', swaggerUI({ url: '/openapi.json', baseUrl: '/docs/assets', title: 'cible API' }));
 
+  registerReviewPages(app);
   app.notFound((c) => {
     const body = problemBody(new ApiError(404, 'Not found', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`), c.var.requestId);
     return c.json(body, 404, { 'content-type': 'application/problem+json' });

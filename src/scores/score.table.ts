@@ -1,4 +1,4 @@
-import type { Generated, JSONColumnType } from 'kysely';
+import type { ColumnType, Generated } from 'kysely';
 
 export interface ScoreSetTable {
   id: Generated<number>;
@@ -9,6 +9,11 @@ export interface ScoreSetTable {
   scored_at: Date;
   row_count: Generated<number>;
   created_at: Generated<Date>;
+  /**
+   * the scored population's features on a sample, in the training profile's bins (see
+   * pipelines/feature-profile.ts); null for sets written before it was recorded
+   */
+  feature_profile: ColumnType<Record<string, unknown> | null, string | null | undefined, string | null>;
 }
 
 export interface ScoreReason {

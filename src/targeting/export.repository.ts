@@ -40,20 +40,17 @@ export async function insertExport(trx: Transaction<Database>, record: NewExport
     })
     .execute();
   if (members.length === 0) return;
-  const column = <T>(pick: (member: ExportMemberRecord) => T) => members.map(pick);
+  // one JSON text parameter: much cheaper to send than eleven arrays of 100,000 values each
+  const rows = JSON.stringify(
+    members.map((m) => [m.position, m.contactId, m.externalId, m.contactValue, m.score, m.rank, m.percentile, m.isHoldout, m.consentEventIds, m.memberHash]),
+  );
   await sql`
     INSERT INTO target_export_members
       (export_id, position, contact_id, exported_at, external_id, contact_value, score, rank, percentile, is_holdout, consent_event_ids, member_hash)
-    SELECT ${header.exportId}::uuid, m.position, m.contact_id, ${new Date(header.createdAt)}::timestamptz, m.external_id, m.contact_value,
-           m.score, m.rank, m.percentile, m.is_holdout, ARRAY[m.profiling_event_id, m.channel_event_id], m.member_hash
-    FROM unnest(${column((m) => m.position)}::int[], ${column((m) => m.contactId)}::bigint[], ${column((m) => m.externalId)}::text[],
-                ${column((m) => m.contactValue)}::text[], ${column((m) => m.score)}::real[], ${column((m) => m.rank)}::int[],
-                ${column((m) => m.percentile)}::real[], ${column((m) => m.isHoldout)}::boolean[],
-                ${column((m) => m.consentEventIds[0])}::bigint[], ${column((m) => m.consentEventIds[1])}::bigint[],
-                ${column((m) => m.memberHash)}::text[])
-      AS m (position, contact_id, external_id, contact_value, score, rank, percentile, is_holdout, profiling_event_id, channel_event_id, member_hash)`.execute(
-    trx,
-  );
+    SELECT ${header.exportId}::uuid, (m ->> 0)::int, (m ->> 1)::bigint, ${new Date(header.createdAt)}::timestamptz, m ->> 2, m ->> 3,
+           (m ->> 4)::real, (m ->> 5)::int, (m ->> 6)::real, (m ->> 7)::boolean,
+           ARRAY(SELECT jsonb_array_elements_text(m -> 8)::bigint), m ->> 9
+    FROM jsonb_array_elements(${rows}::jsonb) AS m`.execute(trx);
 }
 
 export interface StoredExport {

@@ -1,0 +1,386 @@
+import type { FC } from 'hono/jsx';
+import { PSI_THRESHOLD } from '../../models/drift.ts';
+import type { ModelTarget } from '../registry/model-catalog.repository.ts';
+import type { Chart } from './charts.ts';
+import * as f from './format.ts';
+import { Badge, ChartFigure, Layout, MissingChart, type Viewer } from './layout.tsx';
+import { modelPath } from './paths.ts';
+import type { ModelRecord, RunOutcome, VersionFigures } from './review.repository.ts';
+import type { FeatureDrift, FunnelView } from './review.service.ts';
+
+export type RenderedChart = { chart: Chart; svg: string } | { missing: { id: string; title: string; reason: string } };
+
+/** The figures of one version's evaluation as stored (metrics.evaluation, baseline_metrics.rfm / bgnbd). */
+export interface StoredEvaluation {
+  rows?: number;
+  positives?: number;
+  baseRate?: number | null;
+  rocAuc?: number | null;
+  prAuc?: number | null;
+  logLoss?: number | null;
+  brier?: number | null;
+  expectedCalibrationError?: number | null;
+  gains?: Array<{ decile: number; populationShare: number; cumulativeGain: number; lift: number; cumulativeLift: number }>;
+}
+
+export function targetTitle(target: ModelTarget, name: string | null): string {
+  if (target.kind === 'any') return 'Any purchase';
+  if (target.kind === 'category') return `Category ${target.key}`;
+  return name ? `${target.key} — ${name}` : target.key;
+}
+
+const Charts: FC<{ charts: RenderedChart[] }> = ({ charts }) => (
+  <div class="charts">
+    {charts.map((entry) => ('missing' in entry ? <MissingChart {...entry.missing} /> : <ChartFigure chart={entry.chart} svg={entry.svg} />))}
+  </div>
+);
+
+const FiguresTable: FC<{ model: StoredEvaluation | null; rfm: StoredEvaluation | null; bgnbd: StoredEvaluation | null }> = ({ model, rfm, bgnbd }) => {
+  const rows: Array<{ label: string; value: (m: StoredEvaluation) => string }> = [
+    { label: 'ROC AUC (0–1, 0.5 = chance)', value: (m) => f.auc(m.rocAuc) },
+    { label: 'PR AUC, average precision (0–1)', value: (m) => f.auc(m.prAuc) },
+    { label: 'log loss (nats per person, lower is better)', value: (m) => f.decimal(m.logLoss, 4) },
+    { label: 'Brier score (mean squared error, 0–1)', value: (m) => f.decimal(m.brier, 4) },
+    { label: 'expected calibration error, ECE (percentage points)', value: (m) => f.points(m.expectedCalibrationError) },
+    { label: 'lift in the top decile (× base rate)', value: (m) => f.lift(m.gains?.[0]?.lift) },
+    { label: 'buyers found in the top decile (% of all buyers)', value: (m) => f.percent(m.gains?.[0]?.cumulativeGain) },
+    { label: 'buyers found in the top 3 deciles (% of all buyers)', value: (m) => f.percent(m.gains?.[2]?.cumulativeGain) },
+  ];
+  return (
+    <table id="figures">
+      <thead>
+        <tr>
+          <th scope="col">figure, evaluation window</th>
+          <th class="num" scope="col">
+            model
+          </th>
+          <th class="num" scope="col">
+            RFM baseline
+          </th>
+          <th class="num" scope="col">
+            BG/NBD baseline
+          </th>
+        </tr>
+      </thead>
+      <tbody>
+        {rows.map((row) => (
+          <tr>
+            <th scope="row">{row.label}</th>
+            <td class="num">{model ? row.value(model) : 'n/a'}</td>
+            <td class="num">{rfm ? row.value(rfm) : 'n/a'}</td>
+            <td class="num">{bgnbd ? row.value(bgnbd) : 'n/a'}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+};
+
+const HistoryTable: FC<{ history: VersionFigures[] }> = ({ history }) => (
+  <table id="versions">
+    <thead>
+      <tr>
+        <th scope="col">version</th>
+        <th scope="col">status</th>
+        <th scope="col">trained (UTC)</th>
+        <th scope="col">run</th>
+        <th class="num" scope="col">ROC AUC (0–1)</th>
+        <th class="num" scope="col">RFM AUC (0–1)</th>
+        <th class="num" scope="col">BG/NBD AUC (0–1)</th>
+        <th class="num" scope="col">lift, top decile (×)</th>
+        <th class="num" scope="col">ECE (pp)</th>
+        <th scope="col">decision</th>
+      </tr>
+    </thead>
+    <tbody>
+      {[...history].reverse().map((v) => (
+        <tr>
+          <td>
+            v{v.version} ({v.algorithm})
+          </td>
+          <td>
+            <Badge status={v.status} />
+          </td>
+          <td>{f.dateTime(v.trainedAt)}</td>
+          <td>{v.runId ? <a href={`/ui/runs/${v.runId}`}>#{v.runId}</a> : 'n/a'}</td>
+          <td class="num">{f.auc(v.auc)}</td>
+          <td class="num">{f.auc(v.rfmAuc)}</td>
+          <td class="num">{f.auc(v.bgnbdAuc)}</td>
+          <td class="num">{f.lift(v.liftTopDecile)}</td>
+          <td class="num">{f.points(v.ece)}</td>
+          <td class="reason">{v.decisionReason ?? ''}</td>
+        </tr>
+      ))}
+    </tbody>
+  </table>
+);
+
+/** Is it degrading? The last two versions' AUC, each on its own window, and the best one so far. */
+const Trend: FC<{ history: VersionFigures[] }> = ({ history }) => {
+  const judged = history.filter((v) => v.auc !== null);
+  const last = judged[judged.length - 1];
+  const before = judged[judged.length - 2];
+  if (!last || !before) return <p class="muted">One evaluated version so far: no trend yet.</p>;
+  const best = judged.reduce((a, b) => ((b.auc as number) > (a.auc as number) ? b : a));
+  const delta = (last.auc as number) - (before.auc as number);
+  return (
+    <p id="trend">
+      ROC AUC of v{last.version} {f.auc(last.auc)} against v{before.version} {f.auc(before.auc)}: {f.aucDelta(delta)} (AUC points,{' '}
+      {delta < -0.02 ? 'degrading' : delta > 0.02 ? 'improving' : 'stable'}); the best so far is v{best.version} at {f.auc(best.auc)}. Each version is judged on
+      its own evaluation window.
+    </p>
+  );
+};
+
+const FunnelTable: FC<{ funnel: FunnelView }> = ({ funnel }) => (
+  <>
+    <table id="funnel">
+      <thead>
+        <tr>
+          <th scope="col">step</th>
+          <th class="num" scope="col">
+            people
+          </th>
+        </tr>
+      </thead>
+      <tbody>
+        {funnel.population.map((step) => (
+          <tr>
+            <th scope="row">{step.step}</th>
+            <td class="num">{f.count(step.people)}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+    <table id="channels">
+      <thead>
+        <tr>
+          <th scope="col">channel</th>
+          {funnel.channels[0]?.steps.map((step) => (
+            <th class="num" scope="col">
+              {step.step} (people)
+            </th>
+          ))}
+          <th scope="col">channel closed?</th>
+        </tr>
+      </thead>
+      <tbody>
+        {funnel.channels.map((channel) => (
+          <tr>
+            <th scope="row">{channel.channel}</th>
+            {channel.steps.map((step) => (
+              <td class="num">{f.count(step.people)}</td>
+            ))}
+            <td class="reason">{channel.blocked ?? 'open'}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  </>
+);
+
+export interface ModelPageProps {
+  viewer: Viewer;
+  record: ModelRecord;
+  outcome: RunOutcome | null;
+  charts: RenderedChart[];
+  evaluation: { model: StoredEvaluation | null; rfm: StoredEvaluation | null; bgnbd: StoredEvaluation | null; window: { cutoff?: string; horizonDays?: number; rows?: number } | null };
+  buyers: { count: number | null; window: 'training' | 'evaluation' | null };
+  drift: FeatureDrift[];
+  driftNote: string | null;
+  funnel: FunnelView | null;
+  top: Array<{ contactId: number; score: number; rank: number }>;
+}
+
+/** One model with a champion: how good it is, how it got there, what it runs on. */
+export const ModelPage: FC<ModelPageProps> = ({ viewer, record, outcome, charts, evaluation, buyers, drift, driftNote, funnel, top }) => {
+  const champion = record.champion!;
+  const title = targetTitle(record.target, record.productName);
+  const flagged = drift.filter((entry) => entry.flagged);
+  const latest = record.history[record.history.length - 1] ?? null;
+  return (
+    <Layout title={title} viewer={viewer} active="models">
+      <p class="hint">
+        <a href="/ui/models">Models</a> › {title}
+      </p>
+      <h1>
+        {title} <Badge status={champion.status} />
+      </h1>
+      <p class="lead">
+        Champion v{champion.version} ({champion.algorithm}): {champion.decisionReason ?? 'no decision recorded'}.
+      </p>
+      {latest && latest.version !== champion.version ? (
+        <div class="notice warn">
+          The latest version, v{latest.version}, was not promoted ({latest.status}): {latest.decisionReason ?? 'no reason recorded'}.
+        </div>
+      ) : null}
+      {outcome && outcome.status === 'not eligible' ? (
+        <div class="notice warn">
+          The latest run, #{outcome.runId}, did not retrain this target: {outcome.reason}.
+        </div>
+      ) : null}
+      <dl class="facts">
+        <dt>trained</dt>
+        <dd>
+          {f.dateTime(champion.trainedAt)} by run {champion.runId ? <a href={`/ui/runs/${champion.runId}`}>#{champion.runId}</a> : 'n/a'}; promoted {f.dateTime(champion.promotedAt)}
+        </dd>
+        <dt>consent snapshot</dt>
+        <dd>
+          taken {f.dateTime(champion.consentSnapshotAt)}: {f.people(champion.populationSize)} with a valid profiling consent
+        </dd>
+        <dt>training cutoff and horizon</dt>
+        <dd>
+          features before {f.day(champion.trainingCutoff)}, buying within {f.count(champion.horizonDays)} days after it
+        </dd>
+        <dt>buyers in the {buyers.window ?? 'training'} window</dt>
+        <dd>{f.people(buyers.count)}</dd>
+        <dt>evaluation window</dt>
+        <dd>
+          {evaluation.window?.cutoff ?? 'n/a'} + {f.count(evaluation.window?.horizonDays)} days, {f.people(evaluation.window?.rows)} evaluated, {f.people(evaluation.model?.positives)}{' '}
+          bought (base rate {f.percent(evaluation.model?.baseRate, 2)})
+        </dd>
+        <dt>features</dt>
+        <dd>
+          {f.count(champion.featureCount)} declared features · <a href={modelPath(record.target, '/features')}>feature profile</a>
+        </dd>
+        <dt>live scores</dt>
+        <dd>
+          {record.liveSet
+            ? `${f.people(record.liveSet.rowCount)} scored ${f.dateTime(record.liveSet.scoredAt)}${record.liveSet.modelVersionId === champion.id ? '' : ' (by another version)'}`
+            : 'no live score set'}
+        </dd>
+        <dt>reproducibility</dt>
+        <dd>
+          code {champion.codeVersion}, training data hash <code>{champion.trainingDataHash.slice(0, 16)}…</code>
+        </dd>
+      </dl>
+
+      <h2>Quality on the evaluation window</h2>
+      <FiguresTable model={evaluation.model} rfm={evaluation.rfm} bgnbd={evaluation.bgnbd} />
+
+      <h2>Charts</h2>
+      <Charts charts={charts} />
+
+      <h2>Input drift</h2>
+      {driftNote ? (
+        <div class="notice">{driftNote}</div>
+      ) : (
+        <>
+          <p>
+            Population stability index (PSI) per feature between the training sample and the population scored {record.liveSet ? f.dateTime(record.liveSet.scoredAt) : ''}, on
+            the training sample's decile bins: {f.count(flagged.length)} of {f.count(drift.length)} features above {PSI_THRESHOLD} (flagged).
+          </p>
+          {flagged.length > 0 ? (
+            <table id="drift">
+              <thead>
+                <tr>
+                  <th scope="col">flagged feature</th>
+                  <th class="num" scope="col">
+                    PSI (unitless)
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {flagged.map((entry) => (
+                  <tr>
+                    <th scope="row">{entry.feature}</th>
+                    <td class="num">{f.decimal(entry.psi, 3)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          ) : null}
+          <p>
+            <a href={modelPath(record.target, '/features')}>Every feature's profile and PSI</a>
+          </p>
+        </>
+      )}
+
+      <h2>Consent funnel</h2>
+      {funnel ? (
+        <>
+          <p>Recorded by run #{record.liveSet?.runId} when it scored, {f.dateTime(funnel.at)}: counts of people only.</p>
+          <FunnelTable funnel={funnel} />
+        </>
+      ) : (
+        <div class="notice">No consent funnel was recorded with the live scores of this model (scored before the funnel was recorded, or not scored).</div>
+      )}
+
+      <h2>Version history</h2>
+      <Trend history={record.history} />
+      <HistoryTable history={record.history} />
+
+      <h2>Highest-scored people</h2>
+      {top.length === 0 ? (
+        <p class="muted">No live scores.</p>
+      ) : (
+        <>
+          <p class="hint">Internal ids only; open one to see why they got their score (one person per page).</p>
+          <table id="top">
+            <thead>
+              <tr>
+                <th class="num" scope="col">
+                  rank (1 = highest)
+                </th>
+                <th scope="col">person (internal id)</th>
+                <th class="num" scope="col">
+                  probability of buying within {f.count(champion.horizonDays)} days (%)
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {top.map((person) => (
+                <tr>
+                  <td class="num">{f.count(person.rank)}</td>
+                  <td>
+                    <a href={`/ui/people/${person.contactId}`}>#{person.contactId}</a>
+                  </td>
+                  <td class="num">{f.percent(person.score, 2)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      )}
+    </Layout>
+  );
+};
+
+/** A target known to the registry or the catalogue but without a champion: why, and what there is. */
+export const NoChampionPage: FC<{
+  viewer: Viewer;
+  target: ModelTarget;
+  name: string | null;
+  record: ModelRecord | null;
+  status: string;
+  reason: string;
+  rules: string | null;
+  charts: RenderedChart[];
+}> = ({ viewer, target, name, record, status, reason, rules, charts }) => {
+  const title = targetTitle(target, name);
+  return (
+    <Layout title={title} viewer={viewer} active="models">
+      <p class="hint">
+        <a href="/ui/models">Models</a> › {title}
+      </p>
+      <h1>
+        {title} <Badge status={status} />
+      </h1>
+      <div class="notice warn" id="no-champion">
+        <p>
+          <strong>No live model for this target.</strong> {reason}
+        </p>
+        {rules ? <p class="hint">{rules}</p> : null}
+      </div>
+      {record && record.history.length > 0 ? (
+        <>
+          <h2>Versions</h2>
+          <Charts charts={charts} />
+          <HistoryTable history={record.history} />
+        </>
+      ) : (
+        <p class="muted">{record ? 'The registry has this model but no version yet.' : 'No model has been registered for this target.'}</p>
+      )}
+    </Layout>
+  );
+};

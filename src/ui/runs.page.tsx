@@ -1,0 +1,216 @@
+import type { FC } from 'hono/jsx';
+import * as f from './format.ts';
+import { Badge, ChartFigure, Layout, MissingChart, type Viewer } from './layout.tsx';
+import type { RenderedChart } from './model.page.tsx';
+import { modelPath, targetFromPath } from './paths.ts';
+import type { RunDetail, RunRow } from './review.repository.ts';
+
+const ChartOrMissing: FC<{ entry: RenderedChart }> = ({ entry }) =>
+  'missing' in entry ? <MissingChart {...entry.missing} /> : <ChartFigure chart={entry.chart} svg={entry.svg} />;
+
+function outcomeSummary(outcomes: Record<string, number>): string {
+  const parts = Object.entries(outcomes)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([status, n]) => `${f.count(n)} ${status}`);
+  return parts.length > 0 ? parts.join(', ') : 'none';
+}
+
+/** An error as stored with a run, shortened: the full text is on the run's page. */
+function shortError(error: string | null, limit = 160): string {
+  if (!error) return '';
+  return error.length > limit ? `${error.slice(0, limit)}…` : error;
+}
+
+export const RunsPage: FC<{ viewer: Viewer; runs: RunRow[]; chart: RenderedChart | null; olderThan: number | null }> = ({ viewer, runs, chart, olderThan }) => (
+  <Layout title="Runs" viewer={viewer} active="runs">
+    <h1>Pipeline runs</h1>
+    <p class="lead">The nightly runs (and backtests), newest first: their stages, how long they took, what they decided, and why they failed.</p>
+    {chart ? <ChartOrMissing entry={chart} /> : null}
+    {runs.length === 0 ? (
+      <div class="notice">No pipeline run yet.</div>
+    ) : (
+      <table id="runs">
+        <thead>
+          <tr>
+            <th scope="col">run</th>
+            <th scope="col">kind, trigger</th>
+            <th scope="col">status</th>
+            <th scope="col">as of (UTC)</th>
+            <th scope="col">started (UTC)</th>
+            <th class="num" scope="col">
+              wall-clock duration
+            </th>
+            <th class="num" scope="col">
+              time in stages
+            </th>
+            <th class="num" scope="col">
+              stages (count)
+            </th>
+            <th class="num" scope="col">
+              population (people)
+            </th>
+            <th scope="col">target outcomes (targets)</th>
+            <th scope="col">error</th>
+          </tr>
+        </thead>
+        <tbody>
+          {runs.map((run) => (
+            <tr class={run.status === 'failed' ? 'problem' : undefined} data-run={String(run.id)}>
+              <td>
+                <a href={`/ui/runs/${run.id}`}>#{run.id}</a>
+              </td>
+              <td>
+                {run.kind}, {run.trigger}
+              </td>
+              <td>
+                <Badge status={run.status} />
+              </td>
+              <td>{f.dateTime(run.asOf)}</td>
+              <td>{f.dateTime(run.startedAt)}</td>
+              <td class="num">{f.duration(f.secondsBetween(run.startedAt, run.finishedAt))}</td>
+              <td class="num">{f.duration(run.stages.reduce((sum, stage) => sum + stage.seconds, 0))}</td>
+              <td class="num">{f.count(run.stages.length)}</td>
+              <td class="num">{f.count(run.population)}</td>
+              <td>{outcomeSummary(run.outcomes)}</td>
+              <td class="reason">{shortError(run.error)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    )}
+    {olderThan ? (
+      <p>
+        <a href={`/ui/runs?before=${olderThan}`}>Older runs</a>
+      </p>
+    ) : null}
+  </Layout>
+);
+
+function targetLink(label: string): string | null {
+  const target = targetFromPath(label.startsWith('product:') ? label.slice('product:'.length) : label);
+  return target ? modelPath(target) : null;
+}
+
+export const RunPage: FC<{ viewer: Viewer; run: RunDetail; chart: RenderedChart }> = ({ viewer, run, chart }) => {
+  const total = run.stages.reduce((sum, stage) => sum + stage.seconds, 0);
+  return (
+    <Layout title={`Run #${run.id}`} viewer={viewer} active="runs">
+      <p class="hint">
+        <a href="/ui/runs">Runs</a> › #{run.id}
+      </p>
+      <h1>
+        Run #{run.id} <Badge status={run.status} />
+      </h1>
+      <dl class="facts">
+        <dt>kind, trigger</dt>
+        <dd>
+          {run.kind}, {run.trigger}
+        </dd>
+        <dt>as of</dt>
+        <dd>
+          {f.dateTime(run.asOf)}, horizon {f.count(run.horizonDays)} days
+        </dd>
+        <dt>started, finished</dt>
+        <dd>
+          {f.dateTime(run.startedAt)} → {f.dateTime(run.finishedAt)} ({f.duration(f.secondsBetween(run.startedAt, run.finishedAt))} wall clock,{' '}
+          {f.duration(total)} in stages)
+        </dd>
+        <dt>population</dt>
+        <dd>{f.people(run.population)} in the consent snapshot</dd>
+        <dt>backend, peak memory</dt>
+        <dd>
+          {run.backend ?? 'n/a'}, {run.peakRssMb === null ? 'n/a' : `${f.count(run.peakRssMb)} MB`}
+        </dd>
+      </dl>
+      {run.error ? (
+        <div class="notice error" id="run-error">
+          <strong>Error:</strong> {run.error}
+        </div>
+      ) : null}
+      <h2>Stages</h2>
+      <ChartOrMissing entry={chart} />
+      <table id="stages">
+        <thead>
+          <tr>
+            <th class="num" scope="col">
+              order
+            </th>
+            <th scope="col">stage</th>
+            <th class="num" scope="col">
+              duration (s)
+            </th>
+            <th class="num" scope="col">
+              share of the run (%)
+            </th>
+            <th class="num" scope="col">
+              rows processed (rows)
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {run.stages.map((stage, index) => (
+            <tr>
+              <td class="num">{index + 1}</td>
+              <td>{stage.stage}</td>
+              <td class="num">{f.decimal(stage.seconds, 2)}</td>
+              <td class="num">{f.percent(total > 0 ? stage.seconds / total : null)}</td>
+              <td class="num">{f.count(stage.rows)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <h2>Targets</h2>
+      {run.targets.length === 0 ? (
+        <p class="muted">No target outcome recorded.</p>
+      ) : (
+        <table id="targets">
+          <thead>
+            <tr>
+              <th scope="col">target</th>
+              <th scope="col">outcome</th>
+              <th class="num" scope="col">
+                version
+              </th>
+              <th class="num" scope="col">
+                model AUC (0–1)
+              </th>
+              <th class="num" scope="col">
+                RFM AUC (0–1)
+              </th>
+              <th class="num" scope="col">
+                BG/NBD AUC (0–1)
+              </th>
+              <th class="num" scope="col">
+                champion AUC, same window (0–1)
+              </th>
+              <th class="num" scope="col">
+                scored (people)
+              </th>
+              <th scope="col">reason</th>
+            </tr>
+          </thead>
+          <tbody>
+            {run.targets.map((t) => {
+              const href = targetLink(t.target);
+              return (
+                <tr>
+                  <td>{href ? <a href={href}>{t.target}</a> : t.target}</td>
+                  <td>
+                    <Badge status={t.status} />
+                  </td>
+                  <td class="num">{t.version === null ? 'n/a' : `v${t.version}`}</td>
+                  <td class="num">{f.auc(t.auc.model)}</td>
+                  <td class="num">{f.auc(t.auc.rfm)}</td>
+                  <td class="num">{f.auc(t.auc.bgnbd)}</td>
+                  <td class="num">{f.auc(t.auc.champion)}</td>
+                  <td class="num">{f.count(t.scored)}</td>
+                  <td class="reason">{t.reason}</td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      )}
+    </Layout>
+  );
+};

@@ -1,0 +1,134 @@
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { serve, type ServerType } from '@hono/node-server';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ApiHarness, createApiHarness } from '../api/api.fixtures.ts';
+import { createTestDatabase } from '../helpers/database.ts';
+import { type ReviewBase, seedReviewBase } from './review.fixtures.ts';
+
+/*
+ * The review pages in a real browser (Debian's headless Chromium), against the app served
+ * over HTTP on a free port after two small real pipeline runs. Screenshots of the overview
+ * and of a model page are left in test/artifacts/ (gitignored) for a human to look at.
+ */
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
+
+let api: ApiHarness;
+let seeded: ReviewBase;
+let server: ServerType;
+let base: string;
+let browser: Browser;
+
+beforeAll(async () => {
+  // never skipped: without the browser this test fails and says why
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium) to run the browser tests`);
+  const database = await createTestDatabase();
+  seeded = await seedReviewBase(database);
+  api = await createApiHarness({ database, clock: seeded.clock });
+  server = await new Promise<ServerType>((resolve) => {
+    const started = serve({ fetch: api.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(started));
+  });
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  await mkdir(ARTIFACTS, { recursive: true });
+}, 170_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  await api?.close();
+});
+
+async function signIn(page: Page, key: string): Promise<void> {
+  await page.goto(`${base}/ui/models`);
+  // no cookie yet: the login form, which brings back to the overview
+  expect(new URL(page.url()).pathname).toBe('/ui/login');
+  await page.fill('input[name="key"]', key);
+  await Promise.all([page.waitForURL(`${base}/ui/models`), page.click('button[type="submit"]')]);
+}
+
+/** Per chart figure: its id and how many data marks its SVG holds. */
+async function chartMarks(page: Page): Promise<Array<{ id: string; marks: number; label: string | null; title: string | null }>> {
+  return page.$$eval('figure.chart', (figures) =>
+    figures.map((figure) => {
+      const svg = figure.querySelector('svg');
+      const marks = svg ? svg.querySelectorAll('g[class^="mark-"] > path, g[class^="mark-"] > rect, g[class^="mark-"] > circle, g[class^="mark-"] > line').length : 0;
+      return { id: figure.getAttribute('data-chart') ?? '', marks, label: svg?.getAttribute('aria-label') ?? null, title: svg?.querySelector('title')?.textContent ?? null };
+    }),
+  );
+}
+
+describe('in a browser', () => {
+  it('a data scientist signs in, reads the overview, a model with every chart, and follows a link to a person', async () => {
+    const context = await browser.newContext({ viewport: { width: 1400, height: 1000 }, javaScriptEnabled: false });
+    const page = await context.newPage();
+    try {
+      await signIn(page, api.keys.data_scientist);
+      const cookie = (await context.cookies()).find((c) => c.name === 'cible_ui_key');
+      expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Strict', path: '/ui' });
+
+      await expect.poll(() => page.locator('table#models tbody tr').count()).toBeGreaterThan(3);
+      expect(await page.locator('h1').textContent()).toBe('Models');
+      await page.screenshot({ path: `${ARTIFACTS}overview.png`, fullPage: true });
+
+      // sorting works by following header links (no script on the page)
+      await page.click('th a[href^="/ui/models?sort=auc"]');
+      expect(new URL(page.url()).searchParams.get('sort')).toBe('auc');
+
+      await page.click('table#models a[href="/ui/models/PL-REFILL"]');
+      await page.waitForURL(`${base}/ui/models/PL-REFILL`);
+      const charts = await chartMarks(page);
+      expect(charts.map((chart) => chart.id).sort()).toEqual(['drift', 'funnel', 'gains', 'history', 'importance', 'lift', 'reliability', 'roc', 'score-distribution']);
+      for (const chart of charts) {
+        expect(chart.marks, `data marks in the ${chart.id} chart`).toBeGreaterThan(0);
+        expect(chart.label, `label of ${chart.id}`).toBeTruthy();
+        expect(chart.title, `title of ${chart.id}`).toBeTruthy();
+      }
+      await page.screenshot({ path: `${ARTIFACTS}model.png`, fullPage: true });
+
+      const link = page.locator('table#top a').first();
+      const href = await link.getAttribute('href');
+      expect(href).toMatch(/^\/ui\/people\/\d+$/);
+      await link.click();
+      await page.waitForURL(`${base}${href}`);
+      const person = seeded.base.people.find((p) => `/ui/people/${p.id}` === href)!;
+      expect(await page.locator('h1').textContent()).toBe(`Person #${person.id}`);
+      const text = (await page.locator('main').textContent()) ?? '';
+      expect(text).toContain(person.ref);
+      expect(text).not.toContain('@');
+      expect(await page.locator('table#scores tbody tr').count()).toBeGreaterThan(0);
+      await page.screenshot({ path: `${ARTIFACTS}person.png`, fullPage: true });
+
+      // signing out ends the session
+      await Promise.all([page.waitForURL(`${base}/ui/login`), page.click('header button[type="submit"]')]);
+      expect((await context.cookies()).find((c) => c.name === 'cible_ui_key')).toBeUndefined();
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('a marketer key is refused on the data scientist pages', async () => {
+    const context = await browser.newContext({ javaScriptEnabled: false });
+    const page = await context.newPage();
+    try {
+      await page.goto(`${base}/ui/login`);
+      await page.fill('input[name="key"]', api.keys.marketer);
+      const [response] = await Promise.all([page.waitForResponse((r) => new URL(r.url()).pathname === '/ui/models'), page.click('button[type="submit"]')]);
+      expect(response.status()).toBe(403);
+      expect(await page.locator('h1').textContent()).toBe('Not for this role');
+      expect(await page.locator('figure.chart').count()).toBe(0);
+      for (const path of ['/ui/models/PL-REFILL', `/ui/people/${seeded.base.people[0]!.id}`, '/ui/runs']) {
+        const refused = await page.goto(`${base}${path}`);
+        expect(refused?.status(), path).toBe(403);
+        expect(await page.locator('[role="alert"]').textContent()).toContain('has the role marketer');
+      }
+    } finally {
+      await context.close();
+    }
+  });
+});
