@@ -126,8 +126,16 @@ async function main(): Promise<void> {
       connections: CONNECTIONS,
       duration: seconds,
       headers,
+      // a list waits its turn rather than fail: the latencies are the real ones, however long
+      timeout: 120,
       requests: [{ method: 'GET', setupRequest: (request) => ({ ...request, path: listPath() }) }],
     });
+    // lists still queued when autocannon stopped would delay the measures below
+    for (;;) {
+      const began = performance.now();
+      await (await fetch(`${base}/v1/products/${encodeURIComponent(skus[0]!)}/targets?channel=email&top=1`, { headers })).arrayBuffer();
+      if (performance.now() - began < 1_000) break;
+    }
     const l = result.latency;
     console.log(`\ntop=1000 JSON lists, ${CONNECTIONS} concurrent connections, ${seconds} s (autocannon):`);
     console.log(`  ${result.requests.total} lists, ${result.requests.average.toFixed(1)} lists/s, ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
