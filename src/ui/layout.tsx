@@ -1,5 +1,6 @@
 import type { Child, FC } from 'hono/jsx';
 import { raw } from 'hono/html';
+import type { MissingChart as MissingChartEntry } from './chart-sources.ts';
 import type { Chart } from './charts.ts';
 
 /** Who is signed in, as the header shows it. */
@@ -47,7 +48,7 @@ dl.facts dt { color: var(--muted); }
 dl.facts dd { margin: 0; }
 .charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 1rem; }
 figure.chart { margin: 0; padding: .5rem; border: 1px solid var(--line); border-radius: .4rem; background: #fff; }
-figure.chart svg { max-width: 100%; height: auto; display: block; }
+figure.chart img { max-width: 100%; height: auto; display: block; }
 figure.chart figcaption { color: var(--muted); font-size: .8rem; margin-top: .25rem; }
 figure.chart.missing { display: flex; flex-direction: column; justify-content: center; min-height: 8rem; background: var(--soft); }
 .notice { padding: .75rem 1rem; border-left: 4px solid var(--accent); background: var(--soft); margin: 1rem 0; }
@@ -115,11 +116,14 @@ export const Layout: FC<{ title: string; viewer: Viewer | null; active?: string;
   </>
 );
 
-/** A chart drawn on the server, with its description as caption. */
-export const ChartFigure: FC<{ chart: Chart; svg: string }> = ({ chart, svg }) => (
+/** A chart on a page: its own address (an SVG drawn on the server), or why it is not there. */
+export type ChartSlot = { chart: Chart; src: string; width: number; height: number } | MissingChartEntry;
+
+/** A chart as an image of its own (no script, allowed by img-src 'self'): its description as alternative text, its title as caption. */
+export const ChartFigure: FC<{ chart: Chart; src: string; width: number; height: number }> = ({ chart, src, width, height }) => (
   <figure class="chart" id={`chart-${chart.id}`} data-chart={chart.id} data-points={String(chart.points)}>
-    {raw(svg)}
-    <figcaption>{chart.description}</figcaption>
+    <img src={src} alt={chart.description} width={width} height={height} />
+    <figcaption>{chart.title}</figcaption>
   </figure>
 );
 
@@ -130,6 +134,10 @@ export const MissingChart: FC<{ id: string; title: string; reason: string }> = (
     <p class="muted">{reason}</p>
   </figure>
 );
+
+/** A chart, or the reason in its place. */
+export const ChartOrMissing: FC<{ slot: ChartSlot }> = ({ slot }) =>
+  'missing' in slot ? <MissingChart {...slot.missing} /> : <ChartFigure chart={slot.chart} src={slot.src} width={slot.width} height={slot.height} />;
 
 export function badgeClass(status: string): string {
   return `badge ${status.replace(/[^a-z]+/gi, '-').toLowerCase()}`;

@@ -1,27 +1,12 @@
 import type { FC } from 'hono/jsx';
 import { PSI_THRESHOLD } from '../../models/drift.ts';
 import type { ModelTarget } from '../registry/model-catalog.repository.ts';
-import type { Chart } from './charts.ts';
+import type { StoredEvaluation } from './chart-sources.ts';
 import * as f from './format.ts';
-import { Badge, ChartFigure, Layout, MissingChart, type Viewer } from './layout.tsx';
+import { Badge, type ChartSlot, ChartOrMissing, Layout, type Viewer } from './layout.tsx';
 import { modelPath } from './paths.ts';
 import type { ModelRecord, RunOutcome, VersionFigures } from './review.repository.ts';
 import type { FeatureDrift, FunnelView } from './review.service.ts';
-
-export type RenderedChart = { chart: Chart; svg: string } | { missing: { id: string; title: string; reason: string } };
-
-/** The figures of one version's evaluation as stored (metrics.evaluation, baseline_metrics.rfm / bgnbd). */
-export interface StoredEvaluation {
-  rows?: number;
-  positives?: number;
-  baseRate?: number | null;
-  rocAuc?: number | null;
-  prAuc?: number | null;
-  logLoss?: number | null;
-  brier?: number | null;
-  expectedCalibrationError?: number | null;
-  gains?: Array<{ decile: number; populationShare: number; cumulativeGain: number; lift: number; cumulativeLift: number }>;
-}
 
 export function targetTitle(target: ModelTarget, name: string | null): string {
   if (target.kind === 'any') return 'Any purchase';
@@ -29,9 +14,11 @@ export function targetTitle(target: ModelTarget, name: string | null): string {
   return name ? `${target.key} — ${name}` : target.key;
 }
 
-const Charts: FC<{ charts: RenderedChart[] }> = ({ charts }) => (
+const Charts: FC<{ charts: ChartSlot[] }> = ({ charts }) => (
   <div class="charts">
-    {charts.map((entry) => ('missing' in entry ? <MissingChart {...entry.missing} /> : <ChartFigure chart={entry.chart} svg={entry.svg} />))}
+    {charts.map((slot) => (
+      <ChartOrMissing slot={slot} />
+    ))}
   </div>
 );
 
@@ -183,7 +170,7 @@ export interface ModelPageProps {
   viewer: Viewer;
   record: ModelRecord;
   outcome: RunOutcome | null;
-  charts: RenderedChart[];
+  charts: ChartSlot[];
   evaluation: { model: StoredEvaluation | null; rfm: StoredEvaluation | null; bgnbd: StoredEvaluation | null; window: { cutoff?: string; horizonDays?: number; rows?: number } | null };
   buyers: { count: number | null; window: 'training' | 'evaluation' | null };
   drift: FeatureDrift[];
@@ -355,7 +342,7 @@ export const NoChampionPage: FC<{
   status: string;
   reason: string;
   rules: string | null;
-  charts: RenderedChart[];
+  charts: ChartSlot[];
 }> = ({ viewer, target, name, record, status, reason, rules, charts }) => {
   const title = targetTitle(target, name);
   return (

@@ -213,16 +213,7 @@ export async function findModelRecord(db: Kysely<Database>, target: ModelTarget)
     .where('model_id', '=', model.id)
     .where('status', '=', 'champion')
     .executeTakeFirst();
-  const { rows: history } = await sql<Record<string, unknown>>`
-    SELECT v.version, v.status, v.algorithm, v.run_id, v.trained_at, v.decision_reason,
-      v.metrics #> '{evaluation,rocAuc}' AS auc,
-      v.metrics #> '{evaluation,expectedCalibrationError}' AS ece,
-      v.metrics #> '{evaluation,gains,0,lift}' AS lift,
-      v.baseline_metrics #> '{rfm,rocAuc}' AS rfm_auc,
-      v.baseline_metrics #> '{bgnbd,rocAuc}' AS bgnbd_auc
-    FROM model_versions v JOIN pipeline_runs r ON r.id = v.run_id AND r.kind = 'pipeline'
-    WHERE v.model_id = ${model.id}
-    ORDER BY v.version`.execute(db);
+  const history = await versionHistory(db, model.id);
   const count = await db.selectFrom('model_versions').select(sql<number>`count(*)::int`.as('n')).where('model_id', '=', model.id).executeTakeFirstOrThrow();
   const live = await db
     .selectFrom('score_sets')
@@ -257,24 +248,89 @@ export async function findModelRecord(db: Kysely<Database>, target: ModelTarget)
           networkId: championRow.network_id,
         }
       : null,
-    history: history.map((row) => ({
-      version: Number(row.version),
-      status: row.status as ModelVersionStatus,
-      algorithm: row.algorithm as string,
-      runId: num(row.run_id),
-      trainedAt: row.trained_at as Date,
-      decisionReason: (row.decision_reason as string | null) ?? null,
-      auc: num(row.auc),
-      ece: num(row.ece),
-      liftTopDecile: num(row.lift),
-      rfmAuc: num(row.rfm_auc),
-      bgnbdAuc: num(row.bgnbd_auc),
-    })),
+    history,
     versionCount: Number(count.n),
     liveSet: live
       ? { id: live.id, runId: live.run_id, scoredAt: live.scored_at, rowCount: live.row_count, modelVersionId: live.model_version_id }
       : null,
   };
+}
+
+/** The figures of every version a pipeline run trained (backtests excluded), oldest first: the history table and chart. */
+export async function versionHistory(db: Kysely<Database>, modelId: number): Promise<VersionFigures[]> {
+  const { rows } = await sql<Record<string, unknown>>`
+    SELECT v.version, v.status, v.algorithm, v.run_id, v.trained_at, v.decision_reason,
+      v.metrics #> '{evaluation,rocAuc}' AS auc,
+      v.metrics #> '{evaluation,expectedCalibrationError}' AS ece,
+      v.metrics #> '{evaluation,gains,0,lift}' AS lift,
+      v.baseline_metrics #> '{rfm,rocAuc}' AS rfm_auc,
+      v.baseline_metrics #> '{bgnbd,rocAuc}' AS bgnbd_auc
+    FROM model_versions v JOIN pipeline_runs r ON r.id = v.run_id AND r.kind = 'pipeline'
+    WHERE v.model_id = ${modelId}
+    ORDER BY v.version`.execute(db);
+  return rows.map((row) => ({
+    version: Number(row.version),
+    status: row.status as ModelVersionStatus,
+    algorithm: row.algorithm as string,
+    runId: num(row.run_id),
+    trainedAt: row.trained_at as Date,
+    decisionReason: (row.decision_reason as string | null) ?? null,
+    auc: num(row.auc),
+    ece: num(row.ece),
+    liftTopDecile: num(row.lift),
+    rfmAuc: num(row.rfm_auc),
+    bgnbdAuc: num(row.bgnbd_auc),
+  }));
+}
+
+/** What a chart of one model needs to know about it, in one query: no metrics, no history. */
+export interface ModelChartHead {
+  modelId: number;
+  champion: { id: number; networkId: number | null; populationSize: number } | null;
+  /** the live score set, only when the champion scored it */
+  live: LiveSet | null;
+}
+
+export async function modelChartHead(db: Kysely<Database>, target: ModelTarget): Promise<ModelChartHead | null> {
+  const { rows } = await sql<Record<string, unknown>>`
+    SELECT m.id AS model_id, c.id AS champion_id, c.network_id, c.population_size,
+      s.id AS set_id, s.run_id AS set_run_id, s.scored_at, s.row_count, s.model_version_id
+    FROM models m
+    LEFT JOIN model_versions c ON c.model_id = m.id AND c.status = 'champion'
+    LEFT JOIN score_sets s ON s.model_id = m.id AND s.status = 'live' AND s.model_version_id = c.id
+    WHERE m.target_kind = ${target.kind} AND m.target_key = ${target.key}`.execute(db);
+  const row = rows[0];
+  if (!row) return null;
+  return {
+    modelId: Number(row.model_id),
+    champion:
+      row.champion_id === null
+        ? null
+        : { id: Number(row.champion_id), networkId: num(row.network_id), populationSize: Number(row.population_size) },
+    live:
+      row.set_id === null
+        ? null
+        : {
+            id: Number(row.set_id),
+            runId: num(row.set_run_id),
+            scoredAt: row.scored_at as Date,
+            rowCount: Number(row.row_count),
+            modelVersionId: Number(row.model_version_id),
+          },
+  };
+}
+
+/** The parts of a version's metrics the evaluation charts draw (evaluation, importance) and its baselines' metrics. */
+export async function storedEvaluation(
+  db: Kysely<Database>,
+  versionId: number,
+): Promise<{ metrics: Record<string, unknown>; baselineMetrics: Record<string, unknown> } | null> {
+  const { rows } = await sql<{ evaluation: unknown; importance: unknown; baseline_metrics: Record<string, unknown> | null }>`
+    SELECT metrics -> 'evaluation' AS evaluation, metrics -> 'importance' AS importance, baseline_metrics
+    FROM model_versions WHERE id = ${versionId}`.execute(db);
+  const row = rows[0];
+  if (!row) return null;
+  return { metrics: { evaluation: row.evaluation ?? null, importance: row.importance ?? null }, baselineMetrics: row.baseline_metrics ?? {} };
 }
 
 /** A product of the catalogue, by SKU (a target without a model is still worth a page). */
@@ -320,6 +376,13 @@ export async function networkProfile(db: Kysely<Database>, networkId: number): P
     .executeTakeFirst();
   if (!row) return null;
   return { explanationGroups: row.groups ?? [], featureProfile: row.profile ?? null };
+}
+
+/** The decile bins of the training sample's feature profile (what drift is measured on), without the rest of the profile. */
+export async function trainingBins(db: Kysely<Database>, networkId: number): Promise<Record<string, { edges: number[]; shares: number[]; missing: number }> | null> {
+  const { rows } = await sql<{ bins: Record<string, { edges: number[]; shares: number[]; missing: number }> | null }>`
+    SELECT metadata #> '{featureProfile,bins}' AS bins FROM model_networks WHERE id = ${networkId}`.execute(db);
+  return rows[0]?.bins ?? null;
 }
 
 export interface ScoredProfile {
@@ -454,6 +517,23 @@ export async function recentRuns(db: Kysely<Database>, limit: number, before: nu
     WHERE ${before === null ? sql`true` : sql`r.id < ${before}`}
     ORDER BY r.id DESC LIMIT ${limit}`.execute(db);
   return rows.map(runRow);
+}
+
+/** The stage timings of the most recent runs, newest first, as `recentRuns` pages them: the durations chart alone. */
+export async function recentRunTimings(db: Kysely<Database>, limit: number, before: number | null): Promise<Array<Pick<RunRow, 'id' | 'status' | 'stages'>>> {
+  const { rows } = await sql<Record<string, unknown>>`
+    SELECT r.id, r.status, r.summary -> 'stages' AS stages FROM pipeline_runs r
+    WHERE ${before === null ? sql`true` : sql`r.id < ${before}`}
+    ORDER BY r.id DESC LIMIT ${limit}`.execute(db);
+  return rows.map((row) => ({ id: Number(row.id), status: row.status as PipelineRunStatus, stages: Array.isArray(row.stages) ? (row.stages as RunRow['stages']) : [] }));
+}
+
+/** The stage timings of one run; null when there is no such run. */
+export async function runTimings(db: Kysely<Database>, id: number): Promise<RunRow['stages'] | null> {
+  const { rows } = await sql<{ stages: unknown }>`SELECT summary -> 'stages' AS stages FROM pipeline_runs WHERE id = ${id}`.execute(db);
+  const row = rows[0];
+  if (!row) return null;
+  return Array.isArray(row.stages) ? (row.stages as RunRow['stages']) : [];
 }
 
 export interface RunDetail extends RunRow {

@@ -4,7 +4,6 @@ import { bodyLimit } from 'hono/body-limit';
 import { createMiddleware } from 'hono/factory';
 import { HTTPException } from 'hono/http-exception';
 import { endTime, startTime, type TimingVariables, timing } from 'hono/timing';
-import { PSI_THRESHOLD } from '../../models/drift.ts';
 import type { AppEnv } from '../api/api-env.ts';
 import { apiKeyActor } from '../api/secured-route.ts';
 import { appendAuditLog } from '../audit/audit-log.repository.ts';
@@ -14,28 +13,27 @@ import type { Role } from '../auth/api-key.table.ts';
 import { type ModelTarget, targetLabel } from '../registry/model-catalog.repository.ts';
 import { liveScoresOf } from '../rights/access.repository.ts';
 import {
-  type Chart,
-  type ChartRenderer,
-  createChartRenderer,
-  driftChart,
-  funnelChart,
-  gainsChart,
-  historyChart,
-  importanceChart,
-  liftChart,
-  reliabilityChart,
-  rocChart,
-  runDurationsChart,
-  scoreDistributionChart,
-  stageDurationsChart,
-} from './charts.ts';
+  type ChartEntry,
+  driftSource,
+  evaluationData,
+  funnelSource,
+  isModelChart,
+  loadModelChart,
+  missingChart,
+  MODEL_CHART_NAMES,
+  MODEL_CHARTS,
+  modelCharts,
+  runDurationsEntry,
+  stagesEntry,
+} from './chart-sources.ts';
+import { type Chart, type ChartRenderer, createChartRenderer } from './charts.ts';
 import { ErrorPage } from './error.page.tsx';
 import { type FeatureRow, FeaturesPage } from './features.page.tsx';
-import type { Viewer } from './layout.tsx';
+import type { ChartSlot, Viewer } from './layout.tsx';
 import { LoginPage } from './login.page.tsx';
-import { ModelPage, NoChampionPage, type RenderedChart, type StoredEvaluation } from './model.page.tsx';
+import { ModelPage, NoChampionPage } from './model.page.tsx';
 import { OverviewPage } from './overview.page.tsx';
-import { idFrom, safeNext, targetFromPath } from './paths.ts';
+import { idFrom, modelPath, safeNext, targetFromPath } from './paths.ts';
 import { PersonLookupPage, PersonPage } from './person.page.tsx';
 import {
   categoryExists,
@@ -46,16 +44,19 @@ import {
   latestPipelineRun,
   latestRunOutcomes,
   livePopulations,
+  type ModelChartHead,
+  modelChartHead,
   type ModelRecord,
   networkProfile,
   overviewModels,
   personIdByExternalId,
   recentRuns,
-  runConsentFunnel,
+  recentRunTimings,
+  runTimings,
   scoreSetProfile,
   topScored,
 } from './review.repository.ts';
-import { buildOverview, computeDrift, DEFAULT_DIRECTION, funnelView, SORT_KEYS, type SortDirection, type SortKey, sortOverview } from './review.service.ts';
+import { buildOverview, computeDrift, DEFAULT_DIRECTION, SORT_KEYS, type SortDirection, type SortKey, sortOverview } from './review.service.ts';
 import { RunPage, RunsPage } from './runs.page.tsx';
 import { endSession, sessionKey, startSession } from './session.ts';
 
@@ -116,21 +117,54 @@ function signedIn(roles: readonly Role[]) {
   });
 }
 
-async function renderCharts(c: UiContext, renderer: ChartRenderer, entries: Array<Chart | { missing: { id: string; title: string; reason: string } }>): Promise<RenderedChart[]> {
-  startTime(c, 'charts', 'charts drawn (Vega)');
-  const rendered: RenderedChart[] = [];
-  for (const entry of entries) {
-    if ('missing' in entry) rendered.push(entry);
-    else if (entry.points === 0) rendered.push(missing(entry.id, entry.title, 'No data point to draw.'));
-    else rendered.push({ chart: entry, svg: await renderer.render(entry) });
-  }
+/** Charts can be cached by the browser a while: aggregates only, no person in them. */
+const CHART_CACHE = 'private, max-age=300';
+
+/**
+ * The page's side of its charts: each chart's address, size and alternative text, drawn by its
+ * own request (nothing is drawn here). `v` names the spec drawn: a new version of the data is a
+ * new address, never a stale image from the browser's cache.
+ */
+function chartSlots(c: UiContext, renderer: ChartRenderer, entries: ChartEntry[], src: (chart: Chart, version: string) => string): ChartSlot[] {
+  startTime(c, 'charts', 'chart specs (each chart is drawn by its own request)');
+  const slots = entries.map((entry): ChartSlot => {
+    if ('missing' in entry) return entry;
+    return { chart: entry, src: src(entry, renderer.key(entry).slice(0, 16)), ...renderer.size(entry) };
+  });
   endTime(c, 'charts');
-  return rendered;
+  return slots;
 }
 
-const missing = (id: string, title: string, reason: string) => ({ missing: { id, title, reason } });
+/** A chart's image, or the reason it has none (plain text, 4xx). */
+async function chartResponse(c: UiContext, renderer: ChartRenderer, entry: ChartEntry): Promise<Response> {
+  if ('missing' in entry) return chartRefusal(c, 404, entry.missing.reason || `${entry.missing.title}: nothing to draw.`);
+  const cached = renderer.cached(entry);
+  startTime(c, 'chart', cached ? 'chart (from the cache)' : 'chart drawn (Vega)');
+  const svg = await renderer.render(entry);
+  endTime(c, 'chart');
+  c.header('Cache-Control', CHART_CACHE);
+  return c.body(svg, 200, { 'Content-Type': 'image/svg+xml; charset=utf-8' });
+}
 
-const NOT_RECORDED = 'not recorded for this version (trained before the review pages stored it); the next run records it';
+function chartRefusal(c: UiContext, status: 400 | 404, reason: string): Response {
+  return c.text(reason, status);
+}
+
+/** `roc.svg` → `roc`; null when the file is not an SVG. */
+const chartName = (file: string | undefined): string | null => /^([a-z][a-z-]{0,39})\.svg$/.exec(file ?? '')?.[1] ?? null;
+
+/** The address of a model chart's image. */
+const chartSrc = (target: ModelTarget) => (chart: Chart, version: string) => modelPath(target, `/charts/${chart.id}.svg?v=${version}`);
+
+/** The head of a model as its charts need it, from the record a page read. */
+function headOf(record: ModelRecord): ModelChartHead {
+  const champion = record.champion;
+  return {
+    modelId: record.id,
+    champion: champion ? { id: champion.id, networkId: champion.networkId, populationSize: champion.populationSize } : null,
+    live: champion && record.liveSet && record.liveSet.modelVersionId === champion.id ? record.liveSet : null,
+  };
+}
 
 function reviewPages(): Hono<UiEnv> {
   const ui = new Hono<UiEnv>();
@@ -281,77 +315,67 @@ function reviewPages(): Hono<UiEnv> {
         typeof minPositives === 'number'
           ? `A target is modelled when at least ${minPositives} people bought it in each of the two latest ${run?.horizonDays ?? ''}-day windows before a run (and at least ${String(run?.params.minNegatives ?? '')} did not).`
           : null;
-      const rendered = record && record.history.length > 0 ? await renderCharts(c, charts, [historyChart(record.history)]) : [];
-      return c.html(<NoChampionPage viewer={viewer} target={target} name={name} record={record} status={status} reason={reason} rules={rules} charts={rendered} />);
+      const slots = record && record.history.length > 0 ? chartSlots(c, charts, [MODEL_CHARTS.history.draw({ history: record.history })], chartSrc(target)) : [];
+      return c.html(<NoChampionPage viewer={viewer} target={target} name={name} record={record} status={status} reason={reason} rules={rules} charts={slots} />);
     }
 
     const champion = record.champion;
     const metrics = champion.metrics;
-    const evaluation = (metrics.evaluation ?? null) as
-      | (StoredEvaluation & {
-          curves?: {
-            roc?: Array<{ falsePositiveRate: number; truePositiveRate: number }>;
-            scoreHistogram?: Array<{ lower: number; upper: number; buyers: number; nonBuyers: number }>;
-            calibration?: Array<{ lower: number; upper: number; count: number; meanPredicted: number | null; observedRate: number | null }>;
-          };
-          reliability?: Array<{ lower: number; upper: number; count: number; meanPredicted: number | null; observedRate: number | null }>;
-        })
-      | null;
-    const rfm = (champion.baselineMetrics.rfm ?? null) as StoredEvaluation | null;
-    const bgnbd = (champion.baselineMetrics.bgnbd ?? null) as StoredEvaluation | null;
-    const importance = (metrics.importance ?? null) as Array<{ group: string; aucDrop: number | null }> | null;
+    const evaluation = evaluationData(metrics, champion.baselineMetrics);
     const trainingWindow = (metrics.trainingWindow ?? null) as { buyers?: number | null } | null;
 
-    const live = record.liveSet && record.liveSet.modelVersionId === champion.id ? record.liveSet : null;
-    const [network, scored, recordedFunnel, top] = [
-      champion.networkId ? await networkProfile(c.var.db, champion.networkId) : null,
-      live ? await scoreSetProfile(c.var.db, live.id) : null,
-      live?.runId ? await runConsentFunnel(c.var.db, live.runId) : null,
+    const head = headOf(record);
+    const [drift, funnel, top] = [
+      await driftSource(c.var.db, head),
+      await funnelSource(c.var.db, head),
       record.liveSet ? await topScored(c.var.db, record.liveSet.id, TOP_PEOPLE) : [],
     ];
     endTime(c, 'db');
 
-    const drift = computeDrift(network?.featureProfile?.bins, scored?.bins);
-    const driftNote = !live
-      ? 'No live scores from this version: nothing to compare the training population with.'
-      : drift.length === 0
-        ? 'No feature profile of the scored population was recorded with these scores (scored before drift was recorded): the next run records it.'
-        : null;
-    const funnel = funnelView(recordedFunnel, champion.populationSize, live?.rowCount ?? null);
-    const gains = { model: evaluation?.gains ?? null, RFM: rfm?.gains ?? null, 'BG/NBD': bgnbd?.gains ?? null };
-    const calibration = evaluation?.curves?.calibration ?? evaluation?.reliability ?? null;
-
-    const rendered = await renderCharts(c, charts, [
-      evaluation?.curves?.roc?.length ? rocChart(evaluation.curves.roc, evaluation.rocAuc ?? null) : missing('roc', 'ROC curve', `ROC curve ${NOT_RECORDED}.`),
-      evaluation?.gains?.length ? gainsChart(gains) : missing('gains', 'Cumulative gains', `Gains ${NOT_RECORDED}.`),
-      evaluation?.gains?.length ? liftChart(gains) : missing('lift', 'Lift by decile', `Lift ${NOT_RECORDED}.`),
-      calibration?.length ? reliabilityChart(calibration, evaluation?.expectedCalibrationError ?? null) : missing('reliability', 'Reliability', `Reliability bins ${NOT_RECORDED}.`),
-      evaluation?.curves?.scoreHistogram?.length
-        ? scoreDistributionChart(evaluation.curves.scoreHistogram)
-        : missing('score-distribution', 'Score distribution', `Score histograms ${NOT_RECORDED}.`),
-      importance?.length ? importanceChart(importance) : missing('importance', 'Feature importance', `Importance ${NOT_RECORDED}.`),
-      historyChart(record.history),
-      drift.length > 0 ? driftChart(drift.map((entry) => ({ feature: entry.feature, psi: entry.psi })), PSI_THRESHOLD) : missing('drift', 'Input drift', driftNote ?? ''),
-      funnel ? funnelChart(funnel.population, funnel.channels) : missing('funnel', 'Consent funnel', 'No consent funnel was recorded with the live scores.'),
-    ]);
+    const slots = chartSlots(c, charts, modelCharts({ evaluation, history: record.history, drift, funnel }), chartSrc(target));
 
     return c.html(
       <ModelPage
         viewer={viewer}
         record={record}
         outcome={outcome}
-        charts={rendered}
-        evaluation={{ model: evaluation, rfm, bgnbd, window: (metrics.evaluationWindow ?? null) as { cutoff?: string; horizonDays?: number; rows?: number } | null }}
-        buyers={{
-          count: trainingWindow?.buyers ?? evaluation?.positives ?? null,
-          window: trainingWindow?.buyers != null ? 'training' : evaluation?.positives != null ? 'evaluation' : null,
+        charts={slots}
+        evaluation={{
+          model: evaluation.model,
+          rfm: evaluation.rfm,
+          bgnbd: evaluation.bgnbd,
+          window: (metrics.evaluationWindow ?? null) as { cutoff?: string; horizonDays?: number; rows?: number } | null,
         }}
-        drift={drift}
-        driftNote={driftNote}
+        buyers={{
+          count: trainingWindow?.buyers ?? evaluation.model?.positives ?? null,
+          window: trainingWindow?.buyers != null ? 'training' : evaluation.model?.positives != null ? 'evaluation' : null,
+        }}
+        drift={drift.drift}
+        driftNote={drift.note}
         funnel={funnel}
         top={top}
       />,
     );
+  });
+
+  ui.get('/models/:target/charts/:file', reviewers, async (c) => {
+    const target = targetFromPath(c.req.param('target'));
+    if (!target) return chartRefusal(c, 400, 'Not a model name.');
+    const name = chartName(c.req.param('file'));
+    if (name === null || !isModelChart(name)) return chartRefusal(c, 404, `No such chart: a model has the charts ${MODEL_CHART_NAMES.map((n) => `${n}.svg`).join(', ')}.`);
+    startTime(c, 'db', 'database');
+    const head = await modelChartHead(c.var.db, target);
+    if (!head) {
+      endTime(c, 'db');
+      return chartRefusal(c, 404, `No model is named “${targetLabel(target)}”.`);
+    }
+    if (!head.champion && MODEL_CHARTS[name].source !== 'history') {
+      endTime(c, 'db');
+      return chartRefusal(c, 404, `${targetLabel(target)} has no live model: only its version history is drawn.`);
+    }
+    const entry = await loadModelChart(c.var.db, head, name);
+    endTime(c, 'db');
+    return chartResponse(c, charts, entry);
   });
 
   // ---- one person ------------------------------------------------------------------------
@@ -412,14 +436,22 @@ function reviewPages(): Hono<UiEnv> {
     const runs = await recentRuns(c.var.db, RUNS_PER_PAGE + 1, before);
     endTime(c, 'db');
     const shown = runs.slice(0, RUNS_PER_PAGE);
-    const timed = shown.filter((run) => run.stages.length > 0);
-    const [chart] =
-      timed.length > 0
-        ? await renderCharts(c, charts, [
-            runDurationsChart(timed.map((run) => ({ id: run.id, minutes: run.stages.reduce((sum, stage) => sum + stage.seconds, 0) / 60, status: run.status }))),
-          ])
-        : [null];
-    return c.html(<RunsPage viewer={viewerOf(c)!} runs={shown} chart={chart ?? null} olderThan={runs.length > RUNS_PER_PAGE ? (shown[shown.length - 1]?.id ?? null) : null} />);
+    const durations = runDurationsEntry(shown);
+    const [slot] = durations
+      ? chartSlots(c, charts, [durations], (_, version) => `/ui/runs/charts/durations.svg?${before === null ? '' : `before=${before}&`}v=${version}`)
+      : [null];
+    return c.html(<RunsPage viewer={viewerOf(c)!} runs={shown} chart={slot ?? null} olderThan={runs.length > RUNS_PER_PAGE ? (shown[shown.length - 1]?.id ?? null) : null} />);
+  });
+
+  ui.get('/runs/charts/:file', reviewers, async (c) => {
+    if (chartName(c.req.param('file')) !== 'durations') return chartRefusal(c, 404, 'No such chart: the runs list has durations.svg.');
+    const beforeParam = c.req.query('before');
+    const before = beforeParam === undefined ? null : idFrom(beforeParam);
+    if (beforeParam !== undefined && before === null) return chartRefusal(c, 400, 'before= takes a run id, a positive whole number.');
+    startTime(c, 'db', 'database');
+    const timings = await recentRunTimings(c.var.db, RUNS_PER_PAGE, before);
+    endTime(c, 'db');
+    return chartResponse(c, charts, runDurationsEntry(timings) ?? missingChart('run-durations', 'Run durations', 'No run on this page has stage timings.'));
   });
 
   ui.get('/runs/:runId', reviewers, async (c) => {
@@ -429,10 +461,19 @@ function reviewPages(): Hono<UiEnv> {
     const run = await findRun(c.var.db, id);
     endTime(c, 'db');
     if (!run) return errorPage(c, 404, 'No such run', `No pipeline run has the id ${id}.`);
-    const [chart] = await renderCharts(c, charts, [
-      run.stages.length > 0 ? stageDurationsChart(run.stages) : missing('stages', 'Stage durations', 'No stage finished in this run.'),
-    ]);
-    return c.html(<RunPage viewer={viewerOf(c)!} run={run} chart={chart!} />);
+    const [slot] = chartSlots(c, charts, [stagesEntry(run.stages)], (_, version) => `/ui/runs/${id}/charts/stages.svg?v=${version}`);
+    return c.html(<RunPage viewer={viewerOf(c)!} run={run} chart={slot!} />);
+  });
+
+  ui.get('/runs/:runId/charts/:file', reviewers, async (c) => {
+    const id = idFrom(c.req.param('runId'));
+    if (id === null) return chartRefusal(c, 400, 'A run is named by its id, a positive whole number.');
+    if (chartName(c.req.param('file')) !== 'stages') return chartRefusal(c, 404, 'No such chart: a run has stages.svg.');
+    startTime(c, 'db', 'database');
+    const stages = await runTimings(c.var.db, id);
+    endTime(c, 'db');
+    if (stages === null) return chartRefusal(c, 404, `No pipeline run has the id ${id}.`);
+    return chartResponse(c, charts, stagesEntry(stages));
   });
 
   // ---- everything else ---------------------------------------------------------------------

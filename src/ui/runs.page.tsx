@@ -1,12 +1,8 @@
 import type { FC } from 'hono/jsx';
 import * as f from './format.ts';
-import { Badge, ChartFigure, Layout, MissingChart, type Viewer } from './layout.tsx';
-import type { RenderedChart } from './model.page.tsx';
+import { Badge, type ChartSlot, ChartOrMissing, Layout, type Viewer } from './layout.tsx';
 import { modelPath, targetFromPath } from './paths.ts';
 import type { RunDetail, RunRow } from './review.repository.ts';
-
-const ChartOrMissing: FC<{ entry: RenderedChart }> = ({ entry }) =>
-  'missing' in entry ? <MissingChart {...entry.missing} /> : <ChartFigure chart={entry.chart} svg={entry.svg} />;
 
 function outcomeSummary(outcomes: Record<string, number>): string {
   const parts = Object.entries(outcomes)
@@ -21,11 +17,11 @@ function shortError(error: string | null, limit = 160): string {
   return error.length > limit ? `${error.slice(0, limit)}…` : error;
 }
 
-export const RunsPage: FC<{ viewer: Viewer; runs: RunRow[]; chart: RenderedChart | null; olderThan: number | null }> = ({ viewer, runs, chart, olderThan }) => (
+export const RunsPage: FC<{ viewer: Viewer; runs: RunRow[]; chart: ChartSlot | null; olderThan: number | null }> = ({ viewer, runs, chart, olderThan }) => (
   <Layout title="Runs" viewer={viewer} active="runs">
     <h1>Pipeline runs</h1>
     <p class="lead">The nightly runs (and backtests), newest first: their stages, how long they took, what they decided, and why they failed.</p>
-    {chart ? <ChartOrMissing entry={chart} /> : null}
+    {chart ? <ChartOrMissing slot={chart} /> : null}
     {runs.length === 0 ? (
       <div class="notice">No pipeline run yet.</div>
     ) : (
@@ -91,7 +87,7 @@ function targetLink(label: string): string | null {
   return target ? modelPath(target) : null;
 }
 
-export const RunPage: FC<{ viewer: Viewer; run: RunDetail; chart: RenderedChart }> = ({ viewer, run, chart }) => {
+export const RunPage: FC<{ viewer: Viewer; run: RunDetail; chart: ChartSlot }> = ({ viewer, run, chart }) => {
   const total = run.stages.reduce((sum, stage) => sum + stage.seconds, 0);
   return (
     <Layout title={`Run #${run.id}`} viewer={viewer} active="runs">
@@ -128,7 +124,7 @@ export const RunPage: FC<{ viewer: Viewer; run: RunDetail; chart: RenderedChart 
         </div>
       ) : null}
       <h2>Stages</h2>
-      <ChartOrMissing entry={chart} />
+      <ChartOrMissing slot={chart} />
       <table id="stages">
         <thead>
           <tr>

@@ -52,15 +52,31 @@ async function signIn(page: Page, key: string): Promise<void> {
   await Promise.all([page.waitForURL(`${base}/ui/models`), page.click('button[type="submit"]')]);
 }
 
-/** Per chart figure: its id and how many data marks its SVG holds. */
-async function chartMarks(page: Page): Promise<Array<{ id: string; marks: number; label: string | null; title: string | null }>> {
+/** Per chart figure: its id, and its image as the browser loaded it. */
+async function chartImages(page: Page): Promise<Array<{ id: string; src: string | null; alt: string | null; complete: boolean; naturalWidth: number; naturalHeight: number; caption: string | null }>> {
   return page.$$eval('figure.chart', (figures) =>
     figures.map((figure) => {
-      const svg = figure.querySelector('svg');
-      const marks = svg ? svg.querySelectorAll('g[class^="mark-"] > path, g[class^="mark-"] > rect, g[class^="mark-"] > circle, g[class^="mark-"] > line').length : 0;
-      return { id: figure.getAttribute('data-chart') ?? '', marks, label: svg?.getAttribute('aria-label') ?? null, title: svg?.querySelector('title')?.textContent ?? null };
+      const img = figure.querySelector('img');
+      return {
+        id: figure.getAttribute('data-chart') ?? '',
+        src: img?.getAttribute('src') ?? null,
+        alt: img?.getAttribute('alt') ?? null,
+        complete: img?.complete ?? false,
+        naturalWidth: img?.naturalWidth ?? 0,
+        naturalHeight: img?.naturalHeight ?? 0,
+        caption: figure.querySelector('figcaption')?.textContent ?? null,
+      };
     }),
   );
+}
+
+/** How many drawn data marks (paths, rects, circles inside Vega mark groups) an SVG holds. */
+function dataMarks(svg: string): number {
+  let marks = 0;
+  for (const group of svg.matchAll(/<g class="mark-(line|symbol|rect|area|rule)[^"]*"[^>]*>([\s\S]*?)<\/g>/g)) {
+    marks += (group[2]!.match(/<(path|rect|circle|line)\b/g) ?? []).length;
+  }
+  return marks;
 }
 
 describe('in a browser', () => {
@@ -82,12 +98,26 @@ describe('in a browser', () => {
 
       await page.click('table#models a[href="/ui/models/PL-REFILL"]');
       await page.waitForURL(`${base}/ui/models/PL-REFILL`);
-      const charts = await chartMarks(page);
+      // every chart is an image of its own, loaded by the browser (no script on the page)
+      await expect.poll(() => page.$$eval('figure img', (images) => images.every((img) => img.complete))).toBe(true);
+      const charts = await chartImages(page);
       expect(charts.map((chart) => chart.id).sort()).toEqual(['drift', 'funnel', 'gains', 'history', 'importance', 'lift', 'reliability', 'roc', 'score-distribution']);
       for (const chart of charts) {
-        expect(chart.marks, `data marks in the ${chart.id} chart`).toBeGreaterThan(0);
-        expect(chart.label, `label of ${chart.id}`).toBeTruthy();
-        expect(chart.title, `title of ${chart.id}`).toBeTruthy();
+        expect(chart.src, `address of the ${chart.id} chart`).toMatch(new RegExp(`^/ui/models/PL-REFILL/charts/${chart.id}\\.svg\\?v=`));
+        expect(chart.naturalWidth, `the ${chart.id} chart loaded`).toBeGreaterThan(0);
+        expect(chart.naturalHeight, `the ${chart.id} chart loaded`).toBeGreaterThan(0);
+        expect(chart.alt, `alternative text of ${chart.id}`).toBeTruthy();
+        expect(chart.caption, `caption of ${chart.id}`).toBeTruthy();
+      }
+      // an image as the browser gets it (its session cookie): a labelled SVG with data marks
+      for (const chart of charts) {
+        const response = await page.request.get(`${base}${chart.src}`);
+        expect(response.status(), chart.id).toBe(200);
+        expect(response.headers()['content-type'], chart.id).toMatch(/^image\/svg\+xml/);
+        const svg = await response.text();
+        expect(svg, chart.id).toMatch(/^<svg role="img" aria-label="[^"]+"/);
+        expect(svg, chart.id).toMatch(/<title>[^<]+<\/title>/);
+        expect(dataMarks(svg), `data marks in the ${chart.id} chart`).toBeGreaterThan(0);
       }
       await page.screenshot({ path: `${ARTIFACTS}model.png`, fullPage: true });
 

@@ -1,4 +1,4 @@
-import { Kysely } from 'kysely';
+import { Kysely, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { featurePsi, PSI_THRESHOLD } from '../../models/drift.ts';
 import { createApp } from '../../src/api/app.ts';
@@ -60,6 +60,12 @@ const REVIEW_PAGES = async () => {
   return ['/ui/models', '/ui/models?sort=auc&dir=asc', '/ui/models/PL-REFILL', '/ui/models/PL-REFILL/features', '/ui/runs', `/ui/runs/${run}`, '/ui/people', `/ui/people/${person}`];
 };
 
+/** The chart images of the review pages: the same sign-in and roles as their pages. */
+const CHART_ADDRESSES = async () => {
+  const run = seeded.runs[1]!.runId;
+  return ['/ui/models/PL-REFILL/charts/roc.svg', '/ui/models/PL-REFILL/charts/funnel.svg', '/ui/runs/charts/durations.svg', `/ui/runs/${run}/charts/stages.svg`];
+};
+
 describe('signing in', () => {
   it('sets an HttpOnly, SameSite=Strict cookie limited to /ui, and goes where it was asked', async () => {
     const response = await page(null, '/ui/login', form({ key: api.keys.data_scientist, next: '/ui/runs' }));
@@ -95,6 +101,14 @@ describe('signing in', () => {
       const response = await page(null, path);
       expect(response.status, path).toBe(303);
       expect(response.headers.get('location'), path).toBe(`/ui/login?next=${encodeURIComponent(path)}`);
+    }
+  });
+
+  it('without a cookie a chart image sends to the login form too', async () => {
+    for (const path of await CHART_ADDRESSES()) {
+      const response = await page(null, path);
+      expect(response.status, path).toBe(303);
+      expect(response.headers.get('location'), path).toMatch(/^\/ui\/login\?next=/);
     }
   });
 
@@ -134,6 +148,26 @@ describe('roles', () => {
         // nothing of the page leaks into the refusal
         expect(html).not.toContain('data-chart=');
         expect(html).not.toMatch(/PL-0\d{4}/);
+      }
+      for (const path of await CHART_ADDRESSES()) {
+        const response = await page(role, path);
+        expect(response.status, `${role} ${path}`).toBe(403);
+        expect(response.headers.get('content-type'), path).toMatch(/^text\/html/);
+        expect(await response.text()).not.toContain('<svg');
+      }
+    }
+  });
+
+  it('a chart image answers for a data scientist and a DPO as an SVG, cached privately a while', async () => {
+    for (const role of ['data_scientist', 'dpo'] as const) {
+      for (const path of await CHART_ADDRESSES()) {
+        const response = await page(role, path);
+        expect(response.status, `${role} ${path}`).toBe(200);
+        expect(response.headers.get('content-type'), path).toMatch(/^image\/svg\+xml/);
+        expect(response.headers.get('cache-control'), path).toBe('private, max-age=300');
+        expect(response.headers.get('server-timing'), path).toMatch(/total;dur=\d+(\.\d+)?/);
+        expect(response.headers.get('x-content-type-options'), path).toBe('nosniff');
+        expect(await response.text(), path).toMatch(/^<svg /);
       }
     }
   });
@@ -197,12 +231,27 @@ describe('the overview', () => {
 
 const CHARTS = ['roc', 'gains', 'lift', 'reliability', 'score-distribution', 'importance', 'history', 'drift', 'funnel'];
 
-/** The SVG of one chart figure on a page. */
-function chartSvg(html: string, id: string): string {
-  const match = new RegExp(`<figure class="chart" id="chart-${id}" data-chart="${id}" data-points="(\\d+)">(<svg[\\s\\S]*?</svg>)`).exec(html);
+interface ChartImage {
+  src: string;
+  alt: string;
+  width: number;
+  height: number;
+  caption: string;
+}
+
+const decodeHtml = (text: string) =>
+  text.replace(/&(?:#(\d+)|#x([0-9a-f]+)|(amp|lt|gt|quot|apos));/gi, (_, dec: string | undefined, hex: string | undefined, name: string | undefined) =>
+    dec ? String.fromCodePoint(Number(dec)) : hex ? String.fromCodePoint(parseInt(hex, 16)) : ({ amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" } as Record<string, string>)[name!.toLowerCase()]!,
+  );
+
+/** The image of one chart figure on a page: where it is drawn, its alternative text and size, its caption. */
+function chartImage(html: string, id: string): ChartImage {
+  const match = new RegExp(
+    `<figure class="chart" id="chart-${id}" data-chart="${id}" data-points="(\\d+)"><img src="([^"]+)" alt="([^"]*)" width="(\\d+)" height="(\\d+)"\\s*/?><figcaption>([^<]*)</figcaption></figure>`,
+  ).exec(html);
   expect(match, `chart ${id}`).not.toBeNull();
   expect(Number(match![1]), `points of ${id}`).toBeGreaterThan(0);
-  return match![2]!;
+  return { src: decodeHtml(match![2]!), alt: decodeHtml(match![3]!), width: Number(match![4]), height: Number(match![5]), caption: decodeHtml(match![6]!) };
 }
 
 /** How many drawn data marks (paths, rects, circles inside Vega mark groups) an SVG holds. */
@@ -214,8 +263,33 @@ function dataMarks(svg: string): number {
   return marks;
 }
 
+/** A chart image fetched as the browser would (with the session cookie): a labelled SVG with data marks. */
+async function fetchChart(image: ChartImage, id: string): Promise<{ svg: string; timing: string }> {
+  const response = await page('data_scientist', image.src);
+  expect(response.status, `${id} ${image.src}`).toBe(200);
+  expect(response.headers.get('content-type'), id).toMatch(/^image\/svg\+xml/);
+  expect(response.headers.get('cache-control'), id).toBe('private, max-age=300');
+  const timing = response.headers.get('server-timing') ?? '';
+  expect(timing, id).toMatch(/total;dur=/);
+  const svg = await response.text();
+  expect(svg, id).toMatch(/^<svg role="img" aria-label="[^"]+"/);
+  expect(svg, id).toContain('xmlns="http://www.w3.org/2000/svg"');
+  expect(svg, id).toMatch(/<title>[^<]+<\/title>/);
+  expect(dataMarks(svg), `data marks of ${id}`).toBeGreaterThan(0);
+  // the image says what the page's alternative text says: both come from the same data
+  expect(decodeHtml(/aria-label="([^"]+)"/.exec(svg)![1]!), `label of ${id}`).toBe(image.alt);
+  expect(decodeHtml(/<title>([^<]+)<\/title>/.exec(svg)![1]!), `title of ${id}`).toBe(image.caption);
+  return { svg, timing };
+}
+
+/** The size an SVG declares on its root element. */
+function svgSize(svg: string): { width: number; height: number } {
+  const root = /^<svg\b[^>]*>/.exec(svg)![0];
+  return { width: Math.ceil(Number(/\swidth="([\d.]+)"/.exec(root)![1])), height: Math.ceil(Number(/\sheight="([\d.]+)"/.exec(root)![1])) };
+}
+
 describe('a model page', () => {
-  it('draws every chart from data, each with a title, a label and data marks', async () => {
+  it('shows every chart as an image of its own, each an SVG drawn from data with a title, a label and data marks', async () => {
     const sku = await championSku();
     const response = await page('data_scientist', `/ui/models/${sku}`);
     expect(response.status).toBe(200);
@@ -224,16 +298,79 @@ describe('a model page', () => {
     expect(timing).toMatch(/charts;dur=/);
     const html = await response.text();
     expect(html).not.toContain('data-missing="true"');
+    // no chart drawn inline: one <img> per chart, with alternative text
+    expect(html).not.toContain('<svg');
+    expect([...html.matchAll(/<figure class="chart"[^>]*><img /g)].length).toBe(CHARTS.length);
+    expect([...html.matchAll(/<img /g)].length).toBe(CHARTS.length);
+    const sizes = new Map<string, { width: number; height: number }>();
     for (const id of CHARTS) {
-      const svg = chartSvg(html, id);
-      expect(svg, id).toMatch(/^<svg role="img" aria-label="[^"]+"/);
-      expect(svg, id).toMatch(/<title>[^<]+<\/title>/);
-      expect(dataMarks(svg), `data marks of ${id}`).toBeGreaterThan(0);
+      const image = chartImage(html, id);
+      expect(image.alt.length, `alt of ${id}`).toBeGreaterThan(20);
+      expect(image.caption.length, `caption of ${id}`).toBeGreaterThan(0);
+      expect(image.src).toMatch(new RegExp(`^/ui/models/${sku}/charts/${id}\\.svg\\?v=[0-9a-f]{16}$`));
+      expect(image.width, id).toBeGreaterThan(100);
+      expect(image.height, id).toBeGreaterThan(100);
+      const first = await fetchChart(image, id);
+      // drawn on its first request (roc and funnel were, by the roles tests), then from the renderer's cache
+      expect(first.timing, id).toMatch(/chart;dur=[\d.]+;desc="chart (drawn \(Vega\)|\(from the cache\))"/);
+      const again = await fetchChart(image, id);
+      expect(again.timing, id).toMatch(/chart;dur=[\d.]+;desc="chart \(from the cache\)"/);
+      expect(again.svg).toBe(first.svg);
+      sizes.set(id, svgSize(first.svg));
+    }
+    // once drawn, the page gives each image its exact size
+    const later = await (await page('data_scientist', `/ui/models/${sku}`)).text();
+    for (const id of CHARTS) {
+      const image = chartImage(later, id);
+      expect({ width: image.width, height: image.height }, id).toEqual(sizes.get(id));
     }
     // figures with their units, both baselines, the decision, the lineage
     for (const text of ['ROC AUC (0–1, 0.5 = chance)', 'RFM baseline', 'BG/NBD baseline', 'expected calibration error, ECE (percentage points)', 'consent snapshot', 'Version history']) {
       expect(html).toContain(text);
     }
+  });
+
+  it('a chart that is not one of the model\'s, or not an SVG, is a 404', async () => {
+    const sku = await championSku();
+    for (const file of ['nope.svg', 'roc.png', 'ROC.svg', 'roc', '..%2Froc.svg']) {
+      const response = await page('data_scientist', `/ui/models/${sku}/charts/${file}`);
+      expect(response.status, file).toBe(404);
+      expect(await response.text(), file).not.toContain('<svg');
+    }
+    const unknown = await page('data_scientist', '/ui/models/NO-SUCH-SKU/charts/roc.svg');
+    expect(unknown.status).toBe(404);
+    expect(await unknown.text()).toContain('No model is named');
+    const malformed = await page('data_scientist', '/ui/models/%20/charts/roc.svg');
+    expect(malformed.status).toBe(400);
+  });
+
+  it('a chart whose data was not recorded says why on the page, and its image is a 404 with the same reason', async () => {
+    // another champion than the one the other tests read: its curves were never stored
+    const other = await api.database.db
+      .selectFrom('models as m')
+      .innerJoin('model_versions as v', (join) => join.onRef('v.model_id', '=', 'm.id').on('v.status', '=', 'champion'))
+      .select(['m.target_key', 'v.id'])
+      .where('m.target_kind', '=', 'product')
+      .where('m.target_key', '!=', 'PL-REFILL')
+      .orderBy('m.target_key')
+      .executeTakeFirstOrThrow();
+    await api.database.db
+      .updateTable('model_versions')
+      .set({ metrics: sql`metrics #- '{evaluation,curves}'` })
+      .where('id', '=', other.id)
+      .execute();
+    const html = await (await page('data_scientist', `/ui/models/${other.target_key}`)).text();
+    const figure = /<figure class="chart missing" id="chart-roc" data-chart="roc" data-missing="true">([\s\S]*?)<\/figure>/.exec(html);
+    expect(figure).not.toBeNull();
+    expect(figure![1]).not.toContain('<img');
+    expect(figure![1]).toContain('ROC curve not recorded for this version');
+    // the other charts still are images
+    chartImage(html, 'gains');
+    const response = await page('data_scientist', `/ui/models/${other.target_key}/charts/roc.svg`);
+    expect(response.status).toBe(404);
+    expect(response.headers.get('content-type')).toMatch(/^text\/plain/);
+    expect(await response.text()).toContain('ROC curve not recorded for this version');
+    expect((await page('data_scientist', `/ui/models/${other.target_key}/charts/gains.svg`)).status).toBe(200);
   });
 
   it('flags drift with PSI computed from the stored profiles, above the threshold', async () => {
@@ -309,9 +446,20 @@ describe('a model page', () => {
   it('the runs page lists the runs with their stages, outcomes and errors', async () => {
     const html = await (await page('data_scientist', '/ui/runs')).text();
     for (const run of seeded.runs) expect(html).toContain(`data-run="${run.runId}"`);
-    expect(dataMarks(chartSvg(html, 'run-durations'))).toBeGreaterThan(0);
+    const durations = chartImage(html, 'run-durations');
+    expect(durations.src).toMatch(/^\/ui\/runs\/charts\/durations\.svg\?v=[0-9a-f]{16}$/);
+    await fetchChart(durations, 'run-durations');
+    const older = await (await page('data_scientist', `/ui/runs?before=${seeded.runs[1]!.runId}`)).text();
+    const olderDurations = chartImage(older, 'run-durations');
+    expect(olderDurations.src).toMatch(new RegExp(`^/ui/runs/charts/durations\\.svg\\?before=${seeded.runs[1]!.runId}&v=[0-9a-f]{16}$`));
+    await fetchChart(olderDurations, 'run-durations');
     const detail = await (await page('data_scientist', `/ui/runs/${seeded.runs[1]!.runId}`)).text();
-    expect(dataMarks(chartSvg(detail, 'stages'))).toBeGreaterThan(0);
+    const stages = chartImage(detail, 'stages');
+    expect(stages.src).toMatch(new RegExp(`^/ui/runs/${seeded.runs[1]!.runId}/charts/stages\\.svg\\?v=[0-9a-f]{16}$`));
+    await fetchChart(stages, 'stages');
+    expect((await page('data_scientist', '/ui/runs/999999/charts/stages.svg')).status).toBe(404);
+    expect((await page('data_scientist', `/ui/runs/${seeded.runs[1]!.runId}/charts/durations.svg`)).status).toBe(404);
+    expect((await page('data_scientist', '/ui/runs/charts/durations.svg?before=soon')).status).toBe(400);
     for (const stage of seeded.runs[1]!.stages) expect(detail).toContain(`<td>${stage.stage}</td>`);
     expect(detail).toContain('consent funnel');
     const failed = await api.database.db
@@ -377,6 +525,12 @@ describe('bad input', () => {
     const html = await response.text();
     expectReadable(html);
     expect(html).toContain('The registry has this model but no version yet.');
+    expect(html).not.toContain('<img');
+    for (const chart of ['history', 'roc']) {
+      const image = await page('data_scientist', `/ui/models/PL-NEW/charts/${chart}.svg`);
+      expect(image.status, chart).toBe(404);
+      expect(await image.text(), chart).toMatch(/No data point to draw|no live model/);
+    }
     const overview = await (await page('data_scientist', '/ui/models')).text();
     expect(overview).toContain('data-target="product:PL-NEW" data-status="not enough data"');
     const features = await page('data_scientist', '/ui/models/PL-NEW/features');
