@@ -1,4 +1,5 @@
 import { type Kysely, sql } from 'kysely';
+import type { ChannelFunnel } from '../consent/eligibility.ts';
 import type { Database } from '../db/database.ts';
 import type { ModelTarget } from '../registry/model-catalog.repository.ts';
 import type { ModelVersionStatus, PipelineRunStatus } from '../registry/registry.table.ts';
@@ -398,16 +399,7 @@ export async function scoreSetProfile(db: Kysely<Database>, scoreSetId: number):
 
 export interface RecordedFunnel {
   at: string;
-  channels: Array<{
-    channel: string;
-    contacts: number;
-    profilingConsent: number;
-    channelConsent: number;
-    withContactDetail: number;
-    notOpposed: number;
-    notObjected: number;
-    blocked: string | null;
-  }>;
+  channels: ChannelFunnel[];
 }
 
 /** The consent funnel a run recorded when it scored (counts only). */
