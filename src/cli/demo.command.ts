@@ -31,15 +31,15 @@ async function showcaseProduct(context: AppContext): Promise<string | null> {
   return row?.target_key ?? null;
 }
 
-async function liveProductScores(context: AppContext): Promise<number> {
-  const row = await context.database.db
-    .selectFrom('score_sets as ss')
-    .innerJoin('models as m', 'm.id', 'ss.model_id')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .where('ss.status', '=', 'live')
-    .where('m.target_kind', '=', 'product')
-    .executeTakeFirstOrThrow();
-  return Number(row.n);
+/** Whether a pipeline run has already completed on this base (scores or not: small bases may have no champion). */
+async function pipelineHasRun(context: AppContext): Promise<boolean> {
+  const run = await context.database.db
+    .selectFrom('pipeline_runs')
+    .select('id')
+    .where('kind', '=', 'pipeline')
+    .where('status', '=', 'succeeded')
+    .executeTakeFirst();
+  return run !== undefined;
 }
 
 export function registerDemoCommands(program: Command): void {
@@ -57,11 +57,11 @@ export function registerDemoCommands(program: Command): void {
         if (outcome.loaded) console.log(formatDemoSummary(outcome.summary, outcome.seconds, context.database.engine));
         else console.log(`the ${context.database.engine} database already holds ${outcome.existingContacts.toLocaleString('en-GB')} contacts: nothing loaded (\`cible demo --reset\` starts over)`);
 
-        if (outcome.loaded || flags.retrain || (await liveProductScores(context)) === 0) {
+        if (outcome.loaded || flags.retrain || !(await pipelineHasRun(context))) {
           console.log('\nrunning the propensity pipeline…');
           printRun(await runPipeline(context, defaultRunOptions(context), progressFor(context)));
         } else {
-          console.log('products already have live scores: pipeline not run (`cible demo --retrain` runs it again)');
+          console.log('the pipeline has already run on this base: not run again (`cible demo --retrain` runs it again)');
         }
 
         const sku = await showcaseProduct(context);

@@ -24,11 +24,11 @@ describe('the cible command on the embedded database', () => {
     expect(stdout).toMatch(/demo/);
   });
 
-  it('loads a demo base once, and says so instead of duplicating it', async () => {
-    const first = await cible('demo', '--contacts', '300', '--seed', '7');
+  it('loads a demo base once, and says so instead of duplicating it', { timeout: 240_000 }, async () => {
+    const first = await cible('demo', '--contacts', '300', '--seed', '7', '--no-serve');
     expect(first.stdout).toMatch(/demo base loaded into the pglite database/);
     expect(first.stdout).toMatch(/300 contacts/);
-    const second = await cible('demo', '--contacts', '300', '--seed', '7');
+    const second = await cible('demo', '--contacts', '300', '--seed', '7', '--no-serve');
     expect(second.stdout).toMatch(/already holds 300 contacts: nothing loaded/);
   });
 

@@ -67,7 +67,7 @@ describe('npm run demo, then the printed request', () => {
 
     const again = await cible('demo', '--contacts', '5000', '--no-serve');
     expect(again.stdout).toMatch(/already holds 5,000 contacts: nothing loaded/);
-    expect(again.stdout).toMatch(/pipeline not run/);
+    expect(again.stdout).toMatch(/the pipeline has already run on this base: not run again/);
   });
 
   it('answers the printed request from `cible serve`', { timeout: 120_000 }, async () => {
