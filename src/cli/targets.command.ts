@@ -52,6 +52,12 @@ function asUserError(error: unknown): never {
   throw error;
 }
 
+/** Refused before the database is asked: the column is a UUID and would fail with a database error. */
+function exportId(value: string): string {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value)) throw new UserError(`"${value}" is not an export id (a UUID)`);
+  return value;
+}
+
 function funnelLines(list: TargetList): string {
   const f = list.funnel;
   const n = (value: number) => value.toLocaleString('en-GB').padStart(10);
@@ -113,8 +119,7 @@ export function registerTargetCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action((id: string, flags: { json?: boolean }) =>
       withContext({ migrate: true }, async (context) => {
-        if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) throw new UserError(`"${id}" is not an export id (a UUID)`);
-        const result = await verifyExport(context.database.db, id).catch(asUserError);
+        const result = await verifyExport(context.database.db, exportId(id)).catch(asUserError);
         if (flags.json) console.log(JSON.stringify(result, null, 2));
         else {
           console.log(`${result.valid ? 'valid' : 'INVALID'}: export ${result.exportId}, ${result.memberCount} members${result.erasedMembers ? ` (${result.erasedMembers} erased since)` : ''}`);
@@ -130,8 +135,7 @@ export function registerTargetCommands(program: Command): void {
     .description('the manifest of a served list, as JSON')
     .action((id: string) =>
       withContext({ migrate: true }, async (context) => {
-        if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) throw new UserError(`"${id}" is not an export id (a UUID)`);
-        const manifest = await exportManifest(context.database.db, id).catch(asUserError);
+        const manifest = await exportManifest(context.database.db, exportId(id)).catch(asUserError);
         console.log(JSON.stringify(manifest, null, 2));
       }),
     );

@@ -282,7 +282,7 @@ async function recordList(
 }
 
 /** A seeded random choice of round(n × percent / 100) positions: 1 marks a holdout member. */
-export function holdoutFlags(count: number, percent: number, seed: string | null): Uint8Array {
+function holdoutFlags(count: number, percent: number, seed: string | null): Uint8Array {
   const flags = new Uint8Array(count);
   if (seed === null || percent === 0) return flags;
   const random = mulberry32(Number.parseInt(seed.slice(0, 8), 16));
