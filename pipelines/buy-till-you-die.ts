@@ -15,26 +15,41 @@ export interface BuyTillYouDie {
   alive: Float64Array;
 }
 
+export interface BuyTillYouDieFit {
+  params: BgNbdParams | null;
+  logLikelihood: number | null;
+  fittedOn: number;
+}
+
 /**
  * Fits BG/NBD by maximum likelihood on the people with a history at the matrix's cutoff
- * (a seeded sample beyond 50k: the likelihood is smooth and 50k pins it down), then fills
- * each row's posterior into the two BG/NBD feature columns. Time unit: days.
+ * (a seeded sample beyond 50k: the likelihood is smooth and 50k pins it down). Time unit: days.
  */
-export function fillBuyTillYouDie(matrix: FeatureMatrix, seed: number): BuyTillYouDie {
-  const { history, rows, columns, x, horizonDays } = matrix;
+export function fitBuyTillYouDie(matrix: FeatureMatrix, seed: number): BuyTillYouDieFit {
+  const { history, rows } = matrix;
   const withHistory: number[] = [];
   for (let row = 0; row < rows; row++) if ((history.firstAge[row] as number) > 0) withHistory.push(row);
   const sample = sampleIndices(withHistory, FIT_SAMPLE, seed);
-  const expected = new Float64Array(rows);
-  const alive = new Float64Array(rows);
-  if (sample.length < 50) return { params: null, logLikelihood: null, fittedOn: sample.length, expected, alive };
-
+  if (sample.length < 50) return { params: null, logLikelihood: null, fittedOn: sample.length };
   const pick = (values: Float64Array, indices: readonly number[]) => Float64Array.from(indices, (row) => values[row] as number);
   const fit = fitBgNbd({
     x: pick(history.repeatDays, sample),
     tx: Float64Array.from(sample, (row) => (history.firstAge[row] as number) - (history.lastAge[row] as number)),
     T: pick(history.firstAge, sample),
   });
+  return { params: fit.params, logLikelihood: fit.logLikelihood, fittedOn: sample.length };
+}
+
+/**
+ * Fills each row's BG/NBD posterior into the two BG/NBD feature columns and the blocks'
+ * expectations, with parameters fitted once (scoring shards share the run's fit).
+ */
+export function applyBuyTillYouDie(matrix: FeatureMatrix, fit: BuyTillYouDieFit): BuyTillYouDie {
+  const { history, rows, columns, x, horizonDays } = matrix;
+  const expected = new Float64Array(rows);
+  const alive = new Float64Array(rows);
+  const unfitted = { params: null, logLikelihood: null, fittedOn: fit.fittedOn, expected, alive };
+  if (!fit.params) return unfitted;
   const summary = {
     x: history.repeatDays,
     tx: Float64Array.from({ length: rows }, (_, row) => (history.firstAge[row] as number) - (history.lastAge[row] as number)),
@@ -45,7 +60,7 @@ export function fillBuyTillYouDie(matrix: FeatureMatrix, seed: number): BuyTillY
     posterior = expectedPurchasesBatch(fit.params, summary, horizonDays);
   } catch {
     // a degenerate fit (e.g. too little history at an early cutoff) leaves the columns at 0
-    return { params: null, logLikelihood: null, fittedOn: sample.length, expected, alive };
+    return unfitted;
   }
   for (let row = 0; row < rows; row++) {
     if ((history.firstAge[row] as number) <= 0) continue;
@@ -57,7 +72,12 @@ export function fillBuyTillYouDie(matrix: FeatureMatrix, seed: number): BuyTillY
     x[row * columns + BGNBD_ALIVE_COLUMN] = alive[row] as number;
   }
   fillTargetExpectations(matrix, expected);
-  return { params: fit.params, logLikelihood: fit.logLikelihood, fittedOn: sample.length, expected, alive };
+  return { params: fit.params, logLikelihood: fit.logLikelihood, fittedOn: fit.fittedOn, expected, alive };
+}
+
+/** Fits BG/NBD on the matrix's own people, then fills their posteriors. */
+export function fillBuyTillYouDie(matrix: FeatureMatrix, seed: number): BuyTillYouDie {
+  return applyBuyTillYouDie(matrix, fitBuyTillYouDie(matrix, seed));
 }
 
 const PURCHASE_DAYS_COLUMN = PERSON_FEATURES.indexOf('purchase_days');

@@ -60,6 +60,8 @@ export interface FeatureRequest {
   liveConsentAt?: Date;
   /** keep a deterministic sample of people (by contact id hash), in thousandths; training needs no more */
   samplePermille?: number;
+  /** one shard of the people (by contact id), for scoring jobs that split the population */
+  shard?: { index: number; count: number };
 }
 
 /** Rows of the snapshot that exist at the cutoff, optionally still consenting now. */
@@ -71,7 +73,8 @@ function populationFilter(request: FeatureRequest): RawBuilder<unknown> {
     request.samplePermille !== undefined && request.samplePermille < 1000
       ? sql`AND mod(s.contact_id * 2654435761, 1000) < ${request.samplePermille}`
       : sql``;
-  return sql`s.run_id = ${request.runId} AND s.known_since < ${request.cutoff} ${live} ${sample}`;
+  const shard = request.shard && request.shard.count > 1 ? sql`AND mod(s.contact_id, ${request.shard.count}) = ${request.shard.index}` : sql``;
+  return sql`s.run_id = ${request.runId} AND s.known_since < ${request.cutoff} ${live} ${sample} ${shard}`;
 }
 
 async function populationIds(db: Kysely<Database>, request: FeatureRequest): Promise<Float64Array> {

@@ -1,33 +1,16 @@
-import { type BinaryMetrics, labelColumn, rocAuc, strided } from '../models/metrics.ts';
+import type { BinaryMetrics } from '../models/metrics.ts';
 import type { NetworkKind } from '../models/propensity-network.ts';
-import { standardisationFromJson, standardisationToJson } from '../models/standardisation.ts';
-import { type BackendName, loadTensorflow, type Tensorflow } from '../models/tensorflow.ts';
+import { type BackendName, loadTensorflow } from '../models/tensorflow.ts';
 import type { AppContext } from '../src/context.ts';
-import { type ChannelFunnel, channelFunnel } from '../src/consent/eligibility.ts';
-import { codeVersion } from '../src/registry/code-version.ts';
-import { exportNetwork, loadNetwork, saveNetwork } from '../src/registry/model-store.ts';
-import {
-  type Champion,
-  championOf,
-  createRun,
-  ensureModel,
-  finishRun,
-  insertVersion,
-  promoteVersion,
-} from '../src/registry/registry.repository.ts';
-import { type BuyTillYouDie, fillBuyTillYouDie } from './buy-till-you-die.ts';
-import { takeConsentSnapshot } from './consent-snapshot.ts';
+import type { ChannelFunnel } from '../src/consent/eligibility.ts';
+import { createRun, finishRun, startHeartbeat } from '../src/registry/registry.repository.ts';
 import { DEFAULT_SPECIAL_CATEGORIES } from './feature-spec.ts';
-import { type FeatureProfile, featureProfile, scoringProfile } from './feature-profile.ts';
-import { computeFeatures, type FeatureLayout, type FeatureMatrix, featureLayout } from './features.ts';
-import { activeRowsOnly, type BaselineEvaluation, evaluateBaselines, groupImportance, metricsPerTarget } from './evaluation.ts';
-import { computeLabels } from './labels.ts';
 import { type Progress, silentProgress } from './progress.ts';
-import { scoreWithNetwork } from './score-stage.ts';
-import { classifyCategories, selectTargets, type Target, type TargetCandidate, targetId } from './targets.ts';
-import { type FittedNetwork, fitNetwork, type InferenceNetwork, type LabelledMatrix, predictMatrix, type TrainingConfig } from './training.ts';
-
-const DAY_MS = 86_400_000;
+import { publishRun } from './publish-part.ts';
+import { scoreShard, type ShardOutput } from './score-part.ts';
+import { buildScoreSetTable } from './scoring.ts';
+import { trainRun } from './train-part.ts';
+import type { TrainingConfig } from './training.ts';
 
 export interface PipelineOptions {
   kind: 'pipeline' | 'backtest';
@@ -111,492 +94,66 @@ export interface PipelineReport {
   consentFunnel?: { at: string; channels: ChannelFunnel[] };
 }
 
-interface NetworkPair {
-  evaluation: FittedNetwork;
-  production?: FittedNetwork;
-  evaluationProbabilities: Float32Array;
-  evaluationMetrics: Array<BinaryMetrics | null>;
-}
-
-function day(date: Date): string {
-  return date.toISOString().slice(0, 10);
-}
-
-function minusDays(date: Date, days: number): Date {
-  return new Date(date.getTime() - days * DAY_MS);
+/** What a run records as its parameters (the pipeline_runs row). */
+export function runParams(options: PipelineOptions): Record<string, unknown> {
+  return { products: options.products, minPositives: options.minPositives, minNegatives: options.minNegatives, training: options.training };
 }
 
 /**
- * The propensity pipeline, stage by stage: consent snapshot → targets → features → labels →
- * train (evaluation networks one horizon back) → evaluate against the baselines → train the
- * production networks → register → promote → score. A backtest stops before promotion and
- * instead judges the production networks on what really happened after `asOf`.
+ * The whole pipeline in this process (cible pipeline run, backtests, the demo): the same
+ * parts the job queue hands to workers (train-part → score-part → ranked tables →
+ * publish-part), one after the other, with one scoring shard. A run queued for workers goes
+ * through pipelines/queue instead.
  */
 export async function runPipeline(context: AppContext, options: PipelineOptions, progress: Progress = silentProgress): Promise<PipelineReport> {
   const { db } = context.database;
   const startedAt = context.clock.now();
-  const asOf = options.asOf ?? startedAt;
-  const live = options.asOf === null;
-  const horizon = options.horizonDays;
-  const stages: StageFigure[] = [];
-  let peakRss = process.memoryUsage().rss;
-  const timed = async <T>(stage: string, work: () => Promise<{ value: T; rows: number }>): Promise<T> => {
-    progress.stage(stage);
-    const began = performance.now();
-    const { value, rows } = await work();
-    const seconds = (performance.now() - began) / 1000;
-    peakRss = Math.max(peakRss, process.memoryUsage().rss);
-    stages.push({ stage, seconds, rows });
-    progress.done(stage, seconds, rows);
-    return value;
-  };
-
-  const runId = await createRun(db, {
-    kind: options.kind,
-    trigger: options.trigger,
-    asOf,
-    horizonDays: horizon,
-    params: { products: options.products, minPositives: options.minPositives, minNegatives: options.minNegatives, training: options.training },
-    startedAt,
-  });
+  const runId = await createRun(
+    db,
+    { kind: options.kind, trigger: options.trigger, asOf: options.asOf ?? startedAt, horizonDays: options.horizonDays, params: runParams(options), startedAt },
+    context.config.jobs.staleRunSeconds,
+  );
   progress.runStarted?.(runId);
+  const heartbeat = startHeartbeat(db, runId, () => context.clock.now());
   try {
     const t = await loadTensorflow({ prefer: options.backend, logger: context.logger });
-    const report = await stagesOf(runId);
-    await finishRun(db, runId, { status: 'succeeded', finishedAt: context.clock.now(), summary: { ...report } });
-    return report;
-
-    async function stagesOf(run: number): Promise<PipelineReport> {
-      const snapshot = await timed('consent snapshot', async () => {
-        const value = await takeConsentSnapshot(db, run, asOf, live);
-        return { value, rows: value.size };
-      });
-
-      // special categories resolved once into exact names: every SQL stage excludes the same ones
-      const categories = await classifyCategories(db, options.specialCategories);
-      const evaluationCutoff = minusDays(asOf, horizon);
-      const calibrationCutoff = minusDays(asOf, 2 * horizon);
-      const candidates = await timed('targets', async () => {
-        const value = await selectTargets(db, run, [{ cutoff: evaluationCutoff, horizonDays: horizon }, { cutoff: calibrationCutoff, horizonDays: horizon }], {
-          minPositives: options.minPositives,
-          minNegatives: options.minNegatives,
-          products: options.products,
-          specialCategories: categories.special,
-        });
-        return { value, rows: value.length };
-      });
-      const targets: Target[] = candidates.filter((candidate) => candidate.eligible);
-      const candidateOf = new Map(candidates.map((candidate) => [targetId(candidate), candidate]));
-      const outcomes = new Map<string, TargetOutcome>();
-      // a catalogue may hold thousands of products too rarely bought to model: only those asked
-      // for, or already in the registry (their champion stays, and a reviewer should see why), are reported
-      const modelled = new Set(
-        (await db.selectFrom('models').select('target_key').where('target_kind', '=', 'product').execute()).map((row) => row.target_key),
-      );
-      for (const candidate of candidates.filter((c) => !c.eligible && (c.kind !== 'product' || options.products || modelled.has(c.key)))) {
-        outcomes.set(targetId(candidate), notEligible(candidate));
-      }
-      const report = (): PipelineReport => ({
-        runId: run,
-        kind: options.kind,
-        asOf: asOf.toISOString(),
-        horizonDays: horizon,
-        backend: t.backend,
-        population: snapshot.size,
-        cutoffs: {
-          evaluationTraining: evaluationOrigins.map(day),
-          evaluation: day(evaluationCutoff),
-          productionTraining: productionOrigins.map(day),
-          scoring: day(asOf),
-        },
-        targets: [...outcomes.values()],
-        stages,
-        peakRssMb: Math.round(peakRss / 2 ** 20),
-        ...(consentFunnel ? { consentFunnel } : {}),
-      });
-      let consentFunnel: PipelineReport['consentFunnel'];
-      let evaluationOrigins: Date[] = [];
-      let productionOrigins: Date[] = [];
-      if (targets.length === 0) return report();
-
-      const origins = Math.max(1, Math.min(options.maxOrigins, Math.ceil(options.training.maxTrainingRows / Math.max(1, snapshot.size))));
-      evaluationOrigins = Array.from({ length: origins }, (_, k) => minusDays(calibrationCutoff, k * options.originStepDays));
-      productionOrigins = Array.from({ length: origins }, (_, k) => minusDays(evaluationCutoff, k * options.originStepDays));
-
-      const layout = featureLayout(targets, categories.allowed, categories.special);
-
-      // every cutoff's matrix once; BG/NBD is fitted at each cutoff on what was known then
-      const matrices = new Map<number, { labelled: LabelledMatrix; bgnbd: BuyTillYouDie }>();
-      const trainingCutoffs = [...new Set([...evaluationOrigins, ...productionOrigins].map((date) => date.getTime()))].sort((a, b) => b - a);
-      // training and evaluation read a sample of people beyond the training cap; only scoring needs everyone
-      const samplePermille = Math.min(1000, Math.ceil((1000 * options.training.maxTrainingRows) / Math.max(1, snapshot.size)));
-      await timed('features', async () => {
-        let rows = 0;
-        for (const [index, cutoff] of trainingCutoffs.entries()) {
-          const matrix = await computeFeatures(db, { runId: run, cutoff: new Date(cutoff), horizonDays: horizon, layout, samplePermille }, (done, total) =>
-            progress.step(`cutoff ${index + 1}/${trainingCutoffs.length + 1}, people`, done, total),
-          );
-          const bgnbd = fillBuyTillYouDie(matrix, options.training.seed);
-          matrices.set(cutoff, { labelled: { matrix, labels: new Uint8Array(0) }, bgnbd });
-          rows += matrix.rows;
-        }
-        return { value: undefined, rows };
-      });
-      await timed('labels', async () => {
-        let rows = 0;
-        for (const entry of matrices.values()) {
-          entry.labelled.labels = await computeLabels(db, entry.labelled.matrix, targets);
-          rows += entry.labelled.matrix.rows;
-        }
-        return { value: undefined, rows };
-      });
-      const at = (date: Date) => matrices.get(date.getTime()) as { labelled: LabelledMatrix; bgnbd: BuyTillYouDie };
-      const evaluationStack = evaluationOrigins.map((date) => at(date).labelled);
-      const evaluated = at(evaluationCutoff);
-      const calibration = at(calibrationCutoff);
-
-      const networks = new Map<NetworkKind, NetworkPair>();
-      await timed('train (evaluation)', async () => {
-        let rows = 0;
-        for (const kind of options.training.algorithms) {
-          const evaluation = await fitNetwork(t, kind, evaluationStack, targets.length, options.training, (epoch) =>
-            progress.step(`${kind} epoch`, epoch + 1, options.training.maxEpochs),
-          );
-          const evaluationProbabilities = await predictMatrix(t, evaluation, evaluated.labelled.matrix);
-          networks.set(kind, {
-            evaluation,
-            evaluationProbabilities,
-            evaluationMetrics: metricsPerTarget(evaluated.labelled.labels, evaluationProbabilities, targets.length, { curves: true }),
-          });
-          rows += evaluation.trainingRows;
-        }
-        return { value: undefined, rows };
-      });
-      const baselines = await timed('evaluate baselines', async () => {
-        const value = evaluateBaselines(calibration.labelled, calibration.bgnbd, evaluated.labelled, evaluated.bgnbd, targets);
-        return { value, rows: evaluated.labelled.matrix.rows * targets.length };
-      });
-
-      // per target: the best network on the evaluation window, kept only if it beats both baselines
-      const chosen = targets.map((target, index) => chooseNetwork(target, index, networks, baselines[index] as BaselineEvaluation, options.minimumAuc));
-      const neededKinds = new Set(chosen.flatMap((choice) => (choice.kind && choice.beatsBaselines ? [choice.kind] : [])));
-      await timed('train (production)', async () => {
-        let rows = 0;
-        for (const kind of neededKinds) {
-          const pair = networks.get(kind) as NetworkPair;
-          pair.production = await fitNetwork(t, kind, productionOrigins.map((date) => at(date).labelled), targets.length, options.training, (epoch) =>
-            progress.step(`${kind} epoch`, epoch + 1, options.training.maxEpochs),
-          );
-          rows += pair.production.trainingRows;
-        }
-        return { value: undefined, rows };
-      });
-      for (const date of evaluationOrigins) if (date.getTime() !== evaluationCutoff.getTime()) matrices.delete(date.getTime());
-
-      const importance = await timed('importance', async () => {
-        const value = new Map<NetworkKind, Array<{ name: string; aucDrop: number[] }>>();
-        for (const kind of neededKinds) {
-          value.set(kind, await groupImportance(t, (networks.get(kind) as NetworkPair).evaluation, evaluated.labelled, options.training.seed));
-        }
-        return { value, rows: 0 };
-      });
-
-      // the population at the last training cutoff, for drift checks by later runs and reviewers
-      let trainingProfile: FeatureProfile | null = null;
-      const savedNetworks = await timed('register', async () => {
-        const ids = new Map<string, number>();
-        const profile = await featureProfile(evaluated.labelled.matrix, options.training.seed);
-        trainingProfile = profile;
-        for (const kind of neededKinds) {
-          const pair = networks.get(kind) as NetworkPair;
-          for (const [role, fitted] of [['evaluation', pair.evaluation], ['production', pair.production]] as const) {
-            if (!fitted) continue;
-            await fitted.model.save(
-              saveNetwork(db, { runId: run, role, algorithm: kind, featureList: layout.names, metadata: { ...networkMetadata(fitted, targets, layout, role === 'evaluation' ? evaluationOrigins : productionOrigins, horizon), featureProfile: profile } }, (id) =>
-                ids.set(`${kind}:${role}`, id),
-              ),
-            );
-          }
-        }
-        if (options.modelsDir) for (const id of ids.values()) await exportNetwork(db, id, options.modelsDir);
-        return { value: ids, rows: ids.size };
-      });
-
-      const registered: Array<{ target: Target; index: number; modelId: number; versionId: number; kind: NetworkKind }> = [];
-      await timed('promote', async () => {
-        const code = codeVersion();
-        const championPredictions = new Map<number, { targets: string[]; probabilities: Float32Array } | null>();
-        for (const [index, target] of targets.entries()) {
-          const choice = chosen[index] as Choice;
-          const baseline = baselines[index] as BaselineEvaluation;
-          const modelId = await ensureModel(db, { kind: target.kind, key: target.key, productId: target.productId });
-          const outcome: TargetOutcome = {
-            target: targetId(target),
-            algorithm: choice.kind,
-            version: null,
-            status: 'rejected',
-            reason: choice.reason,
-            auc: { model: choice.auc, rfm: baseline.rfm?.rocAuc ?? null, bgnbd: baseline.bgnbd?.rocAuc ?? null, champion: null },
-          };
-          outcomes.set(outcome.target, outcome);
-          if (!choice.kind) continue;
-          const pair = networks.get(choice.kind) as NetworkPair;
-          let status: 'champion' | 'candidate' | 'rejected' = choice.beatsBaselines ? 'candidate' : 'rejected';
-          let reason = choice.reason;
-          const champion = await championOf(db, modelId);
-          if (status === 'candidate' && options.kind === 'pipeline') {
-            const championAuc = champion ? await championAucOnWindow(t, context, champion, target, index, targets.length, evaluated.labelled, layout, championPredictions) : null;
-            outcome.auc.champion = championAuc;
-            if (championAuc === null || (choice.auc as number) >= championAuc - options.promotionTolerance) {
-              status = 'champion';
-              reason = champion
-                ? `${reason}; not worse than champion v${champion.version} (AUC ${fmt(championAuc)}) beyond ${options.promotionTolerance}`
-                : `${reason}; first model for this target`;
-            } else {
-              reason = `${reason}; champion v${champion?.version} stays: its AUC ${fmt(championAuc)} on this window is higher by more than ${options.promotionTolerance}`;
-            }
-          } else if (status === 'candidate') {
-            reason = `${reason}; backtest run, never promoted`;
-          }
-          const evaluationMetrics = pair.evaluationMetrics[index] ?? null;
-          const groups = importance.get(choice.kind);
-          const version = await insertVersion(db, {
-            modelId,
-            algorithm: choice.kind,
-            status: status === 'champion' ? 'candidate' : status,
-            runId: run,
-            trainedAt: context.clock.now(),
-            consentSnapshotAt: snapshot.at,
-            populationSize: snapshot.size,
-            trainingCutoff: evaluationCutoff,
-            horizonDays: horizon,
-            featureList: layout.names,
-            codeVersion: code,
-            trainingDataHash: (pair.production ?? pair.evaluation).trainingDataHash,
-            metrics: {
-              evaluationWindow: { cutoff: day(evaluationCutoff), horizonDays: horizon, rows: evaluated.labelled.matrix.rows },
-              // buyers among everyone in the snapshot (not the training sample) in the window from the
-              // evaluation cutoff: the most recent window the production network is trained on
-              trainingWindow: {
-                cutoff: day(evaluationCutoff),
-                horizonDays: horizon,
-                buyers: candidateOf.get(targetId(target))?.positives[0] ?? null,
-                population: candidateOf.get(targetId(target))?.population[0] ?? null,
-              },
-              evaluationTrainingCutoffs: evaluationOrigins.map(day),
-              productionTrainingCutoffs: productionOrigins.map(day),
-              trainingRows: pair.production?.trainingRows ?? null,
-              evaluation: evaluationMetrics,
-              importance: groups?.map((group) => ({ group: group.name, aucDrop: group.aucDrop[index] ?? null })).sort((a, b) => (b.aucDrop ?? 0) - (a.aucDrop ?? 0)),
-              champion: champion ? { version: champion.version, auc: outcome.auc.champion } : null,
-              alternatives: Object.fromEntries([...networks].map(([kind, other]) => [kind, other.evaluationMetrics[index]?.rocAuc ?? null])),
-            },
-            baselineMetrics: { rfm: baseline.rfm, bgnbd: baseline.bgnbd, bgnbdParams: evaluated.bgnbd.params },
-            decisionReason: reason,
-            networkId: savedNetworks.get(`${choice.kind}:production`) ?? null,
-            evaluationNetworkId: savedNetworks.get(`${choice.kind}:evaluation`) ?? null,
-            outputIndex: index,
-          });
-          if (status === 'champion') await promoteVersion(db, modelId, version.id, context.clock.now());
-          outcome.version = version.version;
-          outcome.status = status;
-          outcome.reason = reason;
-          if (status === 'champion') registered.push({ target, index, modelId, versionId: version.id, kind: choice.kind });
-        }
-        return { value: undefined, rows: targets.length };
-      });
-
-      if (options.kind === 'backtest') {
-        await backtestStage();
-      } else if (registered.length > 0) {
-        await scoreStage();
-      }
-      return report();
-
-      async function scoreStage(): Promise<void> {
-        const scoring = await timed('features (scoring)', async () => {
-          const matrix = await computeFeatures(db, { runId: run, cutoff: asOf, horizonDays: horizon, layout, liveConsentAt: context.clock.now() }, (done, total) =>
-            progress.step('people', done, total),
-          );
-          fillBuyTillYouDie(matrix, options.training.seed);
-          return { value: matrix, rows: matrix.rows };
-        });
-        matrices.clear();
-        const reference = trainingProfile as FeatureProfile | null;
-        const scoredProfile = reference ? scoringProfile(scoring, reference, options.training.seed) : null;
-        consentFunnel = await timed('consent funnel', async () => {
-          const now = context.clock.now();
-          const codes = await db.selectFrom('channels').select('code').orderBy('code').execute();
-          const channels: ChannelFunnel[] = [];
-          for (const { code } of codes) channels.push(await channelFunnel(db, code, now, context.config.consentPolicy));
-          return { value: { at: now.toISOString(), channels }, rows: channels.length };
-        });
-        await timed('score', async () => {
-          let rows = 0;
-          for (const kind of neededKinds) {
-            const members = registered.filter((entry) => entry.kind === kind);
-            if (members.length === 0) continue;
-            const written = await scoreWithNetwork(
-              t,
-              context,
-              (networks.get(kind) as NetworkPair).production as FittedNetwork,
-              scoring,
-              members,
-              run,
-              (done, total) => progress.step(`${kind} targets`, done, total),
-              { featureProfile: scoredProfile },
-            );
-            for (const [id, count] of written) {
-              const outcome = outcomes.get(id);
-              if (outcome) outcome.scored = count;
-              rows += count;
-            }
-          }
-          return { value: undefined, rows };
-        });
-      }
-
-      async function backtestStage(): Promise<void> {
-        const truth = await timed('backtest (truth)', async () => {
-          const matrix = await computeFeatures(db, { runId: run, cutoff: asOf, horizonDays: horizon, layout });
-          const bgnbd = fillBuyTillYouDie(matrix, options.training.seed);
-          const labels = await computeLabels(db, matrix, targets);
-          const value = activeRowsOnly({ matrix, labels }, bgnbd);
-          return { value, rows: value.labelled.matrix.rows };
-        });
-        await timed('backtest (metrics)', async () => {
-          const truthBaselines = evaluateBaselines(evaluated.labelled, evaluated.bgnbd, truth.labelled, truth.bgnbd, targets);
-          const predictions = new Map<NetworkKind, Array<BinaryMetrics | null>>();
-          for (const kind of neededKinds) {
-            const production = (networks.get(kind) as NetworkPair).production as FittedNetwork;
-            const probabilities = await predictMatrix(t, production, truth.labelled.matrix);
-            predictions.set(kind, metricsPerTarget(truth.labelled.labels, probabilities, targets.length));
-          }
-          for (const [index, target] of targets.entries()) {
-            const outcome = outcomes.get(targetId(target));
-            const choice = chosen[index] as Choice;
-            if (!outcome) continue;
-            outcome.backtest = {
-              model: choice.kind && neededKinds.has(choice.kind) ? (predictions.get(choice.kind)?.[index] ?? null) : null,
-              rfm: truthBaselines[index]?.rfm ?? null,
-              bgnbd: truthBaselines[index]?.bgnbd ?? null,
-            };
-          }
-          return { value: undefined, rows: truth.labelled.matrix.rows * targets.length };
-        });
-      }
+    const plan = await trainRun(context, t, runId, options, progress, startedAt);
+    const shards: ShardOutput[] = [];
+    const ranked = new Map<number, number>();
+    const stages = [];
+    if (plan.versions.some((entry) => entry.scoreSetId !== null)) {
+      const shard = await scoreShard(context, t, plan, { index: 0, count: 1 }, 'a1', progress);
+      shards.push(shard);
+      stages.push(...shard.stages);
+      progress.stage('rank');
+      const began = performance.now();
+      for (const [id, table] of Object.entries(shard.tables)) ranked.set(Number(id), await buildScoreSetTable(context.database, Number(id), [table]));
+      const seconds = (performance.now() - began) / 1000;
+      stages.push({ stage: 'rank', seconds, rows: shard.rows * ranked.size });
+      progress.done('rank', seconds, shard.rows * ranked.size);
     }
+    progress.stage('publish');
+    const report = await publishRun(context, { plan, shards, ranked, stages });
+    progress.done('publish', report.stages.at(-1)?.seconds ?? 0, plan.versions.length);
+    return report;
   } catch (error) {
     await finishRun(db, runId, {
       status: 'failed',
       finishedAt: context.clock.now(),
-      summary: { stages },
+      summary: {},
       error: error instanceof Error ? error.message : String(error),
     }).catch(() => undefined);
     throw error;
-  }
-}
-
-interface Choice {
-  kind: NetworkKind | null;
-  auc: number | null;
-  beatsBaselines: boolean;
-  reason: string;
-}
-
-function fmt(value: number | null | undefined): string {
-  return value === null || value === undefined || Number.isNaN(value) ? 'n/a' : value.toFixed(3);
-}
-
-function chooseNetwork(target: Target, index: number, networks: Map<NetworkKind, NetworkPair>, baseline: BaselineEvaluation, minimumAuc: number): Choice {
-  let best: { kind: NetworkKind; auc: number } | null = null;
-  for (const [kind, pair] of networks) {
-    const auc = pair.evaluationMetrics[index]?.rocAuc;
-    if (auc !== undefined && !Number.isNaN(auc) && (!best || auc > best.auc)) best = { kind, auc };
-  }
-  if (!best) return { kind: null, auc: null, beatsBaselines: false, reason: `no evaluation possible for ${targetId(target)}: one class only in the window` };
-  const rfm = baseline.rfm?.rocAuc ?? Number.NaN;
-  const bgnbd = baseline.bgnbd?.rocAuc ?? Number.NaN;
-  const figures = `${best.kind} AUC ${fmt(best.auc)} vs RFM ${fmt(rfm)}, BG/NBD ${fmt(bgnbd)}`;
-  if (best.auc < minimumAuc) {
-    return { ...best, beatsBaselines: false, reason: `AUC below ${minimumAuc}, too close to chance: ${figures}` };
-  }
-  const beats = best.auc > rfm && best.auc > bgnbd;
-  return { ...best, beatsBaselines: beats, reason: beats ? `beats both baselines: ${figures}` : `does not beat the baselines: ${figures}` };
-}
-
-function notEligible(candidate: TargetCandidate): TargetOutcome {
-  return {
-    target: targetId(candidate),
-    algorithm: null,
-    version: null,
-    status: 'not eligible',
-    reason: candidate.reason ?? 'not eligible',
-    auc: { model: null, rfm: null, bgnbd: null, champion: null },
-  };
-}
-
-function networkMetadata(fitted: FittedNetwork, targets: readonly Target[], layout: FeatureLayout, cutoffs: Date[], horizonDays: number): Record<string, unknown> {
-  return {
-    targets: targets.map(targetId),
-    logPositiveWeights: Array.from(fitted.logPositiveWeights),
-    standardisation: standardisationToJson(fitted.standardisation),
-    explanationGroups: layout.explanationGroups.map((group) => group.name),
-    layout: { categories: layout.categories, productIds: layout.productIds, specialCategories: layout.specialCategories },
-    trainingCutoffs: cutoffs.map(day),
-    horizonDays,
-    trainingRows: fitted.trainingRows,
-    trainingDataHash: fitted.trainingDataHash,
-  };
-}
-
-/**
- * The champion judged on this run's evaluation window by its own evaluation network (trained
- * one horizon before its run, so it never saw this window). When its features differ from
- * this run's, the AUC it was registered with is used instead. A network serves many targets:
- * each one is loaded and run once per run (`predictions` caches its probabilities).
- */
-async function championAucOnWindow(
-  t: Tensorflow,
-  context: AppContext,
-  champion: Champion,
-  target: Target,
-  targetIndex: number,
-  targetCount: number,
-  evaluated: LabelledMatrix,
-  layout: FeatureLayout,
-  predictions: Map<number, { targets: string[]; probabilities: Float32Array } | null>,
-): Promise<number | null> {
-  const stored = (champion.metrics.evaluation as { rocAuc?: number } | null)?.rocAuc ?? null;
-  const networkId = champion.evaluationNetworkId;
-  if (!networkId) return stored;
-  if (!predictions.has(networkId)) predictions.set(networkId, await predictWithStoredNetwork(t, context, networkId, evaluated, layout));
-  const cached = predictions.get(networkId);
-  const output = cached ? cached.targets.indexOf(targetId(target)) : -1;
-  if (!cached || output < 0) return stored;
-  const labels = labelColumn(evaluated.labels, targetCount, targetIndex);
-  return rocAuc(labels, strided(cached.probabilities, cached.targets.length, output));
-}
-
-async function predictWithStoredNetwork(
-  t: Tensorflow,
-  context: AppContext,
-  networkId: number,
-  evaluated: LabelledMatrix,
-  layout: FeatureLayout,
-): Promise<{ targets: string[]; probabilities: Float32Array } | null> {
-  const network = await loadNetwork(context.database.db, networkId);
-  if (JSON.stringify(network.featureList) !== JSON.stringify(layout.names)) return null;
-  const metadata = network.metadata as { targets: string[]; logPositiveWeights: number[]; standardisation: { mean: number[]; scale: number[] } };
-  const model = await t.tf.loadLayersModel(network.handler);
-  try {
-    const inference: InferenceNetwork = {
-      model,
-      logPositiveWeights: Float32Array.from(metadata.logPositiveWeights),
-      standardisation: standardisationFromJson(metadata.standardisation),
-    };
-    return { targets: metadata.targets, probabilities: await predictMatrix(t, inference, evaluated.matrix) };
   } finally {
-    model.dispose();
+    heartbeat.stop();
   }
+}
+
+/** Options with the installation's special categories and backend added to the defaults. */
+export function defaultOptionsFor(context: AppContext): Omit<PipelineOptions, 'kind' | 'trigger' | 'asOf'> {
+  return {
+    ...DEFAULT_PIPELINE_OPTIONS,
+    specialCategories: [...new Set([...DEFAULT_SPECIAL_CATEGORIES, ...context.config.specialCategories])],
+    backend: context.config.tfBackend,
+  };
 }

@@ -7,6 +7,7 @@ import { countingConsents } from '../src/consent/eligibility.ts';
 import type { Database } from '../src/db/database.ts';
 import type { DatabaseHandle } from '../src/db/engine.ts';
 import { NO_GROUP } from '../models/propensity-network.ts';
+import { inTransaction } from '../src/registry/registry.repository.ts';
 
 /** One target's scores for everyone in the scoring matrix, ready to write. */
 export interface TargetScores {
@@ -64,25 +65,18 @@ const SCORE_COLUMNS =
   'score_set_id, contact_id, score, rank, percentile, reason_1, reason_2, reason_3, contribution_1, contribution_2, contribution_3';
 
 /**
- * Writes a score set into a table of its own (no indexes while loading), then attaches it as
- * a partition of `scores`; PostgreSQL builds the indexes once at attach time. COPY on
- * PostgreSQL; PGlite cannot COPY over its socket, so it reads the same text through unnest.
+ * Loads one target's scores into a new table of its own, without indexes while loading
+ * (ranks are within these rows). COPY on PostgreSQL; PGlite cannot COPY over its socket, so
+ * it reads the same text through unnest.
  */
-export async function writeScoreSet(
-  database: DatabaseHandle,
-  scoreSetId: number,
-  data: TargetScores,
-): Promise<number> {
-  const table = `scores_${scoreSetId}`;
+export async function writeScoreTable(database: DatabaseHandle, table: string, scoreSetId: number, data: TargetScores): Promise<number> {
   const ranks = rankDescending(data.scores);
   const client = await database.pool.connect();
   try {
+    await client.query(`DROP TABLE IF EXISTS ${table}`);
     await client.query(`CREATE TABLE ${table} (LIKE scores INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`);
-    await client.query(`ALTER TABLE ${table} ADD CHECK (score_set_id = ${scoreSetId})`);
     if (database.engine === 'postgres') await copyLines(client, table, scoreSetId, data, ranks);
     else await insertLines(client, table, scoreSetId, data, ranks);
-    await client.query(`ALTER TABLE scores ATTACH PARTITION ${table} FOR VALUES IN (${scoreSetId})`);
-    await client.query(`ANALYZE ${table}`);
   } catch (error) {
     await client.query(`DROP TABLE IF EXISTS ${table}`).catch(() => undefined);
     throw error;
@@ -90,6 +84,54 @@ export async function writeScoreSet(
     client.release();
   }
   return data.scores.length;
+}
+
+export function scoreSetTable(scoreSetId: number): string {
+  return `scores_${Number(scoreSetId)}`;
+}
+
+/**
+ * A score set's table from the parts its scoring jobs wrote: one part already holds global
+ * ranks; several are ranked together (ties by contact id, as rankDescending does). Then the
+ * keys and indexes of `scores`, built here so that attaching it later (in the publishing
+ * transaction) reuses them instead of building them under a lock.
+ */
+export async function buildScoreSetTable(database: DatabaseHandle, scoreSetId: number, parts: readonly string[]): Promise<number> {
+  const table = scoreSetTable(scoreSetId);
+  const client = await database.pool.connect();
+  try {
+    await client.query(`DROP TABLE IF EXISTS ${table}`);
+    if (parts.length === 1) {
+      await client.query(`ALTER TABLE ${parts[0]} RENAME TO ${table}`);
+    } else {
+      await client.query(`CREATE TABLE ${table} (LIKE scores INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`);
+      await client.query(
+        `INSERT INTO ${table} (${SCORE_COLUMNS})
+         SELECT score_set_id, contact_id, score, place::int, (100.0 * (total - place + 1) / total)::real,
+           reason_1, reason_2, reason_3, contribution_1, contribution_2, contribution_3
+         FROM (SELECT *, row_number() OVER (ORDER BY score DESC, contact_id) AS place, count(*) OVER () AS total
+               FROM (${parts.map((part) => `SELECT * FROM ${part}`).join(' UNION ALL ')}) AS every_part) AS ranked`,
+      );
+      for (const part of parts) await client.query(`DROP TABLE ${part}`);
+    }
+    await client.query(`ALTER TABLE ${table} ADD CHECK (score_set_id = ${Number(scoreSetId)}), ADD PRIMARY KEY (score_set_id, contact_id)`);
+    await client.query(`CREATE INDEX ON ${table} (score_set_id, rank)`);
+    await client.query(`CREATE INDEX ON ${table} (contact_id)`);
+    await client.query(`ANALYZE ${table}`);
+    const { rows } = await client.query<{ count: number }>(`SELECT count(*)::int AS count FROM ${table}`);
+    return rows[0]?.count ?? 0;
+  } finally {
+    client.release();
+  }
+}
+
+/** One score set written and attached in one go (one scoring process, no queue). */
+export async function writeScoreSet(database: DatabaseHandle, scoreSetId: number, data: TargetScores): Promise<number> {
+  const part = `score_part_${Number(scoreSetId)}_0`;
+  await writeScoreTable(database, part, scoreSetId, data);
+  const rows = await buildScoreSetTable(database, scoreSetId, [part]);
+  await sql.raw(`ALTER TABLE scores ATTACH PARTITION ${scoreSetTable(scoreSetId)} FOR VALUES IN (${Number(scoreSetId)})`).execute(database.db);
+  return rows;
 }
 
 const COPY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
@@ -183,12 +225,13 @@ async function insertLines(client: pg.PoolClient, table: string, scoreSetId: num
 }
 
 /**
- * Makes a score set the one marketers read, in one transaction: people whose profiling
- * consent stopped counting while it was built are removed first (the consent trigger only
- * reaches attached partitions), the previous live set retires and its rows are dropped.
+ * Makes a score set the one marketers read, in one transaction (the caller's, when it is
+ * publishing a whole run): people whose profiling consent stopped counting while it was
+ * built are removed first (the consent trigger only reaches attached partitions), the
+ * previous live set retires and its rows are dropped.
  */
 export async function switchLive(db: Kysely<Database>, modelId: number, scoreSetId: number, now: Date): Promise<number[]> {
-  return db.transaction().execute(async (trx) => {
+  return inTransaction(db, async (trx) => {
     await sql`
       DELETE FROM scores s WHERE s.score_set_id = ${scoreSetId}
         AND NOT EXISTS (SELECT 1 FROM ${countingConsents('profiling', null, now, true)} live WHERE live.contact_id = s.contact_id)`.execute(trx);
@@ -200,7 +243,7 @@ export async function switchLive(db: Kysely<Database>, modelId: number, scoreSet
       .returning('id')
       .execute();
     await trx.updateTable('score_sets').set({ status: 'live' }).where('id', '=', scoreSetId).execute();
-    for (const { id } of retired) await sql.raw(`DROP TABLE IF EXISTS scores_${Number(id)}`).execute(trx);
+    for (const { id } of retired) await sql.raw(`DROP TABLE IF EXISTS ${scoreSetTable(id)}`).execute(trx);
     return retired.map((row) => row.id);
   });
 }

@@ -27,6 +27,18 @@ const environmentSchema = z.object({
   CIBLE_PRESSURE_MAX_LISTS: z.coerce.number().int().min(1).default(3),
   CIBLE_PRESSURE_WINDOW_DAYS: z.coerce.number().int().min(1).max(365).default(7),
   CIBLE_TARGETS_MAX_MEMBERS: z.coerce.number().int().min(1).default(200_000),
+  CIBLE_PIPELINE_CRON: z
+    .string()
+    .regex(/^\S+( \S+){4}$/, 'must be a five-field cron expression such as "0 2 * * *"')
+    .default('0 2 * * *'),
+  CIBLE_PIPELINE_TIMEZONE: z
+    .string()
+    .refine(isTimeZone, 'must be an IANA time zone such as Europe/Paris')
+    .default('Europe/Paris'),
+  CIBLE_CONSENT_SWEEP_MINUTES: z.coerce.number().int().min(1).max(1440).default(15),
+  CIBLE_JOB_TIMEOUT_SECONDS: z.coerce.number().int().min(5).default(1800),
+  CIBLE_SCORE_SHARDS: z.coerce.number().int().min(1).max(64).default(2),
+  CIBLE_RUN_STALE_SECONDS: z.coerce.number().int().min(30).default(600),
   CIBLE_SPECIAL_CATEGORIES: z
     .string()
     .regex(/^[^,]+(,[^,]+)*$/, 'must be product categories separated by commas')
@@ -53,6 +65,39 @@ export interface Config {
   specialCategories: string[];
   api: ApiSettings;
   targeting: TargetingPolicy;
+  jobs: JobSettings;
+}
+
+export interface JobSettings {
+  /** when the nightly run is enqueued: a five-field cron expression read in `timeZone` */
+  cron: string;
+  timeZone: string;
+  /** how often the light consent job runs */
+  consentSweepMinutes: number;
+  /** a job still active after this long is presumed dead (its worker killed) and retried */
+  jobTimeoutSeconds: number;
+  /** scoring jobs a queued run fans out into (shards of the population) */
+  scoreShards: number;
+  /** an inline run whose heartbeat is older than this is presumed dead */
+  staleRunSeconds: number;
+}
+
+export const DEFAULT_JOB_SETTINGS: JobSettings = {
+  cron: '0 2 * * *',
+  timeZone: 'Europe/Paris',
+  consentSweepMinutes: 15,
+  jobTimeoutSeconds: 1800,
+  scoreShards: 2,
+  staleRunSeconds: 600,
+};
+
+function isTimeZone(value: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: value });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export interface ApiSettings {
@@ -114,6 +159,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       pressureMaxLists: values.CIBLE_PRESSURE_MAX_LISTS,
       pressureWindowDays: values.CIBLE_PRESSURE_WINDOW_DAYS,
       maxMembers: values.CIBLE_TARGETS_MAX_MEMBERS,
+    },
+    jobs: {
+      cron: values.CIBLE_PIPELINE_CRON,
+      timeZone: values.CIBLE_PIPELINE_TIMEZONE,
+      consentSweepMinutes: values.CIBLE_CONSENT_SWEEP_MINUTES,
+      jobTimeoutSeconds: values.CIBLE_JOB_TIMEOUT_SECONDS,
+      scoreShards: values.CIBLE_SCORE_SHARDS,
+      staleRunSeconds: values.CIBLE_RUN_STALE_SECONDS,
     },
     specialCategories: (values.CIBLE_SPECIAL_CATEGORIES ?? '').split(',').map((c) => c.trim().toLowerCase()).filter(Boolean),
   };

@@ -12,7 +12,7 @@ export interface PipelineLauncher {
   start(request: { products: string[] | 'all'; asOf?: Date; horizonDays?: number; actor: string }): Promise<number>;
 }
 
-export class PipelineBusyError extends Error {}
+export { PipelineBusyError } from '../registry/registry.repository.ts';
 
 /** What the HTTP app is built from: nothing is module-global. */
 export interface ApiDependencies {

@@ -7,7 +7,15 @@ import type { ContactPersonalDataTable, ContactTable, ErasureTombstoneTable } fr
 import type { ImportTable } from '../imports/import.table.ts';
 import type { OppositionEntryTable, OppositionListTable } from '../opposition/opposition.table.ts';
 import type { PurchaseTable } from '../purchases/purchase.table.ts';
-import type { ModelNetworkTable, ModelTable, ModelVersionTable, PipelineRunTable, ProfilingSnapshotTable } from '../registry/registry.table.ts';
+import type {
+  ConsentSweepTable,
+  ModelNetworkTable,
+  ModelTable,
+  ModelVersionTable,
+  PipelineRunPartTable,
+  PipelineRunTable,
+  ProfilingSnapshotTable,
+} from '../registry/registry.table.ts';
 import type { ScoreSetTable, ScoreTable } from '../scores/score.table.ts';
 import type { TargetExportMemberTable, TargetExportTable } from '../targeting/export.table.ts';
 
@@ -27,6 +35,8 @@ export interface Database {
   opposition_lists: OppositionListTable;
   opposition_entries: OppositionEntryTable;
   pipeline_runs: PipelineRunTable;
+  pipeline_run_parts: PipelineRunPartTable;
+  consent_sweeps: ConsentSweepTable;
   models: ModelTable;
   model_versions: ModelVersionTable;
   model_networks: ModelNetworkTable;

@@ -2,6 +2,11 @@ import { type Kysely, sql } from 'kysely';
 import type { Database } from '../db/database.ts';
 import type { ModelVersionStatus } from './registry.table.ts';
 
+/** Runs `work` in the caller's transaction when there is one (a run publishing), else in a new one. */
+export async function inTransaction<T>(db: Kysely<Database>, work: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
+  return db.isTransaction ? work(db) : db.transaction().execute(work);
+}
+
 export interface RunStart {
   kind: 'pipeline' | 'backtest';
   trigger: string;
@@ -9,23 +14,68 @@ export interface RunStart {
   horizonDays: number;
   params: Record<string, unknown>;
   startedAt: Date;
+  /** 'inline': run here and now; 'queue': queued for workers */
+  driver?: 'inline' | 'queue';
+  shards?: number;
 }
 
-export async function createRun(db: Kysely<Database>, run: RunStart): Promise<number> {
-  const row = await db
-    .insertInto('pipeline_runs')
-    .values({
-      status: 'running',
-      kind: run.kind,
-      trigger: run.trigger,
-      as_of: run.asOf,
-      horizon_days: run.horizonDays,
-      params: JSON.stringify(run.params),
-      started_at: run.startedAt,
-    })
-    .returning('id')
-    .executeTakeFirstOrThrow();
-  return row.id;
+/** Another run is queued or running: runs never interleave. */
+export class PipelineBusyError extends Error {}
+
+/**
+ * Records a new run, refused with PipelineBusyError while another is queued or running (a
+ * unique index decides, so two triggers at once on any machines cannot both start). A run
+ * whose process died is recognised by a heartbeat older than `staleAfterSeconds` and marked
+ * failed first, so that it cannot block the pipeline for ever.
+ */
+export async function createRun(db: Kysely<Database>, run: RunStart, staleAfterSeconds = 600): Promise<number> {
+  await failStaleRuns(db, run.startedAt, staleAfterSeconds);
+  try {
+    const row = await db
+      .insertInto('pipeline_runs')
+      .values({
+        status: run.driver === 'queue' ? 'queued' : 'running',
+        kind: run.kind,
+        trigger: run.trigger,
+        as_of: run.asOf,
+        horizon_days: run.horizonDays,
+        params: JSON.stringify(run.params),
+        started_at: run.driver === 'queue' ? null : run.startedAt,
+        driver: run.driver ?? 'inline',
+        shards: run.shards ?? 1,
+        heartbeat_at: run.startedAt,
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return row.id;
+  } catch (error) {
+    const constraint = (error as { constraint?: string }).constraint;
+    if (constraint === 'pipeline_runs_one_active') {
+      const active = await db.selectFrom('pipeline_runs').select(['id', 'status']).where('status', 'in', ['queued', 'running']).executeTakeFirst();
+      throw new PipelineBusyError(
+        active ? `pipeline run ${active.id} is ${active.status}; try again when it has finished` : 'another pipeline run is active',
+      );
+    }
+    if (constraint === 'pipeline_runs_one_per_slot') throw new PipelineBusyError(`a run was already started for ${run.trigger}`);
+    throw error;
+  }
+}
+
+async function failStaleRuns(db: Kysely<Database>, now: Date, staleAfterSeconds: number): Promise<void> {
+  await db
+    .updateTable('pipeline_runs')
+    .set({ status: 'failed', finished_at: now, error: sql<string>`'abandoned: no sign of life since ' || to_char(coalesce(heartbeat_at, created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')` })
+    .where('status', 'in', ['queued', 'running'])
+    .where(sql<boolean>`coalesce(heartbeat_at, created_at) < ${now}::timestamptz - make_interval(secs => ${staleAfterSeconds})`)
+    .execute();
+}
+
+/** Keeps a run's heartbeat fresh while this process works on it. */
+export function startHeartbeat(db: Kysely<Database>, runId: number, now: () => Date, everyMs = 15_000): { stop(): void } {
+  const beat = () => db.updateTable('pipeline_runs').set({ heartbeat_at: now() }).where('id', '=', runId).execute().catch(() => undefined);
+  const timer = setInterval(beat, everyMs);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
 }
 
 export async function finishRun(
@@ -117,7 +167,7 @@ export interface NewVersion {
 
 /** Adds a version (numbered after the model's last one); promotion is a separate step. */
 export async function insertVersion(db: Kysely<Database>, version: NewVersion): Promise<{ id: number; version: number }> {
-  return db.transaction().execute(async (trx) => {
+  return inTransaction(db, async (trx) => {
     // serialise version numbering per model (two runs may register at once)
     await sql`SELECT id FROM models WHERE id = ${version.modelId} FOR UPDATE`.execute(trx);
     const last = await trx
@@ -157,7 +207,7 @@ export async function insertVersion(db: Kysely<Database>, version: NewVersion): 
 
 /** The new version becomes the one champion of its model; the previous one retires. */
 export async function promoteVersion(db: Kysely<Database>, modelId: number, versionId: number, at: Date): Promise<void> {
-  await db.transaction().execute(async (trx) => {
+  await inTransaction(db, async (trx) => {
     await trx
       .updateTable('model_versions')
       .set({ status: 'retired' })

@@ -16,6 +16,34 @@ export interface PipelineRunTable {
   kind: Generated<'pipeline' | 'backtest'>;
   horizon_days: number | null;
   summary: JSONColumnType<Record<string, unknown>, string | undefined, string>;
+  driver: Generated<'inline' | 'queue'>;
+  shards: number | null;
+  heartbeat_at: Date | null;
+}
+
+export type RunPartStatus = 'running' | 'succeeded' | 'failed';
+
+/** One job of a run: 'train', 'score:<shard>', 'rank:<score set id>' or 'publish'. */
+export interface PipelineRunPartTable {
+  run_id: number;
+  part: string;
+  status: RunPartStatus;
+  attempt: Generated<number>;
+  worker: string | null;
+  started_at: Date | null;
+  finished_at: Date | null;
+  rows: number | null;
+  output: JSONColumnType<Record<string, unknown> | null, string | null, string | null>;
+  error: string | null;
+}
+
+/** What the light consent job found and did, each time it ran (counts only). */
+export interface ConsentSweepTable {
+  id: Generated<number>;
+  ran_at: Date;
+  scores_deleted: number;
+  contacts_affected: number;
+  report: JSONColumnType<Record<string, unknown>, string, string>;
 }
 
 /** Who could be profiled at a run's instant, and the consent event that allowed it. */

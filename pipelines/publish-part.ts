@@ -1,0 +1,114 @@
+import { type Kysely, sql } from 'kysely';
+import type { AppContext } from '../src/context.ts';
+import { type ChannelFunnel, channelFunnel } from '../src/consent/eligibility.ts';
+import type { Database } from '../src/db/database.ts';
+import { ensureModel, finishRun, insertVersion, promoteVersion } from '../src/registry/registry.repository.ts';
+import type { PipelineReport, StageFigure } from './run-pipeline.ts';
+import { mergeScoringProfiles, type ShardOutput } from './score-part.ts';
+import { scoreSetTable, switchLive } from './scoring.ts';
+import { targetId } from './targets.ts';
+import type { TrainingPlan } from './train-part.ts';
+
+export interface PublishInput {
+  plan: TrainingPlan;
+  shards: readonly ShardOutput[];
+  /** score set id → rows in its ranked table */
+  ranked: ReadonlyMap<number, number>;
+  /** score set id → why its scoring failed: that target keeps its current champion */
+  failedScoreSets?: ReadonlyMap<number, string>;
+  /** stages of the parts after training, for the report */
+  stages?: StageFigure[];
+  /** runs first in the publishing transaction; throws when this attempt may no longer publish */
+  fence?: (trx: Kysely<Database>) => Promise<void>;
+}
+
+/**
+ * The last part of a run: everything it produced becomes visible in one transaction, or
+ * nothing does. Versions are numbered and written, champions promoted, each champion's
+ * score set attached as a partition and switched live (people who withdrew meanwhile are
+ * removed first), the run's unused networks and leftover tables of dead attempts dropped,
+ * and the run marked succeeded.
+ */
+export async function publishRun(context: AppContext, input: PublishInput): Promise<PipelineReport> {
+  const { db } = context.database;
+  const { plan } = input;
+  const began = performance.now();
+  const report: PipelineReport = structuredClone(plan.report);
+  const scoring = plan.versions.some((entry) => entry.scoreSetId !== null && !input.failedScoreSets?.has(entry.scoreSetId));
+  // who could be reached on each channel when the run scored (counts only), for the review pages
+  if (scoring) report.consentFunnel = await consentFunnelNow(context);
+  const profile = mergeScoringProfiles(input.shards.map((shard) => shard.profile));
+  const outcomes = new Map(report.targets.map((outcome) => [outcome.target, outcome]));
+
+  await db.transaction().execute(async (trx) => {
+    await input.fence?.(trx);
+    const now = context.clock.now();
+    for (const entry of plan.versions) {
+      const outcome = outcomes.get(targetId(entry.target));
+      const modelId = await ensureModel(trx, { kind: entry.target.kind, key: entry.target.key, productId: entry.target.productId });
+      let status = entry.status;
+      let reason = entry.version.decisionReason;
+      const failure = entry.scoreSetId === null ? undefined : input.failedScoreSets?.get(entry.scoreSetId);
+      if (failure !== undefined) {
+        status = 'candidate';
+        reason = `${reason}; not promoted: scoring failed (${failure})`;
+      }
+      const version = await insertVersion(trx, {
+        ...entry.version,
+        modelId,
+        status: status === 'champion' ? 'candidate' : status,
+        trainedAt: new Date(entry.version.trainedAt),
+        consentSnapshotAt: new Date(entry.version.consentSnapshotAt),
+        trainingCutoff: new Date(entry.version.trainingCutoff),
+        decisionReason: reason,
+        outputIndex: entry.outputIndex,
+      });
+      if (outcome) {
+        outcome.version = version.version;
+        outcome.status = status;
+        outcome.reason = reason;
+      }
+      if (status !== 'champion') continue;
+      await promoteVersion(trx, modelId, version.id, now);
+      if (entry.scoreSetId === null) continue;
+      const scoreSetId = entry.scoreSetId;
+      await sql`
+        INSERT INTO score_sets (id, model_id, model_version_id, run_id, status, scored_at, row_count, feature_profile)
+        OVERRIDING SYSTEM VALUE
+        VALUES (${scoreSetId}, ${modelId}, ${version.id}, ${plan.runId}, 'building', ${new Date(plan.asOf)},
+          ${input.ranked.get(scoreSetId) ?? 0}, ${profile ? JSON.stringify(profile) : null}::jsonb)`.execute(trx);
+      await sql.raw(`ALTER TABLE scores ATTACH PARTITION ${scoreSetTable(scoreSetId)} FOR VALUES IN (${Number(scoreSetId)})`).execute(trx);
+      await switchLive(trx, modelId, scoreSetId, now);
+      if (outcome) outcome.scored = input.ranked.get(scoreSetId) ?? 0;
+    }
+    await dropLeftovers(trx, plan, input.failedScoreSets);
+    report.stages = [...report.stages, ...(input.stages ?? []), { stage: 'publish', seconds: (performance.now() - began) / 1000, rows: plan.versions.length }];
+    report.peakRssMb = Math.max(report.peakRssMb, Math.round(process.memoryUsage().rss / 2 ** 20));
+    await finishRun(trx, plan.runId, { status: 'succeeded', finishedAt: context.clock.now(), summary: { ...report } });
+  });
+  return report;
+}
+
+/** Networks of dead attempts (never referenced by a version) and their score tables. */
+async function dropLeftovers(trx: Kysely<Database>, plan: TrainingPlan, failed: ReadonlyMap<number, string> | undefined): Promise<void> {
+  const kept = plan.versions.flatMap((entry) => [entry.version.networkId, entry.version.evaluationNetworkId]).filter((id): id is number => id !== null);
+  let networks = trx.deleteFrom('model_networks').where('run_id', '=', plan.runId);
+  if (kept.length > 0) networks = networks.where('id', 'not in', kept);
+  await networks.execute();
+  for (const entry of plan.versions) {
+    if (entry.scoreSetId === null) continue;
+    const { rows } = await sql<{ name: string }>`
+      SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema() AND tablename ~ ${`^score_part_${entry.scoreSetId}_`}`.execute(trx);
+    for (const { name } of rows) await sql.raw(`DROP TABLE IF EXISTS ${name}`).execute(trx);
+    if (failed?.has(entry.scoreSetId)) await sql.raw(`DROP TABLE IF EXISTS ${scoreSetTable(entry.scoreSetId)}`).execute(trx);
+  }
+}
+
+async function consentFunnelNow(context: AppContext): Promise<{ at: string; channels: ChannelFunnel[] }> {
+  const { db } = context.database;
+  const now = context.clock.now();
+  const codes = await db.selectFrom('channels').select('code').orderBy('code').execute();
+  const channels: ChannelFunnel[] = [];
+  for (const { code } of codes) channels.push(await channelFunnel(db, code, now, context.config.consentPolicy));
+  return { at: now.toISOString(), channels };
+}
