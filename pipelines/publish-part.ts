@@ -36,7 +36,12 @@ export async function publishRun(context: AppContext, input: PublishInput): Prom
   const report: PipelineReport = structuredClone(plan.report);
   const scoring = plan.versions.some((entry) => entry.scoreSetId !== null && !input.failedScoreSets?.has(entry.scoreSetId));
   // who could be reached on each channel when the run scored (counts only), for the review pages
-  if (scoring) report.consentFunnel = await consentFunnelNow(context);
+  const funnelStages: StageFigure[] = [];
+  if (scoring) {
+    const started = performance.now();
+    report.consentFunnel = await consentFunnelNow(context);
+    funnelStages.push({ stage: 'consent funnel', seconds: (performance.now() - started) / 1000, rows: report.consentFunnel.channels.length });
+  }
   const profile = mergeScoringProfiles(input.shards.map((shard) => shard.profile));
   const outcomes = new Map(report.targets.map((outcome) => [outcome.target, outcome]));
 
@@ -82,7 +87,7 @@ export async function publishRun(context: AppContext, input: PublishInput): Prom
       if (outcome) outcome.scored = input.ranked.get(scoreSetId) ?? 0;
     }
     await dropLeftovers(trx, plan, input.failedScoreSets);
-    report.stages = [...report.stages, ...(input.stages ?? []), { stage: 'publish', seconds: (performance.now() - began) / 1000, rows: plan.versions.length }];
+    report.stages = [...report.stages, ...(input.stages ?? []), ...funnelStages, { stage: 'publish', seconds: (performance.now() - began) / 1000, rows: plan.versions.length }];
     report.peakRssMb = Math.max(report.peakRssMb, Math.round(process.memoryUsage().rss / 2 ** 20));
     await finishRun(trx, plan.runId, { status: 'succeeded', finishedAt: context.clock.now(), summary: { ...report } });
   });

@@ -94,32 +94,45 @@ export function scoreSetTable(scoreSetId: number): string {
  * A score set's table from the parts its scoring jobs wrote: one part already holds global
  * ranks; several are ranked together (ties by contact id, as rankDescending does). Then the
  * keys and indexes of `scores`, built here so that attaching it later (in the publishing
- * transaction) reuses them instead of building them under a lock.
+ * transaction) reuses them instead of building them under a lock. One transaction (DDL is
+ * transactional in PostgreSQL): a retry after a crash finds either the parts or the table.
  */
 export async function buildScoreSetTable(database: DatabaseHandle, scoreSetId: number, parts: readonly string[]): Promise<number> {
   const table = scoreSetTable(scoreSetId);
   const client = await database.pool.connect();
+  const exists = async (name: string) => (await client.query('SELECT to_regclass($1) IS NOT NULL AS found', [name])).rows[0]?.found === true;
+  const count = async () => (await client.query<{ count: number }>(`SELECT count(*)::int AS count FROM ${table}`)).rows[0]?.count ?? 0;
   try {
-    await client.query(`DROP TABLE IF EXISTS ${table}`);
-    if (parts.length === 1) {
-      await client.query(`ALTER TABLE ${parts[0]} RENAME TO ${table}`);
-    } else {
-      await client.query(`CREATE TABLE ${table} (LIKE scores INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`);
-      await client.query(
-        `INSERT INTO ${table} (${SCORE_COLUMNS})
-         SELECT score_set_id, contact_id, score, place::int, (100.0 * (total - place + 1) / total)::real,
-           reason_1, reason_2, reason_3, contribution_1, contribution_2, contribution_3
-         FROM (SELECT *, row_number() OVER (ORDER BY score DESC, contact_id) AS place, count(*) OVER () AS total
-               FROM (${parts.map((part) => `SELECT * FROM ${part}`).join(' UNION ALL ')}) AS every_part) AS ranked`,
-      );
-      for (const part of parts) await client.query(`DROP TABLE ${part}`);
+    const present = [];
+    for (const part of parts) if (await exists(part)) present.push(part);
+    if (present.length === 0 && (await exists(table))) return await count();
+    if (present.length !== parts.length) throw new Error(`score set ${scoreSetId}: ${parts.length - present.length} of its ${parts.length} scored parts are missing`);
+    await client.query('BEGIN');
+    try {
+      await client.query(`DROP TABLE IF EXISTS ${table}`);
+      if (parts.length === 1) {
+        await client.query(`ALTER TABLE ${parts[0]} RENAME TO ${table}`);
+      } else {
+        await client.query(`CREATE TABLE ${table} (LIKE scores INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`);
+        await client.query(
+          `INSERT INTO ${table} (${SCORE_COLUMNS})
+           SELECT score_set_id, contact_id, score, place::int, (100.0 * (total - place + 1) / total)::real,
+             reason_1, reason_2, reason_3, contribution_1, contribution_2, contribution_3
+           FROM (SELECT *, row_number() OVER (ORDER BY score DESC, contact_id) AS place, count(*) OVER () AS total
+                 FROM (${parts.map((part) => `SELECT * FROM ${part}`).join(' UNION ALL ')}) AS every_part) AS ranked`,
+        );
+        for (const part of parts) await client.query(`DROP TABLE ${part}`);
+      }
+      await client.query(`ALTER TABLE ${table} ADD CHECK (score_set_id = ${Number(scoreSetId)}), ADD PRIMARY KEY (score_set_id, contact_id)`);
+      await client.query(`CREATE INDEX ON ${table} (score_set_id, rank)`);
+      await client.query(`CREATE INDEX ON ${table} (contact_id)`);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
     }
-    await client.query(`ALTER TABLE ${table} ADD CHECK (score_set_id = ${Number(scoreSetId)}), ADD PRIMARY KEY (score_set_id, contact_id)`);
-    await client.query(`CREATE INDEX ON ${table} (score_set_id, rank)`);
-    await client.query(`CREATE INDEX ON ${table} (contact_id)`);
     await client.query(`ANALYZE ${table}`);
-    const { rows } = await client.query<{ count: number }>(`SELECT count(*)::int AS count FROM ${table}`);
-    return rows[0]?.count ?? 0;
+    return await count();
   } finally {
     client.release();
   }

@@ -19,3 +19,10 @@ export function createLogger(level: string, destination: pino.DestinationStream 
     destination,
   );
 }
+
+/** What can be logged of an error without personal data: its type and code, never its message. */
+export function describeError(error: unknown): { type: string; code?: string } {
+  if (!(error instanceof Error)) return { type: typeof error };
+  const code = (error as { code?: unknown }).code;
+  return { type: error.name, ...(typeof code === 'string' ? { code } : {}) };
+}

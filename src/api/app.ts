@@ -9,6 +9,7 @@ import { requestId } from 'hono/request-id';
 import { rateLimiter } from 'hono-rate-limiter';
 import type { ApiDependencies, AppEnv } from './api-env.ts';
 import { authenticate } from './authentication.ts';
+import { registerMetrics } from './metrics.ts';
 import { ApiError, problemBody, validationError } from './problem.ts';
 import { registerRoutes } from './routes/index.ts';
 import { registerReviewPages } from '../ui/review.routes.tsx';
@@ -39,6 +40,7 @@ export function createApp(deps: ApiDependencies): OpenAPIHono<AppEnv> {
       'request',
     );
   });
+  registerMetrics(app, deps);
 
   app.use(
     '/v1/*',

@@ -1,6 +1,31 @@
 import type { Command } from 'commander';
+import { type ConsentSweepReport, sweepConsent } from '../../pipelines/consent-sweep.ts';
 import { channelFunnel, UnknownChannelError } from '../consent/eligibility.ts';
 import { UserError, withContext } from './cli-context.ts';
+
+/** The sweep's report for a terminal: counts only, like the report itself. */
+export function sweepSummary(report: ConsentSweepReport): string {
+  const n = (value: number) => value.toLocaleString('en-GB');
+  const lines = [
+    `consent sweep ${report.sweepId} at ${report.at} (${n(report.durationMs)} ms)`,
+    `${n(report.scoresDeleted)} score(s) deleted for ${n(report.contactsAffected)} contact(s) whose profiling consent no longer counts`,
+  ];
+  for (const set of report.scoreSets) lines.push(`  score set ${set.scoreSetId} (${set.target}, ${set.status ?? 'no longer recorded'}): ${n(set.scoresDeleted)} deleted`);
+  if (report.lineage.length === 0) {
+    lines.push('no champion model');
+  } else {
+    lines.push('champion models against their training snapshot:');
+    const width = Math.max(...report.lineage.map((entry) => entry.target.length));
+    for (const entry of report.lineage) {
+      const share = entry.share === null ? 'n/a' : `${(entry.share * 100).toFixed(2)} %`;
+      lines.push(
+        `  ${entry.target.padEnd(width)}  v${entry.version}  run ${entry.runId ?? '-'}  ${n(entry.withdrawnSinceSnapshot)} of ${n(entry.snapshotSize)} no longer consent (${share})`,
+      );
+    }
+  }
+  lines.push(report.retrainEarly.length > 0 ? `retrain early: ${report.retrainEarly.join(', ')}` : 'no model to retrain early');
+  return lines.join('\n');
+}
 
 export function registerConsentCommands(program: Command): void {
   program
@@ -28,6 +53,18 @@ export function registerConsentCommands(program: Command): void {
         console.log(`${n(funnel.notOpposed)}  and on no opposition list`);
         console.log(`${n(funnel.notObjected)}  and no objection to direct marketing: reachable`);
         if (funnel.blocked) console.log(`channel closed: ${funnel.blocked}`);
+      }),
+    );
+
+  const consent = program.command('consent').description('consent jobs');
+  consent
+    .command('sweep')
+    .description('delete the scores of everyone whose profiling consent no longer counts now (expired, erased), and report which champion models were trained on them')
+    .option('--json', 'print JSON')
+    .action((flags: { json?: boolean }) =>
+      withContext({ migrate: true }, async (context) => {
+        const report = await sweepConsent(context);
+        console.log(flags.json ? JSON.stringify(report, null, 2) : sweepSummary(report));
       }),
     );
 }

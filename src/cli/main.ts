@@ -11,8 +11,10 @@ import { registerKeyCommands } from './keys.command.ts';
 import { registerModelCommands } from './models.command.ts';
 import { registerPipelineCommands } from './pipeline.command.ts';
 import { registerRightsCommands } from './rights.command.ts';
+import { registerRunsCommands } from './runs.command.ts';
 import { registerServeCommand } from './serve.command.ts';
 import { registerTargetCommands } from './targets.command.ts';
+import { registerWorkerCommand } from './worker.command.ts';
 
 export function buildProgram(): Command {
   const program = new Command('cible')
@@ -41,10 +43,12 @@ export function buildProgram(): Command {
   registerRightsCommands(program);
   registerAuditCommands(program);
   registerPipelineCommands(program);
+  registerRunsCommands(program);
   registerModelCommands(program);
   registerKeyCommands(program);
   registerServeCommand(program);
   registerTargetCommands(program);
+  registerWorkerCommand(program);
 
   return program;
 }

@@ -2,11 +2,13 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
 import type { Command } from 'commander';
-import { createPipelineLauncher } from '../../pipelines/pipeline-launcher.ts';
 import { createApp } from '../api/app.ts';
 import { loadConfig } from '../config.ts';
 import { createContext } from '../context.ts';
-import { finishRun } from '../registry/registry.repository.ts';
+import { openJobQueue } from '../jobs/job-queue.ts';
+import { createQueueLauncher } from '../jobs/queue-launcher.ts';
+import { startWorker } from '../jobs/worker.ts';
+import { JOB_RELEASE_GRACE_MS } from './worker.command.ts';
 import { UserError } from './cli-context.ts';
 
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
@@ -17,11 +19,12 @@ export function registerServeCommand(program: Command): void {
   program
     .command('serve')
     .description('start the HTTP API on HOST:PORT (default 127.0.0.1:3000), after applying pending migrations; stops on Ctrl-C or SIGTERM')
-    .action(() => serveApi());
+    .option('--with-worker', 'also work on the job queue in this process (small installs, the embedded database): pipeline runs and the schedule')
+    .action((flags: { withWorker?: boolean }) => serveApi({ withWorker: flags.withWorker === true }));
 }
 
 /** The next SIGINT or SIGTERM. */
-function nextSignal(): Promise<NodeJS.Signals> {
+export function nextSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
     const handler = (signal: NodeJS.Signals) => {
       for (const name of STOP_SIGNALS) process.off(name, handler);
@@ -54,11 +57,14 @@ function closeServer(server: Server): Promise<void> {
   });
 }
 
-export async function serveApi(): Promise<void> {
+export async function serveApi(options: { withWorker: boolean } = { withWorker: false }): Promise<void> {
   const config = loadConfig();
   const context = await createContext(config, { migrate: true, defaultLogLevel: 'info' });
   const { logger } = context;
-  const pipeline = createPipelineLauncher(context);
+  // runs asked for over HTTP are queued; a worker (this process with --with-worker, or others) takes them
+  const worker = options.withWorker ? await startWorker(context, { concurrency: 1, schedule: true }) : null;
+  const queue = worker?.queue ?? (await openJobQueue(context));
+  const pipeline = createQueueLauncher(context, queue);
   const app = createApp({ database: context.database, clock: context.clock, logger, config, pipeline });
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
   // signals are caught from here on: a stop during start-up still closes the database
@@ -81,23 +87,14 @@ export async function serveApi(): Promise<void> {
   const signal = await stop;
   logger.info({ signal }, 'stopping');
   await closeServer(server);
-  const runId = pipeline.activeRunId();
-  if (runId !== null) {
-    console.log(`waiting for pipeline run ${runId} to finish; ${signal} again to stop now (the run is then recorded as failed)`);
-    const outcome = await Promise.race([pipeline.idle().then(() => 'finished' as const), nextSignal().then(() => 'abort' as const)]);
-    if (outcome === 'abort') {
-      await finishRun(context.database.db, runId, {
-        status: 'failed',
-        finishedAt: context.clock.now(),
-        summary: {},
-        error: 'the server was stopped during the run',
-      }).catch(() => undefined);
-      logger.warn({ runId }, 'pipeline run abandoned by a stop');
-      await context.stop().catch(() => undefined);
-      // the run's work is still on the stack: nothing else would end the process
-      process.exit(1);
-    }
+  if (worker) {
+    console.log('stopping the worker: its current job finishes or is released for another worker');
+    await worker.stop(JOB_RELEASE_GRACE_MS);
+  } else {
+    await queue.stop();
   }
   await context.stop();
   console.log('stopped');
+  // a released job's work may still be on the stack: nothing else would end the process
+  if (worker) process.exit(0);
 }

@@ -2,7 +2,7 @@ import { type Kysely, sql } from 'kysely';
 import type { ChannelFunnel } from '../consent/eligibility.ts';
 import type { Database } from '../db/database.ts';
 import type { ModelTarget } from '../registry/model-catalog.repository.ts';
-import type { ModelVersionStatus, PipelineRunStatus } from '../registry/registry.table.ts';
+import type { ModelVersionStatus, PipelineRunStatus, RunPartStatus } from '../registry/registry.table.ts';
 
 /*
  * The reads behind the model review pages. The registry side holds no personal data; the
@@ -541,11 +541,50 @@ export interface RunDetail extends RunRow {
   }>;
   backend: string | null;
   peakRssMb: number | null;
+  /** 'inline': one process ran it all; 'queue': workers took its parts from the job queue */
+  driver: 'inline' | 'queue';
+  /** how many scoring shards the run fanned out into (queued runs) */
+  shards: number | null;
+  heartbeatAt: Date | null;
+  /** the jobs of a queued run, in the order they run */
+  parts: RunPart[];
+}
+
+/** One job of a run: 'train', 'score:<shard>', 'rank:<score set>' or 'publish'. */
+export interface RunPart {
+  part: string;
+  status: RunPartStatus;
+  attempt: number;
+  worker: string | null;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  rows: number | null;
+  error: string | null;
+}
+
+/** The parts of one run: train, the score shards by number, rank, publish. */
+export async function runParts(db: Kysely<Database>, runId: number): Promise<RunPart[]> {
+  const { rows } = await sql<Record<string, unknown>>`
+    SELECT part, status, attempt, worker, started_at, finished_at, rows, error FROM pipeline_run_parts
+    WHERE run_id = ${runId}
+    ORDER BY CASE split_part(part, ':', 1) WHEN 'train' THEN 0 WHEN 'score' THEN 1 WHEN 'rank' THEN 2 WHEN 'publish' THEN 3 ELSE 4 END,
+      length(part), part`.execute(db);
+  return rows.map((row) => ({
+    part: row.part as string,
+    status: row.status as RunPartStatus,
+    attempt: Number(row.attempt),
+    worker: (row.worker as string | null) ?? null,
+    startedAt: (row.started_at as Date | null) ?? null,
+    finishedAt: (row.finished_at as Date | null) ?? null,
+    rows: num(row.rows),
+    error: (row.error as string | null) ?? null,
+  }));
 }
 
 export async function findRun(db: Kysely<Database>, id: number): Promise<RunDetail | null> {
   const { rows } = await sql<Record<string, unknown>>`
-    SELECT ${RUN_COLUMNS}, r.params, r.summary -> 'targets' AS targets, r.summary ->> 'backend' AS backend, r.summary -> 'peakRssMb' AS peak_rss
+    SELECT ${RUN_COLUMNS}, r.params, r.summary -> 'targets' AS targets, r.summary ->> 'backend' AS backend, r.summary -> 'peakRssMb' AS peak_rss,
+      r.driver, r.shards, r.heartbeat_at
     FROM pipeline_runs r WHERE r.id = ${id}`.execute(db);
   const row = rows[0];
   if (!row) return null;
@@ -555,6 +594,10 @@ export async function findRun(db: Kysely<Database>, id: number): Promise<RunDeta
     params: (row.params as Record<string, unknown>) ?? {},
     backend: (row.backend as string | null) ?? null,
     peakRssMb: num(row.peak_rss),
+    driver: row.driver === 'queue' ? 'queue' : 'inline',
+    shards: num(row.shards),
+    heartbeatAt: (row.heartbeat_at as Date | null) ?? null,
+    parts: await runParts(db, id),
     targets: targets.map((t) => {
       const auc = (t.auc as Record<string, unknown> | undefined) ?? {};
       return {

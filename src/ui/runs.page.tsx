@@ -2,7 +2,7 @@ import type { FC } from 'hono/jsx';
 import * as f from './format.ts';
 import { Badge, type ChartSlot, ChartOrMissing, Layout, type Viewer } from './layout.tsx';
 import { modelPath, targetFromPath } from './paths.ts';
-import type { RunDetail, RunRow } from './review.repository.ts';
+import type { RunDetail, RunPart, RunRow } from './review.repository.ts';
 
 function outcomeSummary(outcomes: Record<string, number>): string {
   const parts = Object.entries(outcomes)
@@ -87,6 +87,56 @@ function targetLink(label: string): string | null {
   return target ? modelPath(target) : null;
 }
 
+const partsDone = (parts: RunPart[]) => parts.filter((part) => part.status === 'succeeded').length;
+
+/** The jobs of a queued run (same columns as `cible runs show`); an inline run has none. */
+const RunParts: FC<{ run: RunDetail }> = ({ run }) =>
+  run.parts.length === 0 ? (
+    <p class="muted">{run.driver === 'queue' ? 'No part taken by a worker yet.' : 'An inline run records no parts: one process ran every stage.'}</p>
+  ) : (
+    <>
+      <p>
+        {f.count(partsDone(run.parts))} of {f.count(run.parts.length)} parts done.
+      </p>
+      <table id="parts">
+        <thead>
+          <tr>
+            <th scope="col">part</th>
+            <th scope="col">status</th>
+            <th class="num" scope="col">
+              attempt
+            </th>
+            <th scope="col">worker</th>
+            <th scope="col">started (UTC)</th>
+            <th class="num" scope="col">
+              duration (s)
+            </th>
+            <th class="num" scope="col">
+              rows processed (rows)
+            </th>
+            <th scope="col">error</th>
+          </tr>
+        </thead>
+        <tbody>
+          {run.parts.map((part) => (
+            <tr class={part.status === 'failed' ? 'problem' : undefined} data-part={part.part}>
+              <td>{part.part}</td>
+              <td>
+                <Badge status={part.status} />
+              </td>
+              <td class="num">{f.count(part.attempt)}</td>
+              <td>{part.worker ?? 'n/a'}</td>
+              <td>{f.dateTime(part.startedAt)}</td>
+              <td class="num">{f.decimal(f.secondsBetween(part.startedAt, part.finishedAt), 1)}</td>
+              <td class="num">{f.count(part.rows)}</td>
+              <td class="reason">{part.error ?? ''}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </>
+  );
+
 export const RunPage: FC<{ viewer: Viewer; run: RunDetail; chart: ChartSlot }> = ({ viewer, run, chart }) => {
   const total = run.stages.reduce((sum, stage) => sum + stage.seconds, 0);
   return (
@@ -113,6 +163,12 @@ export const RunPage: FC<{ viewer: Viewer; run: RunDetail; chart: ChartSlot }> =
         </dd>
         <dt>population</dt>
         <dd>{f.people(run.population)} in the consent snapshot</dd>
+        <dt>driver</dt>
+        <dd id="run-driver">
+          {run.driver === 'queue' ? 'job queue' : 'inline (one process)'}
+          {run.shards === null ? '' : `, ${f.count(run.shards)} scoring shard${run.shards === 1 ? '' : 's'}`}
+          {run.heartbeatAt ? `, last heartbeat ${f.dateTime(run.heartbeatAt)}` : ''}
+        </dd>
         <dt>backend, peak memory</dt>
         <dd>
           {run.backend ?? 'n/a'}, {run.peakRssMb === null ? 'n/a' : `${f.count(run.peakRssMb)} MB`}
@@ -155,6 +211,8 @@ export const RunPage: FC<{ viewer: Viewer; run: RunDetail; chart: ChartSlot }> =
           ))}
         </tbody>
       </table>
+      <h2>Parts</h2>
+      <RunParts run={run} />
       <h2>Targets</h2>
       {run.targets.length === 0 ? (
         <p class="muted">No target outcome recorded.</p>

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPipelineLauncher, type InProcessPipelineLauncher } from '../../pipelines/pipeline-launcher.ts';
 import { findActiveKey } from '../../src/auth/api-key.repository.ts';
 import type { DatabaseHandle } from '../../src/db/engine.ts';
+import type { PipelineLauncher } from '../../src/api/api-env.ts';
+import { createQueueLauncher } from '../../src/jobs/queue-launcher.ts';
+import { startWorker, type Worker } from '../../src/jobs/worker.ts';
 import { createRun, finishRun } from '../../src/registry/registry.repository.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { captureLogger } from '../helpers/silent-logger.ts';
@@ -9,9 +11,10 @@ import { allValid, DAY_MS, movableClock, pipelineContext, seedBase, smallOptions
 import { type ApiHarness, bodyOf, createApiHarness, jsonBody } from './api.fixtures.ts';
 
 /*
- * POST /v1/pipeline/runs and GET /v1/pipeline/runs/{id} with the real in-process launcher on
- * the small pipeline base: a run starts in the background and is followed to its end, a second
- * request while it runs is refused (409), and so is one while another process runs the pipeline.
+ * POST /v1/pipeline/runs and GET /v1/pipeline/runs/{id} with the real job queue and a worker in
+ * this process on the small pipeline base: a run is queued, taken by the worker and followed to
+ * its end, a second request meanwhile is refused (409), and so is one while another process runs
+ * the pipeline.
  */
 
 process.env.CIBLE_CODE_VERSION = 'pipeline-runs-api-test';
@@ -20,7 +23,8 @@ const NOW = new Date('2026-11-01T06:00:00Z');
 const CONTACTS = 300;
 
 let database: DatabaseHandle;
-let launcher: InProcessPipelineLauncher;
+let launcher: PipelineLauncher;
+let worker: Worker;
 let api: ApiHarness;
 const clock = movableClock(NOW);
 
@@ -29,11 +33,12 @@ beforeAll(async () => {
   await seedBase(database, { seed: 4242, from: new Date(NOW.getTime() - 400 * DAY_MS), to: NOW, consents: allValid(CONTACTS) });
   const context = pipelineContext(database, clock);
   const { kind: _kind, trigger: _trigger, asOf: _asOf, products: _products, ...defaults } = smallOptions();
-  launcher = createPipelineLauncher(context, defaults);
+  worker = await startWorker(context, { concurrency: 1, schedule: false, pollingIntervalSeconds: 0.5 });
+  launcher = createQueueLauncher(context, worker.queue, defaults);
   api = await createApiHarness({ database, pipeline: launcher, clock, logger: context.logger });
 }, 120_000);
 afterAll(async () => {
-  await launcher?.idle();
+  await worker?.stop(60_000);
   await api?.close();
 });
 
@@ -112,11 +117,10 @@ describe('refused before any work', () => {
     try {
       const response = await api.call('scheduler', '/v1/pipeline/runs', jsonBody('POST', {}));
       expect(response.status).toBe(409);
-      expect((await problemOf(response)).detail).toBe(`pipeline run ${other} is still running; try again when it has finished`);
+      expect((await problemOf(response)).detail).toBe(`pipeline run ${other} is running; try again when it has finished`);
     } finally {
       await finishRun(database.db, other, { status: 'failed', finishedAt: NOW, summary: {}, error: 'test' });
     }
-    expect(launcher.activeRunId()).toBeNull();
   });
 });
 
@@ -125,17 +129,16 @@ describe('a run started through the API', () => {
     const started = await api.call('scheduler', '/v1/pipeline/runs', jsonBody('POST', { products: ['PL-REFILL'], horizonDays: 30 }));
     expect(started.status).toBe(202);
     const body = await bodyOf(started);
-    expect(body).toEqual({ runId: expect.any(Number), status: 'running' });
+    expect(body).toEqual({ runId: expect.any(Number), status: 'queued' });
     expect(started.headers.get('location')).toBe(`/v1/pipeline/runs/${body.runId}`);
-    expect(launcher.activeRunId()).toBe(body.runId);
 
     const second = await api.call('admin', '/v1/pipeline/runs', jsonBody('POST', {}));
     expect(second.status).toBe(409);
-    expect((await problemOf(second)).detail).toBe(`pipeline run ${body.runId} is still running`);
+    expect((await problemOf(second)).detail).toMatch(new RegExp(`^pipeline run ${body.runId} is (queued|running); try again when it has finished$`));
 
     const following = await api.call('scheduler', started.headers.get('location') as string);
     expect(following.status).toBe(200);
-    expect(await bodyOf(following)).toMatchObject({ id: body.runId, kind: 'pipeline', status: 'running', finishedAt: null, error: null });
+    expect(await bodyOf(following)).toMatchObject({ id: body.runId, kind: 'pipeline', status: expect.stringMatching(/^(queued|running)$/), finishedAt: null, error: null });
 
     const run = await waitForEnd(body.runId, 150_000);
     const schedulerId = (await findActiveKey(database.db, api.keys.scheduler))?.id;
@@ -154,8 +157,6 @@ describe('a run started through the API', () => {
     expect(run.summary).toMatchObject({ runId: body.runId, kind: 'pipeline', population: CONTACTS });
     const refill = (run.summary.targets as Array<{ target: string; status: string }>).find((target) => target.target === 'product:PL-REFILL');
     expect(refill?.status).toBe('champion');
-    await launcher.idle();
-    expect(launcher.activeRunId()).toBeNull();
 
     // the registry shows what the run promoted
     const model = await bodyOf(await api.call('data_scientist', '/v1/models/PL-REFILL'));
@@ -169,16 +170,21 @@ describe('a run started through the API', () => {
     expect(nextRun).toMatchObject({ status: 'succeeded', asOf: '2026-10-15T00:00:00.000Z', horizonDays: 14, params: { products: null } });
   });
 
-  it('records a failure in the run and logs it without personal data', { timeout: 60_000 }, async () => {
+  it('records a failure in the run after the retries and logs it without personal data', { timeout: 90_000 }, async () => {
     const captured = captureLogger();
     const context = { ...pipelineContext(database, clock), logger: captured.logger };
-    const failing = createPipelineLauncher(context, { training: { ...smallOptions().training, algorithms: ['no-such-network' as 'mlp'] } });
+    const failingWorker = await startWorker(context, { concurrency: 1, schedule: false, pollingIntervalSeconds: 0.5 });
+    await worker.stop(60_000);
+    worker = failingWorker;
+    const failing = createQueueLauncher(context, failingWorker.queue, { training: { ...smallOptions().training, algorithms: ['no-such-network' as 'mlp'] } });
     const runId = await failing.start({ products: ['PL-REFILL'], actor: 'test' });
-    await failing.idle();
-    const run = await waitForEnd(runId, 30_000);
-    expect(run).toMatchObject({ status: 'failed', trigger: 'api:test', error: expect.any(String) });
-    const failure = captured.lines.map((line) => JSON.parse(line)).find((line) => line.msg.startsWith('pipeline run failed'));
-    expect(failure).toMatchObject({ level: 50, runId, err: { type: expect.any(String) } });
+    const run = await waitForEnd(runId, 60_000);
+    expect(run).toMatchObject({ status: 'failed', trigger: 'api:test', error: expect.stringMatching(/^train failed: /) });
+    const failures = captured.lines.map((line) => JSON.parse(line)).filter((line) => line.msg.startsWith('job failed'));
+    // the first attempt and its two retries
+    expect(failures.map((line) => line.attempt)).toEqual([1, 2, 3]);
+    const failure = failures.at(-1);
+    expect(failure).toMatchObject({ level: 50, runId, part: 'train', last: true, err: { type: expect.any(String) } });
     // the type (and code) only: never the message, which may quote data
     for (const key of Object.keys(failure.err)) expect(['type', 'code']).toContain(key);
     expect(JSON.stringify(failure)).not.toContain(run.error);

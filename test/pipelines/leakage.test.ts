@@ -7,7 +7,7 @@ import { DEFAULT_SPECIAL_CATEGORIES } from '../../pipelines/feature-spec.ts';
 import { computeFeatures, type FeatureLayout, type FeatureMatrix, featureLayout } from '../../pipelines/features.ts';
 import type { Database } from '../../src/db/database.ts';
 import type { DatabaseHandle } from '../../src/db/engine.ts';
-import { createRun } from '../../src/registry/registry.repository.ts';
+import { createRun, finishRun } from '../../src/registry/registry.repository.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { allTargets, allValid, type Base, DAY_MS, PRODUCTS, type PurchaseRow, seedBase, type Sku } from './pipeline.fixtures.ts';
 
@@ -137,6 +137,8 @@ beforeAll(async () => {
   });
   const snapshot = await takeConsentSnapshot(database.db, runId, SNAPSHOT_AT, false);
   expect(snapshot.size).toBe(CONTACTS);
+  // the snapshot stays; the run is over, so that the reruns below may start (one active run at a time)
+  await finishRun(database.db, runId, { status: 'succeeded', finishedAt: SNAPSHOT_AT, summary: {} });
   const targets = await allTargets(database, DEFAULT_SPECIAL_CATEGORIES);
   const categories = [...new Set(targets.flatMap((target) => (target.kind === 'category' ? [target.key] : [])))];
   layout = featureLayout(targets, categories, DEFAULT_SPECIAL_CATEGORIES);

@@ -13,7 +13,7 @@ import { classifyCategories, selectTargets } from '../../pipelines/targets.ts';
 import { UserError } from '../../src/cli/cli-context.ts';
 import { parseAsOf, parseHorizon } from '../../src/cli/pipeline.command.ts';
 import type { DatabaseHandle } from '../../src/db/engine.ts';
-import { createRun } from '../../src/registry/registry.repository.ts';
+import { createRun, finishRun } from '../../src/registry/registry.repository.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { allValid, DAY_MS, seedBase } from './pipeline.fixtures.ts';
 
@@ -156,6 +156,7 @@ describe('special categories the allowlist names are kept out of the SQL stages 
     await seedBase(database, { seed: 99, from: new Date(RUN_AT.getTime() - 200 * DAY_MS), to: RUN_AT, consents: allValid(100) });
     runId = await createRun(database.db, { kind: 'pipeline', trigger: 'test', asOf: RUN_AT, horizonDays: 30, params: {}, startedAt: RUN_AT });
     await takeConsentSnapshot(database.db, runId, RUN_AT, true);
+    await finishRun(database.db, runId, { status: 'succeeded', finishedAt: RUN_AT, summary: {} });
   });
   afterAll(() => database?.close());
 

@@ -3,7 +3,7 @@ import { switchLive, writeScoreSet } from '../../pipelines/scoring.ts';
 import type { ConsentStatus } from '../../src/consent/consent.table.ts';
 import { sha256Hex } from '../../src/contacts/identity.ts';
 import type { DatabaseHandle } from '../../src/db/engine.ts';
-import { createRun, ensureModel, insertVersion, promoteVersion } from '../../src/registry/registry.repository.ts';
+import { createRun, ensureModel, finishRun, insertVersion, promoteVersion } from '../../src/registry/registry.repository.ts';
 
 /*
  * A scored base for target lists, written through the real registry and scoring code:
@@ -124,6 +124,7 @@ export async function seedScoredBase(database: DatabaseHandle, count: number, no
   });
   await db.updateTable('score_sets').set({ row_count: rows }).where('id', '=', scoreSetId).execute();
   await switchLive(db, modelId, scoreSetId, now);
+  await finishRun(db, runId, { status: 'succeeded', finishedAt: now, summary: {} });
   await sql`ANALYZE`.execute(db);
   return { people, modelId, versionId: version.id, scoreSetId };
 }

@@ -470,6 +470,15 @@ describe('a model page', () => {
     const withFailure = await (await page('dpo', '/ui/runs')).text();
     expect(withFailure).toContain('out of memory in features');
     expect(await (await page('dpo', `/ui/runs/${failed.id}`)).text()).toContain('out of memory in features');
+    // a queued run's parts, with its driver and shards, on its page
+    await api.database.db.updateTable('pipeline_runs').set({ driver: 'queue', shards: 2 }).where('id', '=', failed.id).execute();
+    await api.database.db
+      .insertInto('pipeline_run_parts')
+      .values({ run_id: failed.id, part: 'score:1', status: 'failed', attempt: 2, worker: 'worker-b:4242', started_at: new Date('2026-11-02T07:00:00Z'), finished_at: new Date('2026-11-02T07:00:12Z'), rows: 150, output: null, error: 'shard lost its lease' })
+      .execute();
+    const queued = await (await page('data_scientist', `/ui/runs/${failed.id}`)).text();
+    expect(queued).toMatch(/<tr class="problem" data-part="score:1"><td>score:1<\/td><td><span[^>]*>failed<\/span><\/td><td class="num">2<\/td><td>worker-b:4242<\/td><td>2026-11-02 07:00 UTC<\/td><td class="num">12\.0<\/td><td class="num">150<\/td><td class="reason">shard lost its lease<\/td><\/tr>/);
+    expect(queued).toContain('job queue, 2 scoring shards');
   });
 });
 

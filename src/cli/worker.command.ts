@@ -1,0 +1,34 @@
+import type { Command } from 'commander';
+import { loadConfig } from '../config.ts';
+import { createContext } from '../context.ts';
+import { startWorker } from '../jobs/worker.ts';
+import { nextSignal } from './serve.command.ts';
+import { positiveInteger } from './cli-context.ts';
+
+/** a job still running this long after SIGTERM is released for another worker */
+export const JOB_RELEASE_GRACE_MS = 30_000;
+
+export function registerWorkerCommand(program: Command): void {
+  program
+    .command('worker')
+    .description(
+      'take pipeline jobs (training, scoring shards, ranking, publishing) and consent sweeps from the job queue; run as many as you like against one database. Also enqueues the nightly run (CIBLE_PIPELINE_CRON in CIBLE_PIPELINE_TIMEZONE) unless --no-schedule. Stops on SIGTERM: the current job finishes or, after 30 s, is released for another worker',
+    )
+    .option('--concurrency <n>', 'jobs of each kind this process works on at once', positiveInteger('--concurrency'), 1)
+    .option('--no-schedule', 'do not enqueue scheduled runs and sweeps from this process')
+    .action(async (flags: { concurrency: number; schedule: boolean }) => {
+      const context = await createContext(loadConfig(), { migrate: true, defaultLogLevel: 'info' });
+      const stop = nextSignal();
+      try {
+        const worker = await startWorker(context, { concurrency: flags.concurrency, schedule: flags.schedule });
+        console.log(`cible worker started (${context.database.engine} database, concurrency ${flags.concurrency}${flags.schedule ? `, schedule ${context.config.jobs.cron} ${context.config.jobs.timeZone}` : ''})`);
+        const signal = await stop;
+        context.logger.info({ signal }, 'stopping worker');
+        await worker.stop(JOB_RELEASE_GRACE_MS);
+      } finally {
+        await context.stop();
+      }
+      // a released job's work may still be on the stack: nothing else would end the process
+      process.exit(0);
+    });
+}

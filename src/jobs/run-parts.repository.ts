@@ -1,0 +1,78 @@
+import { type Kysely, sql } from 'kysely';
+import type { Database } from '../db/database.ts';
+
+/** Another attempt of the same part has started since this one: this one must not record anything. */
+export class StaleAttemptError extends Error {}
+
+/**
+ * Starts an attempt at a part of a run and returns its number, or null when the part has
+ * already succeeded (a retry of a job whose work was committed just before its worker died).
+ * Each attempt takes the next number: only the latest may complete the part.
+ */
+export async function claimPart(db: Kysely<Database>, runId: number, part: string, worker: string, now: Date): Promise<number | null> {
+  const { rows } = await sql<{ attempt: number }>`
+    INSERT INTO pipeline_run_parts AS p (run_id, part, status, attempt, worker, started_at)
+    VALUES (${runId}, ${part}, 'running', 1, ${worker}, ${now})
+    ON CONFLICT (run_id, part) DO UPDATE
+      SET attempt = p.attempt + 1, status = 'running', worker = excluded.worker, started_at = excluded.started_at,
+          finished_at = NULL, error = NULL
+      WHERE p.status <> 'succeeded'
+    RETURNING attempt`.execute(db);
+  return rows[0]?.attempt ?? null;
+}
+
+/** Records a part as done with its output, in the caller's transaction; refuses a superseded attempt. */
+export async function completePart(
+  trx: Kysely<Database>,
+  runId: number,
+  part: string,
+  attempt: number,
+  now: Date,
+  result: { rows: number; output: Record<string, unknown> },
+): Promise<void> {
+  const done = await trx
+    .updateTable('pipeline_run_parts')
+    .set({ status: 'succeeded', finished_at: now, rows: result.rows, output: JSON.stringify(result.output) })
+    .where('run_id', '=', runId)
+    .where('part', '=', part)
+    .where('attempt', '=', attempt)
+    .where('status', '=', 'running')
+    .returning('part')
+    .executeTakeFirst();
+  if (!done) throw new StaleAttemptError(`attempt ${attempt} of part ${part} of run ${runId} was superseded by a later attempt`);
+}
+
+export async function failPart(db: Kysely<Database>, runId: number, part: string, attempt: number, now: Date, error: string): Promise<void> {
+  await db
+    .updateTable('pipeline_run_parts')
+    .set({ status: 'failed', finished_at: now, error })
+    .where('run_id', '=', runId)
+    .where('part', '=', part)
+    .where('attempt', '=', attempt)
+    .execute();
+}
+
+export interface PartRecord {
+  part: string;
+  status: 'running' | 'succeeded' | 'failed';
+  attempt: number;
+  rows: number | null;
+  output: Record<string, unknown> | null;
+  error: string | null;
+}
+
+/** The run's parts whose name starts with `prefix` ('score:', 'rank:', 'train'). */
+export async function partsOf(db: Kysely<Database>, runId: number, prefix: string): Promise<PartRecord[]> {
+  return db
+    .selectFrom('pipeline_run_parts')
+    .select(['part', 'status', 'attempt', 'rows', 'output', 'error'])
+    .where('run_id', '=', runId)
+    .where('part', 'like', `${prefix}%`)
+    .orderBy('part')
+    .execute();
+}
+
+/** Locks the run's row until the transaction ends: the last part to finish is decided once. */
+export async function lockRun(trx: Kysely<Database>, runId: number): Promise<void> {
+  await sql`SELECT id FROM pipeline_runs WHERE id = ${runId} FOR UPDATE`.execute(trx);
+}
