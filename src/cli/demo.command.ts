@@ -77,7 +77,7 @@ export function registerDemoCommands(program: Command): void {
         }
         console.log(`API documentation: ${base}/docs`);
       });
-      if (flags.serve) await serveApi();
+      if (flags.serve) await serveApi({ withWorker: true });
     });
 
   program

@@ -22,6 +22,8 @@ describe('GET /metrics', () => {
     // real people, scores and a running pipeline run, so that real target lists can be made
     base = await seedScoredBase(api.database, 20, NOW);
     const { db } = api.database;
+    // the seeded base's run, still running (the only active run)
+    await db.updateTable('pipeline_runs').set({ status: 'running', finished_at: null }).where('trigger', '=', 'test').execute();
 
     const runs = await db
       .insertInto('pipeline_runs')
