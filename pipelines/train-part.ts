@@ -6,7 +6,7 @@ import type { AppContext } from '../src/context.ts';
 import type { Database } from '../src/db/database.ts';
 import { codeVersion } from '../src/registry/code-version.ts';
 import { exportNetwork, loadNetwork, saveNetwork } from '../src/registry/model-store.ts';
-import { type Champion, championOf, type NewVersion } from '../src/registry/registry.repository.ts';
+import { type Champion, championOf, modelIdOf, type NewVersion } from '../src/registry/registry.repository.ts';
 import { type BuyTillYouDie, type BuyTillYouDieFit, fillBuyTillYouDie, fitBuyTillYouDie } from './buy-till-you-die.ts';
 import { takeConsentSnapshot } from './consent-snapshot.ts';
 import { type FeatureProfile, featureProfile } from './feature-profile.ts';
@@ -295,7 +295,7 @@ export async function trainRun(
         const pair = networks.get(choice.kind) as NetworkPair;
         let status: 'champion' | 'candidate' | 'rejected' = choice.beatsBaselines ? 'candidate' : 'rejected';
         let reason = choice.reason;
-        const modelId = await existingModelId(db, target);
+        const modelId = await modelIdOf(db, target);
         const champion = modelId === null ? null : await championOf(db, modelId);
         if (status === 'candidate' && options.kind === 'pipeline') {
           const championAuc = champion ? await championAucOnWindow(t, context, champion, target, index, targets.length, evaluated.labelled, layout, championPredictions) : null;
@@ -516,17 +516,6 @@ async function predictWithStoredNetwork(
   } finally {
     model.dispose();
   }
-}
-
-/** The registry id of a target's model, if it ever had one (created when a run publishes). */
-async function existingModelId(db: Kysely<Database>, target: Target): Promise<number | null> {
-  const row = await db
-    .selectFrom('models')
-    .select('id')
-    .where('target_kind', '=', target.kind)
-    .where('target_key', '=', target.key)
-    .executeTakeFirst();
-  return row?.id ?? null;
 }
 
 /** A score set id taken now, so that scoring jobs write rows under it before the set exists. */

@@ -91,7 +91,8 @@ export const DEFAULT_JOB_SETTINGS: JobSettings = {
   staleRunSeconds: 600,
 };
 
-function isTimeZone(value: string): boolean {
+/** An IANA time zone name this runtime knows, such as Europe/Paris. */
+export function isTimeZone(value: string): boolean {
   try {
     new Intl.DateTimeFormat('en', { timeZone: value });
     return true;

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { type RunPart, runParts } from '../jobs/run-parts.repository.ts';
 import { type Kysely, sql } from 'kysely';
 import type { AppContext } from '../context.ts';
 import type { Database } from '../db/database.ts';
@@ -27,16 +28,8 @@ export interface RunListEntry {
   partCounts: { succeeded: number; failed: number; running: number; total: number };
 }
 
-export interface RunPartEntry {
-  part: string;
-  status: RunPartStatus;
-  attempt: number;
-  worker: string | null;
-  startedAt: Date | null;
-  finishedAt: Date | null;
+export interface RunPartEntry extends RunPart {
   seconds: number | null;
-  rows: number | null;
-  error: string | null;
 }
 
 export interface RunShowEntry extends RunListEntry {
@@ -110,11 +103,7 @@ export async function showRun(db: Kysely<Database>, id: number): Promise<RunShow
     FROM pipeline_runs r ${PART_COUNTS} WHERE r.id = ${id}`.execute(db);
   const row = rows[0];
   if (!row) return null;
-  const parts = await sql<Record<string, unknown>>`
-    SELECT part, status, attempt, worker, started_at, finished_at, rows, error FROM pipeline_run_parts
-    WHERE run_id = ${id}
-    ORDER BY CASE split_part(part, ':', 1) WHEN 'train' THEN 0 WHEN 'score' THEN 1 WHEN 'rank' THEN 2 WHEN 'publish' THEN 3 ELSE 4 END,
-      length(part), part`.execute(db);
+  const parts = await runParts(db, id);
   const byStatus = (row.outcomes as Record<string, number> | null) ?? {};
   return {
     ...listEntry(row),
@@ -122,21 +111,7 @@ export async function showRun(db: Kysely<Database>, id: number): Promise<RunShow
     shards: num(row.shards),
     heartbeatAt: (row.heartbeat_at as Date | null) ?? null,
     error: (row.error as string | null) ?? null,
-    parts: parts.rows.map((part) => {
-      const startedAt = (part.started_at as Date | null) ?? null;
-      const finishedAt = (part.finished_at as Date | null) ?? null;
-      return {
-        part: part.part as string,
-        status: part.status as RunPartStatus,
-        attempt: Number(part.attempt),
-        worker: (part.worker as string | null) ?? null,
-        startedAt,
-        finishedAt,
-        seconds: secondsBetween(startedAt, finishedAt),
-        rows: num(part.rows),
-        error: (part.error as string | null) ?? null,
-      };
-    }),
+    parts: parts.map((part) => ({ ...part, seconds: secondsBetween(part.startedAt, part.finishedAt) })),
     targets: { total: Object.values(byStatus).reduce((sum, n) => sum + Number(n), 0), byStatus },
   };
 }

@@ -1,3 +1,4 @@
+import type { RunPartStatus } from '../registry/registry.table.ts';
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '../db/database.ts';
 
@@ -76,3 +77,35 @@ export async function partsOf(db: Kysely<Database>, runId: number, prefix: strin
 export async function lockRun(trx: Kysely<Database>, runId: number): Promise<void> {
   await sql`SELECT id FROM pipeline_runs WHERE id = ${runId} FOR UPDATE`.execute(trx);
 }
+
+/** One job of a run: 'train', 'score:<shard>', 'rank:<score set>' or 'publish'. */
+export interface RunPart {
+  part: string;
+  status: RunPartStatus;
+  attempt: number;
+  worker: string | null;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  rows: number | null;
+  error: string | null;
+}
+
+/** The parts of one run in the order they run: train, the score shards by number, rank, publish. */
+export async function runParts(db: Kysely<Database>, runId: number): Promise<RunPart[]> {
+  const { rows } = await sql<Record<string, unknown>>`
+    SELECT part, status, attempt, worker, started_at, finished_at, rows, error FROM pipeline_run_parts
+    WHERE run_id = ${runId}
+    ORDER BY CASE split_part(part, ':', 1) WHEN 'train' THEN 0 WHEN 'score' THEN 1 WHEN 'rank' THEN 2 WHEN 'publish' THEN 3 ELSE 4 END,
+      length(part), part`.execute(db);
+  return rows.map((row) => ({
+    part: row.part as string,
+    status: row.status as RunPartStatus,
+    attempt: Number(row.attempt),
+    worker: (row.worker as string | null) ?? null,
+    startedAt: (row.started_at as Date | null) ?? null,
+    finishedAt: (row.finished_at as Date | null) ?? null,
+    rows: row.rows === null || row.rows === undefined ? null : Number(row.rows),
+    error: (row.error as string | null) ?? null,
+  }));
+}
+

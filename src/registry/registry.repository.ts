@@ -108,13 +108,18 @@ export async function ensureModel(db: Kysely<Database>, target: ModelKey): Promi
     .values({ target_kind: target.kind, target_key: target.key, product_id: target.productId })
     .onConflict((conflict) => conflict.columns(['target_kind', 'target_key']).doNothing())
     .execute();
+  return (await modelIdOf(db, target)) as number;
+}
+
+/** The registry id of a target's model, if it ever had one (created when a run publishes). */
+export async function modelIdOf(db: Kysely<Database>, target: Pick<ModelKey, 'kind' | 'key'>): Promise<number | null> {
   const row = await db
     .selectFrom('models')
     .select('id')
     .where('target_kind', '=', target.kind)
     .where('target_key', '=', target.key)
-    .executeTakeFirstOrThrow();
-  return row.id;
+    .executeTakeFirst();
+  return row?.id ?? null;
 }
 
 export interface Champion {

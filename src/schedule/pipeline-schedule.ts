@@ -1,5 +1,6 @@
 import cronParser from 'cron-parser';
 import type { Clock } from '../clock.ts';
+import { isTimeZone } from '../config.ts';
 import type { Logger } from '../logger.ts';
 
 /**
@@ -31,14 +32,6 @@ export class ScheduleError extends Error {
   override name = 'ScheduleError';
 }
 
-function isTimeZone(value: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: value });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function expressionFrom(schedule: PipelineSchedule, currentDate: Date) {
   return cronParser.parseExpression(schedule.cron, { currentDate, tz: schedule.timeZone });

@@ -1,4 +1,5 @@
 import { type Kysely, sql } from 'kysely';
+import { type RunPart, runParts } from '../jobs/run-parts.repository.ts';
 import type { ChannelFunnel } from '../consent/eligibility.ts';
 import type { Database } from '../db/database.ts';
 import type { ModelTarget } from '../registry/model-catalog.repository.ts';
@@ -550,36 +551,7 @@ export interface RunDetail extends RunRow {
   parts: RunPart[];
 }
 
-/** One job of a run: 'train', 'score:<shard>', 'rank:<score set>' or 'publish'. */
-export interface RunPart {
-  part: string;
-  status: RunPartStatus;
-  attempt: number;
-  worker: string | null;
-  startedAt: Date | null;
-  finishedAt: Date | null;
-  rows: number | null;
-  error: string | null;
-}
-
-/** The parts of one run: train, the score shards by number, rank, publish. */
-export async function runParts(db: Kysely<Database>, runId: number): Promise<RunPart[]> {
-  const { rows } = await sql<Record<string, unknown>>`
-    SELECT part, status, attempt, worker, started_at, finished_at, rows, error FROM pipeline_run_parts
-    WHERE run_id = ${runId}
-    ORDER BY CASE split_part(part, ':', 1) WHEN 'train' THEN 0 WHEN 'score' THEN 1 WHEN 'rank' THEN 2 WHEN 'publish' THEN 3 ELSE 4 END,
-      length(part), part`.execute(db);
-  return rows.map((row) => ({
-    part: row.part as string,
-    status: row.status as RunPartStatus,
-    attempt: Number(row.attempt),
-    worker: (row.worker as string | null) ?? null,
-    startedAt: (row.started_at as Date | null) ?? null,
-    finishedAt: (row.finished_at as Date | null) ?? null,
-    rows: num(row.rows),
-    error: (row.error as string | null) ?? null,
-  }));
-}
+export type { RunPart } from '../jobs/run-parts.repository.ts';
 
 export async function findRun(db: Kysely<Database>, id: number): Promise<RunDetail | null> {
   const { rows } = await sql<Record<string, unknown>>`

@@ -52,7 +52,7 @@ async function waitForEnd(runId: number, deadlineMs: number) {
   const deadline = Date.now() + deadlineMs;
   for (;;) {
     const response = await api.call('data_scientist', `/v1/pipeline/runs/${runId}`);
-    expect(response.status).toBe(200);
+    expect(response.status, await response.clone().text()).toBe(200);
     const run = await bodyOf(response);
     if (run.status !== 'running' && run.status !== 'queued') return run;
     if (Date.now() > deadline) throw new Error(`run ${runId} still ${run.status} after ${deadlineMs} ms`);
@@ -137,7 +137,7 @@ describe('a run started through the API', () => {
     expect((await problemOf(second)).detail).toMatch(new RegExp(`^pipeline run ${body.runId} is (queued|running); try again when it has finished$`));
 
     const following = await api.call('scheduler', started.headers.get('location') as string);
-    expect(following.status).toBe(200);
+    expect(following.status, await following.clone().text()).toBe(200);
     expect(await bodyOf(following)).toMatchObject({ id: body.runId, kind: 'pipeline', status: expect.stringMatching(/^(queued|running)$/), finishedAt: null, error: null });
 
     const run = await waitForEnd(body.runId, 150_000);
@@ -155,6 +155,13 @@ describe('a run started through the API', () => {
       error: null,
     });
     expect(run.summary).toMatchObject({ runId: body.runId, kind: 'pipeline', population: CONTACTS });
+    // its jobs, in the order they ran, all taken by this process's worker
+    expect(run.driver).toBe('queue');
+    const names = (run.parts as Array<{ part: string; status: string; attempt: number; worker: string }>).map((part) => part.part);
+    expect(names.slice(0, 3)).toEqual(['train', 'score:0', 'score:1']);
+    expect(names.at(-1)).toBe('publish');
+    expect(names.filter((name) => name.startsWith('rank:')).length).toBeGreaterThan(0);
+    for (const part of run.parts) expect(part).toMatchObject({ status: 'succeeded', attempt: 1, worker: expect.stringMatching(new RegExp(`:${process.pid}$`)) });
     const refill = (run.summary.targets as Array<{ target: string; status: string }>).find((target) => target.target === 'product:PL-REFILL');
     expect(refill?.status).toBe('champion');
 

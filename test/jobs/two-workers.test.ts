@@ -175,5 +175,12 @@ describe('two worker processes on one PostgreSQL', () => {
     const { rows } = await sql<{ model_id: number }>`
       SELECT model_id FROM model_versions WHERE status = 'champion' GROUP BY model_id HAVING count(*) > 1`.execute(database.db);
     expect(rows).toEqual([]);
+
+    // SIGTERM: an idle worker stops at once and cleanly
+    const stopping = Date.now();
+    survivor.kill('SIGTERM');
+    const [code] = await once(survivor, 'exit');
+    expect(code).toBe(0);
+    expect(Date.now() - stopping).toBeLessThan(20_000);
   });
 });

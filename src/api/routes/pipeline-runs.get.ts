@@ -1,4 +1,5 @@
 import { type OpenAPIHono, z } from '@hono/zod-openapi';
+import { runParts } from '../../jobs/run-parts.repository.ts';
 import type { AppEnv } from '../api-env.ts';
 import { ApiError, problemResponses } from '../problem.ts';
 import { securedRoute } from '../secured-route.ts';
@@ -21,6 +22,21 @@ const PipelineRunSchema = z
     finishedAt: DateTime.nullable(),
     summary: z.record(z.string(), z.unknown()).openapi({ description: 'the run report once finished: targets and their outcome, stages and timings' }),
     error: z.string().nullable(),
+    driver: z.enum(['inline', 'queue']).openapi({ description: '"queue": its parts were jobs taken by workers; "inline": one process ran it' }),
+    parts: z
+      .array(
+        z.object({
+          part: z.string().openapi({ example: 'score:1', description: '"train", "score:<shard>", "rank:<score set>" or "publish"' }),
+          status: z.enum(['running', 'succeeded', 'failed']),
+          attempt: z.number().int(),
+          worker: z.string().nullable().openapi({ description: 'host:pid of the worker that took the latest attempt' }),
+          startedAt: DateTime.nullable(),
+          finishedAt: DateTime.nullable(),
+          rows: z.number().int().nullable(),
+          error: z.string().nullable(),
+        }),
+      )
+      .openapi({ description: 'the jobs of a queued run, in the order they run' }),
   })
   .openapi('PipelineRun');
 
@@ -28,7 +44,7 @@ const route = securedRoute(['scheduler', 'data_scientist', 'admin'], {
   method: 'get',
   path: '/v1/pipeline/runs/{id}',
   tags: ['pipeline'],
-  summary: 'One pipeline run: status, times, summary, error',
+  summary: 'One pipeline run: status, times, its parts (jobs), summary, error',
   request: {
     params: z.object({
       id: z
@@ -48,7 +64,7 @@ export function registerGetPipelineRun(app: OpenAPIHono<AppEnv>): void {
     const id = Number(c.req.valid('param').id);
     const run = await c.var.db
       .selectFrom('pipeline_runs')
-      .select(['id', 'kind', 'status', 'trigger', 'as_of', 'horizon_days', 'params', 'created_at', 'started_at', 'finished_at', 'summary', 'error'])
+      .select(['id', 'kind', 'status', 'trigger', 'as_of', 'horizon_days', 'params', 'created_at', 'started_at', 'finished_at', 'summary', 'error', 'driver'])
       .where('id', '=', id)
       .executeTakeFirst();
     if (!run) throw new ApiError(404, 'Not found', `no pipeline run ${id}`);
@@ -66,6 +82,12 @@ export function registerGetPipelineRun(app: OpenAPIHono<AppEnv>): void {
         finishedAt: run.finished_at?.toISOString() ?? null,
         summary: run.summary ?? {},
         error: run.error,
+        driver: run.driver,
+        parts: (await runParts(c.var.db, id)).map((part) => ({
+          ...part,
+          startedAt: part.startedAt?.toISOString() ?? null,
+          finishedAt: part.finishedAt?.toISOString() ?? null,
+        })),
       },
       200,
     );
