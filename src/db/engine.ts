@@ -70,8 +70,12 @@ async function openPglite(dataDir: string): Promise<DatabaseHandle> {
     maxConnections: 16,
   });
   await server.start();
+  // One connection: the socket server interleaves protocol messages, not whole queries or
+  // transactions, so a second connection's statement could land inside the first one's
+  // transaction (seen: a run inserted by the API inside a worker's open transaction). With one
+  // connection every query and transaction runs whole, one after the other.
   const pool = ignoreIdleClientErrors(
-    new pg.Pool({ host: socketDir, port: 5432, user: 'postgres', database: 'postgres', max: 8, types: typeParsers }),
+    new pg.Pool({ host: socketDir, port: 5432, user: 'postgres', database: 'postgres', max: 1, types: typeParsers }),
   );
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {

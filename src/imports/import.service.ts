@@ -3,6 +3,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { basename } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import type { Logger } from 'pino';
+import type pg from 'pg';
 import { type BulkValue, openBulkWriter } from '../db/bulk.ts';
 import type { DatabaseHandle } from '../db/engine.ts';
 import { openCsv } from './csv-source.ts';
@@ -121,7 +122,7 @@ export async function importCsv(
     if (rejects.count > 0 && !options.skipInvalid) {
       await client.query('ROLLBACK');
       const report = buildReport('rejected', session.importId, emptyCounts());
-      await recordRejectedImport(deps, importer.kind, file, report, options);
+      await recordRejectedImport(client, deps, importer.kind, file, report, options);
       return report;
     }
     const counts = await importer.apply(session);
@@ -173,15 +174,16 @@ function emptyCounts(): ApplyCounts {
   return { inserted: 0, updated: 0, unchanged: 0, merged: 0 };
 }
 
-/** The refused attempt is itself recorded, outside the rolled-back transaction. */
+/** The refused attempt is itself recorded, outside the rolled-back transaction (on the same connection). */
 async function recordRejectedImport(
+  client: pg.PoolClient,
   deps: ImportDependencies,
   kind: string,
   file: string,
   report: ImportReport,
   options: ImportOptions,
 ): Promise<void> {
-  const { rows } = await deps.database.pool.query<{ id: number }>(
+  const { rows } = await client.query<{ id: number }>(
     `INSERT INTO imports (kind, file_name, status, started_at, finished_at, rows_read, rows_imported, rows_rejected, options)
      VALUES ($1, $2, 'rejected', $3, $3, $4, 0, $5, $6) RETURNING id`,
     [kind, basename(file), deps.now, report.rowsRead, report.rejected, JSON.stringify(options)],
