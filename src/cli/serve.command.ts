@@ -5,9 +5,10 @@ import type { Command } from 'commander';
 import { createApp } from '../api/app.ts';
 import { loadConfig } from '../config.ts';
 import { createContext } from '../context.ts';
-import { openJobQueue } from '../jobs/job-queue.ts';
+import { type JobQueue, openJobQueue } from '../jobs/job-queue.ts';
 import { createQueueLauncher } from '../jobs/queue-launcher.ts';
-import { startWorker } from '../jobs/worker.ts';
+import { startWorker, type Worker } from '../jobs/worker.ts';
+import { ScheduleError } from '../schedule/pipeline-schedule.ts';
 import { JOB_RELEASE_GRACE_MS } from './worker.command.ts';
 import { UserError } from './cli-context.ts';
 
@@ -62,8 +63,15 @@ export async function serveApi(options: { withWorker: boolean } = { withWorker: 
   const context = await createContext(config, { migrate: true, defaultLogLevel: 'info' });
   const { logger } = context;
   // runs asked for over HTTP are queued; a worker (this process with --with-worker, or others) takes them
-  const worker = options.withWorker ? await startWorker(context, { concurrency: 1, schedule: true }) : null;
-  const queue = worker?.queue ?? (await openJobQueue(context));
+  let worker: Worker | null = null;
+  let queue: JobQueue;
+  try {
+    worker = options.withWorker ? await startWorker(context, { concurrency: 1, schedule: true }) : null;
+    queue = worker?.queue ?? (await openJobQueue(context));
+  } catch (error) {
+    await context.stop();
+    throw error instanceof ScheduleError ? new UserError(error.message) : error;
+  }
   const pipeline = createQueueLauncher(context, queue);
   const app = createApp({ database: context.database, clock: context.clock, logger, config, pipeline });
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;

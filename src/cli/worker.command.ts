@@ -3,7 +3,8 @@ import { loadConfig } from '../config.ts';
 import { createContext } from '../context.ts';
 import { startWorker } from '../jobs/worker.ts';
 import { nextSignal } from './serve.command.ts';
-import { positiveInteger } from './cli-context.ts';
+import { ScheduleError } from '../schedule/pipeline-schedule.ts';
+import { positiveInteger, UserError } from './cli-context.ts';
 
 /** a job still running this long after SIGTERM is released for another worker */
 export const JOB_RELEASE_GRACE_MS = 30_000;
@@ -20,7 +21,9 @@ export function registerWorkerCommand(program: Command): void {
       const context = await createContext(loadConfig(), { migrate: true, defaultLogLevel: 'info' });
       const stop = nextSignal();
       try {
-        const worker = await startWorker(context, { concurrency: flags.concurrency, schedule: flags.schedule });
+        const worker = await startWorker(context, { concurrency: flags.concurrency, schedule: flags.schedule }).catch((error: unknown) => {
+          throw error instanceof ScheduleError ? new UserError(error.message) : error;
+        });
         console.log(`cible worker started (${context.database.engine} database, concurrency ${flags.concurrency}${flags.schedule ? `, schedule ${context.config.jobs.cron} ${context.config.jobs.timeZone}` : ''})`);
         const signal = await stop;
         context.logger.info({ signal }, 'stopping worker');

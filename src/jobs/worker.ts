@@ -3,7 +3,7 @@ import { sweepConsent } from '../../pipelines/consent-sweep.ts';
 import type { AppContext } from '../context.ts';
 import { describeError } from '../logger.ts';
 import { PipelineBusyError } from '../registry/registry.repository.ts';
-import { startScheduleTicker } from '../schedule/pipeline-schedule.ts';
+import { startScheduleTicker, validateSchedule } from '../schedule/pipeline-schedule.ts';
 import { type JobQueue, openJobQueue, QUEUES } from './job-queue.ts';
 import { enqueueRun, pipelineHandlers, WORKER_ID } from './pipeline-jobs.ts';
 
@@ -32,59 +32,71 @@ export interface Worker {
  */
 export async function startWorker(context: AppContext, options: WorkerOptions): Promise<Worker> {
   const { logger, config } = context;
+  const schedule = { cron: config.jobs.cron, timeZone: config.jobs.timeZone };
+  // a bad schedule is refused before anything is started
+  if (options.schedule) validateSchedule(schedule);
   const queue = await openJobQueue(context);
-  const handlers = pipelineHandlers(context, queue);
-  const polling = { batchSize: 1, includeMetadata: true as const, pollingIntervalSeconds: options.pollingIntervalSeconds ?? 1 };
-  const work = async <T extends object>(name: string, handler: (job: PgBoss.JobWithMetadata<T>) => Promise<void>) => {
-    for (let i = 0; i < options.concurrency; i++) {
-      await queue.boss.work<T>(name, polling, async (jobs) => {
-        for (const job of jobs) await handler(job);
-      });
-    }
-  };
-  await work(QUEUES.train, handlers.train);
-  await work(QUEUES.score, handlers.score);
-  await work(QUEUES.rank, handlers.rank);
-  await work(QUEUES.publish, handlers.publish);
-  await work(QUEUES.consentSweep, async () => {
-    await sweepConsent(context);
-  });
-
-  const timers: Array<{ stop(): void }> = [];
-  if (options.schedule) {
-    timers.push(
-      startScheduleTicker({
-        clock: context.clock,
-        schedule: { cron: config.jobs.cron, timeZone: config.jobs.timeZone },
-        intervalMs: options.scheduleCheckMs ?? 30_000,
-        logger,
-        onSlot: async (slot) => {
-          try {
-            await enqueueRun(context, queue, { trigger: `schedule:${slot.toISOString()}` });
-          } catch (error) {
-            if (!(error instanceof PipelineBusyError)) throw error;
-            logger.info({ slot: slot.toISOString(), reason: error.message }, 'scheduled run not queued');
-          }
-        },
-      }),
-    );
-    const sweepSeconds = config.jobs.consentSweepMinutes * 60;
-    const sweep = setInterval(() => {
-      queue
-        .send(QUEUES.consentSweep, {}, undefined, { singletonSeconds: sweepSeconds, retryLimit: 0 })
-        .catch((error: unknown) => logger.warn({ err: describeError(error) }, 'consent sweep not queued'));
-    }, sweepSeconds * 1000);
-    sweep.unref();
-    timers.push({ stop: () => clearInterval(sweep) });
+  try {
+    return await startOn(queue);
+  } catch (error) {
+    await queue.stop({ graceful: false });
+    throw error;
   }
-  logger.info({ worker: WORKER_ID, concurrency: options.concurrency, schedule: options.schedule }, 'worker started');
 
-  return {
-    queue,
-    async stop(timeoutMs = 30_000) {
-      for (const timer of timers) timer.stop();
-      await queue.stop({ graceful: true, timeoutMs });
-      logger.info({ worker: WORKER_ID }, 'worker stopped');
-    },
-  };
+  async function startOn(queue: JobQueue): Promise<Worker> {
+    const handlers = pipelineHandlers(context, queue);
+    const polling = { batchSize: 1, includeMetadata: true as const, pollingIntervalSeconds: options.pollingIntervalSeconds ?? 1 };
+    const work = async <T extends object>(name: string, handler: (job: PgBoss.JobWithMetadata<T>) => Promise<void>) => {
+      for (let i = 0; i < options.concurrency; i++) {
+        await queue.boss.work<T>(name, polling, async (jobs) => {
+          for (const job of jobs) await handler(job);
+        });
+      }
+    };
+    await work(QUEUES.train, handlers.train);
+    await work(QUEUES.score, handlers.score);
+    await work(QUEUES.rank, handlers.rank);
+    await work(QUEUES.publish, handlers.publish);
+    await work(QUEUES.consentSweep, async () => {
+      await sweepConsent(context);
+    });
+
+    const timers: Array<{ stop(): void }> = [];
+    if (options.schedule) {
+      timers.push(
+        startScheduleTicker({
+          clock: context.clock,
+          schedule,
+          intervalMs: options.scheduleCheckMs ?? 30_000,
+          logger,
+          onSlot: async (slot) => {
+            try {
+              await enqueueRun(context, queue, { trigger: `schedule:${slot.toISOString()}` });
+            } catch (error) {
+              if (!(error instanceof PipelineBusyError)) throw error;
+              logger.info({ slot: slot.toISOString(), reason: error.message }, 'scheduled run not queued');
+            }
+          },
+        }),
+      );
+      const sweepSeconds = config.jobs.consentSweepMinutes * 60;
+      const sweep = setInterval(() => {
+        queue
+          .send(QUEUES.consentSweep, {}, undefined, { singletonSeconds: sweepSeconds, retryLimit: 0 })
+          .catch((error: unknown) => logger.warn({ err: describeError(error) }, 'consent sweep not queued'));
+      }, sweepSeconds * 1000);
+      sweep.unref();
+      timers.push({ stop: () => clearInterval(sweep) });
+    }
+    logger.info({ worker: WORKER_ID, concurrency: options.concurrency, schedule: options.schedule }, 'worker started');
+
+    return {
+      queue,
+      async stop(timeoutMs = 30_000) {
+        for (const timer of timers) timer.stop();
+        await queue.stop({ graceful: true, timeoutMs });
+        logger.info({ worker: WORKER_ID }, 'worker stopped');
+      },
+    };
+  }
 }
