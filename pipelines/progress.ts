@@ -45,3 +45,32 @@ export function logProgress(logger: Logger): Progress {
 }
 
 export const silentProgress: Progress = { stage() {}, step() {}, done() {} };
+
+export interface StageTimer {
+  /** each stage run so far: seconds and rows */
+  stages: Array<{ stage: string; seconds: number; rows: number }>;
+  /** the largest resident set seen at the end of a stage */
+  peakRss(): number;
+  /** runs one stage, reporting its start and end to `progress` */
+  timed<T>(stage: string, work: () => Promise<{ value: T; rows: number }>): Promise<T>;
+}
+
+/** Times the stages of one part of a run, for its report and its progress display. */
+export function stageTimer(progress: Progress): StageTimer {
+  const stages: StageTimer['stages'] = [];
+  let peak = process.memoryUsage().rss;
+  return {
+    stages,
+    peakRss: () => peak,
+    async timed(stage, work) {
+      progress.stage(stage);
+      const began = performance.now();
+      const { value, rows } = await work();
+      const seconds = (performance.now() - began) / 1000;
+      peak = Math.max(peak, process.memoryUsage().rss);
+      stages.push({ stage, seconds, rows });
+      progress.done(stage, seconds, rows);
+      return value;
+    },
+  };
+}

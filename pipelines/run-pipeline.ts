@@ -5,7 +5,7 @@ import type { AppContext } from '../src/context.ts';
 import type { ChannelFunnel } from '../src/consent/eligibility.ts';
 import { createRun, finishRun, startHeartbeat } from '../src/registry/registry.repository.ts';
 import { DEFAULT_SPECIAL_CATEGORIES } from './feature-spec.ts';
-import { type Progress, silentProgress } from './progress.ts';
+import { type Progress, silentProgress, stageTimer } from './progress.ts';
 import { publishRun } from './publish-part.ts';
 import { scoreShard, type ShardOutput } from './score-part.ts';
 import { buildScoreSetTable } from './scoring.ts';
@@ -120,17 +120,15 @@ export async function runPipeline(context: AppContext, options: PipelineOptions,
     const plan = await trainRun(context, t, runId, options, progress, startedAt);
     const shards: ShardOutput[] = [];
     const ranked = new Map<number, number>();
-    const stages = [];
+    const { stages, timed } = stageTimer(progress);
     if (plan.versions.some((entry) => entry.scoreSetId !== null)) {
       const shard = await scoreShard(context, t, plan, { index: 0, count: 1 }, 'a1', progress);
       shards.push(shard);
       stages.push(...shard.stages);
-      progress.stage('rank');
-      const began = performance.now();
-      for (const [id, table] of Object.entries(shard.tables)) ranked.set(Number(id), await buildScoreSetTable(context.database, Number(id), [table]));
-      const seconds = (performance.now() - began) / 1000;
-      stages.push({ stage: 'rank', seconds, rows: shard.rows * ranked.size });
-      progress.done('rank', seconds, shard.rows * ranked.size);
+      await timed('rank', async () => {
+        for (const [id, table] of Object.entries(shard.tables)) ranked.set(Number(id), await buildScoreSetTable(context.database, Number(id), [table]));
+        return { value: undefined, rows: shard.rows * ranked.size };
+      });
     }
     progress.stage('publish');
     const report = await publishRun(context, { plan, shards, ranked, stages });

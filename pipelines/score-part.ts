@@ -5,7 +5,7 @@ import { loadNetwork } from '../src/registry/model-store.ts';
 import { applyBuyTillYouDie } from './buy-till-you-die.ts';
 import { type FeatureProfile, type ScoringProfile, scoringProfile } from './feature-profile.ts';
 import { computeFeatures, type FeatureLayout } from './features.ts';
-import type { Progress } from './progress.ts';
+import { type Progress, stageTimer } from './progress.ts';
 import type { StageFigure } from './run-pipeline.ts';
 import { writeScoreTable } from './scoring.ts';
 import type { PlannedVersion, TrainingPlan } from './train-part.ts';
@@ -46,16 +46,7 @@ export async function scoreShard(
   const { db } = context.database;
   const layout = plan.layout as FeatureLayout;
   const champions = plan.versions.filter((entry) => entry.scoreSetId !== null);
-  const stages: StageFigure[] = [];
-  const timed = async <T>(stage: string, work: () => Promise<{ value: T; rows: number }>): Promise<T> => {
-    progress.stage(stage);
-    const began = performance.now();
-    const { value, rows } = await work();
-    const seconds = (performance.now() - began) / 1000;
-    stages.push({ stage, seconds, rows });
-    progress.done(stage, seconds, rows);
-    return value;
-  };
+  const { stages, timed } = stageTimer(progress);
 
   const matrix = await timed('features (scoring)', async () => {
     const value = await computeFeatures(

@@ -13,8 +13,8 @@ import { type FeatureProfile, featureProfile } from './feature-profile.ts';
 import { computeFeatures, type FeatureLayout, featureLayout } from './features.ts';
 import { activeRowsOnly, type BaselineEvaluation, evaluateBaselines, groupImportance, metricsPerTarget } from './evaluation.ts';
 import { computeLabels } from './labels.ts';
-import type { Progress } from './progress.ts';
-import type { PipelineOptions, PipelineReport, StageFigure, TargetOutcome } from './run-pipeline.ts';
+import { type Progress, stageTimer } from './progress.ts';
+import type { PipelineOptions, PipelineReport, TargetOutcome } from './run-pipeline.ts';
 import { classifyCategories, selectTargets, type Target, type TargetCandidate, targetId } from './targets.ts';
 import { type FittedNetwork, fitNetwork, type InferenceNetwork, type LabelledMatrix, predictMatrix } from './training.ts';
 import { type Kysely, sql } from 'kysely';
@@ -92,18 +92,7 @@ export async function trainRun(
   const asOf = options.asOf ?? startedAt;
   const live = options.asOf === null;
   const horizon = options.horizonDays;
-  const stages: StageFigure[] = [];
-  let peakRss = process.memoryUsage().rss;
-  const timed = async <T>(stage: string, work: () => Promise<{ value: T; rows: number }>): Promise<T> => {
-    progress.stage(stage);
-    const began = performance.now();
-    const { value, rows } = await work();
-    const seconds = (performance.now() - began) / 1000;
-    peakRss = Math.max(peakRss, process.memoryUsage().rss);
-    stages.push({ stage, seconds, rows });
-    progress.done(stage, seconds, rows);
-    return value;
-  };
+  const { stages, timed, peakRss } = stageTimer(progress);
   return stagesOf(runId);
 
   async function stagesOf(run: number): Promise<TrainingPlan> {
@@ -151,7 +140,7 @@ export async function trainRun(
       },
       targets: [...outcomes.values()],
       stages,
-      peakRssMb: Math.round(peakRss / 2 ** 20),
+      peakRssMb: Math.round(peakRss() / 2 ** 20),
     });
     const planned: PlannedVersion[] = [];
     let planLayout: FeatureLayout | null = null;

@@ -2,8 +2,7 @@ import type { Command } from 'commander';
 import type { BinaryMetrics } from '../../models/metrics.ts';
 import type { NetworkKind } from '../../models/propensity-network.ts';
 import { logProgress, terminalProgress } from '../../pipelines/progress.ts';
-import { DEFAULT_PIPELINE_OPTIONS, type PipelineOptions, type PipelineReport, runPipeline } from '../../pipelines/run-pipeline.ts';
-import { DEFAULT_SPECIAL_CATEGORIES } from '../../pipelines/feature-spec.ts';
+import { DEFAULT_PIPELINE_OPTIONS, defaultOptionsFor, type PipelineOptions, type PipelineReport, runPipeline } from '../../pipelines/run-pipeline.ts';
 import type { AppContext } from '../context.ts';
 import { positiveInteger, UserError, withContext } from './cli-context.ts';
 
@@ -65,7 +64,8 @@ function buildOptions(context: AppContext, flags: PipelineFlags, kind: 'pipeline
   if (!Number.isFinite(tolerance) || tolerance < 0 || tolerance > 0.2) {
     throw new UserError(`--tolerance expects an AUC difference between 0 and 0.2, got "${flags.tolerance}"`);
   }
-  const defaults = DEFAULT_PIPELINE_OPTIONS;
+  // the installation's special categories and backend over the built-in defaults
+  const defaults = defaultOptionsFor(context);
   return {
     ...defaults,
     kind,
@@ -84,8 +84,6 @@ function buildOptions(context: AppContext, flags: PipelineFlags, kind: 'pipeline
     },
     maxOrigins: flags.origins ?? defaults.maxOrigins,
     originStepDays: flags.originStep ? parseHorizon(flags.originStep) : defaults.originStepDays,
-    specialCategories: [...new Set([...DEFAULT_SPECIAL_CATEGORIES, ...context.config.specialCategories])],
-    backend: context.config.tfBackend,
     modelsDir: flags.modelsDir ?? null,
   };
 }
