@@ -120,14 +120,17 @@ function errorFields(error: unknown): { type: string; code?: string } {
 /**
  * Checks the schedule every `intervalMs` and calls `onSlot` for the slot that fell due since the
  * previous check. The first check looks back only to the instant the ticker started, so starting
- * (or restarting) a process never replays past slots. A failing `onSlot` is logged (slot and
- * error type only: error messages may quote data) and the ticker goes on; the slot is not retried.
- * Ticks never overlap: a tick asked for while one is in progress joins it.
+ * (or restarting) a process never replays past slots. A failing `onSlot` (the database down at
+ * 02:00) is logged (slot and error type only: error messages may quote data) and the slot is
+ * tried again at every check until it starts or the next slot falls due, which replaces it: a
+ * run a whole period late would only delay the next one. Ticks never overlap: a tick asked for
+ * while one is in progress joins it.
  */
 export function startScheduleTicker(options: ScheduleTickerOptions): ScheduleTicker {
   const { clock, schedule, intervalMs, onSlot, logger } = options;
   validateSchedule(schedule);
   let previousCheck = clock.now();
+  let failedSlot: { slot: Date; attempts: number } | null = null;
   let inProgress: Promise<void> | null = null;
   let stopped = false;
 
@@ -142,13 +145,17 @@ export function startScheduleTicker(options: ScheduleTickerOptions): ScheduleTic
     }
     // a clock stepped back leaves previousCheck where it was, so no slot fires twice
     if (now.getTime() > previousCheck.getTime()) previousCheck = now;
+    const attempt = slot ? 1 : failedSlot ? failedSlot.attempts + 1 : 0;
+    slot ??= failedSlot?.slot ?? null;
     if (!slot) return;
     const at = slot.toISOString();
-    logger.info({ slot: at }, 'schedule slot due');
+    logger.info({ slot: at, attempt }, 'schedule slot due');
     try {
       await onSlot(slot);
+      failedSlot = null;
     } catch (error) {
-      logger.error({ slot: at, err: errorFields(error) }, 'schedule slot failed');
+      failedSlot = { slot, attempts: attempt };
+      logger.error({ slot: at, attempt, err: errorFields(error) }, 'schedule slot failed; tried again at the next check');
     }
   }
 

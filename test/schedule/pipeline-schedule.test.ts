@@ -181,31 +181,65 @@ describe('the ticker', () => {
     expect(await slotsFired(PARIS, '2026-06-10T01:00:00Z', '2026-06-10T23:00:00Z')).toEqual([]);
   });
 
-  it('logs a failed slot by instant and error type only, and goes on to the next night', async () => {
+  it('retries a failed slot at each check until it starts, logging instant and error type only', async () => {
     const clock = manualClock('2026-06-09T12:00:00Z');
     const { logger, lines } = captureLogger();
-    const slots: string[] = [];
+    const attempts: string[] = [];
+    let failuresLeft = 2;
     const ticker = startScheduleTicker({
       clock,
       schedule: PARIS,
       intervalMs: 60_000,
       logger,
       onSlot: async (slot) => {
-        slots.push(slot.toISOString());
-        if (slots.length === 1) throw new TypeError('duplicate key value (email)=(jeanne.martin@example.com)');
+        attempts.push(slot.toISOString());
+        if (failuresLeft-- > 0) throw new TypeError('duplicate key value (email)=(jeanne.martin@example.com)');
       },
     });
-    clock.set(new Date('2026-06-10T00:05:00Z'));
-    await ticker.tick();
-    clock.set(new Date('2026-06-10T12:00:00Z'));
-    await ticker.tick(); // the failed slot is not retried
-    clock.set(new Date('2026-06-11T00:05:00Z'));
+    for (const instant of ['2026-06-10T00:00:30Z', '2026-06-10T00:01:30Z', '2026-06-10T00:02:30Z', '2026-06-10T00:03:30Z', '2026-06-10T12:00:00Z']) {
+      clock.set(new Date(instant));
+      await ticker.tick();
+    }
+    clock.set(new Date('2026-06-11T00:00:30Z'));
     await ticker.tick();
     ticker.stop();
-    expect(slots).toEqual(['2026-06-10T00:00:00.000Z', '2026-06-11T00:00:00.000Z']);
-    const failures = lines.map((line) => JSON.parse(line)).filter((entry) => entry.msg === 'schedule slot failed');
-    expect(failures).toEqual([expect.objectContaining({ level: 50, slot: '2026-06-10T00:00:00.000Z', err: { type: 'TypeError' } })]);
+    // two failures, then it starts once; nothing more until the next night
+    expect(attempts).toEqual([...Array(3).fill('2026-06-10T00:00:00.000Z'), '2026-06-11T00:00:00.000Z']);
+    const entries = lines.map((line) => JSON.parse(line));
+    const failures = entries.filter((entry) => String(entry.msg).startsWith('schedule slot failed'));
+    expect(failures).toEqual([
+      expect.objectContaining({ level: 50, slot: '2026-06-10T00:00:00.000Z', attempt: 1, err: { type: 'TypeError' } }),
+      expect.objectContaining({ level: 50, slot: '2026-06-10T00:00:00.000Z', attempt: 2, err: { type: 'TypeError' } }),
+    ]);
+    expect(entries.filter((entry) => entry.msg === 'schedule slot due').map((entry) => entry.attempt)).toEqual([1, 2, 3, 1]);
     expect(lines.join('')).not.toContain('example.com');
+  });
+
+  it('a slot still failing when the next one falls due is replaced by it, not run late', async () => {
+    const clock = manualClock('2026-06-09T12:00:00Z');
+    const attempts: string[] = [];
+    let databaseUp = false;
+    const ticker = startScheduleTicker({
+      clock,
+      schedule: PARIS,
+      intervalMs: 60_000,
+      logger: captureLogger().logger,
+      onSlot: async (slot) => {
+        attempts.push(slot.toISOString());
+        if (!databaseUp) throw new Error('connect ECONNREFUSED');
+      },
+    });
+    clock.set(new Date('2026-06-10T00:00:30Z'));
+    await ticker.tick();
+    clock.set(new Date('2026-06-10T18:00:00Z'));
+    await ticker.tick();
+    clock.set(new Date('2026-06-11T00:00:30Z'));
+    databaseUp = true;
+    await ticker.tick();
+    clock.set(new Date('2026-06-11T00:01:30Z'));
+    await ticker.tick();
+    ticker.stop();
+    expect(attempts).toEqual(['2026-06-10T00:00:00.000Z', '2026-06-10T00:00:00.000Z', '2026-06-11T00:00:00.000Z']);
   });
 
   it('ticks on its interval until stopped, and overlapping ticks start a slot once', async () => {
