@@ -18,8 +18,11 @@ export interface PublishInput {
   failedScoreSets?: ReadonlyMap<number, string>;
   /** stages of the parts after training, for the report */
   stages?: StageFigure[];
-  /** runs first in the publishing transaction; throws when this attempt may no longer publish */
-  fence?: (trx: Kysely<Database>) => Promise<void>;
+  /**
+   * The publishing job's attempt, in the publishing transaction: `fence` runs first and throws
+   * when this attempt may no longer publish; `complete` runs last and records the part as done.
+   */
+  attempt?: { fence: (trx: Kysely<Database>) => Promise<void>; complete: (trx: Kysely<Database>) => Promise<void> };
 }
 
 /**
@@ -46,7 +49,7 @@ export async function publishRun(context: AppContext, input: PublishInput): Prom
   const outcomes = new Map(report.targets.map((outcome) => [outcome.target, outcome]));
 
   await db.transaction().execute(async (trx) => {
-    await input.fence?.(trx);
+    await input.attempt?.fence(trx);
     const now = context.clock.now();
     for (const entry of plan.versions) {
       const outcome = outcomes.get(targetId(entry.target));
@@ -90,6 +93,7 @@ export async function publishRun(context: AppContext, input: PublishInput): Prom
     report.stages = [...report.stages, ...(input.stages ?? []), ...funnelStages, { stage: 'publish', seconds: (performance.now() - began) / 1000, rows: plan.versions.length }];
     report.peakRssMb = Math.max(report.peakRssMb, Math.round(process.memoryUsage().rss / 2 ** 20));
     await finishRun(trx, plan.runId, { status: 'succeeded', finishedAt: context.clock.now(), summary: { ...report } });
+    await input.attempt?.complete(trx);
   });
   return report;
 }

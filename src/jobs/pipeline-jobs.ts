@@ -13,7 +13,7 @@ import type { Database } from '../db/database.ts';
 import { describeError } from '../logger.ts';
 import { createRun, finishRun, startHeartbeat } from '../registry/registry.repository.ts';
 import { type JobQueue, QUEUES } from './job-queue.ts';
-import { claimPart, completePart, failPart, lockRun, partsOf } from './run-parts.repository.ts';
+import { claimPart, completePart, failPart, lockAttempt, lockRun, partsOf } from './run-parts.repository.ts';
 
 export interface RunRequest {
   trigger: string;
@@ -227,7 +227,10 @@ export function pipelineHandlers(context: AppContext, queue: JobQueue) {
           ranked,
           failedScoreSets,
           stages: shards.flatMap((shard) => shard.stages.map((stage) => ({ ...stage, stage: `${stage.stage} [shard ${shard.shard}]` }))),
-          fence: (trx) => completePart(trx, runId, 'publish', attempt, context.clock.now(), { rows: plan.versions.length, output: {} }),
+          attempt: {
+            fence: (trx) => lockAttempt(trx, runId, 'publish', attempt),
+            complete: (trx) => completePart(trx, runId, 'publish', attempt, context.clock.now(), { rows: plan.versions.length, output: {} }),
+          },
         });
         const champions = report.targets.filter((target) => target.status === 'champion').length;
         log.info({ targets: report.targets.length, champions, failedTargets: failedScoreSets.size, population: report.population }, 'pipeline run published');

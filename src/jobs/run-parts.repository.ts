@@ -43,6 +43,23 @@ export async function completePart(
   if (!done) throw new StaleAttemptError(`attempt ${attempt} of part ${part} of run ${runId} was superseded by a later attempt`);
 }
 
+/**
+ * Locks the part's row for the caller's transaction if this attempt is still the latest: a later
+ * attempt's claim then waits for this transaction, and finds the part done if it commits.
+ */
+export async function lockAttempt(trx: Kysely<Database>, runId: number, part: string, attempt: number): Promise<void> {
+  const held = await trx
+    .selectFrom('pipeline_run_parts')
+    .select('part')
+    .where('run_id', '=', runId)
+    .where('part', '=', part)
+    .where('attempt', '=', attempt)
+    .where('status', '=', 'running')
+    .forUpdate()
+    .executeTakeFirst();
+  if (!held) throw new StaleAttemptError(`attempt ${attempt} of part ${part} of run ${runId} was superseded by a later attempt`);
+}
+
 export async function failPart(db: Kysely<Database>, runId: number, part: string, attempt: number, now: Date, error: string): Promise<void> {
   await db
     .updateTable('pipeline_run_parts')

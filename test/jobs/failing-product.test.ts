@@ -25,7 +25,9 @@ let queue: JobQueue;
 beforeAll(async () => {
   database = await createTestDatabase();
   await seedBase(database, { seed: 515, from: new Date(NOW.getTime() - 400 * DAY_MS), to: NOW, consents: allValid(CONTACTS) });
-  context = pipelineContext(database, NOW);
+  // a clock one millisecond later at each reading, so the order of recorded instants shows
+  let readings = 0;
+  context = pipelineContext(database, { now: () => new Date(NOW.getTime() + readings++) });
   queue = await openJobQueue(context);
 }, 120_000);
 afterAll(async () => {
@@ -73,8 +75,12 @@ it('publishes the other products when one product fails for good, and reports it
   }
   await handlers.publish(await take(QUEUES.publish));
 
-  const run = await database.db.selectFrom('pipeline_runs').select(['status', 'summary']).where('id', '=', runId).executeTakeFirstOrThrow();
+  const run = await database.db.selectFrom('pipeline_runs').select(['status', 'summary', 'finished_at']).where('id', '=', runId).executeTakeFirstOrThrow();
   expect(run.status).toBe('succeeded');
+  // the publish part is recorded as done when its transaction's work is, not when it begins
+  const publish = await database.db.selectFrom('pipeline_run_parts').select(['status', 'finished_at']).where('run_id', '=', runId).where('part', '=', 'publish').executeTakeFirstOrThrow();
+  expect(publish.status).toBe('succeeded');
+  expect(new Date(publish.finished_at as Date).getTime()).toBeGreaterThanOrEqual(new Date(run.finished_at as Date).getTime());
   const outcomes = (run.summary as { targets: Array<{ target: string; status: string; reason: string }> }).targets;
   const victimId = `${victim.target.kind}:${victim.target.key}`;
   const victimOutcome = outcomes.find((outcome) => outcome.target === victimId);
