@@ -5,6 +5,10 @@ import type { Database } from '../db/database.ts';
 /** Another attempt of the same part has started since this one: this one must not record anything. */
 export class StaleAttemptError extends Error {}
 
+function superseded(runId: number, part: string, attempt: number): StaleAttemptError {
+  return new StaleAttemptError(`attempt ${attempt} of part ${part} of run ${runId} was superseded by a later attempt`);
+}
+
 /**
  * Starts an attempt at a part of a run and returns its number, or null when the part has
  * already succeeded (a retry of a job whose work was committed just before its worker died).
@@ -40,7 +44,7 @@ export async function completePart(
     .where('status', '=', 'running')
     .returning('part')
     .executeTakeFirst();
-  if (!done) throw new StaleAttemptError(`attempt ${attempt} of part ${part} of run ${runId} was superseded by a later attempt`);
+  if (!done) throw superseded(runId, part, attempt);
 }
 
 /**
@@ -57,7 +61,7 @@ export async function lockAttempt(trx: Kysely<Database>, runId: number, part: st
     .where('status', '=', 'running')
     .forUpdate()
     .executeTakeFirst();
-  if (!held) throw new StaleAttemptError(`attempt ${attempt} of part ${part} of run ${runId} was superseded by a later attempt`);
+  if (!held) throw superseded(runId, part, attempt);
 }
 
 export async function failPart(db: Kysely<Database>, runId: number, part: string, attempt: number, now: Date, error: string): Promise<void> {

@@ -130,7 +130,8 @@ export function startScheduleTicker(options: ScheduleTickerOptions): ScheduleTic
   const { clock, schedule, intervalMs, onSlot, logger } = options;
   validateSchedule(schedule);
   let previousCheck = clock.now();
-  let failedSlot: { slot: Date; attempts: number } | null = null;
+  // the slot whose onSlot failed, with the number of its next attempt
+  let retry: { slot: Date; attempt: number } | null = null;
   let inProgress: Promise<void> | null = null;
   let stopped = false;
 
@@ -145,17 +146,17 @@ export function startScheduleTicker(options: ScheduleTickerOptions): ScheduleTic
     }
     // a clock stepped back leaves previousCheck where it was, so no slot fires twice
     if (now.getTime() > previousCheck.getTime()) previousCheck = now;
-    const attempt = slot ? 1 : failedSlot ? failedSlot.attempts + 1 : 0;
-    slot ??= failedSlot?.slot ?? null;
-    if (!slot) return;
-    const at = slot.toISOString();
-    logger.info({ slot: at, attempt }, 'schedule slot due');
+    // a slot that falls due replaces one still failing
+    const due = slot ? { slot, attempt: 1 } : retry;
+    if (!due) return;
+    const at = due.slot.toISOString();
+    logger.info({ slot: at, attempt: due.attempt }, 'schedule slot due');
     try {
-      await onSlot(slot);
-      failedSlot = null;
+      await onSlot(due.slot);
+      retry = null;
     } catch (error) {
-      failedSlot = { slot, attempts: attempt };
-      logger.error({ slot: at, attempt, err: errorFields(error) }, 'schedule slot failed; tried again at the next check');
+      retry = { slot: due.slot, attempt: due.attempt + 1 };
+      logger.error({ slot: at, attempt: due.attempt, err: errorFields(error) }, 'schedule slot failed; tried again at the next check');
     }
   }
 
