@@ -39,6 +39,7 @@ const environmentSchema = z.object({
   CIBLE_JOB_TIMEOUT_SECONDS: z.coerce.number().int().min(5).default(1800),
   CIBLE_SCORE_SHARDS: z.coerce.number().int().min(1).max(64).default(2),
   CIBLE_RUN_STALE_SECONDS: z.coerce.number().int().min(30).default(600),
+  CIBLE_WORKER_ABSENT_SECONDS: z.coerce.number().int().min(5).max(86_400).default(60),
   CIBLE_SPECIAL_CATEGORIES: z
     .string()
     .regex(/^[^,]+(,[^,]+)*$/, 'must be product categories separated by commas')
@@ -80,6 +81,11 @@ export interface JobSettings {
   scoreShards: number;
   /** an inline run whose heartbeat is older than this is presumed dead */
   staleRunSeconds: number;
+  /**
+   * a worker whose heartbeat is older than this is not live; a queued run that has had no live
+   * worker for longer is reported by `cible runs list`, /ready and /metrics
+   */
+  workerAbsentSeconds: number;
 }
 
 export const DEFAULT_JOB_SETTINGS: JobSettings = {
@@ -89,6 +95,7 @@ export const DEFAULT_JOB_SETTINGS: JobSettings = {
   jobTimeoutSeconds: 1800,
   scoreShards: 2,
   staleRunSeconds: 600,
+  workerAbsentSeconds: 60,
 };
 
 /** An IANA time zone name this runtime knows, such as Europe/Paris. */
@@ -168,6 +175,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       jobTimeoutSeconds: values.CIBLE_JOB_TIMEOUT_SECONDS,
       scoreShards: values.CIBLE_SCORE_SHARDS,
       staleRunSeconds: values.CIBLE_RUN_STALE_SECONDS,
+      workerAbsentSeconds: values.CIBLE_WORKER_ABSENT_SECONDS,
     },
     specialCategories: (values.CIBLE_SPECIAL_CATEGORIES ?? '').split(',').map((c) => c.trim().toLowerCase()).filter(Boolean),
   };

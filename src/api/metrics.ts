@@ -4,7 +4,9 @@ import { createMiddleware } from 'hono/factory';
 import { matchedRoutes } from 'hono/route';
 import { type Kysely, sql } from 'kysely';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Clock } from '../clock.ts';
 import type { Database } from '../db/database.ts';
+import { type WorkerPresence, workerPresence } from '../jobs/worker-presence.repository.ts';
 import type { Logger } from '../logger.ts';
 import type { ApiDependencies, AppEnv } from './api-env.ts';
 
@@ -32,10 +34,11 @@ export interface DatabaseFigures {
   lastSuccessAt: Date | null;
   targetLists: Array<{ channel: string; lists: number }>;
   lastConsentSweepAt: Date | null;
+  workers: WorkerPresence;
 }
 
-/** Counts and durations only: no query here reads a contact. */
-export async function readDatabaseFigures(db: Kysely<Database>): Promise<DatabaseFigures> {
+/** Counts and durations only: no query here reads a contact. Workers are live as of `now`. */
+export async function readDatabaseFigures(db: Kysely<Database>, now: Date, workerAbsentSeconds: number): Promise<DatabaseFigures> {
   const parts = await db
     .selectFrom('pipeline_run_parts')
     .select([
@@ -70,6 +73,7 @@ export async function readDatabaseFigures(db: Kysely<Database>): Promise<Databas
     .groupBy('channels.code')
     .execute();
   const sweep = await db.selectFrom('consent_sweeps').select(sql<Date | null>`max(ran_at)`.as('last')).executeTakeFirst();
+  const workers = await workerPresence(db, now, workerAbsentSeconds);
   return {
     parts: parts.map((row) => ({ partKind: row.part_kind, status: row.status, jobs: row.jobs, retries: row.retries })),
     runs: runs.map((row) => ({ kind: row.kind, status: row.status, runs: row.runs })),
@@ -77,6 +81,7 @@ export async function readDatabaseFigures(db: Kysely<Database>): Promise<Databas
     lastSuccessAt: recent[0]?.finished_at ?? null,
     targetLists: targetLists.map((row) => ({ channel: row.channel, lists: row.lists })),
     lastConsentSweepAt: sweep?.last ? new Date(sweep.last) : null,
+    workers,
   };
 }
 
@@ -107,15 +112,15 @@ export interface Metrics {
 }
 
 /** One registry per app (never prom-client's global one). */
-export function createMetrics(deps: { db: Kysely<Database>; logger: Logger }): Metrics {
-  const { db, logger } = deps;
+export function createMetrics(deps: { db: Kysely<Database>; logger: Logger; clock: Clock; workerAbsentSeconds: number }): Metrics {
+  const { db, logger, clock, workerAbsentSeconds } = deps;
   const registry = new Registry();
 
   // One database read serves every database gauge of a scrape (and of concurrent scrapes):
   // prom-client starts the collect() of all metrics together, the first one starts the read.
   let reading: Promise<DatabaseFigures | null> | null = null;
   const figures = () => {
-    reading ??= readDatabaseFigures(db)
+    reading ??= readDatabaseFigures(db, clock.now(), workerAbsentSeconds)
       .catch((error: unknown) => {
         logger.warn({ err: { type: error instanceof Error ? error.name : typeof error } }, 'metrics: the database could not be read');
         return null;
@@ -240,6 +245,50 @@ export function createMetrics(deps: { db: Kysely<Database>; logger: Logger }): M
     },
   });
 
+  new Gauge({
+    name: 'cible_workers_live',
+    help: 'Worker processes whose heartbeat is recent (younger than CIBLE_WORKER_ABSENT_SECONDS), from the database',
+    registers: [registry],
+    async collect() {
+      const read = await figures();
+      this.reset();
+      if (read) this.set(read.workers.liveWorkers);
+    },
+  });
+
+  new Gauge({
+    name: 'cible_worker_last_heartbeat_timestamp_seconds',
+    help: 'The latest sign of life of any worker (Unix time), 0 when none ever ran',
+    registers: [registry],
+    async collect() {
+      const read = await figures();
+      this.reset();
+      if (read) this.set(read.workers.lastHeartbeatAt ? read.workers.lastHeartbeatAt.getTime() / 1000 : 0);
+    },
+  });
+
+  new Gauge({
+    name: 'cible_pipeline_runs_without_worker',
+    help: 'Runs of the job queue (queued, or running with parts queued) that have had no live worker for longer than CIBLE_WORKER_ABSENT_SECONDS: alert when above 0',
+    registers: [registry],
+    async collect() {
+      const read = await figures();
+      this.reset();
+      if (read) this.set(read.workers.runsWithoutWorker.length);
+    },
+  });
+
+  new Gauge({
+    name: 'cible_pipeline_run_without_worker_seconds',
+    help: 'How long the oldest run waiting on no live worker has waited (seconds), 0 when none waits',
+    registers: [registry],
+    async collect() {
+      const read = await figures();
+      this.reset();
+      if (read) this.set(Math.max(0, ...read.workers.runsWithoutWorker.map((run) => run.seconds)));
+    },
+  });
+
   const requests = new Counter({
     name: 'cible_http_requests_total',
     help: 'HTTP requests answered by this process, by method, route pattern and status',
@@ -287,8 +336,8 @@ const metricsRoute = createRoute({
 });
 
 /** Counts every request that follows and serves GET /metrics; no API key (like /health). */
-export function registerMetrics(app: OpenAPIHono<AppEnv>, deps: Pick<ApiDependencies, 'database' | 'logger'>): Metrics {
-  const metrics = createMetrics({ db: deps.database.db, logger: deps.logger });
+export function registerMetrics(app: OpenAPIHono<AppEnv>, deps: Pick<ApiDependencies, 'database' | 'logger' | 'clock' | 'config'>): Metrics {
+  const metrics = createMetrics({ db: deps.database.db, logger: deps.logger, clock: deps.clock, workerAbsentSeconds: deps.config.jobs.workerAbsentSeconds });
   app.use('*', metrics.httpMiddleware);
   app.openapi(metricsRoute, async (c) => c.text(await metrics.scrape(), 200, { 'content-type': metrics.registry.contentType }));
   return metrics;

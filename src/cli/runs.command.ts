@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { type RunPart, runParts } from '../jobs/run-parts.repository.ts';
+import { describeRunWithoutWorker, type WorkerPresence, workerPresence } from '../jobs/worker-presence.repository.ts';
 import { type Kysely, sql } from 'kysely';
 import type { AppContext } from '../context.ts';
 import type { Database } from '../db/database.ts';
@@ -199,6 +200,12 @@ export function formatRun(run: RunShowEntry, now: Date): string {
   return lines.join('\n');
 }
 
+/** A blank line then one line per run that waits on no live worker; nothing when none waits. */
+export function formatWorkerWarnings(presence: WorkerPresence): string[] {
+  if (presence.runsWithoutWorker.length === 0) return [];
+  return ['', ...presence.runsWithoutWorker.map((run) => `warning: ${describeRunWithoutWorker(run, presence.lastHeartbeatAt)}`)];
+}
+
 export function registerRunsCommands(program: Command, open: ContextOpener = openContext): void {
   const runs = program.command('runs').description('pipeline runs and their parts: what ran, where, how long, what failed');
 
@@ -209,8 +216,19 @@ export function registerRunsCommands(program: Command, open: ContextOpener = ope
     .option('--json', 'print JSON')
     .action((flags: { limit?: number; json?: boolean }) =>
       open(async (context) => {
+        const now = context.clock.now();
         const listing = await listRuns(context.database.db, flags.limit ?? DEFAULT_RUNS_LIMIT);
-        console.log(flags.json ? JSON.stringify(listing, null, 2) : formatRunList(listing, context.clock.now()));
+        const presence = await workerPresence(context.database.db, now, context.config.jobs.workerAbsentSeconds);
+        if (flags.json) {
+          const waiting = new Map(presence.runsWithoutWorker.map((run) => [run.runId, run]));
+          const entries = listing.map((run) => {
+            const wait = waiting.get(run.id);
+            return { ...run, withoutWorker: wait ? { since: wait.since, seconds: wait.seconds } : null };
+          });
+          console.log(JSON.stringify(entries, null, 2));
+        } else {
+          console.log([formatRunList(listing, now), ...formatWorkerWarnings(presence)].join('\n'));
+        }
       }),
     );
 

@@ -5,6 +5,7 @@ import type { ChannelTable, ConsentEventTable, ConsentMethodTable, PurposeTable 
 import type { ConsentStateTable } from '../consent/consent-state.table.ts';
 import type { ContactPersonalDataTable, ContactTable, ErasureTombstoneTable } from '../contacts/contact.table.ts';
 import type { ImportTable } from '../imports/import.table.ts';
+import type { JobWorkerTable } from '../jobs/job-worker.table.ts';
 import type { OppositionEntryTable, OppositionListTable } from '../opposition/opposition.table.ts';
 import type { PurchaseTable } from '../purchases/purchase.table.ts';
 import type {
@@ -36,6 +37,7 @@ export interface Database {
   opposition_entries: OppositionEntryTable;
   pipeline_runs: PipelineRunTable;
   pipeline_run_parts: PipelineRunPartTable;
+  job_workers: JobWorkerTable;
   consent_sweeps: ConsentSweepTable;
   models: ModelTable;
   model_versions: ModelVersionTable;

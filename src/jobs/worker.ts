@@ -6,6 +6,15 @@ import { PipelineBusyError } from '../registry/registry.repository.ts';
 import { startScheduleTicker, validateSchedule } from '../schedule/pipeline-schedule.ts';
 import { type JobQueue, openJobQueue, QUEUES } from './job-queue.ts';
 import { enqueueRun, pipelineHandlers, WORKER_ID } from './pipeline-jobs.ts';
+import { forgetWorkersSeenBefore, recordHeartbeat, recordWorkerStopped } from './worker-presence.repository.ts';
+
+/** workers not seen for this long are forgotten */
+const FORGET_WORKERS_AFTER_MS = 7 * 24 * 3_600_000;
+
+/** How often a worker beats: several times within the absence threshold, at most every 15 s. */
+export function heartbeatIntervalMs(absentAfterSeconds: number): number {
+  return Math.max(1000, Math.min(15_000, Math.floor((absentAfterSeconds * 1000) / 4)));
+}
 
 export interface WorkerOptions {
   /** jobs of each queue this process works on at once */
@@ -44,6 +53,8 @@ export async function startWorker(context: AppContext, options: WorkerOptions): 
   }
 
   async function startOn(queue: JobQueue): Promise<Worker> {
+    const { db } = context.database;
+    const timers: Array<{ stop(): void }> = [];
     const handlers = pipelineHandlers(context, queue);
     const polling = { batchSize: 1, includeMetadata: true as const, pollingIntervalSeconds: options.pollingIntervalSeconds ?? 1 };
     const work = async <T extends object>(name: string, handler: (job: PgBoss.JobWithMetadata<T>) => Promise<void>) => {
@@ -61,7 +72,6 @@ export async function startWorker(context: AppContext, options: WorkerOptions): 
       await sweepConsent(context);
     });
 
-    const timers: Array<{ stop(): void }> = [];
     if (options.schedule) {
       timers.push(
         startScheduleTicker({
@@ -88,6 +98,22 @@ export async function startWorker(context: AppContext, options: WorkerOptions): 
       sweep.unref();
       timers.push({ stop: () => clearInterval(sweep) });
     }
+    // last, so that a worker that failed to start never looks live; its own short statement
+    // each time, never inside a job's transaction
+    try {
+      await forgetWorkersSeenBefore(db, new Date(context.clock.now().getTime() - FORGET_WORKERS_AFTER_MS));
+      await recordHeartbeat(db, WORKER_ID, context.clock.now());
+    } catch (error) {
+      for (const timer of timers) timer.stop();
+      throw error;
+    }
+    const beat = setInterval(() => {
+      recordHeartbeat(db, WORKER_ID, context.clock.now()).catch((error: unknown) =>
+        logger.warn({ err: describeError(error) }, 'worker heartbeat not recorded'),
+      );
+    }, heartbeatIntervalMs(config.jobs.workerAbsentSeconds));
+    beat.unref();
+    timers.push({ stop: () => clearInterval(beat) });
     logger.info({ worker: WORKER_ID, concurrency: options.concurrency, schedule: options.schedule }, 'worker started');
 
     return {
@@ -95,6 +121,9 @@ export async function startWorker(context: AppContext, options: WorkerOptions): 
       async stop(timeoutMs = 30_000) {
         for (const timer of timers) timer.stop();
         await queue.stop({ graceful: true, timeoutMs });
+        await recordWorkerStopped(db, WORKER_ID, context.clock.now()).catch((error: unknown) =>
+          logger.warn({ err: describeError(error) }, 'worker stop not recorded'),
+        );
         logger.info({ worker: WORKER_ID }, 'worker stopped');
       },
     };

@@ -111,7 +111,7 @@ describe('cible runs list', () => {
     expect(listed[1]).toEqual({
       id: queueRun, kind: 'pipeline', driver: 'queue', status: 'failed', trigger: 'schedule:2026-11-29T02:00:00Z',
       asOf: '2026-11-29T02:00:00.000Z', createdAt: expect.any(String), startedAt: '2026-11-29T02:00:00.000Z', finishedAt: '2026-11-29T02:20:00.000Z',
-      seconds: 1200, partCounts: { succeeded: 3, failed: 2, running: 0, total: 5 },
+      seconds: 1200, partCounts: { succeeded: 3, failed: 2, running: 0, total: 5 }, withoutWorker: null,
     });
     expect(await refusal('runs', 'list', '--limit', '0')).toBe('--limit expects a number from 1 to 10,000,000, got 0');
     expect(await refusal('runs', 'list', '--limit', 'ten')).toBe('--limit expects a whole number, got "ten"');
