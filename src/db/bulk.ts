@@ -16,6 +16,8 @@ export interface BulkColumn {
 export interface BulkWriter {
   write(rows: BulkValue[][]): Promise<void>;
   end(): Promise<void>;
+  /** Gives up before `end()`: a COPY still open is failed, so the connection can roll back. */
+  abort(): Promise<void>;
 }
 
 /**
@@ -30,6 +32,7 @@ function copyWriter(client: pg.PoolClient, table: string, columns: BulkColumn[])
   const names = columns.map((column) => quoteIdentifier(column.name)).join(', ');
   const stream: Writable = client.query(copyFrom(`COPY ${quoteIdentifier(table)} (${names}) FROM STDIN`));
   const finished = once(stream, 'finish');
+  finished.catch(() => undefined); // an error is read from `failure`; an aborted COPY must not surface as unhandled
   let failure: Error | undefined;
   stream.on('error', (error) => {
     failure = error;
@@ -47,6 +50,13 @@ function copyWriter(client: pg.PoolClient, table: string, columns: BulkColumn[])
       await Promise.race([finished, once(stream, 'error').then(([error]) => Promise.reject(error))]);
       if (failure) throw failure;
     },
+    async abort() {
+      if (stream.writableFinished || stream.destroyed) return;
+      // pg-copy-streams sends CopyFail and waits for the server's answer before 'close'
+      const closed = once(stream, 'close').catch(() => undefined);
+      stream.destroy(new Error('import aborted'));
+      await closed;
+    },
   };
 }
 
@@ -61,6 +71,7 @@ function unnestWriter(client: pg.PoolClient, table: string, columns: BulkColumn[
       await client.query(text, parameters);
     },
     async end() {},
+    async abort() {},
   };
 }
 

@@ -1,12 +1,13 @@
 import { once } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { basename } from 'node:path';
-import { stringify } from 'csv-stringify/sync';
 import type { Logger } from 'pino';
 import type pg from 'pg';
-import { type BulkValue, openBulkWriter } from '../db/bulk.ts';
+import { csvLines } from '../csv/csv-writer.ts';
+import { type BulkValue, type BulkWriter, openBulkWriter } from '../db/bulk.ts';
 import type { DatabaseHandle } from '../db/engine.ts';
 import { openCsv } from './csv-source.ts';
+import type { TombstoneKeys } from '../rights/tombstone-keys.ts';
 import type { ApplyCounts, ImporterDefinition, ImportOptions, ImportSession, LineReject } from './importer.ts';
 
 export interface ImportDependencies {
@@ -14,6 +15,8 @@ export interface ImportDependencies {
   logger: Logger;
   now: Date;
   defaultPhoneCountry: string;
+  /** the erasure tombstones' keys (tombstoneKeys(config.tombstones)): needed to import contacts once someone was erased */
+  tombstoneKeys?: TombstoneKeys;
 }
 
 export interface RejectSummary {
@@ -39,6 +42,8 @@ export interface ImportReport extends ApplyCounts {
 
 const BATCH_ROWS = 5_000;
 const REPORTED_REJECTS = 50;
+/** columns that name a record: a tab or a line break in them is refused like any other control character */
+const IDENTIFIER_COLUMNS = ['external_id', 'order_id', 'sku'];
 
 /**
  * Imports one CSV file in one transaction: every row is read and checked, staged in
@@ -56,11 +61,14 @@ export async function importCsv(
     required: importer.required,
     optional: importer.optional,
     columnMap: options.columnMap,
+    identifiers: IDENTIFIER_COLUMNS,
+    encoding: options.encoding,
   });
   if (options.skipInvalid && !options.rejectsFile) options = { ...options, rejectsFile: `${file}.rejects.csv` };
   const rejects = new RejectCollector(options.skipInvalid ? options.rejectsFile : undefined, source.header);
   const client = await deps.database.pool.connect();
   let rowsRead = 0;
+  let writer: BulkWriter | undefined;
   try {
     await client.query('BEGIN');
     const { rows } = await client.query<{ id: number }>(
@@ -74,6 +82,7 @@ export async function importCsv(
       options,
       defaultPhoneCountry: deps.defaultPhoneCountry,
       now: deps.now,
+      tombstoneKeys: deps.tombstoneKeys,
     };
     const stagingColumns = [
       { name: 'line', type: 'integer' as const },
@@ -84,13 +93,12 @@ export async function importCsv(
       `CREATE TEMP TABLE import_staging (${stagingColumns.map((c) => `${c.name} ${c.type}`).join(', ')}) ON COMMIT DROP`,
     );
     const parseRow = await importer.prepare(session);
-    const writer = openBulkWriter(client, deps.database.engine, 'import_staging', stagingColumns);
+    writer = openBulkWriter(client, deps.database.engine, 'import_staging', stagingColumns);
     let batch: BulkValue[][] = [];
     for await (const chunk of source.chunks) {
-      for (const { line, values, raw } of chunk) {
+      for (const { line, values, raw, problem } of chunk) {
         rowsRead += 1;
-        const shapeError = values.__shape_error;
-        const result = shapeError ? { ok: false as const, error: { field: 'row', message: shapeError } } : parseRow(values);
+        const result = problem ? { ok: false as const, error: problem } : parseRow(values);
         if (result.ok) batch.push([line, options.skipInvalid ? JSON.stringify(raw) : null, ...result.row]);
         else rejects.add({ line, ...result.error }, raw);
       }
@@ -102,6 +110,7 @@ export async function importCsv(
     }
     await writer.write(batch);
     await writer.end();
+    writer = undefined;
     // temporary tables are never analysed automatically; without statistics the checks plan nested loops
     await client.query('ANALYZE import_staging');
     deps.logger.debug({ kind: importer.kind, rowsRead, ms: Date.now() - started }, 'rows staged');
@@ -146,6 +155,8 @@ export async function importCsv(
     );
     return report;
   } catch (error) {
+    // a COPY still open (the file broke while rows were streaming) is failed first, or ROLLBACK would wait behind it
+    await writer?.abort();
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   } finally {
@@ -201,8 +212,9 @@ class RejectCollector {
 
   constructor(path: string | undefined, header: string[]) {
     if (path) {
-      this.output = createWriteStream(path);
-      this.output.write(stringify([['line', 'reason', ...header]]));
+      // the rejected lines are personal data: readable by the importing user only
+      this.output = createWriteStream(path, { mode: 0o600 });
+      this.output.write(csvLines([['line', 'reason', ...header]]));
     }
   }
 
@@ -214,7 +226,7 @@ class RejectCollector {
     summary.count += 1;
     if (summary.firstLines.length < 5) summary.firstLines.push(reject.line);
     this.reasons.set(reason, summary);
-    this.output?.write(stringify([[reject.line, `${reject.field}: ${reject.message}`, ...raw]]));
+    this.output?.write(csvLines([[reject.line, `${reject.field}: ${reject.message}`, ...raw]]));
   }
 
   /** Waits until the rejects file has taken what was written so far. */

@@ -1,5 +1,7 @@
 import type pg from 'pg';
 import type { BulkColumn, BulkValue } from '../db/bulk.ts';
+import type { TombstoneKeys } from '../rights/tombstone-keys.ts';
+import type { CsvEncoding } from './csv-source.ts';
 import type { Parsed } from './values.ts';
 
 export type ImportKind = 'contacts' | 'consents' | 'products' | 'purchases';
@@ -14,6 +16,8 @@ export interface ImportOptions {
   rejectsFile?: string;
   /** purchases only: sum lines of one order for the same product instead of rejecting them */
   mergeLines?: boolean;
+  /** how the file's bytes are read (default UTF-8, strictly) */
+  encoding?: CsvEncoding;
 }
 
 export interface ImportSession {
@@ -22,6 +26,8 @@ export interface ImportSession {
   options: ImportOptions;
   defaultPhoneCountry: string;
   now: Date;
+  /** the erasure tombstones' keys: the contacts import needs them once a keyed tombstone exists */
+  tombstoneKeys?: TombstoneKeys;
 }
 
 export interface RowError {
