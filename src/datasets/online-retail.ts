@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { parse } from 'csv-parse';
-import { stringify } from 'csv-stringify';
 import { normalizeExternalId } from '../contacts/identity.ts';
+import { csvLines } from '../csv/csv-writer.ts';
 
 /** How every Online Retail customer gets a profiling consent: synthetic, and said so in each record. */
 export const SYNTHETIC_CONSENT = {
@@ -72,9 +72,10 @@ export async function prepareOnlineRetail(source: string, outDir: string): Promi
 
 async function writeCsv(path: string, header: string[], rows: string[][]): Promise<void> {
   const output = createWriteStream(path);
-  const writer = stringify({ header: true, columns: header });
-  writer.pipe(output);
-  for (const row of rows) if (!writer.write(row)) await once(writer, 'drain');
-  writer.end();
+  output.write(csvLines([header]));
+  for (let from = 0; from < rows.length; from += 5_000) {
+    if (!output.write(csvLines(rows.slice(from, from + 5_000)))) await once(output, 'drain');
+  }
+  output.end();
   await once(output, 'finish');
 }

@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { stringify } from 'csv-stringify/sync';
+import { csvLines, spreadsheetSafe } from '../csv/csv-writer.ts';
 import type { AccessReport } from './rights.service.ts';
 
 /** One CSV file of the portability bundle: its name, its header, its rows. */
@@ -10,11 +10,9 @@ export interface BundleTable {
   rows: Array<Record<string, unknown>>;
 }
 
-/** A cell as written in the CSV: empty for null, JSON for lists and objects (score reasons, feature lists). */
+/** A cell as written in the CSV: empty for null, JSON for lists and objects (score reasons, feature lists), formulas neutralised. */
 export function csvCell(value: unknown): string {
-  if (value === null || value === undefined) return '';
-  if (typeof value === 'object') return JSON.stringify(value);
-  return String(value);
+  return String(spreadsheetSafe(value));
 }
 
 function table<T extends object>(file: string, rows: T[], columns: Array<keyof T & string>): BundleTable {
@@ -52,9 +50,9 @@ export function writePortabilityBundle(report: AccessReport, dir: string): strin
   writeFileSync(jsonPath, `${JSON.stringify(report, null, 2)}\n`, { mode: 0o600 });
   const paths = [jsonPath];
   for (const { file, columns, rows } of bundleTables(report)) {
-    const records = rows.map((row) => columns.map((column) => csvCell(row[column])));
+    const records = rows.map((row) => columns.map((column) => row[column]));
     const path = join(dir, file);
-    writeFileSync(path, stringify([columns, ...records]), { mode: 0o600 });
+    writeFileSync(path, csvLines([columns, ...records]), { mode: 0o600 });
     paths.push(path);
   }
   return paths;

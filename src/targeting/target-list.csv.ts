@@ -1,4 +1,4 @@
-import { stringify } from 'csv-stringify/sync';
+import { csvLines } from '../csv/csv-writer.ts';
 import type { TargetList, TargetMember } from './target-list.service.ts';
 
 export const TARGET_CSV_COLUMNS = [
@@ -21,12 +21,12 @@ function line(group: 'contact' | 'holdout', member: TargetMember): unknown[] {
  * told apart by the `group` column so the control group travels with the list.
  */
 export function* targetListCsv(list: TargetList): Generator<string> {
-  yield stringify([[...TARGET_CSV_COLUMNS]]);
+  yield csvLines([[...TARGET_CSV_COLUMNS]]);
   const rows: Array<['contact' | 'holdout', TargetMember]> = [
     ...list.members.map((member) => ['contact', member] as ['contact', TargetMember]),
     ...list.holdout.map((member) => ['holdout', member] as ['holdout', TargetMember]),
   ];
   for (let from = 0; from < rows.length; from += CHUNK_ROWS) {
-    yield stringify(rows.slice(from, from + CHUNK_ROWS).map(([group, member]) => line(group, member)));
+    yield csvLines(rows.slice(from, from + CHUNK_ROWS).map(([group, member]) => line(group, member)));
   }
 }
