@@ -22,14 +22,51 @@ export interface JobQueue {
   stop(options?: { graceful?: boolean; timeoutMs?: number }): Promise<void>;
 }
 
-/** pg-boss speaks to the database through our own pool, or through a transaction's connection. */
-function executorOf(db: Kysely<Database>): PgBoss.Db {
+/**
+ * pg-boss speaks to the database through our own pool, or through a transaction's connection.
+ * Its guarded commands are one text 'BEGIN; …; COMMIT;' (installing its schema, maintenance):
+ * when one fails midway (two processes installing at once, a lock timeout) its transaction
+ * stays open on the connection, so every later query there fails, and on the embedded
+ * database, where a transaction holds the only backend, every process waits for ever: the
+ * connection is rolled back before it goes back to the pool.
+ */
+export function jobQueueExecutor(db: Kysely<Database>): PgBoss.Db {
+  const run = async (executor: { executeQuery: Kysely<Database>['executeQuery'] }, text: string, values: unknown[] | undefined) => {
+    const result = await executor.executeQuery(CompiledQuery.raw(text, values ?? []));
+    return { rows: result.rows as unknown[] as never[] };
+  };
   return {
     async executeSql(text, values) {
-      const result = await db.executeQuery(CompiledQuery.raw(text, values ?? []));
-      return { rows: result.rows as unknown[] as never[] };
+      // inside the caller's transaction (a job sent with its part's output): theirs to end
+      if (db.isTransaction) return run(db, text, values);
+      return db.connection().execute(async (connection) => {
+        try {
+          return await run(connection, text, values);
+        } catch (error) {
+          await connection.executeQuery(CompiledQuery.raw('ROLLBACK')).catch(() => undefined);
+          throw error;
+        }
+      });
     },
   };
+}
+
+/**
+ * Creates a queue unless it exists. Two processes starting on a fresh database create the same
+ * queues at the same moment, and PostgreSQL may end one of them as a deadlock victim: it looks
+ * again, and tries again.
+ */
+async function createQueue(boss: PgBoss, name: QueueName): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await boss.createQueue(name);
+      return;
+    } catch (error) {
+      if (attempt >= 3) throw error;
+      if (await boss.getQueue(name)) return;
+      await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+    }
+  }
 }
 
 /**
@@ -42,7 +79,7 @@ function executorOf(db: Kysely<Database>): PgBoss.Db {
 export async function openJobQueue(context: AppContext): Promise<JobQueue> {
   const { jobs } = context.config;
   const boss = new PgBoss({
-    db: executorOf(context.database.db),
+    db: jobQueueExecutor(context.database.db),
     schema: 'pgboss',
     // expiry of dead workers' jobs is checked by whichever process maintains first
     supervise: true,
@@ -51,7 +88,7 @@ export async function openJobQueue(context: AppContext): Promise<JobQueue> {
   });
   boss.on('error', (error) => context.logger.warn({ err: describeError(error) }, 'job queue error'));
   await boss.start();
-  for (const name of Object.values(QUEUES)) await boss.createQueue(name);
+  for (const name of Object.values(QUEUES)) await createQueue(boss, name);
   const defaults: PgBoss.SendOptions = {
     retryLimit: 2,
     retryDelay: 2,
@@ -60,7 +97,7 @@ export async function openJobQueue(context: AppContext): Promise<JobQueue> {
   return {
     boss,
     async send(name, data, within, options = {}) {
-      await boss.send(name, data, { ...defaults, ...options, ...(within ? { db: executorOf(within) } : {}) });
+      await boss.send(name, data, { ...defaults, ...options, ...(within ? { db: jobQueueExecutor(within) } : {}) });
     },
     async stop({ graceful = true, timeoutMs = 30_000 } = {}) {
       await boss.stop({ graceful, wait: true, timeout: timeoutMs, close: false });
