@@ -1,8 +1,6 @@
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { formatConsentAudit } from '../audit/consent-audit.format.ts';
-import { consentAudit, recordConsentAudit } from '../audit/consent-audit.service.ts';
 import { cliActor, UserError, withContext } from './cli-context.ts';
 
 const MAX_EXPIRING_DAYS = 3650;
@@ -27,6 +25,10 @@ export function registerAuditCommands(program: Command): void {
     .action((flags: ConsentAuditFlags) => {
       const out = flags.out === undefined ? undefined : checkedOutputFile(flags.out);
       return withContext({ migrate: true }, async (context) => {
+        const [{ consentAudit, recordConsentAudit }, { formatConsentAudit }] = await Promise.all([
+          import('../audit/consent-audit.service.ts'),
+          import('../audit/consent-audit.format.ts'),
+        ]);
         const db = context.database.db;
         const report = await consentAudit(db, context.clock.now(), { expiringWithinDays: flags.expiringDays });
         await recordConsentAudit(db, report, cliActor(), out ? 'file' : 'stdout');

@@ -1,12 +1,13 @@
 import { userInfo } from 'node:os';
-import { loadConfig } from '../config.ts';
-import { type AppContext, type ContextOptions, createContext } from '../context.ts';
+import type { AppContext, ContextOptions } from '../context.ts';
 
 /** An error caused by what the user gave (bad file, unknown option value): printed without a stack. */
 export class UserError extends Error {}
 
 /** Opens the context, runs the command, and always closes what was opened. */
 export async function withContext<T>(options: ContextOptions, run: (context: AppContext) => Promise<T>): Promise<T> {
+  // loaded here rather than at start-up, so `cible --help` and argument errors never load the database code
+  const [{ loadConfig }, { createContext }] = await Promise.all([import('../config.ts'), import('../context.ts')]);
   const context = await createContext(loadConfig(), { defaultLogLevel: 'warn', ...options });
   try {
     return await run(context);

@@ -1,10 +1,5 @@
 import type { Command } from 'commander';
-import { sql } from 'kysely';
-import { runPipeline } from '../../pipelines/run-pipeline.ts';
-import { createApiKey } from '../auth/api-key.repository.ts';
 import type { AppContext } from '../context.ts';
-import { prepareOnlineRetail } from '../datasets/online-retail.ts';
-import { formatDemoSummary, loadDemo } from '../demo/demo.service.ts';
 import { integer, positiveInteger, withContext } from './cli-context.ts';
 import { defaultRunOptions, printRun, progressFor } from './pipeline.command.ts';
 import { serveApi } from './serve.command.ts';
@@ -19,6 +14,7 @@ interface DemoFlags {
 
 /** The product whose live model ranks best on its evaluation window: the one to show first. */
 async function showcaseProduct(context: AppContext): Promise<string | null> {
+  const { sql } = await import('kysely');
   const row = await context.database.db
     .selectFrom('models as m')
     .innerJoin('score_sets as ss', (join) => join.onRef('ss.model_id', '=', 'm.id').on('ss.status', '=', 'live'))
@@ -53,13 +49,18 @@ export function registerDemoCommands(program: Command): void {
     .option('--no-serve', 'stop after printing the request instead of starting the server')
     .action(async (flags: DemoFlags) => {
       await withContext({ migrate: true }, async (context) => {
+        const [{ formatDemoSummary, loadDemo }, { runPipeline }, { createApiKey }] = await Promise.all([
+          import('../demo/demo.service.ts'),
+          import('../../pipelines/run-pipeline.ts'),
+          import('../auth/api-key.repository.ts'),
+        ]);
         const outcome = await loadDemo(context, { contacts: flags.contacts, seed: flags.seed, reset: flags.reset ?? false });
         if (outcome.loaded) console.log(formatDemoSummary(outcome.summary, outcome.seconds, context.database.engine));
         else console.log(`the ${context.database.engine} database already holds ${outcome.existingContacts.toLocaleString('en-GB')} contacts: nothing loaded (\`cible demo --reset\` starts over)`);
 
         if (outcome.loaded || flags.retrain || !(await pipelineHasRun(context))) {
           console.log('\nrunning the propensity pipeline…');
-          printRun(await runPipeline(context, defaultRunOptions(context), progressFor(context)));
+          printRun(await runPipeline(context, await defaultRunOptions(context), progressFor(context)));
         } else {
           console.log('the pipeline has already run on this base: not run again (`cible demo --retrain` runs it again)');
         }
@@ -87,6 +88,7 @@ export function registerDemoCommands(program: Command): void {
     .description('derive contacts, products and synthetic explicit profiling consents from the UCI Online Retail log')
     .requiredOption('--out <dir>', 'folder for the CSV files')
     .action(async (file: string, flags: { out: string }) => {
+      const { prepareOnlineRetail } = await import('../datasets/online-retail.ts');
       const prepared = await prepareOnlineRetail(file, flags.out);
       console.log(
         `wrote ${prepared.customers} contacts to ${prepared.contacts}, ${prepared.products_count} products to ${prepared.products},` +

@@ -1,9 +1,7 @@
 import { Command, CommanderError } from 'commander';
-import { ConfigError } from '../config.ts';
-import { migrateToLatest } from '../db/migrate.ts';
-import { ImportFileError } from '../imports/csv-source.ts';
 import { registerAuditCommands } from './audit.command.ts';
 import { UserError, withContext } from './cli-context.ts';
+import { completeDefinitionFor } from './deferred-definition.ts';
 import { registerConsentCommands } from './consent.command.ts';
 import { registerDemoCommands } from './demo.command.ts';
 import { registerImportCommands } from './import.command.ts';
@@ -28,6 +26,7 @@ export function buildProgram(): Command {
     .description('apply pending migrations (embedded database unless DATABASE_URL is set)')
     .action(() =>
       withContext({}, async (context) => {
+        const { migrateToLatest } = await import('../db/migrate.ts');
         const applied = await migrateToLatest(context.database.db);
         console.log(
           applied.length === 0
@@ -55,12 +54,16 @@ export function buildProgram(): Command {
 
 export async function main(argv: string[]): Promise<void> {
   try {
-    await buildProgram().parseAsync(argv);
+    const program = buildProgram();
+    await completeDefinitionFor(program, argv);
+    await program.parseAsync(argv);
   } catch (error) {
     if (error instanceof CommanderError) {
       process.exitCode = error.exitCode;
       return;
     }
+    // loaded only now: start-up loads no more than the command needs
+    const [{ ConfigError }, { ImportFileError }] = await Promise.all([import('../config.ts'), import('../imports/csv-source.ts')]);
     if (error instanceof ConfigError || error instanceof UserError || error instanceof ImportFileError) {
       console.error(`error: ${error.message}`);
       process.exitCode = 2;

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { findModel, listModels, parseModelTarget, targetLabel } from '../registry/model-catalog.repository.ts';
 import { UserError, withContext } from './cli-context.ts';
 
 const f3 = (value: number | null | undefined, width = 5) =>
@@ -15,6 +14,7 @@ export function registerModelCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action((flags: { json?: boolean }) =>
       withContext({ migrate: true }, async (context) => {
+        const { listModels, targetLabel } = await import('../registry/model-catalog.repository.ts');
         const summaries = await listModels(context.database.db);
         if (flags.json) {
           console.log(JSON.stringify(summaries, null, 2));
@@ -36,6 +36,7 @@ export function registerModelCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action((target: string, flags: { json?: boolean }) =>
       withContext({ migrate: true }, async (context) => {
+        const { findModel, parseModelTarget, targetLabel } = await import('../registry/model-catalog.repository.ts');
         const wanted = parseModelTarget(target);
         const model = await findModel(context.database.db, wanted);
         if (!model || model.versions.length === 0) throw new UserError(`no model for ${wanted.kind} "${wanted.key}"; see cible models list`);

@@ -2,9 +2,10 @@ import type { Command } from 'commander';
 import type { BinaryMetrics } from '../../models/metrics.ts';
 import type { NetworkKind } from '../../models/propensity-network.ts';
 import { logProgress, terminalProgress } from '../../pipelines/progress.ts';
-import { DEFAULT_PIPELINE_OPTIONS, defaultOptionsFor, type PipelineOptions, type PipelineReport, runPipeline } from '../../pipelines/run-pipeline.ts';
+import type { DEFAULT_PIPELINE_OPTIONS, PipelineOptions, PipelineReport } from '../../pipelines/run-pipeline.ts';
 import type { AppContext } from '../context.ts';
 import { positiveInteger, UserError, withContext } from './cli-context.ts';
+import { deferDefinition } from './deferred-definition.ts';
 
 interface PipelineFlags {
   products: string;
@@ -59,7 +60,8 @@ function parseAlgorithms(value: string): NetworkKind[] {
   return kinds as NetworkKind[];
 }
 
-function buildOptions(context: AppContext, flags: PipelineFlags, kind: 'pipeline' | 'backtest'): PipelineOptions {
+async function buildOptions(context: AppContext, flags: PipelineFlags, kind: 'pipeline' | 'backtest'): Promise<PipelineOptions> {
+  const { defaultOptionsFor } = await import('../../pipelines/run-pipeline.ts');
   const tolerance = Number(flags.tolerance);
   if (!Number.isFinite(tolerance) || tolerance < 0 || tolerance > 0.2) {
     throw new UserError(`--tolerance expects an AUC difference between 0 and 0.2, got "${flags.tolerance}"`);
@@ -88,25 +90,31 @@ function buildOptions(context: AppContext, flags: PipelineFlags, kind: 'pipeline
   };
 }
 
-function withPipelineOptions(command: Command, defaultHorizon: string): Command {
+type PipelineDefaults = typeof DEFAULT_PIPELINE_OPTIONS;
+
+/** The pipeline's settings, loaded when a command needs them (the pipeline module is heavy to load). */
+const pipelineDefaults = async (): Promise<PipelineDefaults> => (await import('../../pipelines/run-pipeline.ts')).DEFAULT_PIPELINE_OPTIONS;
+
+function withPipelineOptions(command: Command, defaultHorizon: string, defaults: PipelineDefaults): Command {
   return command
     .option('--products <list>', 'all, or SKUs separated by commas', 'all')
     .option('--horizon <duration>', 'prediction horizon, e.g. 30d or 4w', defaultHorizon)
-    .option('--min-positives <n>', `buyers a target needs in each window (default ${DEFAULT_PIPELINE_OPTIONS.minPositives})`, positiveInteger('--min-positives'))
-    .option('--min-negatives <n>', `non-buyers a target needs in each window (default ${DEFAULT_PIPELINE_OPTIONS.minNegatives})`, positiveInteger('--min-negatives'))
-    .option('--epochs <n>', `minimum training epochs; small training sets get more (default ${DEFAULT_PIPELINE_OPTIONS.training.epochs})`, positiveInteger('--epochs'))
-    .option('--origins <n>', `rolling origins stacked for training, at most (default ${DEFAULT_PIPELINE_OPTIONS.maxOrigins})`, positiveInteger('--origins'))
-    .option('--origin-step <duration>', `days between stacked origins (default ${DEFAULT_PIPELINE_OPTIONS.originStepDays}d)`)
-    .option('--hidden-units <n>', `units of the MLP's hidden layer (default ${DEFAULT_PIPELINE_OPTIONS.training.hiddenUnits})`, positiveInteger('--hidden-units'))
-    .option('--algorithms <list>', 'networks to train and compare', DEFAULT_PIPELINE_OPTIONS.training.algorithms.join(','))
-    .option('--tolerance <auc>', 'promotion tolerance on AUC against the champion', String(DEFAULT_PIPELINE_OPTIONS.promotionTolerance))
+    .option('--min-positives <n>', `buyers a target needs in each window (default ${defaults.minPositives})`, positiveInteger('--min-positives'))
+    .option('--min-negatives <n>', `non-buyers a target needs in each window (default ${defaults.minNegatives})`, positiveInteger('--min-negatives'))
+    .option('--epochs <n>', `minimum training epochs; small training sets get more (default ${defaults.training.epochs})`, positiveInteger('--epochs'))
+    .option('--origins <n>', `rolling origins stacked for training, at most (default ${defaults.maxOrigins})`, positiveInteger('--origins'))
+    .option('--origin-step <duration>', `days between stacked origins (default ${defaults.originStepDays}d)`)
+    .option('--hidden-units <n>', `units of the MLP's hidden layer (default ${defaults.training.hiddenUnits})`, positiveInteger('--hidden-units'))
+    .option('--algorithms <list>', 'networks to train and compare', defaults.training.algorithms.join(','))
+    .option('--tolerance <auc>', 'promotion tolerance on AUC against the champion', String(defaults.promotionTolerance))
     .option('--models-dir <dir>', 'also write the trained networks there (model.json + weights.bin) for inspection')
     .option('--json', 'print the run report as JSON');
 }
 
 /** What a plain `cible pipeline run` does: every product, the default horizon and settings. */
-export function defaultRunOptions(context: AppContext): PipelineOptions {
-  const flags = { products: 'all', horizon: '30d', algorithms: DEFAULT_PIPELINE_OPTIONS.training.algorithms.join(','), tolerance: String(DEFAULT_PIPELINE_OPTIONS.promotionTolerance) };
+export async function defaultRunOptions(context: AppContext): Promise<PipelineOptions> {
+  const defaults = await pipelineDefaults();
+  const flags = { products: 'all', horizon: '30d', algorithms: defaults.training.algorithms.join(','), tolerance: String(defaults.promotionTolerance) };
   return buildOptions(context, flags satisfies PipelineFlags, 'pipeline');
 }
 
@@ -125,33 +133,33 @@ export function progressFor(context: AppContext) {
 
 export function registerPipelineCommands(program: Command): void {
   const pipeline = program.command('pipeline').description('the propensity pipeline: consent snapshot, features, training, evaluation, promotion, scoring');
-  withPipelineOptions(
-    pipeline
-      .command('run')
-      .description('train, evaluate against the baselines, promote and score, for every product with enough buyers')
-      .option('--as-of <date>', 'run as if today were this date (only data before it is visible)'),
-    '30d',
-  ).action((flags: PipelineFlags) =>
-    withContext({ migrate: true }, async (context) => {
-      const report = await runPipeline(context, await checkProducts(context, buildOptions(context, flags, 'pipeline')), progressFor(context));
-      if (flags.json) console.log(JSON.stringify(report, null, 2));
-      else printRun(report);
-    }),
-  );
+  const run = pipeline
+    .command('run')
+    .description('train, evaluate against the baselines, promote and score, for every product with enough buyers')
+    .option('--as-of <date>', 'run as if today were this date (only data before it is visible)')
+    .action((flags: PipelineFlags) =>
+      withContext({ migrate: true }, async (context) => {
+        const { runPipeline } = await import('../../pipelines/run-pipeline.ts');
+        const report = await runPipeline(context, await checkProducts(context, await buildOptions(context, flags, 'pipeline')), progressFor(context));
+        if (flags.json) console.log(JSON.stringify(report, null, 2));
+        else printRun(report);
+      }),
+    );
+  deferDefinition(pipeline, async () => void withPipelineOptions(run, '30d', await pipelineDefaults()));
 
-  withPipelineOptions(
-    program
-      .command('backtest')
-      .description('run the pipeline as if today were --as-of, then score it against what really happened in [as-of, as-of + horizon)')
-      .requiredOption('--as-of <date>', 'the date to go back to'),
-    '90d',
-  ).action((flags: PipelineFlags) =>
-    withContext({ migrate: true }, async (context) => {
-      const report = await runPipeline(context, await checkProducts(context, buildOptions(context, flags, 'backtest')), progressFor(context));
-      if (flags.json) console.log(JSON.stringify(report, null, 2));
-      else printBacktest(report);
-    }),
-  );
+  const backtest = program
+    .command('backtest')
+    .description('run the pipeline as if today were --as-of, then score it against what really happened in [as-of, as-of + horizon)')
+    .requiredOption('--as-of <date>', 'the date to go back to')
+    .action((flags: PipelineFlags) =>
+      withContext({ migrate: true }, async (context) => {
+        const { runPipeline } = await import('../../pipelines/run-pipeline.ts');
+        const report = await runPipeline(context, await checkProducts(context, await buildOptions(context, flags, 'backtest')), progressFor(context));
+        if (flags.json) console.log(JSON.stringify(report, null, 2));
+        else printBacktest(report);
+      }),
+    );
+  deferDefinition(backtest, async () => void withPipelineOptions(backtest, '90d', await pipelineDefaults()));
 }
 
 const f3 = (value: number | null | undefined) => (value === null || value === undefined || Number.isNaN(value) ? '   n/a' : value.toFixed(3).padStart(6));

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { type RunPart, runParts } from '../jobs/run-parts.repository.ts';
-import { describeRunWithoutWorker, type WorkerPresence, workerPresence } from '../jobs/worker-presence.repository.ts';
-import { type Kysely, sql } from 'kysely';
+import type { Kysely } from 'kysely';
+import type { RunPart } from '../jobs/run-parts.repository.ts';
+import type { describeRunWithoutWorker, WorkerPresence } from '../jobs/worker-presence.repository.ts';
 import type { AppContext } from '../context.ts';
 import type { Database } from '../db/database.ts';
 import type { PipelineRunStatus, RunPartStatus } from '../registry/registry.table.ts';
@@ -59,9 +59,10 @@ export function parseRunId(value: string): number {
 const secondsBetween = (from: Date | null, to: Date | null) => (from && to ? (to.getTime() - from.getTime()) / 1000 : null);
 const num = (value: unknown) => (value === null || value === undefined ? null : Number(value));
 
-const RUN_COLUMNS = sql`r.id, r.kind, r.driver, r.status, r.trigger, r.as_of, r.created_at, r.started_at, r.finished_at,
+// plain SQL text: kysely's sql tag is loaded with the queries, not when the command is defined
+const RUN_COLUMNS = `r.id, r.kind, r.driver, r.status, r.trigger, r.as_of, r.created_at, r.started_at, r.finished_at,
   p.succeeded, p.failed, p.running, p.total`;
-const PART_COUNTS = sql`LEFT JOIN LATERAL (
+const PART_COUNTS = `LEFT JOIN LATERAL (
     SELECT count(*) FILTER (WHERE status = 'succeeded')::int AS succeeded,
            count(*) FILTER (WHERE status = 'failed')::int AS failed,
            count(*) FILTER (WHERE status = 'running')::int AS running,
@@ -88,20 +89,22 @@ function listEntry(row: Record<string, unknown>): RunListEntry {
 
 /** The latest runs, newest first. */
 export async function listRuns(db: Kysely<Database>, limit: number): Promise<RunListEntry[]> {
+  const { sql } = await import('kysely');
   const { rows } = await sql<Record<string, unknown>>`
-    SELECT ${RUN_COLUMNS} FROM pipeline_runs r ${PART_COUNTS}
+    SELECT ${sql.raw(RUN_COLUMNS)} FROM pipeline_runs r ${sql.raw(PART_COUNTS)}
     ORDER BY r.id DESC LIMIT ${limit}`.execute(db);
   return rows.map(listEntry);
 }
 
 /** One run with its parts in the order they run (train, score shards, rank, publish); null if unknown. */
 export async function showRun(db: Kysely<Database>, id: number): Promise<RunShowEntry | null> {
+  const [{ sql }, { runParts }] = await Promise.all([import('kysely'), import('../jobs/run-parts.repository.ts')]);
   const { rows } = await sql<Record<string, unknown>>`
-    SELECT ${RUN_COLUMNS}, r.horizon_days, r.shards, r.heartbeat_at, r.error,
+    SELECT ${sql.raw(RUN_COLUMNS)}, r.horizon_days, r.shards, r.heartbeat_at, r.error,
       (SELECT jsonb_object_agg(s, n) FROM (SELECT coalesce(t ->> 'status', 'unknown') AS s, count(*)::int AS n
          FROM jsonb_array_elements(CASE WHEN jsonb_typeof(r.summary -> 'targets') = 'array' THEN r.summary -> 'targets' ELSE '[]'::jsonb END) t
          GROUP BY 1) o) AS outcomes
-    FROM pipeline_runs r ${PART_COUNTS} WHERE r.id = ${id}`.execute(db);
+    FROM pipeline_runs r ${sql.raw(PART_COUNTS)} WHERE r.id = ${id}`.execute(db);
   const row = rows[0];
   if (!row) return null;
   const parts = await runParts(db, id);
@@ -201,9 +204,9 @@ export function formatRun(run: RunShowEntry, now: Date): string {
 }
 
 /** A blank line then one line per run that waits on no live worker; nothing when none waits. */
-export function formatWorkerWarnings(presence: WorkerPresence): string[] {
+export function formatWorkerWarnings(presence: WorkerPresence, describe: typeof describeRunWithoutWorker): string[] {
   if (presence.runsWithoutWorker.length === 0) return [];
-  return ['', ...presence.runsWithoutWorker.map((run) => `warning: ${describeRunWithoutWorker(run, presence.lastHeartbeatAt)}`)];
+  return ['', ...presence.runsWithoutWorker.map((run) => `warning: ${describe(run, presence.lastHeartbeatAt)}`)];
 }
 
 export function registerRunsCommands(program: Command, open: ContextOpener = openContext): void {
@@ -218,6 +221,7 @@ export function registerRunsCommands(program: Command, open: ContextOpener = ope
       open(async (context) => {
         const now = context.clock.now();
         const listing = await listRuns(context.database.db, flags.limit ?? DEFAULT_RUNS_LIMIT);
+        const { describeRunWithoutWorker, workerPresence } = await import('../jobs/worker-presence.repository.ts');
         const presence = await workerPresence(context.database.db, now, context.config.jobs.workerAbsentSeconds);
         if (flags.json) {
           const waiting = new Map(presence.runsWithoutWorker.map((run) => [run.runId, run]));
@@ -227,7 +231,7 @@ export function registerRunsCommands(program: Command, open: ContextOpener = ope
           });
           console.log(JSON.stringify(entries, null, 2));
         } else {
-          console.log([formatRunList(listing, now), ...formatWorkerWarnings(presence)].join('\n'));
+          console.log([formatRunList(listing, now), ...formatWorkerWarnings(presence, describeRunWithoutWorker)].join('\n'));
         }
       }),
     );

@@ -1,18 +1,26 @@
 import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { extname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type Kysely, type Migration, type MigrationProvider, type MigrationResultSet, Migrator } from 'kysely';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations', import.meta.url));
 
+/**
+ * .ts when this runs from the sources (tsx, the test runner), .js when it runs from the build in dist/,
+ * whose migrations/ holds the compiled copies: one file per migration is ever loaded.
+ */
+const MIGRATION_EXTENSION = extname(fileURLToPath(import.meta.url));
+
 // Kysely's FileMigrationProvider imports from inside node_modules, where TypeScript
 // files cannot be loaded under the test runner; importing from here works everywhere.
 const migrationFiles: MigrationProvider = {
   async getMigrations() {
-    const names = (await readdir(MIGRATIONS_DIR)).filter((name) => /^\d.*\.ts$/.test(name)).sort();
+    const files = (await readdir(MIGRATIONS_DIR)).filter((file) => /^\d/.test(file) && extname(file) === MIGRATION_EXTENSION).sort();
     const migrations: Record<string, Migration> = {};
-    for (const name of names) {
-      migrations[name.replace(/\.ts$/, '')] = (await import(pathToFileURL(join(MIGRATIONS_DIR, name)).href)) as Migration;
+    for (const file of files) {
+      // the name recorded in the database, the same from the sources and from the build
+      const name = file.slice(0, -MIGRATION_EXTENSION.length);
+      migrations[name] = (await import(pathToFileURL(join(MIGRATIONS_DIR, file)).href)) as Migration;
     }
     return migrations;
   },
@@ -24,10 +32,42 @@ function createMigrator(db: Kysely<any>): Migrator {
 
 export class MigrationError extends Error {}
 
+/** The database could not be reached at all: no migration was tried. */
+export class DatabaseUnreachableError extends MigrationError {}
+
 /** Brings the schema to the latest migration; returns the names applied now. */
 export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
-  const { error, results } = await createMigrator(db).migrateToLatest();
-  return unwrap(error, results);
+  let outcome: MigrationResultSet;
+  try {
+    outcome = await createMigrator(db).migrateToLatest();
+  } catch (error) {
+    throw unreachable(error) ?? error;
+  }
+  return unwrap(outcome.error, outcome.results);
+}
+
+// refused, unknown host, timed out, reset; then PostgreSQL's own: no such database, bad password,
+// no such role, starting up or shutting down
+const CONNECTION_FAILURES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', '3D000', '28P01', '28000', '57P03']);
+
+interface ConnectionFailure {
+  code?: string;
+  address?: string;
+  port?: number;
+  hostname?: string;
+  message?: string;
+  errors?: ConnectionFailure[];
+}
+
+/** A connection failure said as such, with where it tried (host and port, never the URL: it may hold a password). */
+function unreachable(error: unknown): DatabaseUnreachableError | undefined {
+  const failure = error as ConnectionFailure | undefined;
+  const first = failure?.errors?.[0] ?? failure;
+  if (!first?.code || !CONNECTION_FAILURES.has(first.code)) return undefined;
+  const where = first.address ? `${first.address}${first.port ? `:${first.port}` : ''}` : first.hostname;
+  return new DatabaseUnreachableError(
+    `the database is unreachable${where ? ` at ${where}` : ''} (${first.code}: ${first.message ?? failure?.message ?? 'no detail'}); no migration was tried: check DATABASE_URL and that the server runs`,
+  );
 }
 
 /** Names of migrations present in migrations/ but not yet applied. */
@@ -38,6 +78,8 @@ export async function pendingMigrations(db: Kysely<any>): Promise<string[]> {
 
 function unwrap(error: unknown, results: MigrationResultSet['results']): string[] {
   if (error) {
+    const connection = unreachable(error);
+    if (connection) throw connection;
     const failed = results?.find((result) => result.status === 'Error');
     const where = failed ? ` in migration ${failed.migrationName}` : '';
     throw new MigrationError(`database migration failed${where}: ${(error as Error).message ?? String(error)}`);
