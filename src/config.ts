@@ -27,6 +27,7 @@ const environmentSchema = z.object({
   CIBLE_PRESSURE_MAX_LISTS: z.coerce.number().int().min(1).default(3),
   CIBLE_PRESSURE_WINDOW_DAYS: z.coerce.number().int().min(1).max(365).default(7),
   CIBLE_TARGETS_MAX_MEMBERS: z.coerce.number().int().min(1).default(200_000),
+  CIBLE_TARGETS_DELIVERY_TIMEOUT_SECONDS: z.coerce.number().int().min(10).max(86_400).default(900),
   CIBLE_PIPELINE_CRON: z
     .string()
     .regex(/^\S+( \S+){4}$/, 'must be a five-field cron expression such as "0 2 * * *"')
@@ -121,9 +122,14 @@ export interface TargetingPolicy {
   pressureWindowDays: number;
   /** the largest list one request may ask for */
   maxMembers: number;
+  /**
+   * a list being delivered counts towards pressure; one still undelivered after this long
+   * (its process died mid-response) is marked undelivered and its members released
+   */
+  deliveryTimeoutSeconds: number;
 }
 
-export const DEFAULT_TARGETING_POLICY: TargetingPolicy = { pressureMaxLists: 3, pressureWindowDays: 7, maxMembers: 200_000 };
+export const DEFAULT_TARGETING_POLICY: TargetingPolicy = { pressureMaxLists: 3, pressureWindowDays: 7, maxMembers: 200_000, deliveryTimeoutSeconds: 900 };
 
 export interface ConsentPolicy {
   /** an opposition list for a channel below must be younger than this, or the channel is closed */
@@ -167,6 +173,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       pressureMaxLists: values.CIBLE_PRESSURE_MAX_LISTS,
       pressureWindowDays: values.CIBLE_PRESSURE_WINDOW_DAYS,
       maxMembers: values.CIBLE_TARGETS_MAX_MEMBERS,
+      deliveryTimeoutSeconds: values.CIBLE_TARGETS_DELIVERY_TIMEOUT_SECONDS,
     },
     jobs: {
       cron: values.CIBLE_PIPELINE_CRON,

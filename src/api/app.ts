@@ -41,6 +41,14 @@ export function createApp(deps: ApiDependencies): OpenAPIHono<AppEnv> {
     );
   });
   registerMetrics(app, deps);
+  // lists, previews, manifests, access and portability answers and review pages carry personal
+  // data: no browser, proxy or CDN may keep a copy
+  for (const path of ['/v1/*', '/ui/*', '/ui']) {
+    app.use(path, async (c, next) => {
+      await next();
+      c.res.headers.set('Cache-Control', 'no-store');
+    });
+  }
 
   app.use(
     '/v1/*',

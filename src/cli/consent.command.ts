@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { type ConsentSweepReport, sweepConsent } from '../../pipelines/consent-sweep.ts';
-import { channelFunnel, UnknownChannelError } from '../consent/eligibility.ts';
+import type { ConsentSweepReport } from '../../pipelines/consent-sweep.ts';
 import { UserError, withContext } from './cli-context.ts';
 
 /** The sweep's report for a terminal: counts only, like the report itself. */
@@ -35,6 +34,7 @@ export function registerConsentCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action((flags: { channel: string; json?: boolean }) =>
       withContext({ migrate: true }, async (context) => {
+        const { channelFunnel, UnknownChannelError } = await import('../consent/eligibility.ts');
         const funnel = await channelFunnel(context.database.db, flags.channel, context.clock.now(), context.config.consentPolicy).catch(
           (error) => {
             throw error instanceof UnknownChannelError ? new UserError(error.message) : error;
@@ -49,7 +49,7 @@ export function registerConsentCommands(program: Command): void {
         console.log(`${n(funnel.contacts)}  contacts`);
         console.log(`${n(funnel.profilingConsent)}  with a valid profiling consent`);
         console.log(`${n(funnel.channelConsent)}  and a valid ${funnel.channel} consent`);
-        console.log(`${n(funnel.withContactDetail)}  and a contact detail for ${funnel.channel}`);
+        console.log(`${n(funnel.withContactDetail)}  and ${funnel.contactDetail}`);
         console.log(`${n(funnel.notOpposed)}  and on no opposition list`);
         console.log(`${n(funnel.notObjected)}  and no objection to direct marketing: reachable`);
         if (funnel.blocked) console.log(`channel closed: ${funnel.blocked}`);
@@ -63,6 +63,7 @@ export function registerConsentCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action((flags: { json?: boolean }) =>
       withContext({ migrate: true }, async (context) => {
+        const { sweepConsent } = await import('../../pipelines/consent-sweep.ts');
         const report = await sweepConsent(context);
         console.log(flags.json ? JSON.stringify(report, null, 2) : sweepSummary(report));
       }),

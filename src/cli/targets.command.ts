@@ -1,9 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import type { Command } from 'commander';
-import { exportManifest, verifyExport } from '../targeting/export.service.ts';
-import { targetListCsv } from '../targeting/target-list.csv.ts';
-import { buildTargetList, type ListSize, type TargetList } from '../targeting/target-list.service.ts';
+import type { ListSize, TargetList, TargetPreview, TargetSelection } from '../targeting/target-list.service.ts';
 import {
   ChannelClosedError,
   ExportNotFoundError,
@@ -22,6 +20,7 @@ interface TargetFlags {
   holdout: string;
   out?: string;
   json?: boolean;
+  preview?: boolean;
 }
 
 function number(option: string, value: string): number {
@@ -58,19 +57,43 @@ function exportId(value: string): string {
   return value;
 }
 
-function funnelLines(list: TargetList): string {
+function funnelLines(list: TargetSelection, title: string): string {
   const f = list.funnel;
   const n = (value: number) => value.toLocaleString('en-GB').padStart(10);
-  return [
-    `target list ${list.exportId} for ${list.product.sku} (${list.product.name}) on ${list.channel}, model v${list.model.version} scored ${list.model.scoredAt}`,
+  const lines = [
+    `${title} for ${list.product.sku} (${list.product.name}) on ${list.channel}, model v${list.model.version} scored ${list.model.scoredAt}`,
     `${n(f.scored)}  scored`,
     `${n(f.examined)}  examined, best first`,
     `${n(f.consentedForChannel)}  with valid profiling and ${list.channel} consent and a contact detail`,
     `${n(f.notOpposed)}  on no opposition list, no objection`,
     `${n(f.underPressureCap)}  under the contact-pressure cap`,
     `${n(f.returned)}  to contact (expected buyers ${list.expectedBuyers.toFixed(1)})${f.holdout ? `, plus ${f.holdout} held out as a control group` : ''}`,
-    `manifest SHA-256 ${list.manifestHash}`,
-  ].join('\n');
+    list.scoreThreshold === null ? 'nobody selected' : `score threshold ${list.scoreThreshold.toFixed(4)} (the last member's score)`,
+  ];
+  const short = list.shortfall;
+  if (short) {
+    const what = short.of === 'expectedBuyers' ? 'expected buyers' : 'members';
+    lines.push(`short of the size asked: ${short.asked === null ? '' : `asked ${short.asked} ${what}, `}reached ${short.reached} ${what}: ${short.reason}`);
+  }
+  return lines.join('\n');
+}
+
+function listLines(list: TargetList): string {
+  return `${funnelLines(list, `target list ${list.exportId}`)}\nmanifest SHA-256 ${list.manifestHash}`;
+}
+
+function previewLines(preview: TargetPreview): string {
+  return `${funnelLines(preview, 'preview')}\n${preview.note}`;
+}
+
+/** Writes every chunk, waiting when the stream is full; rejects if the stream fails (a closed pipe). */
+async function writeAll(out: NodeJS.WritableStream, chunks: Iterable<string>): Promise<void> {
+  const failed = new Promise<never>((_, reject) => out.once('error', reject));
+  failed.catch(() => {}); // raced below; an error after the last write is not this function's
+  for (const chunk of chunks) {
+    if (!out.write(chunk)) await Promise.race([once(out, 'drain'), failed]);
+  }
+  await Promise.race([new Promise<void>((resolve) => out.write('', () => resolve())), failed]);
 }
 
 export function registerTargetCommands(program: Command): void {
@@ -85,29 +108,48 @@ export function registerTargetCommands(program: Command): void {
     .option('--holdout <percent>', 'percent withheld at random as a control group', '0')
     .option('--out <file>', 'write the list as CSV to this file (else CSV on stdout)')
     .option('--json', 'print the list as JSON')
+    .option('--preview', 'the funnel, size, expected buyers and score threshold for these parameters, without recording a list or using contact pressure')
     .action((sku: string, flags: TargetFlags) =>
       withContext({ migrate: true }, async (context) => {
+        const [{ buildTargetList, previewTargetList, settleDelivery }, { targetListCsv }, { targetListJson }] = await Promise.all([
+          import('../targeting/target-list.service.ts'),
+          import('../targeting/target-list.csv.ts'),
+          import('../targeting/target-list.json.ts'),
+        ]);
         const holdout = number('--holdout', flags.holdout);
-        const list = await buildTargetList(
-          context.database.db,
-          { sku, channel: flags.channel, size: listSize(flags), holdoutPercent: holdout, actor: cliActor(), apiKeyId: null },
-          { consent: context.config.consentPolicy, targeting: context.config.targeting },
-          context.clock.now(),
-        ).catch(asUserError);
+        const request = { sku, channel: flags.channel, size: listSize(flags), holdoutPercent: holdout, actor: cliActor(), apiKeyId: null };
+        const policies = { consent: context.config.consentPolicy, targeting: context.config.targeting };
+        if (flags.preview) {
+          if (flags.out) throw new UserError('--out writes a list: a --preview records none and has no members to write');
+          const preview = await previewTargetList(context.database.db, request, policies, context.clock.now()).catch(asUserError);
+          console.log(flags.json ? JSON.stringify(preview, null, 2) : previewLines(preview));
+          return;
+        }
+        const list = await buildTargetList(context.database.db, request, policies, context.clock.now()).catch(asUserError);
+        // the list counts towards contact pressure only if it was written out in full
+        const deliver = async (out: NodeJS.WritableStream, chunks: Iterable<string>) => {
+          try {
+            await writeAll(out, chunks);
+          } catch (error) {
+            await settleDelivery(context.database.db, list.exportId, false, context.clock.now());
+            throw new UserError(`the list could not be written out (${(error as Error).message}): it is recorded as undelivered, ${list.exportId}`);
+          }
+          await settleDelivery(context.database.db, list.exportId, true, context.clock.now());
+        };
         if (flags.json) {
-          process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
+          await deliver(process.stdout, [...targetListJson(list), '\n']);
           return;
         }
         if (!flags.out) {
-          for (const chunk of targetListCsv(list)) process.stdout.write(chunk);
-          console.error(funnelLines(list));
+          await deliver(process.stdout, targetListCsv(list));
+          console.error(listLines(list));
           return;
         }
         const file = createWriteStream(flags.out, { mode: 0o600 });
-        for (const chunk of targetListCsv(list)) if (!file.write(chunk)) await once(file, 'drain');
+        await deliver(file, targetListCsv(list));
         file.end();
         await once(file, 'finish');
-        console.log(funnelLines(list));
+        console.log(listLines(list));
         console.log(`written to ${flags.out}`);
       }),
     );
@@ -119,6 +161,7 @@ export function registerTargetCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action((id: string, flags: { json?: boolean }) =>
       withContext({ migrate: true }, async (context) => {
+        const { verifyExport } = await import('../targeting/export.service.ts');
         const result = await verifyExport(context.database.db, exportId(id)).catch(asUserError);
         if (flags.json) console.log(JSON.stringify(result, null, 2));
         else {
@@ -135,6 +178,7 @@ export function registerTargetCommands(program: Command): void {
     .description('the manifest of a served list, as JSON')
     .action((id: string) =>
       withContext({ migrate: true }, async (context) => {
+        const { exportManifest } = await import('../targeting/export.service.ts');
         const manifest = await exportManifest(context.database.db, exportId(id)).catch(asUserError);
         console.log(JSON.stringify(manifest, null, 2));
       }),

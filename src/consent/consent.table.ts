@@ -13,7 +13,7 @@ export interface PurposeTable {
 export interface ChannelTable {
   code: string;
   label: string;
-  contact_field: 'email' | 'phone' | 'postal_address' | 'device';
+  contact_field: 'email' | 'phone' | 'mobile' | 'postal_address' | 'device';
 }
 
 export interface ConsentMethodTable {

@@ -63,6 +63,8 @@ export interface ChannelFunnel {
   contacts: number;
   profilingConsent: number;
   channelConsent: number;
+  /** the contact detail the channel needs, as the funnel names its step: "a mobile number" */
+  contactDetail: string;
   withContactDetail: number;
   notOpposed: number;
   notObjected: number;
@@ -72,13 +74,19 @@ export interface ChannelFunnel {
 
 export class UnknownChannelError extends Error {}
 
-/** Why a channel may not be used at all right now, or null. */
+/**
+ * Why a channel may not be used at all right now, or null: the base holds no contact detail
+ * it could use (postal addresses, push tokens), or its opposition list is missing or stale.
+ */
 export async function channelBlock(
   db: Kysely<Database>,
   channel: string,
   now: Date,
   policy: ConsentPolicy,
 ): Promise<string | null> {
+  const row = await db.selectFrom('channels').select('contact_field').where('code', '=', channel).executeTakeFirst();
+  const closed = row ? contactDetail(row.contact_field).closed : null;
+  if (closed) return `channel ${channel} reaches no one: ${closed}`;
   if (!policy.freshListChannels.includes(channel)) return null;
   // the age in whole days between UTC dates, computed by the database: the pg client
   // would read a date column as local midnight and make the age depend on the time zone
@@ -96,11 +104,54 @@ export async function channelBlock(
   return null;
 }
 
-/** The hash of a channel's contact detail in contact_personal_data `d`, matched against opposition lists. */
-function contactDetailHash(contactField: string): RawBuilder<string | null> {
-  if (contactField === 'email') return sql`d.email_hash`;
-  if (contactField === 'phone') return sql`d.phone_hash`;
-  return sql`NULL::text`; // postal addresses and devices are not held: nobody is reachable there
+/** Where a channel's contact detail is read from, per the channels table's contact_field. */
+interface ContactDetail {
+  /** the funnel's name for the step: "a mobile number" */
+  step: string;
+  /** the detail sent to, in contact_personal_data `d` */
+  value: RawBuilder<string | null>;
+  /** its hash, matched against the channel's opposition lists */
+  hash: RawBuilder<string | null>;
+  /** whether the person has a usable detail */
+  held: RawBuilder<boolean>;
+  /** why nobody can be reached through this field at all: the base holds no such detail */
+  closed: string | null;
+}
+
+/** The line types SMS can reach (libphonenumber's names, stored in contact_personal_data.phone_line_type). */
+export const MOBILE_LINE_TYPES = ['MOBILE', 'FIXED_LINE_OR_MOBILE'] as const;
+
+const notHeld = (step: string, closed: string): ContactDetail => ({ step, value: sql`NULL::text`, hash: sql`NULL::text`, held: sql`false`, closed });
+
+/**
+ * Every contact field a channel may name, in one place: the funnel, the list walk, the audits
+ * and the opposition import read it. A new field (a postal address, a push token) opens its
+ * channels here once contacts hold it (imported, rectifiable, exported and erased).
+ */
+const CONTACT_DETAILS: Record<string, ContactDetail> = {
+  email: { step: 'an email address', value: sql`d.email`, hash: sql`d.email_hash`, held: sql`d.email_hash IS NOT NULL`, closed: null },
+  phone: { step: 'a phone number', value: sql`d.phone`, hash: sql`d.phone_hash`, held: sql`d.phone_hash IS NOT NULL`, closed: null },
+  mobile: {
+    step: 'a mobile number',
+    value: sql`d.phone`,
+    hash: sql`d.phone_hash`,
+    held: sql`(d.phone_hash IS NOT NULL AND d.phone_line_type IN (${sql.join(MOBILE_LINE_TYPES.map((type) => sql.lit(type)))}))`,
+    closed: null,
+  },
+  postal_address: notHeld('a postal address', 'no postal address is held for contacts'),
+  device: notHeld('a push token or device id', 'no push token or device id is held for contacts'),
+};
+
+function contactDetail(contactField: string): ContactDetail {
+  const detail = CONTACT_DETAILS[contactField];
+  if (!detail) throw new Error(`channels.contact_field "${contactField}" has no contact detail declared`);
+  return detail;
+}
+
+/** Which normalised identifier a contact field holds (what an opposition list of its channel is matched on), or null. */
+export function identifierOfContactField(contactField: string): 'email' | 'phone' | null {
+  if (contactDetail(contactField).closed) return null;
+  return contactField === 'email' ? 'email' : 'phone';
 }
 
 /**
@@ -116,13 +167,13 @@ export function reachableContacts(
   contactField: string,
   now: Date,
 ): RawBuilder<{ contact_id: number; profiling_event_id: number; channel_event_id: number }> {
-  const hash = contactDetailHash(contactField);
+  const { hash, held } = contactDetail(contactField);
   return sql`(
     SELECT c.id AS contact_id, p.event_id AS profiling_event_id, m.event_id AS channel_event_id
     FROM contacts c
     JOIN ${countingConsents('profiling', null, now, true)} p ON p.contact_id = c.id
     JOIN ${countingConsents('direct_marketing', channel, now, true)} m ON m.contact_id = c.id
-    JOIN contact_personal_data d ON d.contact_id = c.id AND ${hash} IS NOT NULL
+    JOIN contact_personal_data d ON d.contact_id = c.id AND ${held}
     WHERE c.erased_at IS NULL
       AND NOT EXISTS (
         SELECT 1 FROM opposition_entries e JOIN opposition_lists l ON l.id = e.list_id
@@ -148,8 +199,7 @@ export function reachabilityChecks(
   contactField: string,
   now: Date,
 ): { joins: RawBuilder<unknown>; columns: RawBuilder<unknown> } {
-  const hash = contactDetailHash(contactField);
-  const contactValue = contactField === 'email' ? sql`d.email` : contactField === 'phone' ? sql`d.phone` : sql`NULL::text`;
+  const { hash, held, value } = contactDetail(contactField);
   const isProfiling = sql`purpose = 'profiling' AND channel_key = '' AND ${stateCountsAt(now)}`;
   const isChannel = sql`purpose = 'direct_marketing' AND channel_key = ${channel} AND ${stateCountsAt(now)}`;
   return {
@@ -164,8 +214,8 @@ export function reachabilityChecks(
     columns: sql`
       cs.profiling_event_id,
       cs.channel_event_id,
-      ${contactValue} AS contact_value,
-      (${hash} IS NOT NULL) AS has_contact_detail,
+      ${value} AS contact_value,
+      coalesce(${held}, false) AS has_contact_detail,
       EXISTS (
         SELECT 1 FROM opposition_entries e JOIN opposition_lists l ON l.id = e.list_id
         WHERE l.channel = ${channel} AND e.value_hash = ${hash}) AS opposed,
@@ -182,10 +232,10 @@ export async function channelFunnel(
 ): Promise<ChannelFunnel> {
   const channelRow = await db.selectFrom('channels').select('contact_field').where('code', '=', channel).executeTakeFirst();
   if (!channelRow) throw new UnknownChannelError(`unknown channel "${channel}"`);
-  const hash = contactDetailHash(channelRow.contact_field);
+  const { hash, held, step } = contactDetail(channelRow.contact_field);
   // one join pipeline counted with FILTER: the same rules as reachableContacts, step by step
   // (six chained CTEs were materialised one after the other: 4.5 s at 1M contacts, measured)
-  const { rows } = await sql<Omit<ChannelFunnel, 'channel' | 'at' | 'blocked'>>`
+  const { rows } = await sql<Omit<ChannelFunnel, 'channel' | 'at' | 'contactDetail' | 'blocked'>>`
     SELECT (SELECT count(*) FROM contacts WHERE erased_at IS NULL)::int AS contacts,
            count(*)::int AS "profilingConsent",
            count(m.contact_id)::int AS "channelConsent",
@@ -194,7 +244,7 @@ export async function channelFunnel(
            count(d.contact_id) FILTER (WHERE opposed.value_hash IS NULL AND o.contact_id IS NULL)::int AS "notObjected"
     FROM ${countingConsents('profiling', null, now, true)} p
     LEFT JOIN ${countingConsents('direct_marketing', channel, now, true)} m ON m.contact_id = p.contact_id
-    LEFT JOIN contact_personal_data d ON d.contact_id = m.contact_id AND ${hash} IS NOT NULL
+    LEFT JOIN contact_personal_data d ON d.contact_id = m.contact_id AND ${held}
     LEFT JOIN (
       SELECT DISTINCT e.value_hash FROM opposition_entries e JOIN opposition_lists l ON l.id = e.list_id
       WHERE l.channel = ${channel}) opposed ON opposed.value_hash = ${hash}
@@ -203,5 +253,5 @@ export async function channelFunnel(
     WHERE NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = p.contact_id AND c.erased_at IS NOT NULL)`.execute(db);
   const blocked = await channelBlock(db, channel, now, policy);
   const counts = rows[0]!;
-  return { channel, at: now.toISOString(), ...counts, ...(blocked ? { notOpposed: 0, notObjected: 0 } : {}), blocked };
+  return { channel, at: now.toISOString(), contactDetail: step, ...counts, ...(blocked ? { notOpposed: 0, notObjected: 0 } : {}), blocked };
 }

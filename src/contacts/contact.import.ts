@@ -1,7 +1,7 @@
 import { type ImporterDefinition, RowBuilder } from '../imports/importer.ts';
 import { duplicateKeyLines } from '../imports/set-checks.ts';
 import { type Parsed, parseOptionalText, parseText, parseTimestamp } from '../imports/values.ts';
-import { normalizeEmail, normalizeExternalId, normalizePhone, sha256Hex } from './identity.ts';
+import { normalizeEmail, normalizeExternalId, normalizePhone, phoneLineType, sha256Hex } from './identity.ts';
 
 function optional(raw: string | undefined, normalize: (value: string) => Parsed<string>): Parsed<string | null> {
   return raw === undefined || raw.trim() === '' ? { ok: true, value: null } : normalize(raw);
@@ -23,6 +23,7 @@ export const contactImporter: ImporterDefinition = {
     { name: 'external_id_hash', type: 'text' },
     { name: 'email_hash', type: 'text' },
     { name: 'phone_hash', type: 'text' },
+    { name: 'phone_line_type', type: 'text' },
   ],
 
   async prepare({ options, defaultPhoneCountry, now }) {
@@ -37,7 +38,7 @@ export const contactImporter: ImporterDefinition = {
       row.add('last_name', parseOptionalText(values.last_name, 200));
       row.add('country', parseOptionalText(values.country, 56));
       if (row.error) return row.result();
-      row.row.push(sha256Hex(externalId!), email ? sha256Hex(email) : null, phone ? sha256Hex(phone) : null);
+      row.row.push(sha256Hex(externalId!), email ? sha256Hex(email) : null, phone ? sha256Hex(phone) : null, phone ? phoneLineType(phone) : null);
       return row.result();
     };
   },
@@ -74,13 +75,13 @@ export const contactImporter: ImporterDefinition = {
     const { rows } = await client.query<{ changed: number; staged: number }>(
       `WITH upserted AS (
          INSERT INTO contact_personal_data
-           (contact_id, email, phone, first_name, last_name, country, email_hash, phone_hash)
-         SELECT c.id, s.email, s.phone, s.first_name, s.last_name, s.country, s.email_hash, s.phone_hash
+           (contact_id, email, phone, first_name, last_name, country, email_hash, phone_hash, phone_line_type)
+         SELECT c.id, s.email, s.phone, s.first_name, s.last_name, s.country, s.email_hash, s.phone_hash, s.phone_line_type
          FROM import_staging s JOIN contacts c ON c.external_id = s.external_id
          ON CONFLICT (contact_id) DO UPDATE SET
            email = excluded.email, phone = excluded.phone, first_name = excluded.first_name,
            last_name = excluded.last_name, country = excluded.country,
-           email_hash = excluded.email_hash, phone_hash = excluded.phone_hash
+           email_hash = excluded.email_hash, phone_hash = excluded.phone_hash, phone_line_type = excluded.phone_line_type
          WHERE (contact_personal_data.email, contact_personal_data.phone, contact_personal_data.first_name,
                 contact_personal_data.last_name, contact_personal_data.country)
            IS DISTINCT FROM (excluded.email, excluded.phone, excluded.first_name, excluded.last_name, excluded.country)

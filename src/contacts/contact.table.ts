@@ -18,6 +18,8 @@ export interface ContactPersonalDataTable {
   country: string | null;
   email_hash: string | null;
   phone_hash: string | null;
+  /** libphonenumber's type of the number (MOBILE, FIXED_LINE, FIXED_LINE_OR_MOBILE, ...), null when it has none */
+  phone_line_type: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface ErasureTombstoneTable {

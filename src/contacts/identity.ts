@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type CountryCode, parsePhoneNumberWithError } from 'libphonenumber-js/min';
+import { parsePhoneNumberWithError as parseWithLineTypes } from 'libphonenumber-js/max';
 
 /** SHA-256 in hex of an already-normalised identifier (opposition lists, tombstones). */
 export function sha256Hex(value: string): string {
@@ -33,5 +34,23 @@ export function normalizePhone(raw: string, defaultCountry: string): Normalized 
     return { ok: true, value: parsed.number };
   } catch {
     return { ok: false, error: 'is not a valid phone number' };
+  }
+}
+
+// ARCEP reserves 06 39 98 xx xx for fiction; libphonenumber leaves it out of the mobile ranges,
+// but it is a mobile block (the demo's people have such numbers)
+const ARCEP_FICTION_MOBILE = /^\+3363998\d{4}$/;
+
+/**
+ * libphonenumber's line type of an E.164 number (MOBILE, FIXED_LINE, FIXED_LINE_OR_MOBILE,
+ * VOIP, TOLL_FREE, ...), or null when its ranges do not say (an unallocated range): the
+ * channels that need a given device read it (SMS needs a mobile).
+ */
+export function phoneLineType(e164: string): string | null {
+  if (ARCEP_FICTION_MOBILE.test(e164)) return 'MOBILE';
+  try {
+    return parseWithLineTypes(e164).getType() ?? null;
+  } catch {
+    return null;
   }
 }

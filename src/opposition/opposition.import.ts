@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { identifierOfContactField } from '../consent/eligibility.ts';
 import { normalizeEmail, normalizePhone, type Normalized, sha256Hex } from '../contacts/identity.ts';
 import { openBulkWriter } from '../db/bulk.ts';
 import type { DatabaseHandle } from '../db/engine.ts';
@@ -52,7 +53,8 @@ export async function importOppositionList(
   );
   const contactField = channelRow.rows[0]?.contact_field;
   if (!contactField) throw new ImportFileError(`unknown channel "${request.channel}"`);
-  if (contactField !== 'email' && contactField !== 'phone') {
+  const identifier = identifierOfContactField(contactField);
+  if (!identifier) {
     throw new ImportFileError(`channel "${request.channel}" is reached by ${contactField}, which opposition lists cannot match`);
   }
   const listDate = request.listDate ?? deps.now;
@@ -61,7 +63,7 @@ export async function importOppositionList(
     throw new ImportFileError(`list name "${request.name}" must be lower-case letters, digits, - or _ (at most 63)`);
   }
   const normalize = (value: string): Normalized =>
-    contactField === 'email' ? normalizeEmail(value) : normalizePhone(value, deps.defaultPhoneCountry);
+    identifier === 'email' ? normalizeEmail(value) : normalizePhone(value, deps.defaultPhoneCountry);
 
   const source = await openCsv(request.file, { required: [], optional: ['value'] });
   // a file without a `value` header is a file of bare values, the first line included

@@ -1,5 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
-import { normalizeExternalId, sha256Hex } from '../contacts/identity.ts';
+import { normalizeExternalId, phoneLineType, sha256Hex } from '../contacts/identity.ts';
 import type { Database } from '../db/database.ts';
 import { InvalidRightsRequestError, SubjectNotFoundError } from './rights.errors.ts';
 
@@ -84,6 +84,7 @@ export async function savePersonalData(
     ...data,
     email_hash: data.email === null ? null : sha256Hex(data.email),
     phone_hash: data.phone === null ? null : sha256Hex(data.phone),
+    phone_line_type: data.phone === null ? null : phoneLineType(data.phone),
   };
   await trx
     .insertInto('contact_personal_data')

@@ -73,7 +73,7 @@ export interface Candidate {
   hasContactDetail: boolean;
   opposed: boolean;
   objected: boolean;
-  /** lists this contact was sent in (holdouts excluded) within the pressure window, counted up to the cap */
+  /** lists this contact was in (holdouts and undelivered lists excluded) within the pressure window, counted up to the cap */
   recentLists: number;
 }
 
@@ -105,7 +105,7 @@ export async function candidateBatch(db: Kysely<Database>, query: CandidateQuery
            ${checks.columns},
            (SELECT count(*)::int FROM (
               SELECT 1 FROM target_export_members x
-              WHERE x.contact_id = s.contact_id AND x.exported_at > ${query.pressureSince} AND NOT x.is_holdout
+              WHERE x.contact_id = s.contact_id AND x.exported_at > ${query.pressureSince} AND NOT x.is_holdout AND NOT x.released
               LIMIT ${query.pressureCap}) recent) AS recent_lists
     FROM (
       SELECT * FROM scores WHERE score_set_id = ${query.scoreSetId} AND rank > ${query.afterRank}

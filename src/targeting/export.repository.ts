@@ -1,5 +1,6 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
 import type { Database } from '../db/database.ts';
+import type { ListDelivery } from './export.table.ts';
 import type { ManifestHeader, ManifestMember } from './manifest.ts';
 
 export interface ExportMemberRecord extends ManifestMember {
@@ -17,7 +18,7 @@ export interface NewExport {
   members: ExportMemberRecord[];
 }
 
-/** The export and its members, in the caller's transaction; members go in as arrays (one statement per list). */
+/** The export, pending delivery, and its members, in the caller's transaction; members go in as one JSON text. */
 export async function insertExport(trx: Transaction<Database>, record: NewExport): Promise<void> {
   const { header, members } = record;
   await trx
@@ -37,6 +38,7 @@ export async function insertExport(trx: Transaction<Database>, record: NewExport
       holdout_count: header.holdoutCount,
       holdout_seed: header.holdoutSeed,
       manifest_hash: record.manifestHash,
+      delivery: 'pending',
     })
     .execute();
   if (members.length === 0) return;
@@ -59,6 +61,8 @@ export interface StoredExport {
   modelId: number;
   funnel: Record<string, number>;
   manifestHash: string;
+  delivery: ListDelivery;
+  deliverySettledAt: string | null;
 }
 
 export async function exportById(db: Kysely<Database>, exportId: string): Promise<StoredExport | null> {
@@ -81,7 +85,45 @@ export async function exportById(db: Kysely<Database>, exportId: string): Promis
     modelId: Number(row.model_id),
     funnel: row.funnel,
     manifestHash: row.manifest_hash,
+    delivery: row.delivery,
+    deliverySettledAt: row.delivery_settled_at === null ? null : new Date(row.delivery_settled_at).toISOString(),
   };
+}
+
+/** Marks a pending list delivered; false when it is not pending any more (released as undelivered meanwhile). */
+export async function markDelivered(db: Kysely<Database>, exportId: string, now: Date): Promise<boolean> {
+  const updated = await db
+    .updateTable('target_exports')
+    .set({ delivery: 'delivered', delivery_settled_at: now })
+    .where('id', '=', exportId)
+    .where('delivery', '=', 'pending')
+    .returning('id')
+    .execute();
+  return updated.length > 0;
+}
+
+/**
+ * Marks pending lists undelivered and releases their members from contact pressure: the lists
+ * named, and any still pending from before `staleBefore` (their delivery never finished). The
+ * members stay in the manifest: it records what was attempted.
+ */
+export async function releaseUndelivered(
+  trx: Transaction<Database>,
+  which: { exportId: string } | { staleBefore: Date },
+  now: Date,
+): Promise<string[]> {
+  const released = await trx
+    .updateTable('target_exports')
+    .set({ delivery: 'undelivered', delivery_settled_at: now })
+    .where('delivery', '=', 'pending')
+    .where((eb) => ('exportId' in which ? eb('id', '=', which.exportId) : eb('created_at', '<', which.staleBefore)))
+    .returning('id')
+    .execute();
+  const ids = released.map((row) => row.id);
+  if (ids.length > 0) {
+    await trx.updateTable('target_export_members').set({ released: true }).where('export_id', 'in', ids).where('is_holdout', '=', false).execute();
+  }
+  return ids;
 }
 
 /** Members in list order; external id and contact value are null once the person was erased. */

@@ -15,7 +15,12 @@ export interface TargetExportTable {
   holdout_count: Generated<number>;
   holdout_seed: string | null;
   manifest_hash: string;
+  delivery: ListDelivery;
+  delivery_settled_at: Date | null;
 }
+
+/** pending while the list is being sent (it counts towards pressure), then delivered or undelivered (released) */
+export type ListDelivery = 'pending' | 'delivered' | 'undelivered';
 
 export interface TargetExportMemberTable {
   export_id: string;
@@ -30,4 +35,6 @@ export interface TargetExportMemberTable {
   is_holdout: boolean;
   consent_event_ids: number[];
   member_hash: string;
+  /** the list was not delivered: this member no longer counts towards contact pressure */
+  released: Generated<boolean>;
 }

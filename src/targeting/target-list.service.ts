@@ -6,7 +6,7 @@ import { channelBlock } from '../consent/eligibility.ts';
 import type { Database } from '../db/database.ts';
 import type { ScoreReason } from '../scores/score.table.ts';
 import { type Candidate, candidateBatch, type LiveScoreSet, liveScoreSetOf } from './candidates.repository.ts';
-import { insertExport } from './export.repository.ts';
+import { insertExport, markDelivered, releaseUndelivered } from './export.repository.ts';
 import { type ManifestHeader, manifestHash, memberHash } from './manifest.ts';
 import { ChannelClosedError, InvalidTargetRequestError, NoLiveScoresError, UnknownProductError } from './targeting.errors.ts';
 
@@ -56,21 +56,47 @@ export interface TargetFunnel {
   returned: number;
 }
 
-export interface TargetList {
-  exportId: string;
-  createdAt: string;
+/** Why a list is shorter than asked: set when a top N or an expectedBuyers target was not reached, or the size cap cut the list. */
+export interface Shortfall {
+  /** what the size asked for (members for top, summed probabilities for expectedBuyers), null for percentile and minScore */
+  asked: number | null;
+  /** what the list reached: members, or the summed purchase probabilities of everyone selected (holdout included) */
+  reached: number;
+  of: 'members' | 'expectedBuyers';
+  reason: string;
+}
+
+/** What a list for these parameters is, or would be: the same for a list and for its preview. */
+export interface TargetSelection {
   product: { sku: string; name: string };
   model: { id: number; version: number; versionId: number; algorithm: string; horizonDays: number; scoredAt: string };
   channel: string;
   params: Record<string, unknown>;
   funnel: TargetFunnel;
-  /** summed purchase probabilities of the members to contact */
+  /** summed purchase probabilities of the members to contact (for a preview with a holdout: expected over the random draw) */
   expectedBuyers: number;
+  /** the lowest score on the list (the last member's), null for an empty list */
+  scoreThreshold: number | null;
+  shortfall: Shortfall | null;
+}
+
+export interface TargetList extends TargetSelection {
+  recorded: true;
+  exportId: string;
+  createdAt: string;
   members: TargetMember[];
   holdout: TargetMember[];
   holdoutSeed: string | null;
   manifestHash: string;
 }
+
+export interface TargetPreview extends TargetSelection {
+  recorded: false;
+  note: string;
+}
+
+export const PREVIEW_NOTE =
+  'a preview: no list was recorded, no manifest written and no contact pressure used; the same parameters without preview make the list';
 
 export interface TargetListPolicies {
   consent: ConsentPolicy;
@@ -109,18 +135,14 @@ export function validateListRequest(request: TargetListRequest, policy: Targetin
   }
 }
 
-/**
- * The ranked list of people to contact about a product on a channel, decided now: every
- * member has valid profiling and channel consent at this instant, a contact detail for the
- * channel, is on no opposition list of the channel, has not objected, and is under the
- * contact-pressure cap. The list is recorded with its manifest before it is returned.
- */
-export async function buildTargetList(
-  db: Kysely<Database>,
-  request: TargetListRequest,
-  policies: TargetListPolicies,
-  now: Date,
-): Promise<TargetList> {
+interface ListTarget {
+  product: { name: string };
+  live: LiveScoreSet;
+  contactField: string;
+}
+
+/** The product's live scores and the channel's contact field, or the reason no list can be made. */
+async function listTarget(db: Kysely<Database>, request: TargetListRequest, policies: TargetListPolicies, now: Date): Promise<ListTarget> {
   validateListRequest(request, policies.targeting);
   const channel = await db.selectFrom('channels').select('contact_field').where('code', '=', request.channel).executeTakeFirst();
   if (!channel) {
@@ -136,27 +158,90 @@ export async function buildTargetList(
   }
   const blocked = await channelBlock(db, request.channel, now, policies.consent);
   if (blocked) throw new ChannelClosedError(blocked);
+  return { product, live, contactField: channel.contact_field };
+}
 
+/**
+ * The ranked list of people to contact about a product on a channel, decided now: every
+ * member has valid profiling and channel consent at this instant, a contact detail for the
+ * channel, is on no opposition list of the channel, has not objected, and is under the
+ * contact-pressure cap. The list is recorded with its manifest before it is returned, pending
+ * delivery: it counts towards pressure from then on, unless its delivery fails (settleDelivery).
+ */
+export async function buildTargetList(
+  db: Kysely<Database>,
+  request: TargetListRequest,
+  policies: TargetListPolicies,
+  now: Date,
+): Promise<TargetList> {
+  const target = await listTarget(db, request, policies, now);
   return db.transaction().execute(async (trx) => {
     await sql`SELECT pg_advisory_xact_lock(${LIST_LOCK})`.execute(trx);
-    const walk = await selectMembers(trx, request, live, channel.contact_field, policies.targeting, now);
-    return recordList(trx, request, product, live, walk, now);
+    await releaseStaleDeliveries(trx, policies.targeting, now);
+    const walk = await selectMembers(trx, request, target, policies.targeting, now);
+    return recordList(trx, request, target, walk, policies.targeting, now);
   });
 }
+
+/**
+ * What buildTargetList would return for the same request now (funnel, size, expected buyers,
+ * score threshold), by the same walk, without recording a list, writing a manifest or using
+ * contact pressure.
+ */
+export async function previewTargetList(
+  db: Kysely<Database>,
+  request: TargetListRequest,
+  policies: TargetListPolicies,
+  now: Date,
+): Promise<TargetPreview> {
+  const target = await listTarget(db, request, policies, now);
+  const walk = await db.transaction().execute(async (trx) => {
+    await releaseStaleDeliveries(trx, policies.targeting, now);
+    return selectMembers(trx, request, target, policies.targeting, now);
+  });
+  const count = walk.selected.length;
+  const holdout = holdoutSize(count, request.holdoutPercent);
+  const summed = walk.selected.reduce((sum, candidate) => sum + candidate.score, 0);
+  return {
+    recorded: false,
+    note: PREVIEW_NOTE,
+    ...selectionSummary(request, target, walk, policies.targeting, { selected: count, holdout, returned: count - holdout }),
+    // the holdout is drawn at random when the list is made: each person is held out with probability holdout / count
+    expectedBuyers: count === 0 ? 0 : (summed * (count - holdout)) / count,
+  };
+}
+
+/** Records that a list's response was fully sent (true) or not (false: its members are released from pressure). */
+export async function settleDelivery(db: Kysely<Database>, exportId: string, delivered: boolean, now: Date): Promise<boolean> {
+  if (delivered) return markDelivered(db, exportId, now);
+  const released = await db.transaction().execute((trx) => releaseUndelivered(trx, { exportId }, now));
+  return released.length > 0;
+}
+
+/** Lists whose delivery never finished (the process serving them died) stop counting towards pressure. */
+async function releaseStaleDeliveries(trx: Transaction<Database>, policy: TargetingPolicy, now: Date): Promise<void> {
+  await releaseUndelivered(trx, { staleBefore: new Date(now.getTime() - policy.deliveryTimeoutSeconds * 1000) }, now);
+}
+
+type StopReason = 'size' | 'cut' | 'exhausted' | 'maxMembers';
 
 interface Walk {
   selected: Candidate[];
   funnel: Omit<TargetFunnel, 'selected' | 'holdout' | 'returned'>;
+  /** summed scores of everyone selected */
+  summed: number;
+  stoppedBy: StopReason;
 }
 
+/** Who the list takes, in rank order: the one walk behind lists and previews. */
 async function selectMembers(
   trx: Transaction<Database>,
   request: TargetListRequest,
-  live: LiveScoreSet,
-  contactField: string,
+  target: ListTarget,
   policy: TargetingPolicy,
   now: Date,
 ): Promise<Walk> {
+  const { live } = target;
   const size = request.size;
   const funnel = { scored: live.rowCount, examined: 0, consentedForChannel: 0, notOpposed: 0, underPressureCap: 0 };
   const selected: Candidate[] = [];
@@ -166,20 +251,24 @@ async function selectMembers(
   // most scored people are reachable: a fifth more than asked usually fills the list in one query
   let batch = 'top' in size ? Math.ceil(size.top * 1.2) + 50 : 5_000;
 
-  const full = () =>
-    ('top' in size && selected.length >= size.top) ||
-    ('expectedBuyers' in size && summed >= size.expectedBuyers) ||
-    selected.length >= policy.maxMembers;
+  const fullAt = (): StopReason | null => {
+    if (('top' in size && selected.length >= size.top) || ('expectedBuyers' in size && summed >= size.expectedBuyers)) return 'size';
+    return selected.length >= policy.maxMembers ? 'maxMembers' : null;
+  };
   const beyondCut = (candidate: Candidate) =>
     ('percentile' in size && candidate.percentile <= 100 - size.percentile) ||
     ('minScore' in size && candidate.score < size.minScore);
+  const stop = (stoppedBy: StopReason): Walk => ({ selected, funnel, summed, stoppedBy });
 
   for (;;) {
     const candidates = await candidateBatch(trx, {
-      scoreSetId: live.scoreSetId, channel: request.channel, contactField, now, pressureSince, pressureCap: policy.pressureMaxLists, afterRank, limit: batch,
+      scoreSetId: live.scoreSetId, channel: request.channel, contactField: target.contactField, now, pressureSince,
+      pressureCap: policy.pressureMaxLists, afterRank, limit: batch,
     });
     for (const candidate of candidates) {
-      if (full() || beyondCut(candidate)) return { selected, funnel };
+      const full = fullAt();
+      if (full) return stop(full);
+      if (beyondCut(candidate)) return stop('cut');
       funnel.examined += 1;
       if (candidate.erased || candidate.profilingEventId === null || candidate.channelEventId === null || !candidate.hasContactDetail) continue;
       funnel.consentedForChannel += 1;
@@ -190,25 +279,73 @@ async function selectMembers(
       selected.push(candidate);
       summed += candidate.score;
     }
-    if (candidates.length < batch || full()) return { selected, funnel };
+    const full = fullAt();
+    if (full) return stop(full);
+    if (candidates.length < batch) return stop('exhausted');
     afterRank = candidates[candidates.length - 1]!.rank;
     batch = Math.min(batch * 2, 100_000);
   }
 }
 
+/** The parts of the answer a list and its preview share. */
+function selectionSummary(
+  request: TargetListRequest,
+  target: ListTarget,
+  walk: Walk,
+  policy: TargetingPolicy,
+  counts: Pick<TargetFunnel, 'selected' | 'holdout' | 'returned'>,
+): Omit<TargetSelection, 'expectedBuyers'> {
+  const { live } = target;
+  return {
+    product: { sku: request.sku, name: target.product.name },
+    model: {
+      id: live.modelId, version: live.modelVersion, versionId: live.modelVersionId, algorithm: live.algorithm,
+      horizonDays: live.horizonDays, scoredAt: live.scoredAt.toISOString(),
+    },
+    channel: request.channel,
+    params: listParams(request),
+    funnel: { ...walk.funnel, ...counts },
+    scoreThreshold: walk.selected.at(-1)?.score ?? null,
+    shortfall: shortfallOf(request, walk, policy),
+  };
+}
+
+function listParams(request: TargetListRequest): Record<string, unknown> {
+  return { sku: request.sku, ...request.size, holdout: request.holdoutPercent };
+}
+
+function shortfallOf(request: TargetListRequest, walk: Walk, policy: TargetingPolicy): Shortfall | null {
+  const { size } = request;
+  const reason =
+    walk.stoppedBy === 'maxMembers'
+      ? `the list reached its maximum size of ${policy.maxMembers} members (CIBLE_TARGETS_MAX_MEMBERS)`
+      : `ran out of eligible people: every one of the ${walk.funnel.examined} people still scored was examined, and only those counted in the funnel may be contacted on ${request.channel}`;
+  if ('top' in size && walk.selected.length < size.top) {
+    return { asked: size.top, reached: walk.selected.length, of: 'members', reason };
+  }
+  if ('expectedBuyers' in size && walk.summed < size.expectedBuyers) {
+    return { asked: size.expectedBuyers, reached: Math.round(walk.summed * 1000) / 1000, of: 'expectedBuyers', reason };
+  }
+  if (walk.stoppedBy === 'maxMembers' && !('top' in size)) {
+    return { asked: null, reached: walk.selected.length, of: 'members', reason };
+  }
+  return null;
+}
+
 async function recordList(
   trx: Transaction<Database>,
   request: TargetListRequest,
-  product: { name: string },
-  live: LiveScoreSet,
+  target: ListTarget,
   walk: Walk,
+  policy: TargetingPolicy,
   now: Date,
 ): Promise<TargetList> {
+  const { live } = target;
   const { selected } = walk;
   const holdoutSeed = request.holdoutPercent > 0 ? randomBytes(8).toString('hex') : null;
   const isHoldout = holdoutFlags(selected.length, request.holdoutPercent, holdoutSeed);
   const exportId = randomUUID();
-  const params = { sku: request.sku, ...request.size, holdout: request.holdoutPercent };
+  const params = listParams(request);
 
   const manifestMembers = selected.map((candidate, index) => ({
     position: index + 1,
@@ -233,11 +370,11 @@ async function recordList(
     holdoutCount,
     holdoutSeed,
   };
-  const funnel: TargetFunnel = { ...walk.funnel, selected: selected.length, holdout: holdoutCount, returned: selected.length - holdoutCount };
+  const summary = selectionSummary(request, target, walk, policy, { selected: selected.length, holdout: holdoutCount, returned: selected.length - holdoutCount });
   const hash = manifestHash(header, memberHashes);
 
   await insertExport(trx, {
-    header, apiKeyId: request.apiKeyId, modelId: live.modelId, funnel, manifestHash: hash,
+    header, apiKeyId: request.apiKeyId, modelId: live.modelId, funnel: summary.funnel, manifestHash: hash,
     members: manifestMembers.map((member, index) => ({
       ...member,
       externalId: selected[index]!.externalId,
@@ -263,16 +400,10 @@ async function recordList(
     (member.isHoldout ? holdout : members).push(line);
   });
   return {
+    recorded: true,
     exportId,
     createdAt: header.createdAt,
-    product: { sku: request.sku, name: product.name },
-    model: {
-      id: live.modelId, version: live.modelVersion, versionId: live.modelVersionId, algorithm: live.algorithm,
-      horizonDays: live.horizonDays, scoredAt: live.scoredAt.toISOString(),
-    },
-    channel: request.channel,
-    params,
-    funnel,
+    ...summary,
     expectedBuyers: members.reduce((sum, member) => sum + member.score, 0),
     members,
     holdout,
@@ -281,12 +412,16 @@ async function recordList(
   };
 }
 
+function holdoutSize(count: number, percent: number): number {
+  return percent === 0 ? 0 : Math.round((count * percent) / 100);
+}
+
 /** A seeded random choice of round(n × percent / 100) positions: 1 marks a holdout member. */
 function holdoutFlags(count: number, percent: number, seed: string | null): Uint8Array {
   const flags = new Uint8Array(count);
   if (seed === null || percent === 0) return flags;
   const random = mulberry32(Number.parseInt(seed.slice(0, 8), 16));
-  const wanted = Math.round((count * percent) / 100);
+  const wanted = holdoutSize(count, percent);
   // a partial Fisher-Yates over positions: every subset of that size is equally likely
   const positions = Uint32Array.from({ length: count }, (_, i) => i);
   for (let i = 0; i < wanted; i++) {

@@ -154,7 +154,10 @@ const FunnelTable: FC<{ funnel: FunnelView }> = ({ funnel }) => (
       <tbody>
         {funnel.channels.map((channel) => (
           <tr>
-            <th scope="row">{channel.channel}</th>
+            <th scope="row">
+              {channel.channel}
+              {channel.contactDetail ? <span class="detail"> (needs {channel.contactDetail})</span> : null}
+            </th>
             {channel.steps.map((step) => (
               <td class="num">{f.count(step.people)}</td>
             ))}

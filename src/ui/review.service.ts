@@ -191,7 +191,8 @@ export function computeDrift(
 export interface FunnelView {
   at: string;
   population: Array<{ step: string; people: number }>;
-  channels: Array<{ channel: string; steps: Array<{ step: string; people: number }>; blocked: string | null }>;
+  /** contactDetail: the detail the channel needs ("a mobile number"), null in funnels recorded before it was named */
+  channels: Array<{ channel: string; contactDetail: string | null; steps: Array<{ step: string; people: number }>; blocked: string | null }>;
 }
 
 export const CHANNEL_STEPS = ['channel consent', 'with a contact detail', 'not on an opposition list', 'no objection (reachable)'] as const;
@@ -208,6 +209,7 @@ export function funnelView(recorded: RecordedFunnel | null, snapshot: number | n
   ];
   const channels = recorded.channels.map((channel) => ({
     channel: channel.channel,
+    contactDetail: channel.contactDetail ?? null,
     blocked: channel.blocked,
     steps: [
       { step: CHANNEL_STEPS[0], people: channel.channelConsent },

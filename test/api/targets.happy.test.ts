@@ -109,7 +109,7 @@ describe('GET /v1/products/{sku}/targets', () => {
 describe('contact pressure', () => {
   let api: ApiHarness;
   beforeAll(async () => {
-    api = await createApiHarness({ clock: fixedClock(NOW), config: { targeting: { pressureMaxLists: 2, pressureWindowDays: 7, maxMembers: 1000 } } });
+    api = await createApiHarness({ clock: fixedClock(NOW), config: { targeting: { pressureMaxLists: 2, pressureWindowDays: 7, maxMembers: 1000, deliveryTimeoutSeconds: 900 } } });
     await seedScoredBase(api.database, 50, NOW);
   });
   afterAll(() => api?.close());

@@ -60,7 +60,7 @@ describe('row-by-row and set-based eligibility agree', () => {
     const list = await buildTargetList(
       database.db,
       { sku: SCORED_SKU, channel: 'email', size: { top: 1000 }, holdoutPercent: 0, actor: 'test', apiKeyId: null },
-      { consent: DEFAULT_CONSENT_POLICY, targeting: { pressureMaxLists: 100, pressureWindowDays: 7, maxMembers: 1000 } },
+      { consent: DEFAULT_CONSENT_POLICY, targeting: { pressureMaxLists: 100, pressureWindowDays: 7, maxMembers: 1000, deliveryTimeoutSeconds: 900 } },
       NOW,
     );
     const { rows } = await sql<{ contact_id: number }>`

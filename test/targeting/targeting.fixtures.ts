@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { switchLive, writeScoreSet } from '../../pipelines/scoring.ts';
 import type { ConsentStatus } from '../../src/consent/consent.table.ts';
-import { sha256Hex } from '../../src/contacts/identity.ts';
+import { phoneLineType, sha256Hex } from '../../src/contacts/identity.ts';
 import type { DatabaseHandle } from '../../src/db/engine.ts';
 import { createRun, ensureModel, finishRun, insertVersion, promoteVersion } from '../../src/registry/registry.repository.ts';
 
@@ -74,7 +74,7 @@ export async function seedScoredBase(database: DatabaseHandle, count: number, no
   }));
   await db
     .insertInto('contact_personal_data')
-    .values(people.map((p) => ({ contact_id: p.id, email: p.email, email_hash: sha256Hex(p.email), phone: p.phone, phone_hash: sha256Hex(p.phone), country: 'FR' })))
+    .values(people.map((p) => ({ contact_id: p.id, email: p.email, email_hash: sha256Hex(p.email), phone: p.phone, phone_hash: sha256Hex(p.phone), phone_line_type: phoneLineType(p.phone), country: 'FR' })))
     .execute();
   await db
     .insertInto('consent_events')

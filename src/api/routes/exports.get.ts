@@ -24,6 +24,10 @@ const ManifestSchema = z
     holdoutCount: z.number().int(),
     holdoutSeed: z.string().nullable(),
     manifestHash: z.string(),
+    delivery: z.enum(['pending', 'delivered', 'undelivered']).openapi({
+      description: 'pending while the response is being sent; undelivered when it was not fully sent: its members were released from contact pressure',
+    }),
+    deliverySettledAt: z.string().nullable(),
     members: z.array(
       z.object({
         position: z.number().int(),
@@ -70,6 +74,8 @@ export function registerExportRoute(app: OpenAPIHono<AppEnv>): void {
         modelId: manifest.modelId,
         funnel: manifest.funnel,
         manifestHash: manifest.manifestHash,
+        delivery: manifest.delivery,
+        deliverySettledAt: manifest.deliverySettledAt,
         members: manifest.members.map(({ contactValue, ...member }) => ({ ...member, contact: contactValue })),
       },
       200,

@@ -1,16 +1,11 @@
 import { type OpenAPIHono, z } from '@hono/zod-openapi';
-import { stream } from 'hono/streaming';
 import { targetListCsv } from '../../targeting/target-list.csv.ts';
-import { buildTargetList, type ListSize } from '../../targeting/target-list.service.ts';
-import {
-  ChannelClosedError,
-  InvalidTargetRequestError,
-  NoLiveScoresError,
-  UnknownProductError,
-} from '../../targeting/targeting.errors.ts';
+import { targetListJson } from '../../targeting/target-list.json.ts';
+import { buildTargetList, settleDelivery } from '../../targeting/target-list.service.ts';
 import type { AppEnv } from '../api-env.ts';
-import { ApiError, problemResponses } from '../problem.ts';
+import { problemResponses } from '../problem.ts';
 import { apiKeyActor, securedRoute } from '../secured-route.ts';
+import { deliveryStream, LIST_PARAMETERS, listSize, SELECTION_FIELDS, SkuParams, strictQuery, targetingProblem } from './targets.shared.ts';
 
 const ReasonSchema = z.object({ feature: z.string(), contribution: z.number() });
 
@@ -29,20 +24,10 @@ const MemberSchema = z
 
 export const TargetListSchema = z
   .object({
+    recorded: z.literal(true),
     exportId: z.string().uuid(),
     createdAt: z.string(),
-    product: z.object({ sku: z.string(), name: z.string() }),
-    model: z.object({
-      id: z.number().int(), version: z.number().int(), versionId: z.number().int(), algorithm: z.string(),
-      horizonDays: z.number().int(), scoredAt: z.string(),
-    }),
-    channel: z.string(),
-    params: z.record(z.string(), z.unknown()),
-    funnel: z.object({
-      scored: z.number().int(), examined: z.number().int(), consentedForChannel: z.number().int(), notOpposed: z.number().int(),
-      underPressureCap: z.number().int(), selected: z.number().int(), holdout: z.number().int(), returned: z.number().int(),
-    }),
-    expectedBuyers: z.number(),
+    ...SELECTION_FIELDS,
     members: z.array(MemberSchema),
     holdout: z.array(MemberSchema).openapi({ description: 'the control group: withheld from the campaign, to measure its uplift' }),
     holdoutSeed: z.string().nullable(),
@@ -52,26 +37,15 @@ export const TargetListSchema = z
 
 export type TargetListResponse = z.infer<typeof TargetListSchema>;
 
-const positive = (description: string) => z.coerce.number().positive().optional().openapi({ description });
-
-const TargetQuery = z.object({
-  channel: z.string().min(1).max(50).openapi({ example: 'email', description: 'email, sms, phone, postal, push' }),
-  top: z.coerce.number().int().positive().optional().openapi({ description: 'the best N reachable people (default 1000)', example: 1000 }),
-  percentile: positive('the reachable people among the best-scored P percent'),
-  minScore: z.coerce.number().min(0).max(1).optional().openapi({ description: 'the reachable people scored at least this' }),
-  expectedBuyers: positive('the smallest top list whose summed probabilities reach this number'),
-  holdout: z.coerce.number().int().min(0).max(50).default(0).openapi({ description: 'percent withheld at random as a control group' }),
-  format: z.enum(['json', 'csv']).default('json'),
-});
+const TargetQuery = strictQuery({ ...LIST_PARAMETERS, format: z.enum(['json', 'csv']).default('json') });
 
 const route = securedRoute(['marketer'], {
   method: 'get',
   path: '/v1/products/{sku}/targets',
   summary: 'Who to contact about a product on a channel, checked against consent now; the list is recorded with its manifest',
-  request: {
-    params: z.object({ sku: z.string().min(1).max(100).openapi({ example: '85123A' }) }),
-    query: TargetQuery,
-  },
+  description:
+    'The list counts towards contact pressure from the moment it is recorded; if its response is not fully sent (the client goes away), it is marked undelivered and its members are released. Unknown query parameters are refused. /preview answers the same without recording anything.',
+  request: { params: SkuParams, query: TargetQuery },
   responses: {
     200: {
       description: 'the list; headers X-Export-Id and X-Manifest-SHA256 identify its manifest',
@@ -84,47 +58,28 @@ const route = securedRoute(['marketer'], {
   },
 });
 
-function listSize(query: z.infer<typeof TargetQuery>): ListSize {
-  const given = (['top', 'percentile', 'minScore', 'expectedBuyers'] as const).filter((name) => query[name] !== undefined);
-  if (given.length > 1) {
-    throw new ApiError(400, 'Bad request', `query: give one of top, percentile, minScore, expectedBuyers, not ${given.join(' and ')}`, [
-      { where: `query.${given[1]}`, problem: `cannot be combined with ${given[0]}` },
-    ]);
-  }
-  if (given.length === 0) return { top: 1000 };
-  const name = given[0]!;
-  return { [name]: query[name] as number } as ListSize;
-}
-
 export function registerTargetsRoute(app: OpenAPIHono<AppEnv>): void {
   app.openapi(route, async (c) => {
     const { sku } = c.req.valid('param');
     const query = c.req.valid('query');
     const { deps, apiKey } = c.var;
+    const { db } = deps.database;
     const list = await buildTargetList(
-      deps.database.db,
+      db,
       { sku, channel: query.channel, size: listSize(query), holdoutPercent: query.holdout, actor: apiKeyActor(apiKey), apiKeyId: apiKey.id },
       { consent: deps.config.consentPolicy, targeting: deps.config.targeting },
       deps.clock.now(),
-    ).catch((error: unknown) => {
-      if (error instanceof InvalidTargetRequestError) {
-        throw new ApiError(400, 'Bad request', `query.${error.message}`, [{ where: `query.${error.field}`, problem: error.message.slice(error.field.length + 1) }]);
-      }
-      if (error instanceof UnknownProductError) throw new ApiError(404, 'Unknown product', error.message);
-      if (error instanceof NoLiveScoresError) throw new ApiError(409, 'No live scores', error.message);
-      if (error instanceof ChannelClosedError) throw new ApiError(409, 'Channel closed', error.message);
-      throw error;
-    });
+    ).catch(targetingProblem);
     c.header('X-Export-Id', list.exportId);
     c.header('X-Manifest-SHA256', list.manifestHash);
     c.header('Link', `</v1/exports/${list.exportId}>; rel="manifest"`);
+    const settle = (delivered: boolean) => settleDelivery(db, list.exportId, delivered, deps.clock.now());
     if (query.format === 'csv') {
       c.header('Content-Type', 'text/csv; charset=utf-8');
       c.header('Content-Disposition', `attachment; filename="targets-${sku.replace(/[^A-Za-z0-9_-]/g, '_')}-${query.channel}-${list.exportId}.csv"`);
-      return stream(c, async (out) => {
-        for (const chunk of targetListCsv(list)) await out.write(chunk);
-      });
+      return c.body(deliveryStream(targetListCsv(list), settle), 200);
     }
-    return c.json(list, 200);
+    c.header('Content-Type', 'application/json');
+    return c.body(deliveryStream(targetListJson(list), settle), 200);
   });
 }
