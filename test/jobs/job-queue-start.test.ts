@@ -28,7 +28,7 @@ describe("the job queue's connection", () => {
     const database = await createTestDatabase();
     toClose.push(() => database.close());
     const executor = jobQueueExecutor(database.db);
-    await expect(executor.executeSql('BEGIN; SELECT 1/0; COMMIT;')).rejects.toThrow(/division by zero/);
+    await expect(executor.executeSql('BEGIN; SELECT 1/0; COMMIT;', [])).rejects.toThrow(/division by zero/);
     // the next query takes the same connection (the embedded pool has one; pg's pool reuses the last released)
     const { rows } = await sql<{ open: boolean }>`SELECT now() <> statement_timestamp() AS open`.execute(database.db);
     expect(rows).toEqual([{ open: false }]);
