@@ -92,4 +92,15 @@ describe('contact pressure counts delivered lists only', () => {
     expect(await delivery(stranded.exportId)).toEqual({ delivery: 'undelivered', delivery_settled_at: at });
     expect(await releasedMembers(stranded.exportId)).toBe(10);
   });
+
+  it('keeps the cap exact for lists asked at once: no one is in two of them', async () => {
+    at = new Date(NOW.getTime() + 20 * MINUTE);
+    const lists = await Promise.all(
+      Array.from({ length: 4 }, () => api.call('marketer', `/v1/products/${SCORED_SKU}/targets?channel=email&top=5`).then(bodyOf)),
+    );
+    const taken = lists.flatMap((list) => ranks(list));
+    expect(taken).toHaveLength(20);
+    expect(new Set(taken).size).toBe(20);
+    expect(taken.sort((a, b) => a - b)).toEqual(first(20, 41));
+  });
 });
