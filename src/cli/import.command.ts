@@ -1,18 +1,20 @@
 import type { Command } from 'commander';
-import { formatImportReport } from '../imports/import.report.ts';
-import { importCsv } from '../imports/import.service.ts';
 import type { ImportKind } from '../imports/importer.ts';
-import { IMPORTERS } from '../imports/importers.ts';
-import { parseTimestamp } from '../imports/values.ts';
-import { importOppositionList } from '../opposition/opposition.import.ts';
+import type { IMPORTERS } from '../imports/importers.ts';
 import { UserError, withContext } from './cli-context.ts';
+import { deferDefinition } from './deferred-definition.ts';
 
 export function registerImportCommands(program: Command): void {
   const importCommand = program
     .command('import')
     .description('import a CSV file (gzip accepted); all-or-nothing unless --skip-invalid');
-  for (const kind of Object.keys(IMPORTERS) as ImportKind[]) {
-    const importer = IMPORTERS[kind];
+  // each kind's subcommand lists its columns: the importers (and all they load) only for `cible import …`
+  deferDefinition(importCommand, async () => defineImportCommands(importCommand, (await import('../imports/importers.ts')).IMPORTERS));
+}
+
+function defineImportCommands(importCommand: Command, importers: typeof IMPORTERS): void {
+  for (const kind of Object.keys(importers) as ImportKind[]) {
+    const importer = importers[kind];
     importCommand
       .command(`${kind} <file>`)
       .description(`import ${kind}: columns ${[...importer.required, ...importer.optional].join(',')}`)
@@ -24,6 +26,10 @@ export function registerImportCommands(program: Command): void {
       .option('--json', 'print the report as JSON')
       .action((file: string, flags: ImportFlags) =>
         withContext({ migrate: true }, async (context) => {
+          const [{ importCsv }, { formatImportReport }] = await Promise.all([
+            import('../imports/import.service.ts'),
+            import('../imports/import.report.ts'),
+          ]);
           const report = await importCsv(
             {
               database: context.database,
@@ -57,6 +63,10 @@ export function registerImportCommands(program: Command): void {
     .option('--json', 'print the report as JSON')
     .action((file: string, flags: { list: string; channel: string; listDate?: string; skipInvalid?: boolean; json?: boolean }) =>
       withContext({ migrate: true }, async (context) => {
+        const [{ parseTimestamp }, { importOppositionList }] = await Promise.all([
+          import('../imports/values.ts'),
+          import('../opposition/opposition.import.ts'),
+        ]);
         const listDate = flags.listDate === undefined ? undefined : parseTimestamp(flags.listDate);
         if (listDate && !listDate.ok) throw new UserError(`--list-date ${listDate.error}`);
         const report = await importOppositionList(

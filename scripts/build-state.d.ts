@@ -1,0 +1,3 @@
+export const COMPILED_MAIN: URL;
+export const SOURCE_MAIN: URL;
+export function buildState(): 'current' | 'outdated' | 'missing';
