@@ -11,6 +11,7 @@ import type { ApiDependencies, AppEnv } from './api-env.ts';
 import { authenticate } from './authentication.ts';
 import { registerMetrics } from './metrics.ts';
 import { ApiError, problemBody, validationError } from './problem.ts';
+import { refuseDeepJson, refuseNulCharacters } from './request-guards.ts';
 import { registerRoutes } from './routes/index.ts';
 import { registerReviewPages } from '../ui/review.routes.tsx';
 
@@ -40,6 +41,7 @@ export function createApp(deps: ApiDependencies): OpenAPIHono<AppEnv> {
       'request',
     );
   });
+  app.use('*', refuseNulCharacters(app));
   registerMetrics(app, deps);
   // lists, previews, manifests, access and portability answers and review pages carry personal
   // data: no browser, proxy or CDN may keep a copy
@@ -68,6 +70,7 @@ export function createApp(deps: ApiDependencies): OpenAPIHono<AppEnv> {
     await next();
   });
   app.use('/v1/*', authenticate());
+  app.use('/v1/*', refuseDeepJson());
   app.use(
     '/v1/*',
     rateLimiter<AppEnv>({
