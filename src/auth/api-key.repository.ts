@@ -77,7 +77,7 @@ export async function listApiKeys(db: Kysely<Database>): Promise<ApiKeyListing[]
   }));
 }
 
-/** Revokes a key; false when no active key has this id. */
+/** Revokes a key and the review-page sessions opened with it; false when no active key has this id. */
 export async function revokeApiKey(db: Kysely<Database>, id: number, at: Date): Promise<boolean> {
   const result = await db
     .updateTable('api_keys')
@@ -85,5 +85,6 @@ export async function revokeApiKey(db: Kysely<Database>, id: number, at: Date): 
     .where('id', '=', id)
     .where('revoked_at', 'is', null)
     .executeTakeFirst();
+  await db.updateTable('ui_sessions').set({ revoked_at: at }).where('api_key_id', '=', id).where('revoked_at', 'is', null).execute();
   return Number(result.numUpdatedRows) === 1;
 }

@@ -1,5 +1,6 @@
 import type { AuditLogTable } from '../audit/audit.table.ts';
 import type { ApiKeyTable } from '../auth/api-key.table.ts';
+import type { UiSessionTable } from '../auth/ui-session.table.ts';
 import type { ProductTable } from '../catalog/product.table.ts';
 import type { ChannelTable, ConsentEventTable, ConsentMethodTable, PurposeTable } from '../consent/consent.table.ts';
 import type { ConsentStateTable } from '../consent/consent-state.table.ts';
@@ -46,6 +47,7 @@ export interface Database {
   score_sets: ScoreSetTable;
   scores: ScoreTable;
   api_keys: ApiKeyTable;
+  ui_sessions: UiSessionTable;
   target_exports: TargetExportTable;
   target_export_members: TargetExportMemberTable;
   audit_log: AuditLogTable;

@@ -97,7 +97,7 @@ function signedIn(roles: readonly Role[]) {
   return createMiddleware<UiEnv>(async (c, next) => {
     const { identity, hadCookie } = await sessionKey(c as unknown as Context<AppEnv>);
     if (!identity) {
-      if (hadCookie) endSession(c);
+      if (hadCookie) await endSession(c as unknown as Context<AppEnv>);
       const url = new URL(c.req.url);
       const back = c.req.method === 'GET' ? `${url.pathname}${url.search}` : '/ui/models';
       return c.redirect(`/ui/login?next=${encodeURIComponent(safeNext(back))}`, 303);
@@ -195,12 +195,12 @@ function reviewPages(): Hono<UiEnv> {
     const key = typeof body.key === 'string' ? body.key.trim() : '';
     const identity = key ? await findActiveKey(c.var.db, key) : null;
     if (!identity) return c.html(<LoginPage next={next} error="This API key is unknown or revoked." />, 401);
-    startSession(c, key);
+    await startSession(c as unknown as Context<AppEnv>, identity);
     return c.redirect(next, 303);
   });
 
-  ui.post('/logout', (c) => {
-    endSession(c);
+  ui.post('/logout', async (c) => {
+    await endSession(c as unknown as Context<AppEnv>);
     return c.redirect('/ui/login', 303);
   });
 

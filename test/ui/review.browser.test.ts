@@ -85,7 +85,7 @@ describe('in a browser', () => {
     const page = await context.newPage();
     try {
       await signIn(page, api.keys.data_scientist);
-      const cookie = (await context.cookies()).find((c) => c.name === 'cible_ui_key');
+      const cookie = (await context.cookies()).find((c) => c.name === 'cible_ui_session');
       expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Strict', path: '/ui' });
 
       await expect.poll(() => page.locator('table#models tbody tr').count()).toBeGreaterThan(3);
@@ -136,7 +136,7 @@ describe('in a browser', () => {
 
       // signing out ends the session
       await Promise.all([page.waitForURL(`${base}/ui/login`), page.click('header button[type="submit"]')]);
-      expect((await context.cookies()).find((c) => c.name === 'cible_ui_key')).toBeUndefined();
+      expect((await context.cookies()).find((c) => c.name === 'cible_ui_session')).toBeUndefined();
     } finally {
       await context.close();
     }

@@ -25,15 +25,26 @@ beforeAll(async () => {
 }, 170_000);
 afterAll(() => api?.close());
 
-/** A page request signed in as `role` (its key in the UI cookie), or without cookie. */
-function page(role: Role | null, path: string, init: RequestInit = {}): Promise<Response> {
-  const headers = new Headers(init.headers);
-  if (role) headers.set('cookie', `cible_ui_key=${api.keys[role]}`);
-  return Promise.resolve(api.app.request(path, { ...init, headers, redirect: 'manual' }));
-}
-
 function form(fields: Record<string, string>): RequestInit {
   return { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields).toString() };
+}
+
+/** Signs in with a key through the login form: the session cookie to send back. */
+async function sessionCookie(key: string, app = api.app): Promise<string> {
+  const response = await app.request('/ui/login', { ...form({ key, next: '/ui/models' }), redirect: 'manual' });
+  return (response.headers.get('set-cookie') ?? '').split(';')[0]!;
+}
+
+const sessions = new Map<Role, string>();
+
+/** A page request signed in as `role` (one session per role, opened on first use), or without cookie. */
+async function page(role: Role | null, path: string, init: RequestInit = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  if (role) {
+    if (!sessions.has(role)) sessions.set(role, await sessionCookie(api.keys[role]));
+    headers.set('cookie', sessions.get(role)!);
+  }
+  return api.app.request(path, { ...init, headers, redirect: 'manual' });
 }
 
 /** What a page must never be: a stack trace, or a database's own words. */
@@ -72,7 +83,7 @@ describe('signing in', () => {
     expect(response.status).toBe(303);
     expect(response.headers.get('location')).toBe('/ui/runs');
     const cookie = response.headers.get('set-cookie') ?? '';
-    expect(cookie).toMatch(/^cible_ui_key=cible_/);
+    expect(cookie).toMatch(/^cible_ui_session=[A-Za-z0-9_-]{43};/);
     expect(cookie).toMatch(/HttpOnly/i);
     expect(cookie).toMatch(/SameSite=Strict/i);
     expect(cookie).toMatch(/Path=\/ui/);
@@ -90,10 +101,11 @@ describe('signing in', () => {
   });
 
   it('signing out clears the cookie', async () => {
-    const response = await page('data_scientist', '/ui/logout', { method: 'POST' });
+    const cookie = await sessionCookie(api.keys.data_scientist);
+    const response = await api.app.request('/ui/logout', { method: 'POST', headers: { cookie }, redirect: 'manual' });
     expect(response.status).toBe(303);
     expect(response.headers.get('location')).toBe('/ui/login');
-    expect(response.headers.get('set-cookie')).toMatch(/cible_ui_key=;.*Max-Age=0/);
+    expect(response.headers.get('set-cookie')).toMatch(/cible_ui_session=;.*Max-Age=0/);
   });
 
   it('without a cookie every page sends to the login form (303), with the way back', async () => {
@@ -114,10 +126,11 @@ describe('signing in', () => {
 
   it('a revoked key is signed out', async () => {
     const key = await createApiKey(api.database.db, 'soon revoked', 'data_scientist');
+    const cookie = await sessionCookie(key.key);
     await revokeApiKey(api.database.db, key.id, new Date());
-    const response = await api.app.request('/ui/models', { headers: { cookie: `cible_ui_key=${key.key}` }, redirect: 'manual' });
+    const response = await api.app.request('/ui/models', { headers: { cookie }, redirect: 'manual' });
     expect(response.status).toBe(303);
-    expect(response.headers.get('set-cookie')).toMatch(/cible_ui_key=;.*Max-Age=0/);
+    expect(response.headers.get('set-cookie')).toMatch(/cible_ui_session=;.*Max-Age=0/);
   });
 });
 
@@ -562,7 +575,7 @@ describe('bad input', () => {
       config: api.config,
       pipeline: { start: async () => 0 },
     });
-    const response = await app.request('/ui/models', { headers: { cookie: `cible_ui_key=${api.keys.data_scientist}` } });
+    const response = await app.request('/ui/models', { headers: { cookie: await sessionCookie(api.keys.data_scientist) } });
     expect(response.status).toBe(500);
     const html = await response.text();
     expectReadable(html);
