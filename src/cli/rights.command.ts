@@ -1,10 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { InvalidPeriodError, parseRetentionPeriod, periodBefore, type RetentionPeriod } from '../retention/retention-period.ts';
-import { purgeInactive } from '../retention/retention.service.ts';
-import { writePortabilityBundle } from '../rights/portability.ts';
 import { InvalidRightsRequestError, SubjectNotFoundError } from '../rights/rights.errors.ts';
-import { accessReport, erase, type IdentityChanges, object, rectify } from '../rights/rights.service.ts';
+import type { IdentityChanges } from '../rights/rights.service.ts';
 import { cliActor, UserError, withContext } from './cli-context.ts';
 
 /** A refused request is the user's to fix: printed as a plain message, exit code 2. */
@@ -40,6 +38,7 @@ export function registerRightsCommands(program: Command): void {
     .option('--out <file>', 'write the JSON to this file instead of printing it')
     .action((ref: string, flags: { out?: string }) =>
       withContext({ migrate: true }, async (context) => {
+        const { accessReport } = await import('../rights/rights.service.ts');
         const report = await accessReport(context.database.db, ref, cliActor(), context.clock.now()).catch(asUserError);
         const json = `${JSON.stringify(report, null, 2)}\n`;
         if (!flags.out) {
@@ -57,6 +56,7 @@ export function registerRightsCommands(program: Command): void {
     .requiredOption('--out <dir>', 'folder to write the files into (created if needed)')
     .action((ref: string, flags: { out: string }) =>
       withContext({ migrate: true }, async (context) => {
+        const [{ accessReport }, { writePortabilityBundle }] = await Promise.all([import('../rights/rights.service.ts'), import('../rights/portability.ts')]);
         const report = await accessReport(context.database.db, ref, cliActor(), context.clock.now(), 'portability').catch(asUserError);
         const files = writePortabilityBundle(report, flags.out);
         console.log(`portability bundle of contact #${report.subject.contactId}: ${files.length} files in ${flags.out}`);
@@ -73,6 +73,7 @@ export function registerRightsCommands(program: Command): void {
     .option('--country <country>')
     .action((ref: string, flags: RectifyFlags) =>
       withContext({ migrate: true }, async (context) => {
+        const { rectify } = await import('../rights/rights.service.ts');
         const changes: IdentityChanges = {
           email: flags.email, phone: flags.phone, first_name: flags.firstName, last_name: flags.lastName, country: flags.country,
         };
@@ -94,6 +95,7 @@ export function registerRightsCommands(program: Command): void {
     .option('--channel <channel>', 'direct marketing only: email, sms, phone, postal, push')
     .action((ref: string, flags: { purpose: string; channel?: string }) =>
       withContext({ migrate: true }, async (context) => {
+        const { object } = await import('../rights/rights.service.ts');
         const result = await object(context.database.db, ref, { purpose: flags.purpose, channel: flags.channel }, cliActor(), context.clock.now())
           .catch(asUserError);
         const scope = result.channel ?? (flags.purpose === 'profiling' ? 'profiling' : 'every channel');
@@ -111,6 +113,7 @@ export function registerRightsCommands(program: Command): void {
     .action((ref: string, flags: { yes?: boolean }) => {
       if (!flags.yes) throw new UserError('an erasure cannot be undone: add --yes to confirm');
       return withContext({ migrate: true }, async (context) => {
+        const { erase } = await import('../rights/rights.service.ts');
         const receipt = await erase(context.database.db, ref, cliActor(), context.clock.now()).catch(asUserError);
         console.log(JSON.stringify(receipt, null, 2));
       });
@@ -126,6 +129,7 @@ export function registerRightsCommands(program: Command): void {
     .option('--json', 'print the report as JSON (with the receipts when applied)')
     .action((flags: { inactive: RetentionPeriod; apply?: boolean; json?: boolean }) =>
       withContext({ migrate: true }, async (context) => {
+        const { purgeInactive } = await import('../retention/retention.service.ts');
         const now = context.clock.now();
         const report = await purgeInactive(context.database.db, {
           inactiveSince: periodBefore(now, flags.inactive), actor: cliActor(), now, apply: flags.apply ?? false,

@@ -1,14 +1,8 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createAdaptorServer } from '@hono/node-server';
 import type { Command } from 'commander';
-import { createApp } from '../api/app.ts';
-import { loadConfig } from '../config.ts';
-import { createContext } from '../context.ts';
-import { type JobQueue, openJobQueue } from '../jobs/job-queue.ts';
-import { createQueueLauncher } from '../jobs/queue-launcher.ts';
-import { startWorker, type Worker } from '../jobs/worker.ts';
-import { ScheduleError } from '../schedule/pipeline-schedule.ts';
+import type { JobQueue } from '../jobs/job-queue.ts';
+import type { Worker } from '../jobs/worker.ts';
 import { JOB_RELEASE_GRACE_MS } from './worker.command.ts';
 import { UserError } from './cli-context.ts';
 
@@ -59,6 +53,13 @@ function closeServer(server: Server): Promise<void> {
 }
 
 export async function serveApi(options: { withWorker: boolean } = { withWorker: false }): Promise<void> {
+  const [{ loadConfig }, { createContext }, { openJobQueue }, { startWorker }, { ScheduleError }] = await Promise.all([
+    import('../config.ts'),
+    import('../context.ts'),
+    import('../jobs/job-queue.ts'),
+    import('../jobs/worker.ts'),
+    import('../schedule/pipeline-schedule.ts'),
+  ]);
   const config = loadConfig();
   const context = await createContext(config, { migrate: true, defaultLogLevel: 'info' });
   const { logger } = context;
@@ -72,6 +73,11 @@ export async function serveApi(options: { withWorker: boolean } = { withWorker: 
     await context.stop();
     throw error instanceof ScheduleError ? new UserError(error.message) : error;
   }
+  const [{ createQueueLauncher }, { createApp }, { createAdaptorServer }] = await Promise.all([
+    import('../jobs/queue-launcher.ts'),
+    import('../api/app.ts'),
+    import('@hono/node-server'),
+  ]);
   const pipeline = createQueueLauncher(context, queue);
   const app = createApp({ database: context.database, clock: context.clock, logger, config, pipeline });
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;

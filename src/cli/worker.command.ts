@@ -1,9 +1,5 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../config.ts';
-import { createContext } from '../context.ts';
-import { startWorker } from '../jobs/worker.ts';
 import { nextSignal } from './serve.command.ts';
-import { ScheduleError } from '../schedule/pipeline-schedule.ts';
 import { positiveInteger, UserError } from './cli-context.ts';
 
 /** a job still running this long after SIGTERM is released for another worker */
@@ -18,6 +14,12 @@ export function registerWorkerCommand(program: Command): void {
     .option('--concurrency <n>', 'jobs of each kind this process works on at once', positiveInteger('--concurrency'), 1)
     .option('--no-schedule', 'do not enqueue scheduled runs and sweeps from this process')
     .action(async (flags: { concurrency: number; schedule: boolean }) => {
+      const [{ loadConfig }, { createContext }, { startWorker }, { ScheduleError }] = await Promise.all([
+        import('../config.ts'),
+        import('../context.ts'),
+        import('../jobs/worker.ts'),
+        import('../schedule/pipeline-schedule.ts'),
+      ]);
       const context = await createContext(loadConfig(), { migrate: true, defaultLogLevel: 'info' });
       const stop = nextSignal();
       try {
