@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { identifierOfContactField } from '../consent/eligibility.ts';
 import { normalizeEmail, normalizePhone, type Normalized, sha256Hex } from '../contacts/identity.ts';
-import { openBulkWriter } from '../db/bulk.ts';
+import { type BulkWriter, openBulkWriter } from '../db/bulk.ts';
 import type { DatabaseHandle } from '../db/engine.ts';
 import { ImportFileError, openCsv } from '../imports/csv-source.ts';
 import type { LineReject } from '../imports/importer.ts';
@@ -72,10 +72,12 @@ export async function importOppositionList(
   let rejected = 0;
   let rowsRead = 0;
   const client = await deps.database.pool.connect();
+  let staging: BulkWriter | undefined;
   try {
     await client.query('BEGIN');
     await client.query('CREATE TEMP TABLE opposition_staging (value_hash text) ON COMMIT DROP');
     const writer = openBulkWriter(client, deps.database.engine, 'opposition_staging', [{ name: 'value_hash', type: 'text' }]);
+    staging = writer;
     let batch: string[][] = [];
     const take = async (line: number, value: string | undefined, shapeError?: string) => {
       rowsRead += 1;
@@ -140,6 +142,8 @@ export async function importOppositionList(
     deps.logger.info({ list: request.name, channel: request.channel, entries, rejected }, 'opposition list imported');
     return report('committed', listId, entries, existing?.entry_count ?? 0);
   } catch (error) {
+    // a COPY still open (the file broke while values were streaming) is failed first, or ROLLBACK would wait behind it
+    await staging?.abort();
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   } finally {

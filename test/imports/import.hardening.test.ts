@@ -3,6 +3,8 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseHandle } from '../../src/db/engine.ts';
 import { ImportFileError } from '../../src/imports/csv-source.ts';
+import { importOppositionList } from '../../src/opposition/opposition.import.ts';
+import { captureLogger } from '../helpers/silent-logger.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { csv, tempFolder } from '../helpers/files.ts';
 import { CONTACTS_CSV, importFile, PRODUCTS_CSV, tableCounts } from './import.fixtures.ts';
@@ -50,6 +52,20 @@ describe('a truncated or corrupt .csv.gz ends the import with the line reached, 
     for (let index = Math.floor(gz.length / 3); index < Math.floor(gz.length / 3) + 64; index += 1) corrupt[index] = corrupt[index]! ^ 0x5a;
     const file = files.write('corrupt.csv.gz', corrupt);
     await expectFileRefused(file, /the gzip data is truncated or corrupt after line \d+ \(.+\)/);
+  });
+
+  it('an opposition list in a truncated gzip file', { timeout: 20_000 }, async () => {
+    const lines = ['value'];
+    for (let index = 0; index < 40_000; index += 1) lines.push(`person.${index * 7919}@example.com`);
+    const list = gzipSync(csv(...lines));
+    const file = files.write('opposition.csv.gz', list.subarray(0, Math.floor(list.length / 2)));
+    const failure = await importOppositionList(
+      { database, logger: captureLogger().logger, now: new Date('2026-06-01T12:00:00Z'), defaultPhoneCountry: 'FR' },
+      { name: 'robinson', channel: 'email', file },
+    ).then(() => new Error('the import succeeded'), (error: unknown) => error);
+    expect((failure as Error).message).toMatch(/the gzip data is truncated or corrupt after line \d+ \(unexpected end of file\)/);
+    const { rows } = await database.pool.query('SELECT count(*)::int AS n FROM opposition_entries');
+    expect(rows).toEqual([{ n: 0 }]);
   });
 
   it('the whole file still imports afterwards', async () => {
