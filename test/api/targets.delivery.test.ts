@@ -1,3 +1,6 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type HttpBindings, serve } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/clock.ts';
 import { DEFAULT_CONSENT_POLICY, DEFAULT_TARGETING_POLICY } from '../../src/config.ts';
@@ -103,4 +106,47 @@ describe('contact pressure counts delivered lists only', () => {
     expect(new Set(taken).size).toBe(20);
     expect(taken.sort((a, b) => a - b)).toEqual(first(20, 41));
   });
+
+  it('releases a list whose HTTP client went away before the response was sent, over a real server', async () => {
+    at = new Date(NOW.getTime() + 30 * MINUTE);
+    // the server makes the list, then waits until the client's connection has closed before answering
+    let listMade!: () => void;
+    const made = new Promise<void>((resolve) => { listMade = resolve; });
+    const server = serve({
+      hostname: '127.0.0.1',
+      port: 0,
+      fetch: async (request: Request, env: HttpBindings) => {
+        const closed = new Promise((resolve) => env.incoming.socket.once('close', resolve));
+        const response = await api.app.fetch(request, env);
+        listMade();
+        await closed;
+        return response;
+      },
+    });
+    try {
+      await new Promise((resolve) => server.once('listening', resolve));
+      const { port } = server.address() as AddressInfo;
+      const request = http.get({ host: '127.0.0.1', port, path: `/v1/products/${SCORED_SKU}/targets?channel=email&top=10`, headers: { authorization: `Bearer ${api.keys.marketer}` } });
+      request.on('error', () => {});
+      await made;
+      request.destroy();
+      const exportId = await waitForPendingToSettle();
+      expect(await delivery(exportId)).toMatchObject({ delivery: 'undelivered' });
+      const next = await bodyOf(await api.call('marketer', `/v1/products/${SCORED_SKU}/targets?channel=email&top=10`));
+      expect(ranks(next)).toEqual(first(10, 61));
+    } finally {
+      server.close();
+    }
+  });
+
+  /** The one list of this test settles once the server has seen its client go: waits for that. */
+  async function waitForPendingToSettle(): Promise<string> {
+    const latest = () => api.database.db.selectFrom('target_exports').select(['id', 'delivery']).orderBy('created_at', 'desc').limit(1).executeTakeFirstOrThrow();
+    let row = await latest();
+    while (row.delivery === 'pending') {
+      await new Promise((resolve) => setImmediate(resolve));
+      row = await latest();
+    }
+    return row.id;
+  }
 });
