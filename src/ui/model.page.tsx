@@ -119,7 +119,7 @@ const Trend: FC<{ history: VersionFigures[] }> = ({ history }) => {
   );
 };
 
-const FunnelTable: FC<{ funnel: FunnelView }> = ({ funnel }) => (
+export const FunnelTable: FC<{ funnel: FunnelView }> = ({ funnel }) => (
   <>
     <table id="funnel">
       <thead>

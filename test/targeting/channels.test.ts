@@ -11,6 +11,8 @@ import { importOppositionList } from '../../src/opposition/opposition.import.ts'
 import { savePersonalData } from '../../src/rights/subject.repository.ts';
 import { buildTargetList, previewTargetList } from '../../src/targeting/target-list.service.ts';
 import { ChannelClosedError } from '../../src/targeting/targeting.errors.ts';
+import { FunnelTable } from '../../src/ui/model.page.tsx';
+import { funnelView } from '../../src/ui/review.service.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { csv, tempFolder } from '../helpers/files.ts';
 import { captureLogger } from '../helpers/silent-logger.ts';
@@ -102,6 +104,20 @@ describe('postal and push are closed: contacts hold no address and no device', (
       await expect(previewTargetList(database.db, request(channel), POLICIES, NOW)).rejects.toBeInstanceOf(ChannelClosedError);
     });
   }
+
+  it('shows on the review page which channels are closed and why, and the detail each needs', async () => {
+    // the funnel a run records when it publishes: every channel, as channelFunnel gives it
+    const codes = (await database.db.selectFrom('channels').select('code').orderBy('code').execute()).map((row) => row.code);
+    const channels = await Promise.all(codes.map((code) => channelFunnel(database.db, code, NOW, DEFAULT_CONSENT_POLICY)));
+    const view = funnelView({ at: NOW.toISOString(), channels }, 4, 4)!;
+    const html = String(FunnelTable({ funnel: view }));
+    const row = (channel: string) => new RegExp(`<tr><th scope="row">${channel}(.*?)</tr>`).exec(html)?.[1] ?? '';
+    expect(row('postal')).toContain('(needs a postal address)');
+    expect(row('postal')).toContain('channel postal reaches no one: no postal address is held for contacts');
+    expect(row('push')).toContain('channel push reaches no one: no push token or device id is held for contacts');
+    expect(row('sms')).toContain('(needs a mobile number)');
+    expect(row('email')).toMatch(/<td class="reason">open<\/td>$/);
+  });
 });
 
 describe('the line type of a number', () => {
