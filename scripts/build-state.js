@@ -1,6 +1,8 @@
 // Whether dist/ holds a build of the current sources: read by bin/cible.js at each start, so kept cheap
 // (a walk of the source folders' metadata, a few milliseconds).
 import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const root = new URL('../', import.meta.url);
 export const COMPILED_MAIN = new URL('dist/src/cli/main.js', root);
@@ -13,10 +15,10 @@ function lastSourceChange() {
   const visit = (path) => {
     const stat = statSync(path);
     latest = Math.max(latest, stat.mtimeMs);
-    if (stat.isDirectory()) for (const entry of readdirSync(path)) visit(`${path}/${entry}`);
+    if (stat.isDirectory()) for (const entry of readdirSync(path)) visit(join(path, entry));
   };
   for (const input of BUILD_INPUTS) {
-    const path = new URL(input, root).pathname;
+    const path = fileURLToPath(new URL(input, root));
     if (existsSync(path)) visit(path);
   }
   return latest;

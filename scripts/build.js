@@ -7,7 +7,14 @@ import { join, resolve } from 'node:path';
 
 const root = resolve(import.meta.dirname, '..');
 const outDir = resolve(root, process.argv[2] ?? 'dist');
-const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+let tsc;
+try {
+  tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+} catch {
+  // installed without the development dependencies (npm ci --omit=dev): nothing to build with
+  console.warn('cible: typescript is not installed, so dist/ is not built: bin/cible.js runs the sources through tsx (slower to start)');
+  process.exit(0);
+}
 
 rmSync(outDir, { recursive: true, force: true });
 execFileSync(process.execPath, [tsc, '--project', join(root, 'tsconfig.build.json'), '--outDir', outDir], { stdio: 'inherit' });
