@@ -23,6 +23,7 @@ function defineImportCommands(importCommand: Command, importers: typeof IMPORTER
       .option('--skip-invalid', 'import the valid rows and write the rejected ones to a file')
       .option('--rejects <file>', 'where --skip-invalid writes rejected rows (default: FILE.rejects.csv)')
       .option('--merge-lines', 'purchases: sum lines of one order for the same product instead of rejecting them')
+      .option('--encoding <name>', 'how the file is encoded: utf-8 (the default, checked) or latin1 (read as windows-1252)')
       .option('--json', 'print the report as JSON')
       .action((file: string, flags: ImportFlags) =>
         withContext({ migrate: true }, async (context) => {
@@ -30,6 +31,7 @@ function defineImportCommands(importCommand: Command, importers: typeof IMPORTER
             import('../imports/import.service.ts'),
             import('../imports/import.report.ts'),
           ]);
+          const { parseEncoding } = await import('../imports/csv-source.ts');
           const report = await importCsv(
             {
               database: context.database,
@@ -45,6 +47,7 @@ function defineImportCommands(importCommand: Command, importers: typeof IMPORTER
               skipInvalid: flags.skipInvalid,
               rejectsFile: flags.rejects,
               mergeLines: flags.mergeLines,
+              encoding: flags.encoding === undefined ? undefined : parseEncoding(flags.encoding),
             },
           );
           console.log(flags.json ? JSON.stringify(report, null, 2) : formatImportReport(report));
@@ -102,6 +105,7 @@ interface ImportFlags {
   skipInvalid?: boolean;
   rejects?: string;
   mergeLines?: boolean;
+  encoding?: string;
   json?: boolean;
 }
 

@@ -22,6 +22,19 @@ export interface CsvRow {
 /** How the file's bytes are read as text: UTF-8 (the default, strict), or Windows-1252 (a superset of Latin-1). */
 export type CsvEncoding = 'utf-8' | 'windows-1252';
 
+const ENCODING_NAMES: Record<string, CsvEncoding> = {
+  'utf-8': 'utf-8', utf8: 'utf-8',
+  // WHATWG decoders read Latin-1 as Windows-1252, its superset (€, œ, curly quotes in 0x80-0x9F)
+  latin1: 'windows-1252', 'latin-1': 'windows-1252', 'iso-8859-1': 'windows-1252', 'windows-1252': 'windows-1252', cp1252: 'windows-1252',
+};
+
+/** The encoding a user names (`--encoding latin1`), or an error listing the names understood. */
+export function parseEncoding(name: string): CsvEncoding {
+  const encoding = ENCODING_NAMES[name.trim().toLowerCase()];
+  if (!encoding) throw new ImportFileError(`unknown encoding "${name}": use utf-8 (the default), latin1 or windows-1252`);
+  return encoding;
+}
+
 /** A record (one row, quoted line breaks included) longer than this is refused: it bounds the reader's memory. */
 export const MAX_RECORD_BYTES = 1_048_576;
 

@@ -2,7 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseHandle } from '../../src/db/engine.ts';
-import { ImportFileError } from '../../src/imports/csv-source.ts';
+import { ImportFileError, parseEncoding } from '../../src/imports/csv-source.ts';
 import { importOppositionList } from '../../src/opposition/opposition.import.ts';
 import { captureLogger } from '../helpers/silent-logger.ts';
 import { createTestDatabase } from '../helpers/database.ts';
@@ -104,6 +104,12 @@ describe('text that is not what it claims: encodings, separators, control charac
       `SELECT p.first_name, p.last_name FROM contacts c JOIN contact_personal_data p ON p.contact_id = c.id WHERE c.external_id = 'L2'`,
     );
     expect(rows).toEqual([{ first_name: 'Hélène', last_name: 'Lefèvre' }]);
+  });
+
+  it('encoding names: latin1 and its aliases read as Windows-1252; an unknown name is refused with the names understood', () => {
+    expect(['latin1', 'ISO-8859-1', 'windows-1252', 'cp1252'].map(parseEncoding)).toEqual(Array(4).fill('windows-1252'));
+    expect(['utf-8', 'UTF8'].map(parseEncoding)).toEqual(['utf-8', 'utf-8']);
+    expect(() => parseEncoding('ebcdic')).toThrow('unknown encoding "ebcdic": use utf-8 (the default), latin1 or windows-1252');
   });
 
   it('a ;-separated file is refused by its header, not guessed', async () => {
