@@ -102,7 +102,14 @@ async function main(): Promise<void> {
         [`run #${run.id}`, `/ui/runs/${run.id}`],
         [`feature profile (${picked[0]!.target_key})`, `/ui/models/${encodeURIComponent(picked[0]!.target_key)}/features`],
       ];
-      const headers = { cookie: `cible_ui_key=${key.key}` };
+      // signed in through the login form: the cookie holds a session id, never the key
+      const login = await app.request('/ui/login', {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ key: key.key, next: '/ui/models' }).toString(),
+        redirect: 'manual',
+      });
+      const headers = { cookie: (login.headers.get('set-cookie') ?? '').split(';')[0]! };
       const timed = async (path: string, expected: string): Promise<{ ms: number; body: string; drawn: boolean }> => {
         const response = await app.request(path, { headers });
         const body = await response.text();
