@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type HttpBindings, serve } from '@hono/node-server';
+import { type Http2Bindings, type HttpBindings, serve } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/clock.ts';
 import { DEFAULT_CONSENT_POLICY, DEFAULT_TARGETING_POLICY } from '../../src/config.ts';
@@ -115,7 +115,7 @@ describe('contact pressure counts delivered lists only', () => {
     const server = serve({
       hostname: '127.0.0.1',
       port: 0,
-      fetch: async (request: Request, env: HttpBindings) => {
+      fetch: async (request: Request, env: HttpBindings | Http2Bindings) => {
         const closed = new Promise((resolve) => env.incoming.socket.once('close', resolve));
         const response = await api.app.fetch(request, env);
         listMade();
