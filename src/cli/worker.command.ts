@@ -5,6 +5,17 @@ import { positiveInteger, UserError } from './cli-context.ts';
 /** a job still running this long after SIGTERM is released for another worker */
 export const JOB_RELEASE_GRACE_MS = 30_000;
 
+/**
+ * Started by `cible serve --with-worker` (with an IPC channel): resolves when that server is gone
+ * without stopping us (killed), so that no worker is left behind. Never resolves otherwise.
+ */
+function parentGone(): Promise<'parent gone'> {
+  return new Promise((resolve) => {
+    if (!process.connected) return;
+    process.once('disconnect', () => resolve('parent gone'));
+  });
+}
+
 export function registerWorkerCommand(program: Command): void {
   program
     .command('worker')
@@ -21,7 +32,7 @@ export function registerWorkerCommand(program: Command): void {
         import('../schedule/pipeline-schedule.ts'),
       ]);
       const context = await createContext(loadConfig(), { migrate: true, defaultLogLevel: 'info' });
-      const stop = nextSignal();
+      const stop = Promise.race([nextSignal(), parentGone()]);
       try {
         const worker = await startWorker(context, { concurrency: flags.concurrency, schedule: flags.schedule }).catch((error: unknown) => {
           throw error instanceof ScheduleError ? new UserError(error.message) : error;
