@@ -51,12 +51,21 @@ export function rfmScores(target: RfmInputs | null, overallCells: Uint16Array): 
   return scores;
 }
 
+/** A binned calibration as data, so that a run can store it and a scoring job apply it. */
+export interface BinnedCalibration {
+  /** upper edges of the bins, ascending */
+  edges: number[];
+  /** observed rate of each bin, smoothed towards the base rate */
+  rates: number[];
+  baseRate: number;
+}
+
 /**
  * Maps a score to the observed rate of its bin on a calibration window: up to `bins`
  * quantile bins of the calibration scores (equal scores stay in one bin), each rate
  * smoothed towards the base rate.
  */
-export function fitBinnedCalibration(scores: ArrayLike<number>, labels: ArrayLike<number>, bins = 20): (score: number) => number {
+export function fitCalibrationTable(scores: ArrayLike<number>, labels: ArrayLike<number>, bins = 20): BinnedCalibration {
   const n = scores.length;
   const sorted = Float64Array.from(scores).sort();
   // upper edges at the quantiles, distinct, so that equal scores share a bin
@@ -65,28 +74,71 @@ export function fitBinnedCalibration(scores: ArrayLike<number>, labels: ArrayLik
     const edge = sorted[Math.min(n - 1, Math.ceil((k * n) / bins) - 1)];
     if (edge !== undefined && edge !== edges[edges.length - 1]) edges.push(edge);
   }
-  const binOf = (score: number) => {
-    let low = 0;
-    let high = edges.length - 1;
-    while (low < high) {
-      const middle = (low + high) >>> 1;
-      if ((edges[middle] as number) < score) low = middle + 1;
-      else high = middle;
-    }
-    return low;
-  };
   const counts = new Float64Array(edges.length);
   const positives = new Float64Array(edges.length);
   let allPositives = 0;
   for (let i = 0; i < n; i++) {
-    const bin = binOf(scores[i] as number);
+    const bin = binOf(edges, scores[i] as number);
     counts[bin] = (counts[bin] as number) + 1;
     positives[bin] = (positives[bin] as number) + (labels[i] as number);
     allPositives += labels[i] as number;
   }
   const baseRate = n > 0 ? allPositives / n : 0;
   const rates = Array.from(counts, (count, bin) => ((positives[bin] as number) + baseRate * 10) / (count + 10));
-  return (score: number) => (edges.length === 0 ? baseRate : (rates[binOf(score)] as number));
+  return { edges, rates: nonDecreasing(rates, Array.from(counts, (count) => count + 10)), baseRate };
+}
+
+/** Pool adjacent violators: the closest non-decreasing rates (weighted), so that a higher score never gets a lower probability. */
+function nonDecreasing(rates: number[], weights: number[]): number[] {
+  const blocks: Array<{ value: number; weight: number; size: number }> = [];
+  rates.forEach((rate, i) => {
+    blocks.push({ value: rate, weight: weights[i] as number, size: 1 });
+    while (blocks.length > 1 && (blocks[blocks.length - 2] as { value: number }).value > (blocks[blocks.length - 1] as { value: number }).value) {
+      const last = blocks.pop() as { value: number; weight: number; size: number };
+      const previous = blocks[blocks.length - 1] as { value: number; weight: number; size: number };
+      const weight = previous.weight + last.weight;
+      previous.value = (previous.value * previous.weight + last.value * last.weight) / weight;
+      previous.weight = weight;
+      previous.size += last.size;
+    }
+  });
+  return blocks.flatMap((block) => Array.from({ length: block.size }, () => block.value));
+}
+
+function binOf(edges: readonly number[], score: number): number {
+  let low = 0;
+  let high = edges.length - 1;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if ((edges[middle] as number) < score) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+/** The calibrated probability of one score. */
+export function calibrated(table: BinnedCalibration, score: number): number {
+  return table.edges.length === 0 ? table.baseRate : (table.rates[binOf(table.edges, score)] as number);
+}
+
+/**
+ * The calibrated probability (non-decreasing in the score), plus at most 1e-4 by the score's
+ * bin and place inside it: a list keeps the baseline's own ranking (the ranking its AUC was
+ * measured on) instead of ties, at a cost in calibration far below a bin's sampling error.
+ */
+export function calibratedWithinBin(table: BinnedCalibration, score: number): number {
+  const { edges } = table;
+  if (edges.length === 0) return table.baseRate;
+  const bin = binOf(edges, score);
+  const upper = edges[bin] as number;
+  const lower = bin > 0 ? (edges[bin - 1] as number) : Math.min(upper - 1, score);
+  const place = upper > lower ? Math.min(1, Math.max(0, (score - lower) / (upper - lower))) : 1;
+  return Math.min(1, (table.rates[bin] as number) + (1e-4 * (bin + place)) / edges.length);
+}
+
+export function fitBinnedCalibration(scores: ArrayLike<number>, labels: ArrayLike<number>, bins = 20): (score: number) => number {
+  const table = fitCalibrationTable(scores, labels, bins);
+  return (score: number) => calibrated(table, score);
 }
 
 /**

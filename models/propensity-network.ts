@@ -1,4 +1,5 @@
 import type * as TF from '@tensorflow/tfjs';
+import { rocAuc } from './metrics.ts';
 import { mulberry32, shuffledRows } from './random.ts';
 import type { Tensorflow } from './tensorflow.ts';
 
@@ -31,6 +32,12 @@ export interface TrainOptions extends NetworkOptions {
   /** per target: the weight of a positive row in the loss (e.g. min(negatives / positives, 50)) */
   positiveWeights: Float32Array;
   onEpoch?: (epoch: number, loss: number) => void;
+  /**
+   * Early stopping: after each epoch the loss on these rows (other people than the training
+   * rows) is measured; training stops after `patience` epochs without improvement and the
+   * network keeps the weights of its best epoch. Without it, exactly `epochs` epochs run.
+   */
+  validation?: { x: Float32Array; y: Uint8Array; rows: number; patience: number; minEpochs: number };
 }
 
 export interface TrainedNetwork {
@@ -39,6 +46,10 @@ export interface TrainedNetwork {
   kind: NetworkKind;
   /** ln(positiveWeights), subtracted from the logits at prediction */
   logPositiveWeights: Float32Array;
+  /** epochs whose weights the network keeps (the best epoch under early stopping) */
+  epochs: number;
+  /** per epoch, the validation loss (early stopping only) */
+  validationLoss: number[];
 }
 
 export interface PredictionNetwork {
@@ -135,6 +146,8 @@ export async function trainNetwork(t: Tensorflow, set: TrainingSet, options: Tra
 
   const model = buildNetwork(tf, options.kind, features, targets, options);
   const disposables: TF.Tensor[] = [];
+  const validationLoss: number[] = [];
+  let keptEpochs = options.epochs;
   const optimizer = tf.train.adam(options.learningRate);
   try {
     startAtBaseRates(tf, model, set, weights);
@@ -148,6 +161,9 @@ export async function trainNetwork(t: Tensorflow, set: TrainingSet, options: Tra
 
     const random = mulberry32(options.seed);
     const batchSize = Math.min(options.batchSize, rows);
+    const logPositiveWeights = Float32Array.from(weights, Math.log);
+    const validation = options.validation;
+    let best: { loss: number; epoch: number; weights: TF.Tensor[] } | null = null;
     for (let epoch = 0; epoch < options.epochs; epoch++) {
       const order = shuffledRows(rows, random);
       let lossSum = 0;
@@ -167,6 +183,22 @@ export async function trainNetwork(t: Tensorflow, set: TrainingSet, options: Tra
         throw new Error(`training diverged at epoch ${epoch + 1} (loss ${epochLoss}); lower learningRate`);
       }
       options.onEpoch?.(epoch, epochLoss);
+      if (!validation) continue;
+      const probabilities = await predictProbabilities(t, { model, logPositiveWeights }, validation.x, validation.rows);
+      // ranking is what versions are chosen on: the loss is 1 − the mean AUC over targets
+      const loss = 1 - meanAuc(validation.y, probabilities, targets);
+      validationLoss.push(loss);
+      if (!best || loss < best.loss) {
+        for (const tensor of best?.weights ?? []) tensor.dispose();
+        best = { loss, epoch: epoch + 1, weights: model.getWeights().map((weight) => weight.clone()) };
+      } else if (epoch + 1 >= validation.minEpochs && epoch + 1 - best.epoch >= validation.patience) {
+        break;
+      }
+    }
+    if (best) {
+      model.setWeights(best.weights);
+      for (const tensor of best.weights) tensor.dispose();
+      keptEpochs = best.epoch;
     }
   } catch (error) {
     model.dispose();
@@ -175,7 +207,27 @@ export async function trainNetwork(t: Tensorflow, set: TrainingSet, options: Tra
     for (const tensor of disposables) tensor.dispose();
     optimizer.dispose();
   }
-  return { model, kind: options.kind, logPositiveWeights: Float32Array.from(weights, Math.log) };
+  return { model, kind: options.kind, logPositiveWeights: Float32Array.from(weights, Math.log), epochs: keptEpochs, validationLoss };
+}
+
+/** Mean over targets (with both classes present) of the ROC AUC. */
+function meanAuc(y: Uint8Array, probabilities: Float32Array, targets: number): number {
+  const rows = y.length / targets;
+  let sum = 0;
+  let counted = 0;
+  for (let t = 0; t < targets; t++) {
+    const labels = new Uint8Array(rows);
+    const scores = new Float32Array(rows);
+    for (let row = 0; row < rows; row++) {
+      labels[row] = y[row * targets + t] as number;
+      scores[row] = probabilities[row * targets + t] as number;
+    }
+    const auc = rocAuc(labels, scores);
+    if (Number.isNaN(auc)) continue;
+    sum += auc;
+    counted++;
+  }
+  return counted > 0 ? sum / counted : 0;
 }
 
 /** rows × targets calibrated probabilities, computed by chunks of batchRows rows. */

@@ -34,3 +34,11 @@ export function shuffledRows(rows: number, random: () => number): Uint32Array {
   }
   return order;
 }
+
+/**
+ * Where a person falls in [0, 1), from their id and a seed: the same person always lands on the
+ * same side of a split, whichever rows (cutoffs) they appear in.
+ */
+export function personShare(contactId: number, seed: number): number {
+  return mulberry32((Math.imul(contactId | 0, 0x9e3779b1) ^ Math.imul(Math.floor(contactId / 2 ** 32), 0x85ebca6b) ^ seed) >>> 0)();
+}

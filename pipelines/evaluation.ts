@@ -1,11 +1,11 @@
-import { applyCalibration, bgnbdTargetScores, fitBinnedCalibration, type RfmInputs, rfmCells, rfmScores } from '../models/baselines.ts';
+import { applyCalibration, type BinnedCalibration, bgnbdTargetScores, calibrated, fitCalibrationTable, type RfmInputs, rfmCells, rfmScores } from '../models/baselines.ts';
 import { type BinaryMetrics, binaryMetrics, type EvaluationCurves, evaluationCurves, labelColumn, permutationImportance, strided } from '../models/metrics.ts';
 import { sampleIndices } from '../models/random.ts';
 import { standardiseRows } from '../models/standardisation.ts';
 import type { Tensorflow } from '../models/tensorflow.ts';
 import { predictProbabilities } from '../models/propensity-network.ts';
 import type { BuyTillYouDie } from './buy-till-you-die.ts';
-import type { FeatureMatrix } from './features.ts';
+import { BGNBD_EXPECTED_COLUMN, type FeatureMatrix } from './features.ts';
 import type { Target } from './targets.ts';
 import type { InferenceNetwork, LabelledMatrix } from './training.ts';
 
@@ -80,17 +80,25 @@ function baselineScores(matrix: FeatureMatrix, basis: BaselineBasis, target: Tar
   return { rfm: rfmScores(own, basis.overallCells), bgnbd: bgnbdTargetScores(bgnbd.expected, own.purchaseDays, basis.overall.purchaseDays) };
 }
 
+export type BaselineKind = 'rfm' | 'bgnbd';
+
 export interface BaselineEvaluation {
   rfm: BinaryMetrics | null;
   bgnbd: BinaryMetrics | null;
   /** rows x targets probabilities on the evaluated matrix */
   rfmProbabilities: Float32Array;
   bgnbdProbabilities: Float32Array;
+  /** the raw ranking scores on the evaluated matrix (their AUC is the baseline's) */
+  rfmScores: Float32Array;
+  bgnbdScores: Float32Array;
+  /** score → probability, fitted on the calibration window: what a baseline version applies when it scores */
+  rfmCalibration: BinnedCalibration;
+  bgnbdCalibration: BinnedCalibration;
 }
 
 /**
  * Both baselines scored on `evaluated`, their probabilities calibrated on `calibration`
- * (an earlier window, as a model would be), with the same metrics as the networks.
+ * (an earlier window, or other people, as a model would be), with the same metrics as the networks.
  */
 export function evaluateBaselines(
   calibration: LabelledMatrix,
@@ -106,8 +114,10 @@ export function evaluateBaselines(
     const after = baselineScores(evaluated.matrix, afterBasis, target, evaluatedBgnbd);
     const calibrationLabels = labelColumn(calibration.labels, targets.length, index);
     const evaluatedLabels = labelColumn(evaluated.labels, targets.length, index);
-    const rfmProbabilities = applyCalibration(after.rfm, fitBinnedCalibration(before.rfm, calibrationLabels));
-    const bgnbdProbabilities = applyCalibration(after.bgnbd, fitBinnedCalibration(before.bgnbd, calibrationLabels));
+    const rfmCalibration = fitCalibrationTable(before.rfm, calibrationLabels);
+    const bgnbdCalibration = fitCalibrationTable(before.bgnbd, calibrationLabels);
+    const rfmProbabilities = applyCalibration(after.rfm, (score) => calibrated(rfmCalibration, score));
+    const bgnbdProbabilities = applyCalibration(after.bgnbd, (score) => calibrated(bgnbdCalibration, score));
     const positives = evaluatedLabels.reduce((sum, value) => sum + value, 0);
     const defined = positives > 0 && positives < evaluatedLabels.length;
     return {
@@ -115,8 +125,28 @@ export function evaluateBaselines(
       bgnbd: defined ? withRankingAuc(binaryMetrics(evaluatedLabels, bgnbdProbabilities), evaluatedLabels, after.bgnbd) : null,
       rfmProbabilities,
       bgnbdProbabilities,
+      rfmScores: after.rfm,
+      bgnbdScores: after.bgnbd,
+      rfmCalibration,
+      bgnbdCalibration,
     };
   });
+}
+
+/** A baseline's calibration fitted on one labelled matrix (the production window), for scoring. */
+export function fitBaselineCalibration(kind: BaselineKind, labelled: LabelledMatrix, bgnbd: BuyTillYouDie, target: Target, targetIndex: number, targets: number): BinnedCalibration {
+  const scores = baselineScores(labelled.matrix, baselineBasis(labelled.matrix), target, bgnbd);
+  return fitCalibrationTable(scores[kind], labelColumn(labelled.labels, targets, targetIndex));
+}
+
+/**
+ * A baseline's ranking scores on a scoring matrix, from its columns alone (the BG/NBD columns
+ * filled by the run's fit): what a baseline version computes when it scores people.
+ */
+export function baselineScoresOnMatrix(kind: BaselineKind, matrix: FeatureMatrix, target: Target): Float32Array {
+  const expected = Float64Array.from({ length: matrix.rows }, (_, row) => Math.expm1(matrix.x[row * matrix.columns + BGNBD_EXPECTED_COLUMN] as number));
+  const bgnbd = { params: null, logLikelihood: null, fittedOn: 0, expected, alive: new Float64Array(matrix.rows) };
+  return baselineScores(matrix, baselineBasis(matrix), target, bgnbd)[kind];
 }
 
 /** A baseline's AUC is the AUC of its own ranking, not of its (binned) calibration. */
@@ -168,10 +198,19 @@ export async function groupImportance(
  * scientist evaluates on ("customers active before the date"), without consented prospects.
  */
 export function activeRowsOnly(labelled: LabelledMatrix, bgnbd: BuyTillYouDie): { labelled: LabelledMatrix; bgnbd: BuyTillYouDie } {
+  const hasHistory = column(labelled.matrix, 'has_history');
+  return selectRows(labelled, bgnbd, (row) => hasHistory(row) > 0);
+}
+
+/** The rows of a labelled matrix (and their BG/NBD posteriors) for which `keep` holds, in order. */
+export function selectRows(
+  labelled: LabelledMatrix,
+  bgnbd: BuyTillYouDie,
+  keep: (row: number, matrix: FeatureMatrix) => boolean,
+): { labelled: LabelledMatrix; bgnbd: BuyTillYouDie } {
   const { matrix } = labelled;
-  const hasHistory = column(matrix, 'has_history');
   const rows: number[] = [];
-  for (let row = 0; row < matrix.rows; row++) if (hasHistory(row) > 0) rows.push(row);
+  for (let row = 0; row < matrix.rows; row++) if (keep(row, matrix)) rows.push(row);
   const targets = labelled.labels.length / Math.max(1, matrix.rows);
   const x = new Float32Array(rows.length * matrix.columns);
   const labels = new Uint8Array(rows.length * targets);

@@ -22,13 +22,19 @@ export function featureLayout(targets: readonly Target[], categories: readonly s
   const names: string[] = [...PERSON_FEATURES];
   for (const category of categories) for (const feature of HISTORY_FEATURES) names.push(`category:${category}:${feature}`);
   for (const key of productKeys) for (const feature of HISTORY_FEATURES) names.push(`product:${key}:${feature}`);
+  return storedLayout({ names, categories: [...categories], productIds, specialCategories: [...specialCategories] });
+}
+
+/** A layout as a model version or network stored it (names and blocks), with its explanation groups rebuilt. */
+export function storedLayout(stored: Omit<FeatureLayout, 'explanationGroups'>): FeatureLayout {
+  const { names } = stored;
   assertAllowedFeatures(names);
   const index = (name: string) => names.indexOf(name);
   const explanationGroups = Object.entries(EXPLANATION_GROUPS).map(([name, columns]) => ({ name, columns: columns.map(index) }));
   const blockColumns = (prefix: string) => names.flatMap((name, column) => (name.startsWith(prefix) ? [column] : []));
-  if (categories.length > 0) explanationGroups.push({ name: 'category history', columns: blockColumns('category:') });
-  if (productIds.length > 0) explanationGroups.push({ name: 'product history', columns: blockColumns('product:') });
-  return { names, categories: [...categories], productIds, explanationGroups, specialCategories: [...specialCategories] };
+  if (stored.categories.length > 0) explanationGroups.push({ name: 'category history', columns: blockColumns('category:') });
+  if (stored.productIds.length > 0) explanationGroups.push({ name: 'product history', columns: blockColumns('product:') });
+  return { names: [...names], categories: [...stored.categories], productIds: [...stored.productIds], explanationGroups, specialCategories: [...stored.specialCategories] };
 }
 
 /** The raw purchase history BG/NBD needs, per row, in days. */

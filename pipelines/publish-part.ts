@@ -48,15 +48,47 @@ export async function publishRun(context: AppContext, input: PublishInput): Prom
   const profile = mergeScoringProfiles(input.shards.map((shard) => shard.profile));
   const outcomes = new Map(report.targets.map((outcome) => [outcome.target, outcome]));
 
+  /** A score set of this run, written under its reserved id, attached as a partition and switched live for the version. */
+  const attachScoreSet = async (trx: Kysely<Database>, modelId: number, versionId: number, scoreSetId: number, now: Date) => {
+    await sql`
+      INSERT INTO score_sets (id, model_id, model_version_id, run_id, status, scored_at, row_count, feature_profile)
+      OVERRIDING SYSTEM VALUE
+      VALUES (${scoreSetId}, ${modelId}, ${versionId}, ${plan.runId}, 'building', ${new Date(plan.asOf)},
+        ${input.ranked.get(scoreSetId) ?? 0}, ${profile ? JSON.stringify(profile) : null}::jsonb)`.execute(trx);
+    await sql.raw(`ALTER TABLE scores ATTACH PARTITION ${scoreSetTable(scoreSetId)} FOR VALUES IN (${Number(scoreSetId)})`).execute(trx);
+    await switchLive(trx, modelId, scoreSetId, now);
+  };
+
   await db.transaction().execute(async (trx) => {
     await input.attempt?.fence(trx);
     const now = context.clock.now();
     for (const entry of plan.versions) {
       const outcome = outcomes.get(targetId(entry.target));
+      const failure = entry.scoreSetId === null ? undefined : input.failedScoreSets?.get(entry.scoreSetId);
+      if (entry.kept) {
+        // a champion kept from an earlier run: its new score set (scored by this run) replaces its old one
+        const rescored = report.rescored?.find((item) => item.target === targetId(entry.target));
+        if (failure !== undefined || entry.scoreSetId === null) {
+          if (outcome) outcome.reason = `${outcome.reason}; champion v${entry.kept.version} keeps its previous scores: scoring failed (${failure})`;
+          continue;
+        }
+        const stillChampion = await trx
+          .selectFrom('model_versions')
+          .select('id')
+          .where('id', '=', entry.kept.versionId)
+          .where('status', '=', 'champion')
+          .executeTakeFirst();
+        if (!stillChampion) {
+          await sql.raw(`DROP TABLE IF EXISTS ${scoreSetTable(entry.scoreSetId)}`).execute(trx);
+          continue;
+        }
+        await attachScoreSet(trx, entry.kept.modelId, entry.kept.versionId, entry.scoreSetId, now);
+        if (rescored) rescored.scored = input.ranked.get(entry.scoreSetId) ?? 0;
+        continue;
+      }
       const modelId = await ensureModel(trx, { kind: entry.target.kind, key: entry.target.key, productId: entry.target.productId });
       let status = entry.status;
       let reason = entry.version.decisionReason;
-      const failure = entry.scoreSetId === null ? undefined : input.failedScoreSets?.get(entry.scoreSetId);
       if (failure !== undefined) {
         status = 'candidate';
         reason = `${reason}; not promoted: scoring failed (${failure})`;
@@ -79,15 +111,8 @@ export async function publishRun(context: AppContext, input: PublishInput): Prom
       if (status !== 'champion') continue;
       await promoteVersion(trx, modelId, version.id, now);
       if (entry.scoreSetId === null) continue;
-      const scoreSetId = entry.scoreSetId;
-      await sql`
-        INSERT INTO score_sets (id, model_id, model_version_id, run_id, status, scored_at, row_count, feature_profile)
-        OVERRIDING SYSTEM VALUE
-        VALUES (${scoreSetId}, ${modelId}, ${version.id}, ${plan.runId}, 'building', ${new Date(plan.asOf)},
-          ${input.ranked.get(scoreSetId) ?? 0}, ${profile ? JSON.stringify(profile) : null}::jsonb)`.execute(trx);
-      await sql.raw(`ALTER TABLE scores ATTACH PARTITION ${scoreSetTable(scoreSetId)} FOR VALUES IN (${Number(scoreSetId)})`).execute(trx);
-      await switchLive(trx, modelId, scoreSetId, now);
-      if (outcome) outcome.scored = input.ranked.get(scoreSetId) ?? 0;
+      await attachScoreSet(trx, modelId, version.id, entry.scoreSetId, now);
+      if (outcome) outcome.scored = input.ranked.get(entry.scoreSetId) ?? 0;
     }
     await dropLeftovers(trx, plan, input.failedScoreSets);
     report.stages = [...report.stages, ...(input.stages ?? []), ...funnelStages, { stage: 'publish', seconds: (performance.now() - began) / 1000, rows: plan.versions.length }];

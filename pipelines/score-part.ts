@@ -4,11 +4,12 @@ import type { AppContext } from '../src/context.ts';
 import { loadNetwork } from '../src/registry/model-store.ts';
 import { applyBuyTillYouDie } from './buy-till-you-die.ts';
 import { type FeatureProfile, type ScoringProfile, scoringProfile } from './feature-profile.ts';
-import { computeFeatures, type FeatureLayout } from './features.ts';
+import { type BaselineScorer, scoreWithBaseline } from './baseline-scoring.ts';
+import { computeFeatures, type FeatureLayout, type FeatureMatrix } from './features.ts';
 import { type Progress, stageTimer } from './progress.ts';
 import type { StageFigure } from './run-pipeline.ts';
 import { writeScoreTable } from './scoring.ts';
-import type { PlannedVersion, TrainingPlan } from './train-part.ts';
+import type { PlannedVersion, Scorer, TrainingPlan } from './train-part.ts';
 import { explainMatrix, type InferenceNetwork, predictMatrix } from './training.ts';
 
 const REASONS = 3;
@@ -44,77 +45,107 @@ export async function scoreShard(
   progress: Progress,
 ): Promise<ShardOutput> {
   const { db } = context.database;
-  const layout = plan.layout as FeatureLayout;
-  const champions = plan.versions.filter((entry) => entry.scoreSetId !== null);
+  const champions = plan.versions.filter((entry) => entry.scoreSetId !== null && entry.scorer !== null);
   const { stages, timed } = stageTimer(progress);
-
-  const matrix = await timed('features (scoring)', async () => {
-    const value = await computeFeatures(
-      db,
-      { runId: plan.runId, cutoff: new Date(plan.asOf), horizonDays: plan.horizonDays, layout, liveConsentAt: context.clock.now(), shard },
-      (done, total) => progress.step('people', done, total),
-    );
-    if (plan.scoringFit) applyBuyTillYouDie(value, plan.scoringFit);
-    return { value, rows: value.rows };
+  // one feature matrix per layout: this run's, and that of any kept champion trained on another
+  const layouts = new Map<string, FeatureLayout>();
+  if (plan.layout) layouts.set(layoutKey(plan.layout), plan.layout);
+  for (const entry of champions) {
+    const layout = (entry.scorer as Scorer).layout;
+    if (!layouts.has(layoutKey(layout))) layouts.set(layoutKey(layout), layout);
+  }
+  const matrices = new Map<string, FeatureMatrix>();
+  await timed('features (scoring)', async () => {
+    let rows = 0;
+    for (const [key, layout] of layouts) {
+      const value = await computeFeatures(
+        db,
+        { runId: plan.runId, cutoff: new Date(plan.asOf), horizonDays: plan.horizonDays, layout, liveConsentAt: context.clock.now(), shard },
+        (done, total) => progress.step('people', done, total),
+      );
+      if (plan.scoringFit) applyBuyTillYouDie(value, plan.scoringFit);
+      matrices.set(key, value);
+      rows += value.rows;
+    }
+    return { value: undefined, rows };
   });
+  const main = matrices.get(layoutKey(plan.layout)) ?? [...matrices.values()][0];
   const reference = plan.trainingProfile as FeatureProfile | null;
-  const profile = reference && matrix.rows > 0 ? scoringProfile(matrix, reference, plan.seed) : null;
+  const profile = reference && main && main.rows > 0 ? scoringProfile(main, reference, plan.seed) : null;
 
   const tables: Record<string, string> = {};
+  let done = 0;
+  const write = async (member: PlannedVersion, matrix: FeatureMatrix, data: { scores: Float32Array; reasonCodes: Uint8Array; contributions: Float32Array }) => {
+    const scoreSetId = member.scoreSetId as number;
+    const table = `score_part_${scoreSetId}_${shard.index}_${tag}`;
+    const rows = await writeScoreTable(context.database, table, scoreSetId, { contactIds: matrix.contactIds, ...data });
+    tables[String(scoreSetId)] = table;
+    progress.step('targets', ++done, champions.length);
+    return rows;
+  };
+  // two writers on PostgreSQL: loading a table is the server's work, on its own core
+  const inParallel = async (count: number, work: (index: number) => Promise<number>) => {
+    const writers = context.database.engine === 'postgres' ? 2 : 1;
+    let next = 0;
+    let rows = 0;
+    await Promise.all(
+      Array.from({ length: writers }, async () => {
+        while (next < count) rows += await work(next++);
+      }),
+    );
+    return rows;
+  };
   await timed('score', async () => {
     let rows = 0;
     const byNetwork = new Map<number, PlannedVersion[]>();
+    const baselineMembers: PlannedVersion[] = [];
     for (const entry of champions) {
-      const id = entry.version.networkId as number;
-      byNetwork.set(id, [...(byNetwork.get(id) ?? []), entry]);
+      const scorer = entry.scorer as Scorer;
+      if (scorer.kind === 'network') byNetwork.set(scorer.networkId, [...(byNetwork.get(scorer.networkId) ?? []), entry]);
+      else baselineMembers.push(entry);
     }
     for (const [networkId, members] of byNetwork) {
+      const matrix = matrices.get(layoutKey((members[0]?.scorer as Scorer).layout)) as FeatureMatrix;
       const network = await loadInference(t, context, networkId);
       try {
         const outputs = network.logPositiveWeights.length;
+        const outputOf = (member: PlannedVersion) => (member.scorer as Scorer & { kind: 'network' }).outputIndex;
         const probabilities = await predictMatrix(t, network, matrix);
         const reasons = members.map(() => ({ codes: new Uint8Array(matrix.rows * REASONS), contributions: new Float32Array(matrix.rows * REASONS) }));
         await explainMatrix(t, network, matrix, (start, end, explanations) => {
           for (const [m, member] of members.entries()) {
             const own = reasons[m] as { codes: Uint8Array; contributions: Float32Array };
             for (let row = start; row < end; row++) {
-              const source = ((row - start) * outputs + member.outputIndex) * REASONS;
+              const source = ((row - start) * outputs + outputOf(member)) * REASONS;
               own.codes.set(explanations.codes.subarray(source, source + REASONS), row * REASONS);
               own.contributions.set(explanations.contributions.subarray(source, source + REASONS), row * REASONS);
             }
           }
         });
-        const writeOne = async (m: number) => {
+        rows += await inParallel(members.length, (m) => {
           const member = members[m] as PlannedVersion;
-          const scoreSetId = member.scoreSetId as number;
           const scores = new Float32Array(matrix.rows);
-          for (let row = 0; row < matrix.rows; row++) scores[row] = probabilities[row * outputs + member.outputIndex] as number;
+          for (let row = 0; row < matrix.rows; row++) scores[row] = probabilities[row * outputs + outputOf(member)] as number;
           const own = reasons[m] as { codes: Uint8Array; contributions: Float32Array };
-          const table = `score_part_${scoreSetId}_${shard.index}_${tag}`;
-          rows += await writeScoreTable(context.database, table, scoreSetId, {
-            contactIds: matrix.contactIds,
-            scores,
-            reasonCodes: own.codes,
-            contributions: own.contributions,
-          });
-          tables[String(scoreSetId)] = table;
-          progress.step('targets', Object.keys(tables).length, champions.length);
-        };
-        // two writers on PostgreSQL: loading a table is the server's work, on its own core
-        const writers = context.database.engine === 'postgres' ? 2 : 1;
-        let next = 0;
-        await Promise.all(
-          Array.from({ length: writers }, async () => {
-            while (next < members.length) await writeOne(next++);
-          }),
-        );
+          return write(member, matrix, { scores, reasonCodes: own.codes, contributions: own.contributions });
+        });
       } finally {
         network.model.dispose();
       }
     }
+    rows += await inParallel(baselineMembers.length, (m) => {
+      const member = baselineMembers[m] as PlannedVersion;
+      const scorer = member.scorer as BaselineScorer & { layout: FeatureLayout };
+      const matrix = matrices.get(layoutKey(scorer.layout)) as FeatureMatrix;
+      return write(member, matrix, scoreWithBaseline(scorer, matrix, plan.scoringFit?.params ?? null));
+    });
     return { value: undefined, rows };
   });
-  return { shard: shard.index, tables, rows: matrix.rows, profile, stages };
+  return { shard: shard.index, tables, rows: main?.rows ?? 0, profile, stages };
+}
+
+function layoutKey(layout: FeatureLayout | null): string {
+  return layout ? JSON.stringify([layout.names, layout.specialCategories]) : '';
 }
 
 async function loadInference(t: Tensorflow, context: AppContext, networkId: number): Promise<InferenceNetwork> {

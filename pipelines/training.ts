@@ -8,7 +8,7 @@ import {
   type TrainedNetwork,
   trainNetwork,
 } from '../models/propensity-network.ts';
-import { sampleIndices } from '../models/random.ts';
+import { personShare, sampleIndices } from '../models/random.ts';
 import { fitStandardisation, type Standardisation, standardiseRows } from '../models/standardisation.ts';
 import type { Tensorflow } from '../models/tensorflow.ts';
 import type { FeatureMatrix } from './features.ts';
@@ -35,6 +35,10 @@ export interface TrainingConfig {
   maxTrainingRows: number;
   maxPositiveWeight: number;
   seed: number;
+  /** early stopping: share of the training people held out to measure the AUC after each epoch (0 = the fixed schedule) */
+  validationShare: number;
+  /** epochs without improvement of the validation loss before training stops */
+  patience: number;
 }
 
 /** A trained network with what inference needs to reproduce its input. */
@@ -46,6 +50,10 @@ export interface FittedNetwork {
   trainingRows: number;
   trainingDataHash: string;
   positives: number[];
+  /** epochs trained: found by early stopping, or given */
+  epochs: number;
+  /** validation loss per epoch (early stopping only) */
+  validationLoss: number[];
 }
 
 interface TrainingRows {
@@ -55,6 +63,7 @@ interface TrainingRows {
   standardisation: Standardisation;
   hash: string;
   positives: number[];
+  contactIds: Float64Array;
 }
 
 /**
@@ -73,11 +82,13 @@ function trainingRows(stack: readonly LabelledMatrix[], targets: number, maxRows
   const rows = chosen.length;
   const x = new Float32Array(rows * columns);
   const y = new Uint8Array(rows * targets);
+  const contactIds = new Float64Array(rows);
   let part = 0;
   chosen.forEach((global, i) => {
     while (part + 1 < stack.length && global >= (offsets[part + 1] as number)) part++;
     const source = stack[part] as LabelledMatrix;
     const row = global - (offsets[part] as number);
+    contactIds[i] = source.matrix.contactIds[row] as number;
     x.set(source.matrix.x.subarray(row * columns, (row + 1) * columns), i * columns);
     y.set(source.labels.subarray(row * targets, (row + 1) * targets), i * targets);
   });
@@ -86,9 +97,16 @@ function trainingRows(stack: readonly LabelledMatrix[], targets: number, maxRows
   standardiseRows(x, 0, rows, columns, standardisation, x);
   const positives = new Array<number>(targets).fill(0);
   for (let i = 0; i < y.length; i++) if (y[i]) positives[i % targets]!++;
-  return { x, y, rows, standardisation, hash, positives };
+  return { x, y, rows, standardisation, hash, positives, contactIds };
 }
 
+/**
+ * Trains one network on stacked cutoffs. Without `epochs`, early stopping: a seeded share of
+ * the people (all their rows, at every cutoff) is held out, and training stops once their loss
+ * stops improving (at most the schedule's epochs); the epochs found are returned, so that the
+ * production network, trained on everyone, can run as many. With `epochs`, exactly that many
+ * on every row.
+ */
 export async function fitNetwork(
   t: Tensorflow,
   kind: NetworkKind,
@@ -96,6 +114,7 @@ export async function fitNetwork(
   targets: number,
   config: TrainingConfig,
   onEpoch?: (epoch: number, loss: number) => void,
+  options: { epochs?: number } = {},
 ): Promise<FittedNetwork> {
   const data = trainingRows(stack, targets, config.maxTrainingRows, config.seed);
   const columns = stack[0]?.matrix.columns ?? 0;
@@ -103,29 +122,57 @@ export async function fitNetwork(
   const positiveWeights = Float32Array.from(data.positives, (positives) =>
     Math.min(config.maxPositiveWeight, Math.max(1, (data.rows - positives) / Math.max(1, positives))),
   );
-  const trained: TrainedNetwork = await trainNetwork(
-    t,
-    { rows: data.rows, features: columns, x: data.x, targets, y: data.y },
-    {
-      kind,
-      ...trainingSchedule(data.rows, config),
-      learningRate: config.learningRate,
-      l2: config.l2,
-      hiddenUnits: config.hiddenUnits,
-      positiveWeights,
-      seed: config.seed,
-      onEpoch,
-    },
-  );
+  const schedule = trainingSchedule(data.rows, config);
+  let set = { rows: data.rows, features: columns, x: data.x, targets, y: data.y };
+  let validation: { x: Float32Array; y: Uint8Array; rows: number; patience: number; minEpochs: number } | undefined;
+  if (options.epochs === undefined && config.validationShare > 0) {
+    const held = (row: number) => personShare(data.contactIds[row] as number, config.seed + 1) < config.validationShare;
+    const split = splitRows(data.x, data.y, data.rows, columns, targets, held);
+    if (split.inside.rows > 0 && split.outside.rows > 0) {
+      set = { rows: split.outside.rows, features: columns, x: split.outside.x, targets, y: split.outside.y };
+      validation = { ...split.inside, patience: config.patience, minEpochs: Math.min(config.epochs, schedule.epochs) };
+    }
+  }
+  const trained: TrainedNetwork = await trainNetwork(t, set, {
+    kind,
+    epochs: options.epochs ?? schedule.epochs,
+    batchSize: schedule.batchSize,
+    learningRate: config.learningRate,
+    l2: config.l2,
+    hiddenUnits: config.hiddenUnits,
+    positiveWeights,
+    seed: config.seed,
+    onEpoch,
+    validation,
+  });
   return {
     kind,
     model: trained.model,
     logPositiveWeights: trained.logPositiveWeights,
     standardisation: data.standardisation,
-    trainingRows: data.rows,
+    trainingRows: set.rows,
     trainingDataHash: data.hash,
     positives: data.positives,
+    epochs: trained.epochs,
+    validationLoss: trained.validationLoss,
   };
+}
+
+/** Rows for which `inside` holds, and the others, as two matrices. */
+function splitRows(x: Float32Array, y: Uint8Array, rows: number, columns: number, targets: number, inside: (row: number) => boolean) {
+  const chosen: number[] = [];
+  const others: number[] = [];
+  for (let row = 0; row < rows; row++) (inside(row) ? chosen : others).push(row);
+  const take = (list: number[]) => {
+    const xs = new Float32Array(list.length * columns);
+    const ys = new Uint8Array(list.length * targets);
+    list.forEach((row, i) => {
+      xs.set(x.subarray(row * columns, (row + 1) * columns), i * columns);
+      ys.set(y.subarray(row * targets, (row + 1) * targets), i * targets);
+    });
+    return { x: xs, y: ys, rows: list.length };
+  };
+  return { inside: take(chosen), outside: take(others) };
 }
 
 /**

@@ -4,6 +4,9 @@ import { UserError, withContext } from './cli-context.ts';
 const f3 = (value: number | null | undefined, width = 5) =>
   (typeof value === 'number' && Number.isFinite(value) ? value.toFixed(3) : 'n/a').padStart(width);
 
+const interval = (value: { auc: number; low: number; high: number } | null | undefined) =>
+  value ? `${value.auc.toFixed(3)} [${value.low.toFixed(3)}, ${value.high.toFixed(3)}]` : 'n/a';
+
 const auc = (metrics: unknown) => f3((metrics as { rocAuc?: number } | null | undefined)?.rocAuc);
 
 export function registerModelCommands(program: Command): void {
@@ -50,10 +53,22 @@ export function registerModelCommands(program: Command): void {
           const evaluation = metrics.evaluation as Record<string, number> | null | undefined;
           console.log(`${label} v${version.version} ${version.status} (${version.algorithm}), run ${lineage.runId}`);
           console.log(`  decision: ${version.decisionReason ?? '-'}`);
+          const design = metrics.evaluationDesign as { kind: string; reason: string } | undefined;
+          console.log(`  evaluation design: ${design ? design.reason : 'out-of-time (recorded before designs were)'}`);
+          const candidates = metrics.candidates as Record<string, { auc: number; low: number; high: number } | null> | undefined;
+          if (candidates) {
+            const margin = metrics.margin as { over: string; difference: number; low: number; high: number } | null | undefined;
+            console.log(`  candidates (ROC AUC, 95% DeLong interval): ${Object.entries(candidates).map(([name, value]) => `${name} ${interval(value)}`).join(', ')}`);
+            console.log(`  winner: ${version.algorithm}${margin ? `, ahead of ${margin.over} by ${margin.difference.toFixed(3)} [${margin.low.toFixed(3)}, ${margin.high.toFixed(3)}] (paired DeLong)` : ''}`);
+          }
+          const champion = metrics.champion as { version: number; algorithm?: string; auc: number | null; difference?: { difference: number; low: number; high: number } | null } | null | undefined;
+          if (champion?.difference) {
+            console.log(`  against champion v${champion.version} (${champion.algorithm}) on the same rows: ${champion.difference.difference.toFixed(3)} [${champion.difference.low.toFixed(3)}, ${champion.difference.high.toFixed(3)}]`);
+          }
           console.log(`  lineage: consent snapshot ${lineage.consentSnapshotAt.toISOString()} (${lineage.populationSize} people), cutoff ${lineage.trainingCutoff.toISOString().slice(0, 10)}, horizon ${lineage.horizonDays} d, code ${lineage.codeVersion}, data sha256 ${lineage.trainingDataHash.slice(0, 16)}…, ${lineage.features.length} features`);
           if (evaluation) {
             const f = (name: string) => (typeof evaluation[name] === 'number' ? (evaluation[name] as number).toFixed(3) : 'n/a');
-            console.log(`  evaluation: ROC AUC ${f('rocAuc')}, PR AUC ${f('prAuc')}, log loss ${f('logLoss')}, Brier ${f('brier')}, ECE ${f('expectedCalibrationError')}; baselines RFM ${auc(baselineMetrics.rfm).trim()}, BG/NBD ${auc(baselineMetrics.bgnbd).trim()}`);
+            console.log(`  evaluation: ROC AUC ${f('rocAuc')} ${interval(metrics.aucInterval as { auc: number; low: number; high: number } | undefined)}, PR AUC ${f('prAuc')}, log loss ${f('logLoss')}, Brier ${f('brier')}, ECE ${f('expectedCalibrationError')}; baselines RFM ${auc(baselineMetrics.rfm).trim()}, BG/NBD ${auc(baselineMetrics.bgnbd).trim()}`);
             const gains = (evaluation as unknown as { gains?: Array<{ decile: number; lift: number; cumulativeGain: number }> }).gains ?? [];
             console.log(`  lift by decile: ${gains.map((g) => g.lift.toFixed(2)).join(' ')}`);
             console.log(`  cumulative gains: ${gains.map((g) => g.cumulativeGain.toFixed(2)).join(' ')}`);

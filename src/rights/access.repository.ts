@@ -110,7 +110,7 @@ export function liveScoresOf(db: Kysely<Database>, contactId: number): Promise<L
       // reason codes name the network's explanation groups
       sql<ScoreReason[]>`(
         SELECT coalesce(jsonb_agg(jsonb_build_object(
-          'feature', n.metadata -> 'explanationGroups' ->> r.code, 'contribution', r.contribution) ORDER BY r.position), '[]'::jsonb)
+          'feature', coalesce(n.metadata -> 'explanationGroups', v.metrics -> 'explanationGroups') ->> r.code, 'contribution', r.contribution) ORDER BY r.position), '[]'::jsonb)
         FROM (VALUES (1, s.reason_1::int, s.contribution_1), (2, s.reason_2::int, s.contribution_2), (3, s.reason_3::int, s.contribution_3))
           AS r (position, code, contribution)
         WHERE r.code IS NOT NULL)`.as('reasons'),

@@ -32,7 +32,8 @@ export async function liveScoreSetOf(
     .select([
       'm.id as modelId', 'v.id as modelVersionId', 'v.version', 'v.algorithm', 'v.horizon_days as horizonDays',
       'ss.id as scoreSetId', 'ss.scored_at as scoredAt', 'ss.row_count as rowCount',
-      sql<string[] | null>`n.metadata -> 'explanationGroups'`.as('explanationGroups'),
+      // a network's groups, or a baseline version's own (it has no network)
+      sql<string[] | null>`coalesce(n.metadata -> 'explanationGroups', v.metrics -> 'explanationGroups')`.as('explanationGroups'),
     ])
     .where('m.target_kind', '=', 'product')
     .where('m.target_key', '=', sku)

@@ -180,10 +180,27 @@ export interface ModelPageProps {
   driftNote: string | null;
   funnel: FunnelView | null;
   top: Array<{ contactId: number; score: number; rank: number }>;
+  /** how the champion was chosen: the evaluation design, every candidate's AUC with its DeLong interval, the winner's lead */
+  judged?: JudgedCandidates;
 }
 
+interface Interval {
+  auc: number;
+  low: number;
+  high: number;
+}
+
+export interface JudgedCandidates {
+  design: { kind: string; reason: string } | null;
+  interval: Interval | null;
+  candidates: Record<string, Interval | null> | null;
+  margin: { over: string; difference: number; low: number; high: number } | null;
+}
+
+const intervalText = (value: Interval | null | undefined) => (value ? `${f.auc(value.auc)} [${f.auc(value.low)}, ${f.auc(value.high)}]` : 'n/a');
+
 /** One model with a champion: how good it is, how it got there, what it runs on. */
-export const ModelPage: FC<ModelPageProps> = ({ viewer, record, outcome, charts, evaluation, buyers, drift, driftNote, funnel, top }) => {
+export const ModelPage: FC<ModelPageProps> = ({ viewer, record, outcome, charts, evaluation, buyers, drift, driftNote, funnel, top, judged }) => {
   const champion = record.champion!;
   const title = targetTitle(record.target, record.productName);
   const flagged = drift.filter((entry) => entry.flagged);
@@ -228,6 +245,21 @@ export const ModelPage: FC<ModelPageProps> = ({ viewer, record, outcome, charts,
         <dd>
           {evaluation.window?.cutoff ?? 'n/a'} + {f.count(evaluation.window?.horizonDays)} days, {f.people(evaluation.window?.rows)} evaluated, {f.people(evaluation.model?.positives)}{' '}
           bought (base rate {f.percent(evaluation.model?.baseRate, 2)})
+        </dd>
+        <dt>evaluation design</dt>
+        <dd>{judged?.design ? `${judged.design.kind}: ${judged.design.reason}` : 'out-of-time (recorded before designs were)'}</dd>
+        <dt>ROC AUC, 95% interval (DeLong)</dt>
+        <dd>{intervalText(judged?.interval)}</dd>
+        <dt>candidates on the same rows</dt>
+        <dd>
+          {judged?.candidates
+            ? Object.entries(judged.candidates)
+                .map(([name, value]) => `${name} ${intervalText(value)}`)
+                .join(' · ')
+            : 'n/a'}
+          {judged?.margin
+            ? ` — ${champion.algorithm} ahead of ${judged.margin.over} by ${f.auc(judged.margin.difference)} [${f.auc(judged.margin.low)}, ${f.auc(judged.margin.high)}] (paired DeLong)`
+            : ''}
         </dd>
         <dt>features</dt>
         <dd>

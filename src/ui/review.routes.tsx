@@ -31,7 +31,7 @@ import { ErrorPage } from './error.page.tsx';
 import { type FeatureRow, FeaturesPage } from './features.page.tsx';
 import type { ChartSlot, Viewer } from './layout.tsx';
 import { LoginPage } from './login.page.tsx';
-import { ModelPage, NoChampionPage } from './model.page.tsx';
+import { type JudgedCandidates, ModelPage, NoChampionPage } from './model.page.tsx';
 import { OverviewPage } from './overview.page.tsx';
 import { idFrom, modelPath, safeNext, targetFromPath } from './paths.ts';
 import { PersonLookupPage, PersonPage } from './person.page.tsx';
@@ -354,6 +354,12 @@ function reviewPages(): Hono<UiEnv> {
         driftNote={drift.note}
         funnel={funnel}
         top={top}
+        judged={{
+          design: (metrics.evaluationDesign ?? null) as JudgedCandidates['design'],
+          interval: (metrics.aucInterval ?? null) as JudgedCandidates['interval'],
+          candidates: (metrics.candidates ?? null) as JudgedCandidates['candidates'],
+          margin: (metrics.margin ?? null) as JudgedCandidates['margin'],
+        }}
       />,
     );
   });

@@ -162,3 +162,24 @@ describe('propensity networks', () => {
     ).rejects.toThrow(/column 8, outside \[0, 8\)/);
   });
 });
+
+describe('early stopping on held-out rows', () => {
+  it('stops once the held-out AUC stops improving, keeps its best epoch, and runs every epoch without it', async () => {
+    const t = await loadTensorflow({ prefer: 'auto' });
+    const train = plantedSet(2000, 21);
+    const held = plantedSet(1000, 22);
+    const stopped = await trainNetwork(t, train, options({ epochs: 40, validation: { x: held.x, y: held.y, rows: held.rows, patience: 2, minEpochs: 2 } }));
+    const full = await trainNetwork(t, train, options({ epochs: 6 }));
+    try {
+      expect(stopped.validationLoss.length).toBeLessThan(40);
+      // stopped after `patience` epochs without improvement on its best one
+      expect(stopped.validationLoss.length - stopped.epochs).toBe(2);
+      const best = Math.min(...stopped.validationLoss);
+      expect(stopped.validationLoss[stopped.epochs - 1]).toBe(best);
+      expect(full).toMatchObject({ epochs: 6, validationLoss: [] });
+    } finally {
+      stopped.model.dispose();
+      full.model.dispose();
+    }
+  });
+});

@@ -1,0 +1,72 @@
+/**
+ * npm run bench:pipeline-small — the whole pipeline on a small generated base: 1,500 customers
+ * arriving over 18 months of a 2-year log (the BG/NBD-like cohort generator of the tests),
+ * horizon 182 days, PostgreSQL, each run on a fresh database. Prints the run's time with the
+ * default fixed schedule (at least 500,000 rows seen) and with early stopping on 15% of the
+ * people held out (training.validationShare), and the ratio. Target: under 15 s.
+ *
+ *   BENCH_SMALL_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/cible_bench_small)
+ */
+import pg from 'pg';
+import { DEFAULT_PIPELINE_OPTIONS, type PipelineReport, runPipeline } from '../../pipelines/run-pipeline.ts';
+import { fixedClock } from '../../src/clock.ts';
+import { loadConfig } from '../../src/config.ts';
+import { createContext } from '../../src/context.ts';
+import { createLogger } from '../../src/logger.ts';
+import { COHORT_SKU, seedCohort } from '../pipelines/cohort.fixtures.ts';
+import { DAY_MS } from '../pipelines/pipeline.fixtures.ts';
+
+const url = process.env.BENCH_SMALL_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/cible_bench_small';
+const START = new Date('2024-01-01T00:00:00Z');
+const END = new Date(START.getTime() + 730 * DAY_MS);
+
+async function freshDatabase(): Promise<void> {
+  const name = new URL(url).pathname.slice(1);
+  const admin = new pg.Client({ connectionString: url.replace(/\/[^/]*$/, '/postgres') });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+}
+
+async function run(label: string, validationShare: number): Promise<{ seconds: number; training: number; report: PipelineReport }> {
+  await freshDatabase();
+  const logger = createLogger(process.env.LOG_LEVEL ?? 'warn');
+  const context = await createContext(loadConfig({ ...process.env, DATABASE_URL: url }), { migrate: true, logger, clock: fixedClock(new Date(END.getTime() + 3_600_000)) });
+  try {
+    const cohort = await seedCohort(context.database, {
+      seed: 1500,
+      customers: 1500,
+      acquisitionFrom: START,
+      acquisitionTo: new Date(START.getTime() + 548 * DAY_MS),
+      end: END,
+      futureDays: 182,
+    });
+    const began = performance.now();
+    const report = await runPipeline(context, {
+      ...DEFAULT_PIPELINE_OPTIONS,
+      kind: 'pipeline',
+      trigger: `bench:${label}`,
+      asOf: END,
+      horizonDays: 182,
+      backend: context.config.tfBackend,
+      training: { ...DEFAULT_PIPELINE_OPTIONS.training, validationShare },
+    });
+    const seconds = (performance.now() - began) / 1000;
+    const training = report.stages.filter((stage) => stage.stage.startsWith('train')).reduce((sum, stage) => sum + stage.seconds, 0);
+    const target = report.targets.find((outcome) => outcome.target === `product:${COHORT_SKU}`);
+    console.log(
+      `${label.padEnd(34)} ${seconds.toFixed(1).padStart(6)} s (training ${training.toFixed(1)} s), ${cohort.purchases} purchases, design ${report.evaluationDesign?.kind}, ${COHORT_SKU}: ${target?.status} ${target?.algorithm} AUC ${target?.auc.model?.toFixed(3)}`,
+    );
+    return { seconds, training, report };
+  } finally {
+    await context.stop();
+  }
+}
+
+const fixed = await run('fixed schedule (default)', 0);
+const early = await run('early stopping, 15% of people held out', 0.15);
+console.log(`pipeline run: ${early.seconds.toFixed(1)} s vs ${fixed.seconds.toFixed(1)} s, ratio ${(early.seconds / fixed.seconds).toFixed(2)}; training ${early.training.toFixed(1)} s vs ${fixed.training.toFixed(1)} s, ratio ${(early.training / fixed.training).toFixed(2)}; target under 15 s: default ${fixed.seconds < 15 ? 'met' : 'not met'}, early stopping ${early.seconds < 15 ? 'met' : 'not met'}`);
