@@ -131,9 +131,12 @@ export function calibratedWithinBin(table: BinnedCalibration, score: number): nu
   if (edges.length === 0) return table.baseRate;
   const bin = binOf(edges, score);
   const upper = edges[bin] as number;
-  const lower = bin > 0 ? (edges[bin - 1] as number) : Math.min(upper - 1, score);
-  const place = upper > lower ? Math.min(1, Math.max(0, (score - lower) / (upper - lower))) : 1;
-  return Math.min(1, (table.rates[bin] as number) + (1e-4 * (bin + place)) / edges.length);
+  // baseline scores are never negative: the first bin starts at 0
+  const lower = bin > 0 ? (edges[bin - 1] as number) : Math.min(0, score, upper - 1);
+  const width = Math.max(upper - lower, 1e-12);
+  // beyond the last edge the place keeps growing, below 2
+  const place = score <= upper ? Math.max(0, (score - lower) / width) : 1 + (1 - Math.exp(-(score - upper) / width));
+  return Math.min(1, (table.rates[bin] as number) + (1e-4 * (bin + place)) / (edges.length + 1));
 }
 
 export function fitBinnedCalibration(scores: ArrayLike<number>, labels: ArrayLike<number>, bins = 20): (score: number) => number {
