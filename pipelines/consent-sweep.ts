@@ -47,6 +47,8 @@ export interface ConsentSweepReport {
   scoresDeleted: number;
   /** people whose scores were deleted */
   contactsAffected: number;
+  /** scores deleted from tables a run wrote but has not published (or left behind when it died) */
+  unpublishedScoresDeleted: number;
   /** the score sets rows were deleted from, by set */
   scoreSets: ScoreSetSweep[];
   /** every current champion, by target */
@@ -69,11 +71,12 @@ export async function sweepConsent(context: AppContext, now: Date = context.cloc
   const report = await context.database.db.transaction().execute(async (trx) => {
     await markGone(trx, now);
     const { scoreSets, contactsAffected } = await deleteScores(trx);
+    const unpublishedScoresDeleted = await deleteUnpublishedScores(trx);
     const lineage = await championLineage(trx);
     const scoresDeleted = scoreSets.reduce((sum, set) => sum + set.scoresDeleted, 0);
     const retrainEarly = lineage.filter((entry) => entry.withdrawnSinceSnapshot > 0).map((entry) => entry.target);
     const durationMs = Math.round(performance.now() - started);
-    const body = { at: now.toISOString(), scoresDeleted, contactsAffected, scoreSets, lineage, retrainEarly, durationMs };
+    const body = { at: now.toISOString(), scoresDeleted, contactsAffected, unpublishedScoresDeleted, scoreSets, lineage, retrainEarly, durationMs };
     const row = await trx
       .insertInto('consent_sweeps')
       .values({ ran_at: now, scores_deleted: scoresDeleted, contacts_affected: contactsAffected, report: JSON.stringify(body) })
@@ -130,6 +133,13 @@ async function deleteScores(trx: Transaction<Database>): Promise<{ scoreSets: Sc
     })),
     contactsAffected: Number(rows[0]?.contacts ?? 0),
   };
+}
+
+/** The same people's rows in the score tables of runs that have not published (a run killed during scoring leaves them). */
+async function deleteUnpublishedScores(trx: Transaction<Database>): Promise<number> {
+  const { rows } = await sql<{ n: string }>`
+    SELECT delete_unpublished_scores(ARRAY(SELECT contact_id FROM ${sql.raw(GONE)})) AS n`.execute(trx);
+  return Number(rows[0]?.n ?? 0);
 }
 
 /** Each champion against its run's consent snapshot: one aggregate per run, however many targets it trained. */

@@ -41,6 +41,11 @@ const environmentSchema = z.object({
   CIBLE_SCORE_SHARDS: z.coerce.number().int().min(1).max(64).default(2),
   CIBLE_RUN_STALE_SECONDS: z.coerce.number().int().min(30).default(600),
   CIBLE_WORKER_ABSENT_SECONDS: z.coerce.number().int().min(5).max(86_400).default(60),
+  CIBLE_TOMBSTONE_SECRET: z.string().min(32, 'must be at least 32 characters (e.g. openssl rand -hex 32)').optional(),
+  CIBLE_TOMBSTONE_PREVIOUS_SECRETS: z
+    .string()
+    .regex(/^[^,]{32,}(,[^,]{32,})*$/, 'must be earlier tombstone secrets (32 characters or more each) separated by commas')
+    .optional(),
   CIBLE_SPECIAL_CATEGORIES: z
     .string()
     .regex(/^[^,]+(,[^,]+)*$/, 'must be product categories separated by commas')
@@ -68,6 +73,18 @@ export interface Config {
   api: ApiSettings;
   targeting: TargetingPolicy;
   jobs: JobSettings;
+  tombstones: TombstoneSecrets;
+}
+
+/**
+ * The secret erasure tombstones are keyed with (HMAC-SHA-256): never stored in the database.
+ * Unset: a secret generated once in `secretFile` (mode 0600) under the data directory.
+ */
+export interface TombstoneSecrets {
+  secret: string | undefined;
+  /** secrets used before a rotation: tombstones made with them are still recognised */
+  previousSecrets: string[];
+  secretFile: string;
 }
 
 export interface JobSettings {
@@ -183,6 +200,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       scoreShards: values.CIBLE_SCORE_SHARDS,
       staleRunSeconds: values.CIBLE_RUN_STALE_SECONDS,
       workerAbsentSeconds: values.CIBLE_WORKER_ABSENT_SECONDS,
+    },
+    tombstones: {
+      secret: values.CIBLE_TOMBSTONE_SECRET,
+      previousSecrets: values.CIBLE_TOMBSTONE_PREVIOUS_SECRETS?.split(',') ?? [],
+      secretFile: resolve(dataDir, 'tombstone.secret'),
     },
     specialCategories: (values.CIBLE_SPECIAL_CATEGORIES ?? '').split(',').map((c) => c.trim().toLowerCase()).filter(Boolean),
   };

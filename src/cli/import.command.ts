@@ -27,9 +27,10 @@ function defineImportCommands(importCommand: Command, importers: typeof IMPORTER
       .option('--json', 'print the report as JSON')
       .action((file: string, flags: ImportFlags) =>
         withContext({ migrate: true }, async (context) => {
-          const [{ importCsv }, { formatImportReport }] = await Promise.all([
+          const [{ importCsv }, { formatImportReport }, { tombstoneKeys }] = await Promise.all([
             import('../imports/import.service.ts'),
             import('../imports/import.report.ts'),
+            import('../rights/tombstone-keys.ts'),
           ]);
           const { parseEncoding } = await import('../imports/csv-source.ts');
           const report = await importCsv(
@@ -38,6 +39,7 @@ function defineImportCommands(importCommand: Command, importers: typeof IMPORTER
               logger: context.logger,
               now: context.clock.now(),
               defaultPhoneCountry: context.config.defaultPhoneCountry,
+              tombstoneKeys: kind === 'contacts' ? tombstoneKeys(context.config.tombstones) : undefined,
             },
             importer,
             file,

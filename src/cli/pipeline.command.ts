@@ -31,7 +31,8 @@ export function parseHorizon(value: string): number {
   return days;
 }
 
-export function parseAsOf(value: string, now: Date): Date {
+/** `earliest`: the first date a run may look back to (the registry's, loaded with the command's modules). */
+export function parseAsOf(value: string, now: Date, earliest?: Date): Date {
   const text = value.trim();
   const match = /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)(Z|[+-]\d{2}:?\d{2})?)?$/.exec(text);
   if (!match) throw new UserError(`--as-of expects a date such as 2011-09-01 (or an ISO instant), got "${value}"`);
@@ -42,6 +43,9 @@ export function parseAsOf(value: string, now: Date): Date {
     throw new UserError(`--as-of is not a real date: "${value}"`);
   }
   if (date.getTime() > now.getTime()) throw new UserError(`--as-of ${value} is in the future; a run can only look back`);
+  if (earliest && date < earliest) {
+    throw new UserError(`--as-of ${value} is before ${earliest.toISOString().slice(0, 10)}: not a date a run can look back to`);
+  }
   return date;
 }
 
@@ -61,7 +65,10 @@ function parseAlgorithms(value: string): NetworkKind[] {
 }
 
 async function buildOptions(context: AppContext, flags: PipelineFlags, kind: 'pipeline' | 'backtest'): Promise<PipelineOptions> {
-  const { defaultOptionsFor } = await import('../../pipelines/run-pipeline.ts');
+  const [{ defaultOptionsFor }, { EARLIEST_RUN_DATE }] = await Promise.all([
+    import('../../pipelines/run-pipeline.ts'),
+    import('../registry/registry.repository.ts'),
+  ]);
   const tolerance = Number(flags.tolerance);
   if (!Number.isFinite(tolerance) || tolerance < 0 || tolerance > 0.2) {
     throw new UserError(`--tolerance expects an AUC difference between 0 and 0.2, got "${flags.tolerance}"`);
@@ -72,7 +79,7 @@ async function buildOptions(context: AppContext, flags: PipelineFlags, kind: 'pi
     ...defaults,
     kind,
     trigger: kind === 'backtest' ? 'cli:backtest' : 'cli',
-    asOf: flags.asOf ? parseAsOf(flags.asOf, context.clock.now()) : null,
+    asOf: flags.asOf ? parseAsOf(flags.asOf, context.clock.now(), EARLIEST_RUN_DATE) : null,
     horizonDays: parseHorizon(flags.horizon),
     products: parseProducts(flags.products),
     minPositives: flags.minPositives ?? defaults.minPositives,

@@ -3,7 +3,14 @@ import type { Command } from 'commander';
 import { InvalidPeriodError, parseRetentionPeriod, periodBefore, type RetentionPeriod } from '../retention/retention-period.ts';
 import { InvalidRightsRequestError, SubjectNotFoundError } from '../rights/rights.errors.ts';
 import type { IdentityChanges } from '../rights/rights.service.ts';
+import type { AppContext } from '../context.ts';
 import { cliActor, UserError, withContext } from './cli-context.ts';
+
+/** The keys of the erasure tombstones, loaded when a command runs (the module loads the database code). */
+async function tombstoneKeysOf(context: AppContext) {
+  const { tombstoneKeys } = await import('../rights/tombstone-keys.ts');
+  return tombstoneKeys(context.config.tombstones);
+}
 
 /** A refused request is the user's to fix: printed as a plain message, exit code 2. */
 function asUserError(error: unknown): never {
@@ -39,7 +46,7 @@ export function registerRightsCommands(program: Command): void {
     .action((ref: string, flags: { out?: string }) =>
       withContext({ migrate: true }, async (context) => {
         const { accessReport } = await import('../rights/rights.service.ts');
-        const report = await accessReport(context.database.db, ref, cliActor(), context.clock.now()).catch(asUserError);
+        const report = await accessReport(context.database.db, ref, cliActor(), context.clock.now(), 'access', await tombstoneKeysOf(context)).catch(asUserError);
         const json = `${JSON.stringify(report, null, 2)}\n`;
         if (!flags.out) {
           process.stdout.write(json);
@@ -57,7 +64,7 @@ export function registerRightsCommands(program: Command): void {
     .action((ref: string, flags: { out: string }) =>
       withContext({ migrate: true }, async (context) => {
         const [{ accessReport }, { writePortabilityBundle }] = await Promise.all([import('../rights/rights.service.ts'), import('../rights/portability.ts')]);
-        const report = await accessReport(context.database.db, ref, cliActor(), context.clock.now(), 'portability').catch(asUserError);
+        const report = await accessReport(context.database.db, ref, cliActor(), context.clock.now(), 'portability', await tombstoneKeysOf(context)).catch(asUserError);
         const files = writePortabilityBundle(report, flags.out);
         console.log(`portability bundle of contact #${report.subject.contactId}: ${files.length} files in ${flags.out}`);
       }),
@@ -79,6 +86,7 @@ export function registerRightsCommands(program: Command): void {
         };
         const result = await rectify(context.database.db, ref, changes, cliActor(), context.clock.now(), {
           defaultPhoneCountry: context.config.defaultPhoneCountry,
+          tombstoneKeys: await tombstoneKeysOf(context),
         }).catch(asUserError);
         console.log(
           result.changed.length === 0
@@ -96,7 +104,7 @@ export function registerRightsCommands(program: Command): void {
     .action((ref: string, flags: { purpose: string; channel?: string }) =>
       withContext({ migrate: true }, async (context) => {
         const { object } = await import('../rights/rights.service.ts');
-        const result = await object(context.database.db, ref, { purpose: flags.purpose, channel: flags.channel }, cliActor(), context.clock.now())
+        const result = await object(context.database.db, ref, { purpose: flags.purpose, channel: flags.channel }, cliActor(), context.clock.now(), await tombstoneKeysOf(context))
           .catch(asUserError);
         const scope = result.channel ?? (flags.purpose === 'profiling' ? 'profiling' : 'every channel');
         console.log(
@@ -114,7 +122,7 @@ export function registerRightsCommands(program: Command): void {
       if (!flags.yes) throw new UserError('an erasure cannot be undone: add --yes to confirm');
       return withContext({ migrate: true }, async (context) => {
         const { erase } = await import('../rights/rights.service.ts');
-        const receipt = await erase(context.database.db, ref, cliActor(), context.clock.now()).catch(asUserError);
+        const receipt = await erase(context.database.db, ref, cliActor(), context.clock.now(), await tombstoneKeysOf(context)).catch(asUserError);
         console.log(JSON.stringify(receipt, null, 2));
       });
     });
@@ -133,6 +141,7 @@ export function registerRightsCommands(program: Command): void {
         const now = context.clock.now();
         const report = await purgeInactive(context.database.db, {
           inactiveSince: periodBefore(now, flags.inactive), actor: cliActor(), now, apply: flags.apply ?? false,
+          tombstoneKeys: await tombstoneKeysOf(context),
         });
         if (flags.json) {
           console.log(JSON.stringify(report, null, 2));

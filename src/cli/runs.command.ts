@@ -248,4 +248,23 @@ export function registerRunsCommands(program: Command, open: ContextOpener = ope
         console.log(flags.json ? JSON.stringify(run, null, 2) : formatRun(run, context.clock.now()));
       });
     });
+
+  runs
+    .command('cancel <id>')
+    .description('end a queued or running run (one whose process was killed, say): marked cancelled, what it wrote and never published dropped')
+    .option('--json', 'print JSON')
+    .action((value: string, flags: { json?: boolean }) => {
+      const id = parseRunId(value);
+      return open(async (context) => {
+        const { cancelRun, RunRequestError } = await import('../registry/registry.repository.ts');
+        const cancelled = await cancelRun(context.database.db, id, context.clock.now()).catch((error: unknown) => {
+          throw error instanceof RunRequestError ? new UserError(error.message) : error;
+        });
+        console.log(
+          flags.json
+            ? JSON.stringify(cancelled, null, 2)
+            : `run ${cancelled.runId} cancelled (it was ${cancelled.was}); ${cancelled.tablesDropped} unpublished score table(s) dropped`,
+        );
+      });
+    });
 }

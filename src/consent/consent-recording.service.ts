@@ -1,8 +1,9 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
 import { appendAuditLog } from '../audit/audit-log.repository.ts';
-import { normalizeExternalId, sha256Hex } from '../contacts/identity.ts';
+import { normalizeExternalId } from '../contacts/identity.ts';
 import type { Database } from '../db/database.ts';
 import { type Parsed, parseOptionalText, parseText, parseTimestamp } from '../imports/values.ts';
+import { erasedExternalIds, type TombstoneKeys } from '../rights/tombstone-keys.ts';
 import { inTransaction } from '../rights/transaction.ts';
 
 // Consent events given as objects (the API), recorded all or nothing in one transaction.
@@ -68,6 +69,8 @@ export interface RecordConsentsOptions {
   actor: string;
   now: Date;
   requestId?: string;
+  /** to say that a reference names an erased person (tombstoneKeys(config.tombstones)) */
+  tombstoneKeys?: TombstoneKeys;
 }
 
 export interface ConsentRecordingResult {
@@ -124,7 +127,7 @@ export async function recordConsents(
       return checked.event;
     });
     problems.push(...duplicateProblems(valid));
-    const contactIds = await resolveContacts(trx, valid, problems);
+    const contactIds = await resolveContacts(trx, valid, problems, options.tombstoneKeys);
     if (problems.length > 0) throw new InvalidConsentEventsError(sortProblems(problems));
 
     const rows = valid.map((event, index) => ({ ...event!, contactId: contactIds[index]! }));
@@ -266,6 +269,7 @@ async function resolveContacts(
   trx: Transaction<Database>,
   events: ReadonlyArray<ValidEvent | undefined>,
   problems: ConsentEventProblem[],
+  keys: TombstoneKeys | undefined,
 ): Promise<Array<number | undefined>> {
   const externalIds = [...new Set(events.flatMap((event) => (event ? [event.externalId] : [])))];
   if (externalIds.length === 0) return events.map(() => undefined);
@@ -279,17 +283,7 @@ async function resolveContacts(
     .execute();
   const idOf = new Map(rows.map((row) => [row.external_id!, row.id]));
   const missing = externalIds.filter((externalId) => !idOf.has(externalId));
-  const erased = new Set<string>();
-  if (missing.length > 0) {
-    const hashes = missing.map((externalId) => sha256Hex(externalId));
-    const tombstones = await trx
-      .selectFrom('erasure_tombstones')
-      .select('external_id_hash')
-      .where(sql<boolean>`external_id_hash = any(${hashes}::text[])`)
-      .execute();
-    const erasedHashes = new Set(tombstones.map((row) => row.external_id_hash));
-    for (const externalId of missing) if (erasedHashes.has(sha256Hex(externalId))) erased.add(externalId);
-  }
+  const erased = keys && missing.length > 0 ? new Set((await erasedExternalIds(trx, keys, missing)).keys()) : new Set<string>();
   // the reference itself is never repeated: messages can reach logs
   return events.map((event, index) => {
     if (!event) return undefined;
@@ -300,7 +294,9 @@ async function resolveContacts(
         field: 'externalId',
         problem: erased.has(event.externalId)
           ? 'names a contact erased at their request: nothing is recorded about them any more'
-          : 'no contact has this external id (import the contact first)',
+          : keys
+            ? 'no contact has this external id (import the contact first)'
+            : 'no live contact has this external id (import the contact first; or it was erased at their request)',
       });
     }
     return id;
@@ -319,46 +315,80 @@ type EventRow = ValidEvent & { contactId: number };
 
 /**
  * One statement, so the consent_state trigger runs once for the batch. An event identical
- * to one in the ledger is not written again (as a re-imported file adds nothing): a retried
- * request is harmless, and its existing id is returned.
+ * to one in the ledger (its natural key: contact, purpose, channel, status, instant, source,
+ * method, evidence reference) is not written again: the unique index consent_events_natural_key
+ * decides, so a retried request, even one running at the same time as the first, records the
+ * event once. Then every event's id is read back, the existing one for those not written.
  */
 async function insertEvents(trx: Transaction<Database>, rows: EventRow[], now: Date): Promise<Array<{ id: number; created: boolean }>> {
   const column = <T>(pick: (row: EventRow) => T) => rows.map(pick);
   const instant = (date: Date | null) => (date === null ? null : date.toISOString());
-  const { rows: written } = await sql<{ ord: number; id: number; created: boolean }>`
-    WITH incoming AS (
-      SELECT * FROM unnest(
-        ${column((r) => r.contactId)}::bigint[], ${column((r) => r.purpose)}::text[], ${column((r) => r.channel)}::text[],
-        ${column((r) => r.status)}::text[], ${column((r) => instant(r.capturedAt))}::timestamptz[], ${column((r) => r.source)}::text[],
-        ${column((r) => r.method)}::text[], ${column((r) => r.noticeVersion)}::text[], ${column((r) => r.evidenceRef)}::text[],
-        ${column((r) => instant(r.expiresAt))}::timestamptz[]
-      ) WITH ORDINALITY AS i (contact_id, purpose, channel, status, captured_at, source, method, notice_version, evidence_ref, expires_at, ord)
+  const incoming = sql`
+    SELECT * FROM unnest(
+      ${column((r) => r.contactId)}::bigint[], ${column((r) => r.purpose)}::text[], ${column((r) => r.channel)}::text[],
+      ${column((r) => r.status)}::text[], ${column((r) => instant(r.capturedAt))}::timestamptz[], ${column((r) => r.source)}::text[],
+      ${column((r) => r.method)}::text[], ${column((r) => r.noticeVersion)}::text[], ${column((r) => r.evidenceRef)}::text[],
+      ${column((r) => instant(r.expiresAt))}::timestamptz[]
+    ) WITH ORDINALITY AS i (contact_id, purpose, channel, status, captured_at, source, method, notice_version, evidence_ref, expires_at, ord)`;
+  const { rows: inserted } = await sql<{ id: number } & KeyColumns>`
+    INSERT INTO consent_events
+      (contact_id, purpose, channel, status, captured_at, recorded_at, source, method, notice_version, evidence_ref, expires_at)
+    SELECT contact_id, purpose, channel, status, captured_at, ${now.toISOString()}::timestamptz, source, method,
+           notice_version, evidence_ref, expires_at
+    FROM (${incoming}) i ORDER BY ord
+    ${NATURAL_KEY_CONFLICT}
+    RETURNING id, contact_id, purpose, channel, status, captured_at, source, method, evidence_ref`.execute(trx);
+  const createdIds = new Map(inserted.map((row) => [naturalKey(row), Number(row.id)]));
+  const ids = rows.map((row) =>
+    createdIds.get(
+      naturalKey({
+        contact_id: row.contactId, purpose: row.purpose, channel: row.channel, status: row.status, captured_at: row.capturedAt,
+        source: row.source, method: row.method, evidence_ref: row.evidenceRef,
+      }),
     ),
-    matched AS (
-      SELECT i.*, (
+  );
+  // the events already in the ledger (a retry, or a writer that committed first): their ids, one index probe each
+  const existing = rows.flatMap((row, index) => (ids[index] === undefined ? [{ row, index }] : []));
+  if (existing.length > 0) {
+    const pick = <T>(value: (row: EventRow) => T) => existing.map(({ row }) => value(row));
+    const { rows: found } = await sql<{ ord: number; id: number }>`
+      SELECT i.ord, (
         SELECT e.id FROM consent_events e
-        WHERE e.contact_id = i.contact_id AND e.purpose = i.purpose AND e.channel IS NOT DISTINCT FROM i.channel
-          AND e.captured_at = i.captured_at AND e.status = i.status
-          AND e.method IS NOT DISTINCT FROM i.method AND e.source IS NOT DISTINCT FROM i.source
-        ORDER BY e.id LIMIT 1
-      ) AS existing_id
-      FROM incoming i
-    ),
-    inserted AS (
-      INSERT INTO consent_events
-        (contact_id, purpose, channel, status, captured_at, recorded_at, source, method, notice_version, evidence_ref, expires_at)
-      SELECT contact_id, purpose, channel, status, captured_at, ${now.toISOString()}::timestamptz, source, method,
-             notice_version, evidence_ref, expires_at
-      FROM matched WHERE existing_id IS NULL ORDER BY ord
-      RETURNING id, contact_id, purpose, channel, captured_at
-    )
-    SELECT m.ord, coalesce(m.existing_id, n.id) AS id, m.existing_id IS NULL AS created
-    FROM matched m
-    LEFT JOIN inserted n ON m.existing_id IS NULL AND n.contact_id = m.contact_id AND n.purpose = m.purpose
-      AND n.channel IS NOT DISTINCT FROM m.channel AND n.captured_at = m.captured_at
-    ORDER BY m.ord`.execute(trx);
-  return written.map((row) => ({ id: Number(row.id), created: row.created }));
+        WHERE e.contact_id = i.contact_id AND e.purpose = i.purpose AND coalesce(e.channel, '') = coalesce(i.channel, '')
+          AND e.status = i.status AND e.captured_at = i.captured_at AND coalesce(e.source, '') = coalesce(i.source, '')
+          AND coalesce(e.method, '') = coalesce(i.method, '') AND coalesce(e.evidence_ref, '') = coalesce(i.evidence_ref, '')
+          AND e.duplicate_of IS NULL AND e.proof_scrubbed_at IS NULL
+      ) AS id
+      FROM unnest(
+        ${pick((r) => r.contactId)}::bigint[], ${pick((r) => r.purpose)}::text[], ${pick((r) => r.channel)}::text[],
+        ${pick((r) => r.status)}::text[], ${pick((r) => instant(r.capturedAt))}::timestamptz[], ${pick((r) => r.source)}::text[],
+        ${pick((r) => r.method)}::text[], ${pick((r) => r.evidenceRef)}::text[]
+      ) WITH ORDINALITY AS i (contact_id, purpose, channel, status, captured_at, source, method, evidence_ref, ord)`.execute(trx);
+    for (const { ord, id } of found) ids[existing[Number(ord) - 1]!.index] = Number(id);
+  }
+  const created = new Set(createdIds.values());
+  return ids.map((id) => ({ id: id as number, created: created.has(id as number) }));
 }
+
+interface KeyColumns {
+  contact_id: number;
+  purpose: string;
+  channel: string | null;
+  status: string;
+  captured_at: Date;
+  source: string | null;
+  method: string | null;
+  evidence_ref: string | null;
+}
+
+function naturalKey(row: KeyColumns): string {
+  return [row.contact_id, row.purpose, row.channel ?? '', row.status, new Date(row.captured_at).getTime(), row.source ?? '', row.method ?? '', row.evidence_ref ?? ''].join('\u0000');
+}
+
+/** The ledger's natural key (migration 20261203_1300): an event already recorded is skipped, even by a concurrent writer. */
+export const NATURAL_KEY_CONFLICT = sql`
+  ON CONFLICT (contact_id, purpose, coalesce(channel, ''), status, captured_at, coalesce(source, ''), coalesce(method, ''), coalesce(evidence_ref, ''))
+  WHERE duplicate_of IS NULL AND proof_scrubbed_at IS NULL DO NOTHING`;
 
 /** What the audit line says about the batch: counts per purpose/channel and per status, nothing about anyone. */
 function countsOf(rows: EventRow[]): { byPurpose: Record<string, number>; byStatus: Record<string, number> } {

@@ -82,7 +82,9 @@ export const consentImporter: ImporterDefinition = {
   },
 
   async apply({ client, importId }) {
-    // re-importing the same file adds nothing: an identical event is already in the ledger
+    // re-importing the same file adds nothing: an identical event (the ledger's natural key,
+    // enforced by the unique index consent_events_natural_key) is already there; two imports
+    // of one file at the same time record each event once, the second waiting for the first
     const { rows } = await client.query<{ inserted: number; staged: number }>(
       `WITH inserted AS (
          INSERT INTO consent_events
@@ -90,12 +92,8 @@ export const consentImporter: ImporterDefinition = {
          SELECT c.id, s.purpose, s.channel, s.status, s.captured_at, s.source, s.method,
                 s.notice_version, s.evidence_ref, s.expires_at, $1
          FROM import_staging s JOIN contacts c ON c.external_id = s.external_id
-         WHERE NOT EXISTS (
-           SELECT 1 FROM consent_events e
-           WHERE e.contact_id = c.id AND e.purpose = s.purpose AND e.channel IS NOT DISTINCT FROM s.channel
-             AND e.captured_at = s.captured_at AND e.status = s.status
-             AND e.method IS NOT DISTINCT FROM s.method AND e.source IS NOT DISTINCT FROM s.source
-         )
+         ON CONFLICT (contact_id, purpose, coalesce(channel, ''), status, captured_at, coalesce(source, ''), coalesce(method, ''), coalesce(evidence_ref, ''))
+           WHERE duplicate_of IS NULL AND proof_scrubbed_at IS NULL DO NOTHING
          RETURNING 1
        )
        SELECT (SELECT count(*) FROM inserted)::int AS inserted,

@@ -1,4 +1,4 @@
-import type { Generated } from 'kysely';
+import type { ColumnType, Generated } from 'kysely';
 
 /** 'objected' is written only by the objection right (GDPR art. 21), never imported. */
 export type ConsentStatus = 'granted' | 'withdrawn' | 'refused' | 'objected';
@@ -36,4 +36,8 @@ export interface ConsentEventTable {
   evidence_ref: string | null;
   expires_at: Date | null;
   import_id: number | null;
+  /** an event recorded twice before the ledger's natural key was enforced: the first one's id (kept as evidence, out of the key) */
+  duplicate_of: ColumnType<number | null, number | null | undefined, number | null>;
+  /** when an erasure emptied the event's free-text proof (source, notice version, evidence reference) */
+  proof_scrubbed_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }

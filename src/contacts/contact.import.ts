@@ -1,6 +1,7 @@
 import { type ImporterDefinition, RowBuilder } from '../imports/importer.ts';
 import { duplicateKeyLines } from '../imports/set-checks.ts';
 import { type Parsed, parseOptionalText, parseText, parseTimestamp } from '../imports/values.ts';
+import { assertTombstoneKeysHeld, TombstoneSecretMissingError, tombstoneHashes } from '../rights/tombstone-keys.ts';
 import { normalizeEmail, normalizeExternalId, normalizePhone, phoneLineType, sha256Hex } from './identity.ts';
 
 function optional(raw: string | undefined, normalize: (value: string) => Parsed<string>): Parsed<string | null> {
@@ -24,9 +25,11 @@ export const contactImporter: ImporterDefinition = {
     { name: 'email_hash', type: 'text' },
     { name: 'phone_hash', type: 'text' },
     { name: 'phone_line_type', type: 'text' },
+    // keyed hashes of the case-folded external id, one per tombstone secret held (space-separated)
+    { name: 'erasure_keys', type: 'text' },
   ],
 
-  async prepare({ options, defaultPhoneCountry, now }) {
+  async prepare({ options, defaultPhoneCountry, now, tombstoneKeys }) {
     return (values) => {
       const row = new RowBuilder();
       const externalId = row.add('external_id', parseText(normalizeExternalId(values.external_id ?? ''), 200));
@@ -38,12 +41,15 @@ export const contactImporter: ImporterDefinition = {
       row.add('last_name', parseOptionalText(values.last_name, 200));
       row.add('country', parseOptionalText(values.country, 56));
       if (row.error) return row.result();
-      row.row.push(sha256Hex(externalId!), email ? sha256Hex(email) : null, phone ? sha256Hex(phone) : null, phone ? phoneLineType(phone) : null);
+      row.row.push(
+        sha256Hex(externalId!), email ? sha256Hex(email) : null, phone ? sha256Hex(phone) : null, phone ? phoneLineType(phone) : null,
+        tombstoneKeys ? tombstoneHashes(tombstoneKeys, externalId!).join(' ') : null,
+      );
       return row.result();
     };
   },
 
-  async check({ client }) {
+  async check({ client, tombstoneKeys }) {
     const duplicates = await duplicateKeyLines(
       client,
       ['external_id'],
@@ -51,11 +57,18 @@ export const contactImporter: ImporterDefinition = {
     );
     // an erasure committing between this check and the insert would let the person back in
     await client.query('LOCK TABLE erasure_tombstones IN SHARE MODE');
+    const keyed = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM erasure_tombstones WHERE external_id_key IS NOT NULL');
+    if ((keyed.rows[0]?.n ?? 0) > 0) {
+      if (!tombstoneKeys) throw new TombstoneSecretMissingError('the contacts import needs the tombstone secret to recognise erased people');
+      await assertTombstoneKeysHeld(client, tombstoneKeys);
+    }
+    // only the erased person's own external id (case-folded) is refused: a living person who
+    // shares a household phone or email imports
     const { rows } = await client.query<{ line: number; erased_at: Date }>(
       `SELECT s.line, max(t.erased_at) AS erased_at
        FROM import_staging s
        JOIN erasure_tombstones t
-         ON t.external_id_hash = s.external_id_hash OR t.email_hash = s.email_hash OR t.phone_hash = s.phone_hash
+         ON t.external_id_key = ANY(string_to_array(s.erasure_keys, ' ')) OR t.legacy_external_id_sha256 = s.external_id_hash
        GROUP BY s.line ORDER BY s.line`,
     );
     const erased = rows.map((row) => ({

@@ -24,9 +24,12 @@ export interface ContactPersonalDataTable {
 
 export interface ErasureTombstoneTable {
   id: Generated<number>;
-  external_id_hash: string | null;
-  email_hash: string | null;
-  phone_hash: string | null;
+  /** HMAC-SHA-256 of the case-folded external id under the tombstone secret (see src/rights/tombstone-keys.ts) */
+  external_id_key: string | null;
+  /** which secret: a fingerprint, never the secret */
+  key_id: string | null;
+  /** tombstones made before keyed hashes: SHA-256 of the exact external id */
+  legacy_external_id_sha256: string | null;
   erased_at: Date;
   receipt: ColumnType<unknown, string, string>;
 }

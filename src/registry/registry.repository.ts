@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '../db/database.ts';
 import type { ModelVersionStatus } from './registry.table.ts';
@@ -22,32 +23,82 @@ export interface RunStart {
 /** Another run is queued or running: runs never interleave. */
 export class PipelineBusyError extends Error {}
 
+/** A cancel or a date check refused, with a message meant for the person who asked. */
+export class RunRequestError extends Error {
+  constructor(
+    readonly status: 400 | 404 | 409,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The earliest and latest instants a run may be dated at: before 2000 or beyond a day ahead is a typing error. */
+export const EARLIEST_RUN_DATE = new Date('2000-01-01T00:00:00Z');
+
+/** Refuses a run date outside a sane range, naming the field (`where`) and the range. */
+export function checkRunDate(asOf: Date, now: Date, where: string): void {
+  if (Number.isNaN(asOf.getTime())) throw new RunRequestError(400, `${where} is not a valid date`);
+  if (asOf < EARLIEST_RUN_DATE) {
+    throw new RunRequestError(400, `${where} ${asOf.toISOString().slice(0, 10)} is before ${EARLIEST_RUN_DATE.toISOString().slice(0, 10)}: not a date a run can look back to`);
+  }
+  if (asOf > now) throw new RunRequestError(400, `${where} ${asOf.toISOString()} is in the future; a run can only look back`);
+}
+
+/** Where this process runs: an inline run records it so that its death is recognised at once on this host. */
+export interface RunProcess {
+  host: string;
+  pid: number;
+  /** whether a process with this pid exists on this host */
+  isAlive(pid: number): boolean;
+}
+
+export const THIS_PROCESS: RunProcess = {
+  host: hostname(),
+  pid: process.pid,
+  isAlive(pid) {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code === 'EPERM';
+    }
+  },
+};
+
 /**
  * Records a new run, refused with PipelineBusyError while another is queued or running (a
  * unique index decides, so two triggers at once on any machines cannot both start). A run
- * whose process died is recognised by a heartbeat older than `staleAfterSeconds` and marked
- * failed first, so that it cannot block the pipeline for ever.
+ * whose process died is recognised first and marked failed, so that it cannot block the
+ * pipeline: at once when it ran inline on this host and its process is gone, else by a
+ * heartbeat older than `staleAfterSeconds`. Once the new run holds the one-active slot, what
+ * dead runs left behind (score tables, networks, snapshot rows) is dropped.
  */
-export async function createRun(db: Kysely<Database>, run: RunStart, staleAfterSeconds = 600): Promise<number> {
-  await failStaleRuns(db, run.startedAt, staleAfterSeconds);
+export async function createRun(db: Kysely<Database>, run: RunStart, staleAfterSeconds = 600, here: RunProcess = THIS_PROCESS): Promise<number> {
+  checkRunDate(run.asOf, run.startedAt, 'the run date (as of)');
+  await failDeadRuns(db, run.startedAt, staleAfterSeconds, here);
+  let id: number;
   try {
+    const inline = run.driver !== 'queue';
     const row = await db
       .insertInto('pipeline_runs')
       .values({
-        status: run.driver === 'queue' ? 'queued' : 'running',
+        status: inline ? 'running' : 'queued',
         kind: run.kind,
         trigger: run.trigger,
         as_of: run.asOf,
         horizon_days: run.horizonDays,
         params: JSON.stringify(run.params),
-        started_at: run.driver === 'queue' ? null : run.startedAt,
+        started_at: inline ? run.startedAt : null,
         driver: run.driver ?? 'inline',
         shards: run.shards ?? 1,
         heartbeat_at: run.startedAt,
+        host: inline ? here.host : null,
+        pid: inline ? here.pid : null,
       })
       .returning('id')
       .executeTakeFirstOrThrow();
-    return row.id;
+    id = row.id;
   } catch (error) {
     const constraint = (error as { constraint?: string }).constraint;
     if (constraint === 'pipeline_runs_one_active') {
@@ -59,15 +110,94 @@ export async function createRun(db: Kysely<Database>, run: RunStart, staleAfterS
     if (constraint === 'pipeline_runs_one_per_slot') throw new PipelineBusyError(`a run was already started for ${run.trigger}`);
     throw error;
   }
+  await dropRunLeftovers(db);
+  return id;
 }
 
-async function failStaleRuns(db: Kysely<Database>, now: Date, staleAfterSeconds: number): Promise<void> {
+async function failDeadRuns(db: Kysely<Database>, now: Date, staleAfterSeconds: number, here: RunProcess): Promise<void> {
   await db
     .updateTable('pipeline_runs')
     .set({ status: 'failed', finished_at: now, error: sql<string>`'abandoned: no sign of life since ' || to_char(coalesce(heartbeat_at, created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')` })
     .where('status', 'in', ['queued', 'running'])
     .where(sql<boolean>`coalesce(heartbeat_at, created_at) < ${now}::timestamptz - make_interval(secs => ${staleAfterSeconds})`)
     .execute();
+  const gone = (await activeInlineRunsHere(db, here)).filter((run) => !processIsAlive(run.pid, here));
+  for (const run of gone) {
+    await db
+      .updateTable('pipeline_runs')
+      .set({ status: 'failed', finished_at: now, error: `abandoned: its process (pid ${run.pid} on ${here.host}) is gone` })
+      .where('id', '=', run.id)
+      .where('status', 'in', ['queued', 'running'])
+      .execute();
+  }
+}
+
+async function activeInlineRunsHere(db: Kysely<Database>, here: RunProcess): Promise<Array<{ id: number; pid: number }>> {
+  const rows = await db
+    .selectFrom('pipeline_runs')
+    .select(['id', 'pid'])
+    .where('status', 'in', ['queued', 'running'])
+    .where('driver', '=', 'inline')
+    .where('host', '=', here.host)
+    .where('pid', 'is not', null)
+    .execute();
+  return rows.map((row) => ({ id: row.id, pid: row.pid as number }));
+}
+
+/** This very process counts as alive: a run it started may still be working in it. */
+function processIsAlive(pid: number, here: RunProcess): boolean {
+  return pid === here.pid || here.isAlive(pid);
+}
+
+/**
+ * What runs that never published left behind: every score table no published set uses, the
+ * networks of failed or cancelled runs that no version uses, and their consent snapshot rows.
+ * Only while no run is active, or by the run that holds the one-active slot (it has written
+ * nothing yet).
+ */
+export async function dropRunLeftovers(db: Kysely<Database>): Promise<{ tables: number }> {
+  const { rows } = await sql<{ tables: number }>`SELECT drop_unpublished_score_tables() AS tables`.execute(db);
+  const ended = db.selectFrom('pipeline_runs').select('id').where('status', 'in', ['failed', 'cancelled']);
+  await db
+    .deleteFrom('model_networks')
+    .where('run_id', 'in', ended)
+    .where(({ not, exists, selectFrom }) =>
+      not(exists(selectFrom('model_versions as v').select('v.id').where(sql<boolean>`v.network_id = model_networks.id OR v.evaluation_network_id = model_networks.id`))),
+    )
+    .execute();
+  await db.deleteFrom('profiling_snapshots').where('run_id', 'in', ended).execute();
+  return { tables: Number(rows[0]?.tables ?? 0) };
+}
+
+export interface CancelledRun {
+  runId: number;
+  /** the status the run had */
+  was: 'queued' | 'running';
+  /** score tables dropped */
+  tablesDropped: number;
+}
+
+/**
+ * Ends a queued or running run: marked cancelled (it can no longer publish: finishRun refuses),
+ * and what it wrote is dropped. A run still alive in another process on this host is refused:
+ * stop that process first (its run would be cancelled under it).
+ */
+export async function cancelRun(db: Kysely<Database>, runId: number, now: Date, here: RunProcess = THIS_PROCESS): Promise<CancelledRun> {
+  const run = await db.selectFrom('pipeline_runs').select(['id', 'status', 'driver', 'host', 'pid']).where('id', '=', runId).executeTakeFirst();
+  if (!run) throw new RunRequestError(404, `no pipeline run has id ${runId} (see cible runs list)`);
+  if (run.status !== 'queued' && run.status !== 'running') throw new RunRequestError(409, `pipeline run ${runId} is already ${run.status}: only a queued or running run can be cancelled`);
+  if (run.driver === 'inline' && run.host === here.host && run.pid !== null && run.pid !== here.pid && here.isAlive(run.pid)) {
+    throw new RunRequestError(409, `pipeline run ${runId} is still working in process ${run.pid} on this host: stop that process first`);
+  }
+  const updated = await db
+    .updateTable('pipeline_runs')
+    .set({ status: 'cancelled', finished_at: now, error: 'cancelled' })
+    .where('id', '=', runId)
+    .where('status', 'in', ['queued', 'running'])
+    .executeTakeFirst();
+  if (Number(updated.numUpdatedRows) === 0) throw new RunRequestError(409, `pipeline run ${runId} ended while it was being cancelled`);
+  const { tables } = await dropRunLeftovers(db);
+  return { runId, was: run.status, tablesDropped: tables };
 }
 
 /** Keeps a run's heartbeat fresh while this process works on it. */
@@ -78,12 +208,19 @@ export function startHeartbeat(db: Kysely<Database>, runId: number, now: () => D
   return { stop: () => clearInterval(timer) };
 }
 
+/** The run was cancelled (or marked dead) while it worked: it may not publish. */
+export class RunNoLongerActiveError extends Error {}
+
+/**
+ * Records how a run ended, only while it is still queued or running: a run cancelled under
+ * its process stays cancelled, and its publishing transaction fails (nothing becomes visible).
+ */
 export async function finishRun(
   db: Kysely<Database>,
   runId: number,
   outcome: { status: 'succeeded' | 'failed'; finishedAt: Date; summary: Record<string, unknown>; error?: string },
 ): Promise<void> {
-  await db
+  const result = await db
     .updateTable('pipeline_runs')
     .set({
       status: outcome.status,
@@ -92,7 +229,12 @@ export async function finishRun(
       error: outcome.error ?? null,
     })
     .where('id', '=', runId)
-    .execute();
+    // a cancelled or failed run stays so; recording a success again only rewrites its summary
+    .where('status', 'in', outcome.status === 'succeeded' ? ['queued', 'running', 'succeeded'] : ['queued', 'running'])
+    .executeTakeFirst();
+  if (outcome.status === 'succeeded' && Number(result.numUpdatedRows) === 0) {
+    throw new RunNoLongerActiveError(`pipeline run ${runId} was cancelled or ended while it worked: nothing was published`);
+  }
 }
 
 export interface ModelKey {

@@ -19,6 +19,9 @@ export interface PipelineRunTable {
   driver: Generated<'inline' | 'queue'>;
   shards: number | null;
   heartbeat_at: Date | null;
+  /** where an inline run works (null for a queued run): its death is recognised at once on that host */
+  host: string | null;
+  pid: number | null;
 }
 
 export type RunPartStatus = 'running' | 'succeeded' | 'failed';

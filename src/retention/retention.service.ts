@@ -4,6 +4,7 @@ import { recordRightsAudit } from '../rights/rights-audit.repository.ts';
 import { type ErasureReceipt, eraseSubject } from '../rights/rights.service.ts';
 import { lockSubjectById } from '../rights/subject.repository.ts';
 import { inTransaction } from '../rights/transaction.ts';
+import type { TombstoneKeys } from '../rights/tombstone-keys.ts';
 
 // Retention (rule 9): a prospect (never bought anything) with no interaction of their own
 // since the cutoff is erased. Their interactions are the consent ledger's events, as the
@@ -41,6 +42,8 @@ export interface PurgeOptions {
   now: Date;
   /** false (the default): count only, write nothing */
   apply?: boolean;
+  /** the keys erasure tombstones are made with (tombstoneKeys(config.tombstones)): required to apply */
+  tombstoneKeys?: TombstoneKeys;
 }
 
 export interface PurgeReport {
@@ -86,7 +89,8 @@ function eraseIfStillInactive(db: Kysely<Database>, contactId: number, options: 
     if (!subject) return null;
     const { rows } = await inactiveProspects(options.inactiveSince, contactId).execute(trx);
     if (rows.length === 0) return null;
-    return eraseSubject(trx, subject, options.actor, options.now, 'retention');
+    if (!options.tombstoneKeys) throw new Error('a retention purge that erases needs the tombstone keys');
+    return eraseSubject(trx, subject, options.actor, options.now, 'retention', options.tombstoneKeys);
   });
 }
 

@@ -1,6 +1,6 @@
-import type { Transaction } from 'kysely';
-import { sha256Hex } from '../contacts/identity.ts';
+import { sql, type Transaction } from 'kysely';
 import type { Database } from '../db/database.ts';
+import { type TombstoneKeys, tombstoneHash } from './tombstone-keys.ts';
 
 // The steps of an erasure. Each takes the transaction: erase() runs them all or none.
 
@@ -18,9 +18,14 @@ export async function deletePurchases(trx: Trx, contactId: number): Promise<numb
   return deletedCount(await trx.deleteFrom('purchases').where('contact_id', '=', contactId).executeTakeFirstOrThrow());
 }
 
-/** Scores and the per-person reasons stored with them, in every score set (live or not). */
+/**
+ * Scores and the per-person reasons stored with them, in every score set (live or not) and
+ * in every table a run wrote but has not published, or left behind when it died.
+ */
 export async function deleteScores(trx: Trx, contactId: number): Promise<number> {
-  return deletedCount(await trx.deleteFrom('scores').where('contact_id', '=', contactId).executeTakeFirstOrThrow());
+  const published = deletedCount(await trx.deleteFrom('scores').where('contact_id', '=', contactId).executeTakeFirstOrThrow());
+  const { rows } = await sql<{ n: string }>`SELECT delete_unpublished_scores(ARRAY[${contactId}]::bigint[]) AS n`.execute(trx);
+  return published + Number(rows[0]?.n ?? 0);
 }
 
 /** Export lines lose who they were (id, email/phone); score, rank and member_hash stay so the manifest still verifies. */
@@ -33,17 +38,27 @@ export async function scrubExportMembers(trx: Trx, contactId: number): Promise<n
   return Number(result.numUpdatedRows);
 }
 
+/** What an erased person's consent events say in place of a source someone typed: non-blank, so "as of T" answers stay as they were. */
+export const SCRUBBED_SOURCE = 'removed at erasure';
+
 /**
- * The ledger keeps what was decided and when (purpose, channel, status, dates, source,
- * method, notice version): the proof that past processing was lawful. The evidence
- * reference points at a recording, a signed form or a log line about the person: removed.
+ * The ledger keeps what was decided and when (purpose, channel, status, instants, method):
+ * the proof that past processing was lawful. The free-text proof fields may hold personal
+ * data typed by whoever collected the consent (a name in the source, an email in the notice
+ * version, a recording in the evidence reference): emptied. A non-blank source becomes
+ * SCRUBBED_SOURCE, so that the event still counts for the instants it counted at.
  */
-export async function scrubConsentEvidence(trx: Trx, contactId: number): Promise<{ kept: number; evidenceRemoved: number }> {
+export async function scrubConsentEvidence(trx: Trx, contactId: number, now: Date): Promise<{ kept: number; evidenceRemoved: number }> {
   const result = await trx
     .updateTable('consent_events')
-    .set({ evidence_ref: null })
+    .set({
+      source: sql<string | null>`CASE WHEN source ~ '[^[:space:]]' THEN ${SCRUBBED_SOURCE} ELSE NULL END`,
+      notice_version: null,
+      evidence_ref: null,
+      proof_scrubbed_at: now,
+    })
     .where('contact_id', '=', contactId)
-    .where('evidence_ref', 'is not', null)
+    .where('proof_scrubbed_at', 'is', null)
     .executeTakeFirstOrThrow();
   const { kept } = await trx
     .selectFrom('consent_events')
@@ -61,25 +76,17 @@ export async function markContactErased(trx: Trx, contactId: number, now: Date):
     .executeTakeFirstOrThrow();
 }
 
-export interface ErasedIdentifiers {
-  externalId: string;
-  email: string | null;
-  phone: string | null;
-}
-
-/** Hashes of the normalised identifiers, which the contacts importer refuses; the receipt goes with them. */
-export async function insertTombstone(
-  trx: Trx,
-  identifiers: ErasedIdentifiers,
-  erasedAt: Date,
-  receipt: unknown,
-): Promise<number> {
+/**
+ * The tombstone: a keyed hash of the external id only (see tombstone-keys.ts), which the
+ * contacts import refuses; the receipt goes with it.
+ */
+export async function insertTombstone(trx: Trx, externalId: string, keys: TombstoneKeys, erasedAt: Date, receipt: unknown): Promise<number> {
   const { id } = await trx
     .insertInto('erasure_tombstones')
     .values({
-      external_id_hash: sha256Hex(identifiers.externalId),
-      email_hash: identifiers.email === null ? null : sha256Hex(identifiers.email),
-      phone_hash: identifiers.phone === null ? null : sha256Hex(identifiers.phone),
+      external_id_key: tombstoneHash(keys.current, externalId),
+      key_id: keys.current.id,
+      legacy_external_id_sha256: null,
       erased_at: erasedAt,
       receipt: JSON.stringify(receipt),
     })

@@ -24,6 +24,7 @@ import {
 import { channelCodes, countScores, insertObjectionEvent, purposeRules } from './objection.repository.ts';
 import { recordRightsAudit } from './rights-audit.repository.ts';
 import { InvalidRightsRequestError } from './rights.errors.ts';
+import type { TombstoneKeys } from './tombstone-keys.ts';
 import { inTransaction } from './transaction.ts';
 import { findSubject, lockSubject, type PersonalData, personalDataOf, savePersonalData, type Subject } from './subject.repository.ts';
 
@@ -86,9 +87,10 @@ export async function accessReport(
   actor: string,
   now: Date,
   right: 'access' | 'portability' = 'access',
+  keys?: TombstoneKeys,
 ): Promise<AccessReport> {
   const build = async (trx: Transaction<Database>) => {
-    const subject = await findSubject(trx, ref);
+    const subject = await findSubject(trx, ref, keys);
     const report = await collectReport(trx, subject, now);
     await recordRightsAudit(trx, {
       actor,
@@ -172,6 +174,8 @@ export type IdentityChanges = Partial<Record<IdentityField, string | null>>;
 export interface RectifyOptions {
   /** how to read a phone number written without an international prefix (config CIBLE_DEFAULT_PHONE_COUNTRY) */
   defaultPhoneCountry: string;
+  /** to say that an unknown reference was erased (tombstoneKeys(config.tombstones)) */
+  tombstoneKeys?: TombstoneKeys;
 }
 
 export interface RectificationResult {
@@ -191,7 +195,7 @@ export async function rectify(
 ): Promise<RectificationResult> {
   const wanted = normalizeChanges(changes, options.defaultPhoneCountry);
   return inTransaction(db, async (trx) => {
-    const { contactId } = await lockSubject(trx, ref);
+    const { contactId } = await lockSubject(trx, ref, options.tombstoneKeys);
     const current = await personalDataOf(trx, contactId);
     const changed = IDENTITY_FIELDS.filter((field) => field in wanted && wanted[field] !== current[field]);
     if (changed.length > 0) await savePersonalData(trx, contactId, { ...current, ...wanted }, now);
@@ -253,10 +257,11 @@ export async function object(
   request: ObjectionRequest,
   actor: string,
   now: Date,
+  keys?: TombstoneKeys,
 ): Promise<ObjectionResult> {
   return inTransaction(db, async (trx) => {
     const channel = await validateObjection(trx, request);
-    const { contactId } = await lockSubject(trx, ref);
+    const { contactId } = await lockSubject(trx, ref, keys);
     const scoresBefore = await countScores(trx, contactId);
     const eventId = await insertObjectionEvent(trx, contactId, request.purpose, channel, now);
     const scoresDeleted = scoresBefore - (await countScores(trx, contactId));
@@ -297,15 +302,19 @@ export interface ErasureReceipt {
   deleted: { contact_personal_data: number; purchases: number; scores: number };
   /** rows kept with their personal fields emptied, per table */
   scrubbed: { target_export_members: number; consent_events: number };
-  /** ledger events kept without evidence reference, as proof that processing before the erasure was lawful */
+  /** ledger events kept without their free-text proof, as proof that processing before the erasure was lawful */
   consentEventsKept: number;
-  /** identifiers kept only as SHA-256 hashes so that a later import cannot bring the person back */
+  /**
+   * identifiers kept only as keyed hashes (HMAC-SHA-256, secret outside the database) so that a
+   * later import cannot bring the person back: the external id alone, so that nobody who shares
+   * a phone or an email with them is refused
+   */
   tombstoneHashes: Array<'external_id' | 'email' | 'phone'>;
 }
 
 /** Erases the person (art. 17) in one transaction and returns the receipt. */
-export async function erase(db: Kysely<Database>, ref: string, actor: string, now: Date): Promise<ErasureReceipt> {
-  return inTransaction(db, async (trx) => eraseSubject(trx, await lockSubject(trx, ref), actor, now, 'data_subject_request'));
+export async function erase(db: Kysely<Database>, ref: string, actor: string, now: Date, keys: TombstoneKeys): Promise<ErasureReceipt> {
+  return inTransaction(db, async (trx) => eraseSubject(trx, await lockSubject(trx, ref, keys), actor, now, 'data_subject_request', keys));
 }
 
 /** The erasure itself, on a contact the caller has locked in `trx` (erase() and the retention purge). */
@@ -315,16 +324,16 @@ export async function eraseSubject(
   actor: string,
   now: Date,
   reason: ErasureReason,
+  keys: TombstoneKeys,
 ): Promise<ErasureReceipt> {
   const { contactId } = subject;
-  const { email, phone } = await personalDataOf(trx, contactId);
   const deleted = {
     contact_personal_data: await deletePersonalData(trx, contactId),
     purchases: await deletePurchases(trx, contactId),
     scores: await deleteScores(trx, contactId),
   };
   const exportLines = await scrubExportMembers(trx, contactId);
-  const ledger = await scrubConsentEvidence(trx, contactId);
+  const ledger = await scrubConsentEvidence(trx, contactId, now);
   await markContactErased(trx, contactId, now);
   const receipt: ErasureReceipt = {
     contactId,
@@ -333,9 +342,9 @@ export async function eraseSubject(
     deleted,
     scrubbed: { target_export_members: exportLines, consent_events: ledger.evidenceRemoved },
     consentEventsKept: ledger.kept,
-    tombstoneHashes: ['external_id' as const, ...(email === null ? [] : ['email' as const]), ...(phone === null ? [] : ['phone' as const])],
+    tombstoneHashes: ['external_id'],
   };
-  const tombstoneId = await insertTombstone(trx, { externalId: subject.externalId, email, phone }, now, receipt);
+  const tombstoneId = await insertTombstone(trx, subject.externalId, keys, now, receipt);
   await recordRightsAudit(trx, { actor, action: 'rights.erasure', contactId, at: now, details: { tombstoneId, receipt } });
   return receipt;
 }

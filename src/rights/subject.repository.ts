@@ -2,6 +2,7 @@ import type { Kysely, Transaction } from 'kysely';
 import { normalizeExternalId, phoneLineType, sha256Hex } from '../contacts/identity.ts';
 import type { Database } from '../db/database.ts';
 import { InvalidRightsRequestError, SubjectNotFoundError } from './rights.errors.ts';
+import { erasedExternalIds, type TombstoneKeys } from './tombstone-keys.ts';
 
 /** The person a rights request is about, as the company refers to them. */
 export interface Subject {
@@ -16,8 +17,11 @@ function normalizedRef(ref: string): string {
   return externalId;
 }
 
-/** The live (not erased) contact with this external id, or a SubjectNotFoundError saying why not. */
-export async function findSubject(db: Kysely<Database>, ref: string): Promise<Subject> {
+/**
+ * The live (not erased) contact with this external id, or a SubjectNotFoundError saying why
+ * not (that the person was erased needs the tombstone keys: without them, both cases are named).
+ */
+export async function findSubject(db: Kysely<Database>, ref: string, keys?: TombstoneKeys): Promise<Subject> {
   const externalId = normalizedRef(ref);
   const row = await db
     .selectFrom('contacts')
@@ -25,11 +29,11 @@ export async function findSubject(db: Kysely<Database>, ref: string): Promise<Su
     .where('external_id', '=', externalId)
     .where('erased_at', 'is', null)
     .executeTakeFirst();
-  return row ? { ...row, externalId } : notFound(db, externalId);
+  return row ? { ...row, externalId } : notFound(db, externalId, keys);
 }
 
 /** As findSubject, and locks the contact row until the end of the transaction (no two requests interleave). */
-export async function lockSubject(trx: Transaction<Database>, ref: string): Promise<Subject> {
+export async function lockSubject(trx: Transaction<Database>, ref: string, keys?: TombstoneKeys): Promise<Subject> {
   const externalId = normalizedRef(ref);
   const row = await trx
     .selectFrom('contacts')
@@ -38,17 +42,14 @@ export async function lockSubject(trx: Transaction<Database>, ref: string): Prom
     .where('erased_at', 'is', null)
     .forUpdate()
     .executeTakeFirst();
-  return row ? { ...row, externalId } : notFound(trx, externalId);
+  return row ? { ...row, externalId } : notFound(trx, externalId, keys);
 }
 
-async function notFound(db: Kysely<Database>, externalId: string): Promise<never> {
-  const tombstone = await db
-    .selectFrom('erasure_tombstones')
-    .select((eb) => eb.fn.max('erased_at').as('erasedAt'))
-    .where('external_id_hash', '=', sha256Hex(externalId))
-    .executeTakeFirst();
-  if (tombstone?.erasedAt) {
-    const day = new Date(tombstone.erasedAt).toISOString().slice(0, 10);
+async function notFound(db: Kysely<Database>, externalId: string, keys: TombstoneKeys | undefined): Promise<never> {
+  if (!keys) throw new SubjectNotFoundError('no live contact has this external id (unknown, or erased at their request)');
+  const erasedAt = (await erasedExternalIds(db, keys, [externalId])).get(externalId);
+  if (erasedAt) {
+    const day = erasedAt.toISOString().slice(0, 10);
     throw new SubjectNotFoundError(`this contact was erased on ${day} at their request: nothing is held about them any more`);
   }
   throw new SubjectNotFoundError('no contact has this external id');

@@ -40,7 +40,8 @@ const refusingPipeline: PipelineLauncher = {
 /** The real app over a fresh migrated database (PostgreSQL or PGlite, as the run chooses), with a key per role. */
 export async function createApiHarness(options: HarnessOptions = {}): Promise<ApiHarness> {
   const database = options.database ?? (await createTestDatabase());
-  const config: Config = { ...loadConfig({}), ...options.config };
+  // a fixed tombstone secret: no secret file is written into the working directory
+  const config: Config = { ...loadConfig({ CIBLE_TOMBSTONE_SECRET: 'test-tombstone-secret-0123456789abcdef' }), ...options.config };
   const captured = captureLogger();
   const app = createApp({
     database,

@@ -6,6 +6,7 @@ import { csv, tempFolder } from '../helpers/files.ts';
 import { captureLogger } from '../helpers/silent-logger.ts';
 import { type ScoredBase, type ScoredPerson, SCORED_SKU, seedScoredBase } from '../targeting/targeting.fixtures.ts';
 import { type ApiHarness, bodyOf, createApiHarness } from './api.fixtures.ts';
+import { TEST_TOMBSTONE_KEYS } from '../helpers/tombstone-keys.ts';
 
 /*
  * The key promise: eligibility is decided when the list is asked for, not when scores
@@ -79,7 +80,7 @@ describe('eligibility at request time', () => {
   });
 
   it('leaves out a person who was erased', async () => {
-    await erase(api!.database.db, target.ref, 'test', JUST_BEFORE);
+    await erase(api!.database.db, target.ref, 'test', JUST_BEFORE, TEST_TOMBSTONE_KEYS);
     await expectLeftOut();
   });
 

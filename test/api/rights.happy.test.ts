@@ -216,9 +216,10 @@ describe('DELETE /v1/contacts/{ref}', () => {
       erasedAt: NOW.toISOString(),
       reason: 'data_subject_request',
       deleted: { contact_personal_data: 1, purchases: 2, scores: 0 },
-      scrubbed: { target_export_members: 1, consent_events: 3 },
+      // every event's free-text proof is emptied (the objection's too)
+      scrubbed: { target_export_members: 1, consent_events: 4 },
       consentEventsKept: 4,
-      tombstoneHashes: ['external_id', 'email', 'phone'],
+      tombstoneHashes: ['external_id'],
     });
     const [contact] = await query<{ external_id: string | null; erased_at: Date | null }>('SELECT external_id, erased_at FROM contacts WHERE id = $1', [contactId]);
     expect(contact).toEqual({ external_id: null, erased_at: NOW });

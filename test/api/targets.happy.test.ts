@@ -3,6 +3,7 @@ import { fixedClock } from '../../src/clock.ts';
 import { loadConfig } from '../../src/config.ts';
 import { type ScoredBase, SCORED_SKU, seedScoredBase } from '../targeting/targeting.fixtures.ts';
 import { type ApiHarness, bodyOf, createApiHarness } from './api.fixtures.ts';
+import { TEST_TOMBSTONE_KEYS } from '../helpers/tombstone-keys.ts';
 
 const NOW = new Date('2026-11-20T09:00:00Z');
 const COUNT = 200;
@@ -172,7 +173,7 @@ describe('export manifests', () => {
     const list = await bodyOf(await api.call('marketer', `/v1/products/${SCORED_SKU}/targets?channel=email&top=6`));
     const erased = base.people.find((p) => p.rank === list.members[1].rank)!;
     const { erase } = await import('../../src/rights/rights.service.ts');
-    await erase(api.database.db, erased.ref, 'test', NOW);
+    await erase(api.database.db, erased.ref, 'test', NOW, TEST_TOMBSTONE_KEYS);
     const manifest = await bodyOf(await api.call('dpo', `/v1/exports/${list.exportId}`));
     expect(manifest.memberCount).toBe(6);
     expect(manifest.members[1]).toMatchObject({ externalId: null, contact: null, contactId: erased.id });

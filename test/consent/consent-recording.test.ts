@@ -11,6 +11,7 @@ import { createTestDatabase } from '../helpers/database.ts';
 import { csv, tempFolder } from '../helpers/files.ts';
 import { importFile, NOW } from '../imports/import.fixtures.ts';
 import { contactIdOf, NEIGHBOUR, PEOPLE, seedPeople, SUBJECT, THIRD } from '../rights/rights.fixtures.ts';
+import { TEST_TOMBSTONE_KEYS } from '../helpers/tombstone-keys.ts';
 
 let database: DatabaseHandle;
 const OPTIONS = { actor: 'apikey:1:test', now: NOW, requestId: 'req-1' };
@@ -154,7 +155,7 @@ describe('recordConsents', () => {
   });
 
   it('refuses events for an erased contact', async () => {
-    await erase(database.db, SUBJECT.ref, 'cli', NOW);
+    await erase(database.db, SUBJECT.ref, 'cli', NOW, TEST_TOMBSTONE_KEYS);
     const error = await refused([{ ...SMS_WITHDRAWN, externalId: SUBJECT.ref }]);
     expect(error.problems).toEqual([
       { index: 0, field: 'externalId', problem: 'names a contact erased at their request: nothing is recorded about them any more' },

@@ -1,14 +1,14 @@
 import type { DatabaseHandle } from '../../src/db/engine.ts';
-import { importCsv } from '../../src/imports/import.service.ts';
+import { type ImportDependencies, importCsv } from '../../src/imports/import.service.ts';
 import type { ImportKind, ImportOptions } from '../../src/imports/importer.ts';
 import { IMPORTERS } from '../../src/imports/importers.ts';
 import { captureLogger } from '../helpers/silent-logger.ts';
 
 export const NOW = new Date('2026-06-01T12:00:00Z');
 
-export function importFile(database: DatabaseHandle, kind: ImportKind, file: string, options: ImportOptions = {}) {
+export function importFile(database: DatabaseHandle, kind: ImportKind, file: string, options: ImportOptions = {}, deps: Partial<ImportDependencies> = {}) {
   return importCsv(
-    { database, logger: captureLogger().logger, now: NOW, defaultPhoneCountry: 'FR' },
+    { database, logger: captureLogger().logger, now: NOW, defaultPhoneCountry: 'FR', ...deps },
     IMPORTERS[kind],
     file,
     options,

@@ -10,6 +10,7 @@ import type { DatabaseHandle } from '../../src/db/engine.ts';
 import { erase } from '../../src/rights/rights.service.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { type Base, type ConsentKind, DAY_MS, pipelineContext, refsOf, seedBase, smallOptions } from './pipeline.fixtures.ts';
+import { TEST_TOMBSTONE_KEYS } from '../helpers/tombstone-keys.ts';
 
 /*
  * The consent gate of the pipeline: only contacts whose profiling consent counts at the
@@ -44,7 +45,7 @@ let invalid: number[];
 beforeAll(async () => {
   database = await createTestDatabase();
   base = await seedBase(database, { seed: SEED, from: FROM, to: RUN_AT, consents: KINDS, withdrawnAt: WITHDRAWN_AT });
-  for (const person of base.people.filter((p) => p.consent === 'erased')) await erase(database.db, person.ref, 'test:consent-gate', ERASED_AT);
+  for (const person of base.people.filter((p) => p.consent === 'erased')) await erase(database.db, person.ref, 'test:consent-gate', ERASED_AT, TEST_TOMBSTONE_KEYS);
   valid = base.people.filter((p) => p.consent === 'valid').map((p) => p.id).sort((a, b) => a - b);
   invalid = base.people.filter((p) => p.consent !== 'valid').map((p) => p.id);
   report = await runPipeline(pipelineContext(database, RUN_AT), OPTIONS);

@@ -7,6 +7,7 @@ import { createTestDatabase } from '../helpers/database.ts';
 import { csv, tempFolder } from '../helpers/files.ts';
 import { importFile, NOW } from '../imports/import.fixtures.ts';
 import { contactIdOf, findAnywhere, snapshotTables } from '../rights/rights.fixtures.ts';
+import { TEST_TOMBSTONE_KEYS } from '../helpers/tombstone-keys.ts';
 
 let database: DatabaseHandle;
 const files = tempFolder();
@@ -103,7 +104,7 @@ describe('purge of inactive prospects', () => {
   it('apply: erases exactly the inactive prospects, each with a receipt, and keeps customers and recently active prospects', async () => {
     const oldId = await contactIdOf(database, 'P-OLD');
     const silentId = await contactIdOf(database, 'P-SILENT');
-    const report = await purgeInactive(database.db, { inactiveSince: THREE_YEARS_AGO, actor: 'scheduler', now: NOW, apply: true });
+    const report = await purgeInactive(database.db, { inactiveSince: THREE_YEARS_AGO, actor: 'scheduler', now: NOW, apply: true, tombstoneKeys: TEST_TOMBSTONE_KEYS });
     expect(report).toMatchObject({ applied: true, found: 2, erased: 2, skipped: 0 });
     expect(report.receipts).toEqual([
       expect.objectContaining({
@@ -136,7 +137,7 @@ describe('purge of inactive prospects', () => {
   });
 
   it('a second run finds no one left', async () => {
-    const report = await purgeInactive(database.db, { inactiveSince: THREE_YEARS_AGO, actor: 'cli', now: NOW, apply: true });
+    const report = await purgeInactive(database.db, { inactiveSince: THREE_YEARS_AGO, actor: 'cli', now: NOW, apply: true, tombstoneKeys: TEST_TOMBSTONE_KEYS });
     expect(report).toMatchObject({ found: 0, erased: 0, receipts: [] });
   });
 });

@@ -5,9 +5,10 @@ import { accessReport, erase, type IdentityChanges, object, rectify } from '../.
 import { createTestDatabase } from '../helpers/database.ts';
 import { NOW } from '../imports/import.fixtures.ts';
 import { contactIdOf, NEIGHBOUR, seedExport, seedLiveScores, seedPeople, snapshotTables, SUBJECT, THIRD } from './rights.fixtures.ts';
+import { TEST_TOMBSTONE_KEYS } from '../helpers/tombstone-keys.ts';
 
 let database: DatabaseHandle;
-const FR = { defaultPhoneCountry: 'FR' };
+const FR = { defaultPhoneCountry: 'FR', tombstoneKeys: TEST_TOMBSTONE_KEYS };
 
 beforeAll(async () => {
   database = await createTestDatabase();
@@ -33,10 +34,10 @@ async function refusedWithoutWrites(request: () => Promise<unknown>): Promise<Er
 
 describe('rights requests refused', () => {
   it.each([
-    ['access', (ref: string) => accessReport(database.db, ref, 'cli', NOW)],
+    ['access', (ref: string) => accessReport(database.db, ref, 'cli', NOW, 'access', TEST_TOMBSTONE_KEYS)],
     ['rectify', (ref: string) => rectify(database.db, ref, { first_name: 'Irénée' }, 'cli', NOW, FR)],
-    ['object', (ref: string) => object(database.db, ref, { purpose: 'profiling' }, 'cli', NOW)],
-    ['erase', (ref: string) => erase(database.db, ref, 'cli', NOW)],
+    ['object', (ref: string) => object(database.db, ref, { purpose: 'profiling' }, 'cli', NOW, TEST_TOMBSTONE_KEYS)],
+    ['erase', (ref: string) => erase(database.db, ref, 'cli', NOW, TEST_TOMBSTONE_KEYS)],
   ])('%s: an unknown or empty reference, nothing written', async (_right, request) => {
     const unknown = await refusedWithoutWrites(() => request('RGT-0000'));
     expect(unknown).toBeInstanceOf(SubjectNotFoundError);
@@ -91,7 +92,7 @@ describe('erasure is all or nothing', () => {
       END $$;
       CREATE TRIGGER fail_for_test ${timing} ON ${table} FOR EACH ROW EXECUTE FUNCTION fail_for_test();`);
     try {
-      const error = await refusedWithoutWrites(() => erase(database.db, SUBJECT.ref, 'cli', NOW));
+      const error = await refusedWithoutWrites(() => erase(database.db, SUBJECT.ref, 'cli', NOW, TEST_TOMBSTONE_KEYS));
       expect(error.message).toBe(`injected failure in ${table}`);
     } finally {
       await database.pool.query(`DROP TRIGGER fail_for_test ON ${table}; DROP FUNCTION fail_for_test();`);
@@ -99,14 +100,14 @@ describe('erasure is all or nothing', () => {
   });
 
   it('once the failure is gone, the same erasure goes through; then every right says the person was erased', async () => {
-    const receipt = await erase(database.db, SUBJECT.ref, 'cli', NOW);
+    const receipt = await erase(database.db, SUBJECT.ref, 'cli', NOW, TEST_TOMBSTONE_KEYS);
     expect(receipt.deleted).toEqual({ contact_personal_data: 1, purchases: 2, scores: 1 });
 
     const requests = [
-      () => accessReport(database.db, SUBJECT.ref, 'cli', NOW),
+      () => accessReport(database.db, SUBJECT.ref, 'cli', NOW, 'access', TEST_TOMBSTONE_KEYS),
       () => rectify(database.db, SUBJECT.ref, { first_name: 'Irénée' }, 'cli', NOW, FR),
-      () => object(database.db, SUBJECT.ref, { purpose: 'direct_marketing' }, 'cli', NOW),
-      () => erase(database.db, SUBJECT.ref, 'cli', NOW),
+      () => object(database.db, SUBJECT.ref, { purpose: 'direct_marketing' }, 'cli', NOW, TEST_TOMBSTONE_KEYS),
+      () => erase(database.db, SUBJECT.ref, 'cli', NOW, TEST_TOMBSTONE_KEYS),
     ];
     for (const request of requests) {
       const error = await refusedWithoutWrites(request);

@@ -150,8 +150,8 @@ export async function seedLiveScores(database: DatabaseHandle, contactIds: numbe
 export async function seedExport(database: DatabaseHandle, scores: ScoreFixture, people: Person[]): Promise<string> {
   const { pool } = database;
   const exported = await pool.query<{ id: string }>(
-    `INSERT INTO target_exports (actor, model_id, model_version_id, score_set_id, channel, params, funnel, member_count, manifest_hash, created_at)
-     VALUES ('marketer-key', $1, $2, $3, 'sms', '{"top":10}', '{"contacts":3}', $4, 'manifest-hash', '2026-05-31T09:00:00Z') RETURNING id`,
+    `INSERT INTO target_exports (actor, model_id, model_version_id, score_set_id, channel, params, funnel, member_count, manifest_hash, created_at, delivery)
+     VALUES ('marketer-key', $1, $2, $3, 'sms', '{"top":10}', '{"contacts":3}', $4, 'manifest-hash', '2026-05-31T09:00:00Z', 'delivered') RETURNING id`,
     [scores.modelId, scores.modelVersionId, scores.scoreSetId, people.length],
   );
   const exportId = exported.rows[0]!.id;

@@ -26,6 +26,9 @@ import {
   SUBJECT,
   THIRD,
 } from './rights.fixtures.ts';
+import { TEST_TOMBSTONE_KEYS } from '../helpers/tombstone-keys.ts';
+import { SCRUBBED_SOURCE } from '../../src/rights/erasure.repository.ts';
+import { tombstoneHash } from '../../src/rights/tombstone-keys.ts';
 
 let database: DatabaseHandle;
 let scores: ScoreFixture;
@@ -144,6 +147,7 @@ describe('rectification', () => {
       country: 'FR',
       email_hash: sha256Hex('philomene.gastinel-roux@example.com'),
       phone_hash: sha256Hex('+33639987399'),
+      phone_line_type: 'MOBILE',
     });
     const audit = await auditRows(contactId);
     expect(audit).toEqual([{ actor: 'cli', action: 'rights.rectification', details: { fields: ['email', 'phone', 'first_name'] } }]);
@@ -226,7 +230,7 @@ describe('erasure', () => {
     const profileableBefore = (await profileableContacts(database.db, NOW, true)).map((row) => row.contactId);
     const funnelsBefore = await Promise.all(['email', 'sms'].map((channel) => channelFunnel(database.db, channel, NOW, DEFAULT_CONSENT_POLICY)));
 
-    const receipt = await erase(database.db, SUBJECT.ref, 'cli', NOW);
+    const receipt = await erase(database.db, SUBJECT.ref, 'cli', NOW, TEST_TOMBSTONE_KEYS);
     // gone from the very next eligibility answers
     expect(profileableBefore).toContain(contactId);
     expect((await profileableContacts(database.db, NOW, true)).map((row) => row.contactId)).toEqual(profileableBefore.filter((id) => id !== contactId));
@@ -242,7 +246,7 @@ describe('erasure', () => {
       deleted: { contact_personal_data: 1, purchases: 2, scores: 1 },
       scrubbed: { target_export_members: 1, consent_events: 3 },
       consentEventsKept: 3,
-      tombstoneHashes: ['external_id', 'email', 'phone'],
+      tombstoneHashes: ['external_id'],
     });
     expect(await findAnywhere(database, needles)).toEqual([]);
     // the other people are untouched
@@ -255,7 +259,13 @@ describe('erasure', () => {
       [contactId],
     );
     expect(ledger.rows).toHaveLength(3);
-    expect(ledger.rows.every((row) => row.evidence_ref === null && row.status === 'granted' && row.notice_version === 'notice-v3')).toBe(true);
+    // the free-text proof is emptied; the event, its instant, purpose, channel, status and method stay
+    expect(ledger.rows.every((row) => row.evidence_ref === null && row.notice_version === null && row.source === SCRUBBED_SOURCE)).toBe(true);
+    expect(ledger.rows.map((row) => [row.purpose, row.channel, row.status, row.method])).toEqual([
+      ['profiling', null, 'granted', 'explicit_checkbox'],
+      ['direct_marketing', 'sms', 'granted', 'double_opt_in'],
+      ['direct_marketing', 'email', 'granted', 'double_opt_in'],
+    ]);
     const members = await database.pool.query(
       'SELECT contact_id, external_id, contact_value, score, rank, member_hash FROM target_export_members WHERE export_id = $1 ORDER BY position',
       [exportId],
@@ -265,27 +275,34 @@ describe('erasure', () => {
     });
     expect(members.rows[1]).toMatchObject({ external_id: NEIGHBOUR.ref, contact_value: NEIGHBOUR.phone });
 
-    const tombstone = await database.pool.query('SELECT external_id_hash, email_hash, phone_hash, erased_at, receipt FROM erasure_tombstones');
+    const tombstone = await database.pool.query('SELECT external_id_key, key_id, legacy_external_id_sha256, erased_at, receipt FROM erasure_tombstones');
     expect(tombstone.rows).toEqual([
-      { external_id_hash: sha256Hex(SUBJECT.ref), email_hash: sha256Hex(SUBJECT.email), phone_hash: sha256Hex(SUBJECT.phone), erased_at: NOW, receipt },
+      {
+        external_id_key: tombstoneHash(TEST_TOMBSTONE_KEYS.current, SUBJECT.ref),
+        key_id: TEST_TOMBSTONE_KEYS.current.id,
+        legacy_external_id_sha256: null,
+        erased_at: NOW,
+        receipt,
+      },
     ]);
     expect((await auditRows(contactId)).at(-1)).toMatchObject({ actor: 'cli', action: 'rights.erasure', details: { receipt } });
   });
 
-  it('refuses a re-import of the erased person, by external id or by email, with a clear message', async () => {
+  it('refuses a re-import of the erased person, by external id in any case, with a clear message', async () => {
     const header = 'external_id,email,phone,first_name,last_name,country,created_at';
-    const again = await importFile(database, 'contacts', files.write('again.csv', csv(header, `${SUBJECT.ref},,,,,FR,2024-01-15`)));
+    const keys = { tombstoneKeys: TEST_TOMBSTONE_KEYS };
+    const again = await importFile(database, 'contacts', files.write('again.csv', csv(header, `${SUBJECT.ref},,,,,FR,2024-01-15`)), {}, keys);
     expect(again.status).toBe('rejected');
     expect(again.rejects[0]!.message).toBe('this person was erased on 2026-06-01 at their request and cannot be imported again');
-    const renamed = await importFile(database, 'contacts', files.write('renamed.csv', csv(header, `RGT-9999,${SUBJECT.email.toUpperCase()},,,,FR,2024-01-15`)));
-    expect(renamed.status).toBe('rejected');
-    expect(renamed.rejects[0]!.message).toMatch(/was erased on 2026-06-01/);
+    const lower = await importFile(database, 'contacts', files.write('lower.csv', csv(header, `${SUBJECT.ref.toLowerCase()},${SUBJECT.email},,,,FR,2024-01-15`)), {}, keys);
+    expect(lower.status).toBe('rejected');
+    expect(lower.rejects[0]!.message).toMatch(/was erased on 2026-06-01/);
     expect(await findAnywhere(database, personalValues(SUBJECT))).toEqual([]);
   });
 
   it('answers a later request about the erased person with a clear message', async () => {
-    await expect(accessReport(database.db, SUBJECT.ref, 'cli', NOW)).rejects.toThrow(SubjectNotFoundError);
-    await expect(accessReport(database.db, SUBJECT.ref, 'cli', NOW)).rejects.toThrow(
+    await expect(accessReport(database.db, SUBJECT.ref, 'cli', NOW, 'access', TEST_TOMBSTONE_KEYS)).rejects.toThrow(SubjectNotFoundError);
+    await expect(accessReport(database.db, SUBJECT.ref.toLowerCase(), 'cli', NOW, 'access', TEST_TOMBSTONE_KEYS)).rejects.toThrow(
       'this contact was erased on 2026-06-01 at their request: nothing is held about them any more',
     );
   });

@@ -10,6 +10,7 @@ import { createTestDatabase } from '../helpers/database.ts';
 import { csv, tempFolder } from '../helpers/files.ts';
 import { captureLogger } from '../helpers/silent-logger.ts';
 import { type ScoredBase, SCORED_SKU, seedScoredBase } from './targeting.fixtures.ts';
+import { TEST_TOMBSTONE_KEYS } from '../helpers/tombstone-keys.ts';
 
 /*
  * A target list checks eligibility row by row while it walks the scores (reachabilityChecks);
@@ -45,7 +46,7 @@ describe('row-by-row and set-based eligibility agree', () => {
     ]).execute();
     await object(db, person(11).ref, { purpose: 'direct_marketing' }, 'test', EARLIER);
     await object(db, person(13).ref, { purpose: 'direct_marketing', channel: 'email' }, 'test', EARLIER);
-    await erase(db, person(15).ref, 'test', EARLIER);
+    await erase(db, person(15).ref, 'test', EARLIER, TEST_TOMBSTONE_KEYS);
     await db.deleteFrom('contact_personal_data').where('contact_id', '=', person(17).id).execute();
     // objected long ago, then granted email again afterwards: the new grant counts
     await object(db, person(19).ref, { purpose: 'direct_marketing' }, 'test', new Date(EARLIER.getTime() - 86_400_000));

@@ -10,6 +10,7 @@ import {
 import type { AppEnv } from '../api-env.ts';
 import { ApiError, problemResponses, validationError } from '../problem.ts';
 import { apiKeyActor, securedRoute } from '../secured-route.ts';
+import { tombstoneKeys } from '../../rights/tombstone-keys.ts';
 
 const Instant = (description: string) =>
   z.iso
@@ -118,7 +119,9 @@ export function registerRecordConsents(app: OpenAPIHono<AppEnv>): void {
       const batch = 'consents' in body;
       const events = batch ? body.consents : [body];
       const { deps, apiKey, requestId } = c.var;
-      const result = await recordConsents(c.var.db, events, { actor: apiKeyActor(apiKey), now: deps.clock.now(), requestId }).catch(
+      const result = await recordConsents(c.var.db, events, {
+        actor: apiKeyActor(apiKey), now: deps.clock.now(), requestId, tombstoneKeys: tombstoneKeys(deps.config.tombstones),
+      }).catch(
         (error: unknown) => consentsProblem(error, batch),
       );
       return c.json(result, 201);

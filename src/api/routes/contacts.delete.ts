@@ -1,5 +1,6 @@
 import { type OpenAPIHono, z } from '@hono/zod-openapi';
 import { erase } from '../../rights/rights.service.ts';
+import { tombstoneKeys } from '../../rights/tombstone-keys.ts';
 import type { AppEnv } from '../api-env.ts';
 import { problemResponses } from '../problem.ts';
 import { apiKeyActor, securedRoute } from '../secured-route.ts';
@@ -22,7 +23,10 @@ export const ErasureReceiptSchema = z
       .openapi({ description: 'ledger events kept without evidence reference, as proof that processing before the erasure was lawful' }),
     tombstoneHashes: z
       .array(z.enum(['external_id', 'email', 'phone']))
-      .openapi({ description: 'identifiers kept only as SHA-256 hashes, so that a later import cannot bring the person back' }),
+      .openapi({
+        description:
+          'identifiers kept only as keyed hashes (HMAC-SHA-256, secret outside the database), so that a later import cannot bring the person back: the external id alone',
+      }),
   })
   .openapi('ErasureReceipt');
 
@@ -34,7 +38,7 @@ const route = securedRoute(['dpo'], {
   tags: ['data-subject rights'],
   summary: 'Erase a contact for good (GDPR art. 17) and return the receipt',
   description:
-    'Personal data, purchases, scores and consent evidence go in one transaction; a hashed tombstone is kept so that a re-import ' +
+    'Personal data, purchases, scores (published or not) and consent evidence go in one transaction; a keyed-hash tombstone is kept so that a re-import ' +
     'cannot bring the person back. Cannot be undone; a second request answers 404.',
   request: { params: ContactRefParamsSchema },
   responses: {
@@ -49,7 +53,7 @@ export function registerEraseContact(app: OpenAPIHono<AppEnv>): void {
     async (c) => {
       const { ref } = c.req.valid('param');
       const { deps, apiKey } = c.var;
-      const receipt = await erase(c.var.db, ref, apiKeyActor(apiKey), deps.clock.now()).catch(rightsProblem);
+      const receipt = await erase(c.var.db, ref, apiKeyActor(apiKey), deps.clock.now(), tombstoneKeys(deps.config.tombstones)).catch(rightsProblem);
       return c.json(receipt, 200);
     },
   );

@@ -1,5 +1,6 @@
 import { type OpenAPIHono, z } from '@hono/zod-openapi';
 import { accessReport } from '../../rights/rights.service.ts';
+import { tombstoneKeys } from '../../rights/tombstone-keys.ts';
 import type { AppEnv } from '../api-env.ts';
 import { problemResponses } from '../problem.ts';
 import { apiKeyActor, securedRoute } from '../secured-route.ts';
@@ -134,7 +135,7 @@ export function registerExportContact(app: OpenAPIHono<AppEnv>): void {
       const { ref } = c.req.valid('param');
       const { right } = c.req.valid('query');
       const { deps, apiKey } = c.var;
-      const report = await accessReport(c.var.db, ref, apiKeyActor(apiKey), deps.clock.now(), right).catch(rightsProblem);
+      const report = await accessReport(c.var.db, ref, apiKeyActor(apiKey), deps.clock.now(), right, tombstoneKeys(deps.config.tombstones)).catch(rightsProblem);
       // personal data: no cache on the way may keep it
       c.header('Cache-Control', 'no-store');
       return c.json(report, 200);

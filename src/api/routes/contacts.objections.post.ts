@@ -1,5 +1,6 @@
 import { type OpenAPIHono, z } from '@hono/zod-openapi';
 import { object } from '../../rights/rights.service.ts';
+import { tombstoneKeys } from '../../rights/tombstone-keys.ts';
 import type { AppEnv } from '../api-env.ts';
 import { problemResponses } from '../problem.ts';
 import { apiKeyActor, securedRoute } from '../secured-route.ts';
@@ -53,7 +54,7 @@ export function registerObjectToContact(app: OpenAPIHono<AppEnv>): void {
       const { ref } = c.req.valid('param');
       const { purpose, channel } = c.req.valid('json');
       const { deps, apiKey } = c.var;
-      const result = await object(c.var.db, ref, { purpose, channel }, apiKeyActor(apiKey), deps.clock.now()).catch(rightsProblem);
+      const result = await object(c.var.db, ref, { purpose, channel }, apiKeyActor(apiKey), deps.clock.now(), tombstoneKeys(deps.config.tombstones)).catch(rightsProblem);
       return c.json(result, 201);
     },
   );

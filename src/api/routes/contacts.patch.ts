@@ -1,5 +1,6 @@
 import { type OpenAPIHono, z } from '@hono/zod-openapi';
 import { type IdentityChanges, type IdentityField, rectify } from '../../rights/rights.service.ts';
+import { tombstoneKeys } from '../../rights/tombstone-keys.ts';
 import type { AppEnv } from '../api-env.ts';
 import { problemResponses } from '../problem.ts';
 import { apiKeyActor, securedRoute } from '../secured-route.ts';
@@ -69,6 +70,7 @@ export function registerRectifyContact(app: OpenAPIHono<AppEnv>): void {
       const { deps, apiKey } = c.var;
       const result = await rectify(c.var.db, ref, changes, apiKeyActor(apiKey), deps.clock.now(), {
         defaultPhoneCountry: deps.config.defaultPhoneCountry,
+        tombstoneKeys: tombstoneKeys(deps.config.tombstones),
       }).catch(rightsProblem);
       return c.json({ contactId: result.contactId, changed: result.changed.map((field) => IDENTITY_FIELD_NAMES[field]) }, 200);
     },

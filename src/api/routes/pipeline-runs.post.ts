@@ -2,6 +2,7 @@ import { type OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database.ts';
 import { type AppEnv, PipelineBusyError } from '../api-env.ts';
+import { EARLIEST_RUN_DATE } from '../../registry/registry.repository.ts';
 import { ApiError, problemResponses } from '../problem.ts';
 import { securedRoute } from '../secured-route.ts';
 import { RunStatusSchema } from './pipeline-runs.get.ts';
@@ -63,6 +64,10 @@ export function registerStartPipelineRun(app: OpenAPIHono<AppEnv>): void {
     const asOf = body.asOf === undefined ? undefined : parseAsOf(body.asOf);
     if (asOf && asOf.getTime() > clock.now().getTime()) {
       throw new ApiError(400, 'Bad request', 'body.asOf: is in the future; a run can only look back', [{ where: 'body.asOf', problem: 'is in the future; a run can only look back' }]);
+    }
+    if (asOf && asOf < EARLIEST_RUN_DATE) {
+      const problem = `is before ${EARLIEST_RUN_DATE.toISOString().slice(0, 10)}: not a date a run can look back to`;
+      throw new ApiError(400, 'Bad request', `body.asOf: ${problem}`, [{ where: 'body.asOf', problem }]);
     }
     const products = body.products === undefined || body.products === 'all' ? ('all' as const) : [...new Set(body.products)];
     if (products !== 'all') {

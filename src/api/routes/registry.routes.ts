@@ -5,6 +5,7 @@ import { registerListKeys } from './keys.list.ts';
 import { registerRevokeKey } from './keys.revoke.ts';
 import { registerGetModel } from './models.get.ts';
 import { registerListModels } from './models.list.ts';
+import { registerCancelPipelineRun } from './pipeline-runs.cancel.ts';
 import { registerGetPipelineRun } from './pipeline-runs.get.ts';
 import { registerStartPipelineRun } from './pipeline-runs.post.ts';
 
@@ -14,10 +15,11 @@ export function registerModelRoutes(app: OpenAPIHono<AppEnv>): void {
   registerGetModel(app);
 }
 
-/** Pipeline runs: start one, follow it. */
+/** Pipeline runs: start one, follow it, cancel it. */
 export function registerPipelineRunRoutes(app: OpenAPIHono<AppEnv>): void {
   registerStartPipelineRun(app);
   registerGetPipelineRun(app);
+  registerCancelPipelineRun(app);
 }
 
 /** API keys, for admins. */
