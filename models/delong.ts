@@ -33,45 +33,53 @@ interface Placements {
   negative: Float64Array;
 }
 
-/** Midranks (1-based, ties averaged) of `values`. */
-function midranks(values: Float64Array): Float64Array {
-  const n = values.length;
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => (values[a] as number) - (values[b] as number));
-  const ranks = new Float64Array(n);
-  let i = 0;
-  while (i < n) {
-    let j = i;
-    while (j + 1 < n && values[order[j + 1] as number] === values[order[i] as number]) j++;
-    const rank = (i + j) / 2 + 1;
-    for (let k = i; k <= j; k++) ranks[order[k] as number] = rank;
-    i = j + 1;
+/** Index of the first element of `sorted` above `value` (inclusive) or at or above it. */
+function bound(sorted: Float64Array, value: number, inclusive: boolean): number {
+  let low = 0;
+  let high = sorted.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    const at = sorted[middle] as number;
+    if (at < value || (inclusive && at === value)) low = middle + 1;
+    else high = middle;
   }
-  return ranks;
+  return low;
 }
 
+/**
+ * Each positive's share of negatives it outranks (ties half), and each negative's share of
+ * positives that outrank it, from the two classes' sorted scores (native numeric sorts).
+ */
 function placements(labels: Uint8Array, scores: ArrayLike<number>): Placements | null {
-  const positives: number[] = [];
-  const negatives: number[] = [];
+  let m = 0;
   for (let row = 0; row < labels.length; row++) {
-    const score = scores[row] as number;
-    if (Number.isNaN(score)) throw new Error(`score is NaN at row ${row}`);
-    (labels[row] ? positives : negatives).push(score);
+    if (Number.isNaN(scores[row] as number)) throw new Error(`score is NaN at row ${row}`);
+    if (labels[row]) m++;
   }
-  const m = positives.length;
-  const n = negatives.length;
+  const n = labels.length - m;
   if (m === 0 || n === 0) return null;
-  const all = Float64Array.from([...positives, ...negatives]);
-  const ranks = midranks(all);
-  const ownPositive = midranks(Float64Array.from(positives));
-  const ownNegative = midranks(Float64Array.from(negatives));
+  const positives = new Float64Array(m);
+  const negatives = new Float64Array(n);
+  let p = 0;
+  let q = 0;
+  for (let row = 0; row < labels.length; row++) {
+    if (labels[row]) positives[p++] = scores[row] as number;
+    else negatives[q++] = scores[row] as number;
+  }
+  const sortedPositives = Float64Array.from(positives).sort();
+  const sortedNegatives = Float64Array.from(negatives).sort();
   const positive = new Float64Array(m);
   const negative = new Float64Array(n);
   let sum = 0;
   for (let i = 0; i < m; i++) {
-    positive[i] = ((ranks[i] as number) - (ownPositive[i] as number)) / n;
+    const value = positives[i] as number;
+    positive[i] = (bound(sortedNegatives, value, false) + bound(sortedNegatives, value, true)) / 2 / n;
     sum += positive[i] as number;
   }
-  for (let j = 0; j < n; j++) negative[j] = 1 - ((ranks[m + j] as number) - (ownNegative[j] as number)) / m;
+  for (let j = 0; j < n; j++) {
+    const value = negatives[j] as number;
+    negative[j] = 1 - (bound(sortedPositives, value, false) + bound(sortedPositives, value, true)) / 2 / m;
+  }
   return { auc: sum / m, positive, negative };
 }
 
