@@ -330,59 +330,49 @@ async function insertEvents(trx: Transaction<Database>, rows: EventRow[], now: D
       ${column((r) => r.method)}::text[], ${column((r) => r.noticeVersion)}::text[], ${column((r) => r.evidenceRef)}::text[],
       ${column((r) => instant(r.expiresAt))}::timestamptz[]
     ) WITH ORDINALITY AS i (contact_id, purpose, channel, status, captured_at, source, method, notice_version, evidence_ref, expires_at, ord)`;
-  const { rows: inserted } = await sql<{ id: number } & KeyColumns>`
-    INSERT INTO consent_events
-      (contact_id, purpose, channel, status, captured_at, recorded_at, source, method, notice_version, evidence_ref, expires_at)
-    SELECT contact_id, purpose, channel, status, captured_at, ${now.toISOString()}::timestamptz, source, method,
-           notice_version, evidence_ref, expires_at
-    FROM (${incoming}) i ORDER BY ord
-    ${NATURAL_KEY_CONFLICT}
-    RETURNING id, contact_id, purpose, channel, status, captured_at, source, method, evidence_ref`.execute(trx);
-  const createdIds = new Map(inserted.map((row) => [naturalKey(row), Number(row.id)]));
-  const ids = rows.map((row) =>
-    createdIds.get(
-      naturalKey({
-        contact_id: row.contactId, purpose: row.purpose, channel: row.channel, status: row.status, captured_at: row.capturedAt,
-        source: row.source, method: row.method, evidence_ref: row.evidenceRef,
-      }),
+  const { rows: written } = await sql<{ ord: number; id: number | null; created: boolean }>`
+    WITH matched AS (
+      SELECT i.*, (
+        SELECT e.id FROM consent_events e
+        WHERE e.contact_id = i.contact_id AND e.purpose = i.purpose AND e.channel IS NOT DISTINCT FROM i.channel
+          AND e.captured_at = i.captured_at AND e.status = i.status
+          AND e.method IS NOT DISTINCT FROM i.method AND e.source IS NOT DISTINCT FROM i.source
+          AND e.evidence_ref IS NOT DISTINCT FROM i.evidence_ref AND e.duplicate_of IS NULL AND e.proof_scrubbed_at IS NULL
+        ORDER BY e.id LIMIT 1
+      ) AS existing_id
+      FROM (${incoming}) i
     ),
-  );
-  // the events already in the ledger (a retry, or a writer that committed first): their ids, one index probe each
-  const existing = rows.flatMap((row, index) => (ids[index] === undefined ? [{ row, index }] : []));
-  if (existing.length > 0) {
-    const pick = <T>(value: (row: EventRow) => T) => existing.map(({ row }) => value(row));
+    inserted AS (
+      INSERT INTO consent_events
+        (contact_id, purpose, channel, status, captured_at, recorded_at, source, method, notice_version, evidence_ref, expires_at)
+      SELECT contact_id, purpose, channel, status, captured_at, ${now.toISOString()}::timestamptz, source, method,
+             notice_version, evidence_ref, expires_at
+      FROM matched WHERE existing_id IS NULL ORDER BY ord
+      ${NATURAL_KEY_CONFLICT}
+      RETURNING id, contact_id, purpose, channel, captured_at
+    )
+    SELECT m.ord, coalesce(m.existing_id, n.id) AS id, n.id IS NOT NULL AS created
+    FROM matched m
+    LEFT JOIN inserted n ON m.existing_id IS NULL AND n.contact_id = m.contact_id AND n.purpose = m.purpose
+      AND n.channel IS NOT DISTINCT FROM m.channel AND n.captured_at = m.captured_at
+    ORDER BY m.ord`.execute(trx);
+  // an event a concurrent writer committed after this statement began: skipped by the key, its id read now
+  const lost = written.filter((row) => row.id === null).map((row) => Number(row.ord));
+  if (lost.length > 0) {
     const { rows: found } = await sql<{ ord: number; id: number }>`
       SELECT i.ord, (
         SELECT e.id FROM consent_events e
-        WHERE e.contact_id = i.contact_id AND e.purpose = i.purpose AND coalesce(e.channel, '') = coalesce(i.channel, '')
-          AND e.status = i.status AND e.captured_at = i.captured_at AND coalesce(e.source, '') = coalesce(i.source, '')
-          AND coalesce(e.method, '') = coalesce(i.method, '') AND coalesce(e.evidence_ref, '') = coalesce(i.evidence_ref, '')
-          AND e.duplicate_of IS NULL AND e.proof_scrubbed_at IS NULL
+        WHERE e.contact_id = i.contact_id AND e.purpose = i.purpose AND e.channel IS NOT DISTINCT FROM i.channel
+          AND e.captured_at = i.captured_at AND e.status = i.status
+          AND e.method IS NOT DISTINCT FROM i.method AND e.source IS NOT DISTINCT FROM i.source
+          AND e.evidence_ref IS NOT DISTINCT FROM i.evidence_ref AND e.duplicate_of IS NULL AND e.proof_scrubbed_at IS NULL
+        ORDER BY e.id LIMIT 1
       ) AS id
-      FROM unnest(
-        ${pick((r) => r.contactId)}::bigint[], ${pick((r) => r.purpose)}::text[], ${pick((r) => r.channel)}::text[],
-        ${pick((r) => r.status)}::text[], ${pick((r) => instant(r.capturedAt))}::timestamptz[], ${pick((r) => r.source)}::text[],
-        ${pick((r) => r.method)}::text[], ${pick((r) => r.evidenceRef)}::text[]
-      ) WITH ORDINALITY AS i (contact_id, purpose, channel, status, captured_at, source, method, evidence_ref, ord)`.execute(trx);
-    for (const { ord, id } of found) ids[existing[Number(ord) - 1]!.index] = Number(id);
+      FROM (${incoming}) i WHERE i.ord = ANY(${lost}::bigint[])`.execute(trx);
+    const byOrd = new Map(found.map((row) => [Number(row.ord), Number(row.id)]));
+    for (const row of written) if (row.id === null) row.id = byOrd.get(Number(row.ord)) ?? null;
   }
-  const created = new Set(createdIds.values());
-  return ids.map((id) => ({ id: id as number, created: created.has(id as number) }));
-}
-
-interface KeyColumns {
-  contact_id: number;
-  purpose: string;
-  channel: string | null;
-  status: string;
-  captured_at: Date;
-  source: string | null;
-  method: string | null;
-  evidence_ref: string | null;
-}
-
-function naturalKey(row: KeyColumns): string {
-  return [row.contact_id, row.purpose, row.channel ?? '', row.status, new Date(row.captured_at).getTime(), row.source ?? '', row.method ?? '', row.evidence_ref ?? ''].join('\u0000');
+  return written.map((row) => ({ id: Number(row.id), created: row.created }));
 }
 
 /** The ledger's natural key (migration 20261203_1300): an event already recorded is skipped, even by a concurrent writer. */

@@ -14,7 +14,7 @@ import { contactIdOf, NEIGHBOUR, PEOPLE, seedPeople, SUBJECT, THIRD } from '../r
 import { TEST_TOMBSTONE_KEYS } from '../helpers/tombstone-keys.ts';
 
 let database: DatabaseHandle;
-const OPTIONS = { actor: 'apikey:1:test', now: NOW, requestId: 'req-1' };
+const OPTIONS = { actor: 'apikey:1:test', now: NOW, requestId: 'req-1', tombstoneKeys: TEST_TOMBSTONE_KEYS };
 
 beforeAll(async () => {
   database = await createTestDatabase();
