@@ -1,12 +1,8 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { DatabaseTarget } from '../config.ts';
 import type { Database } from './database.ts';
+import { openEmbedded, socketTo } from './embedded-owner.ts';
 
 export type Engine = 'postgres' | 'pglite';
 
@@ -15,6 +11,8 @@ export interface DatabaseHandle {
   engine: Engine;
   db: Kysely<Database>;
   pool: pg.Pool;
+  /** embedded database: whether this process opened the files (the others connect to it) */
+  isOwner(): boolean;
   close(): Promise<void>;
 }
 
@@ -50,43 +48,33 @@ function openPostgres(url: string): DatabaseHandle {
     new pg.Pool({ connectionString: url, max: 10, types: typeParsers, options: '-c jit=off -c work_mem=64MB' }),
   );
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return { engine: 'postgres', db, pool, close: () => db.destroy() };
+  return { engine: 'postgres', db, pool, isOwner: () => false, close: () => db.destroy() };
 }
 
 /**
- * Embedded PostgreSQL (PGlite, WASM) served on a private Unix socket so that the
- * same `pg` code runs on both engines. PGlite runs one transaction at a time:
- * inside a transaction every query must go through that transaction's handle.
+ * Embedded PostgreSQL (PGlite, WASM). The first process to open a data directory owns it
+ * and serves it on a local socket; every other process connects to that owner (see
+ * embedded-owner.ts), so the same `pg` code runs on both engines and two processes never
+ * open the files at once. PGlite runs one transaction at a time: inside a transaction
+ * every query must go through that transaction's handle.
  * `dataDir` may be `memory://` for a throw-away database.
  */
 async function openPglite(dataDir: string): Promise<DatabaseHandle> {
-  if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
-  const pglite = await PGlite.create(dataDir);
-  const socketDir = mkdtempSync(join(tmpdir(), 'cible-pglite-'));
-  const server = new PGLiteSocketServer({
-    db: pglite,
-    path: join(socketDir, '.s.PGSQL.5432'),
-    // the measured default of 1 drops a pool's second connection
-    maxConnections: 16,
-  });
-  await server.start();
-  // One connection: the socket server interleaves protocol messages, not whole queries or
-  // transactions, so a second connection's statement could land inside the first one's
-  // transaction (seen: a run inserted by the API inside a worker's open transaction). With one
-  // connection every query and transaction runs whole, one after the other.
+  const embedded = await openEmbedded(dataDir);
+  // One connection per process: a transaction holds the whole backend until it ends, so a
+  // second connection of the same process could only wait (or deadlock on its own transaction).
   const pool = ignoreIdleClientErrors(
-    new pg.Pool({ host: socketDir, port: 5432, user: 'postgres', database: 'postgres', max: 1, types: typeParsers }),
+    new pg.Pool({ stream: () => socketTo(embedded.address), user: 'postgres', database: 'postgres', max: 1, types: typeParsers }),
   );
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
     engine: 'pglite',
     db,
     pool,
+    isOwner: () => embedded.isOwner(),
     async close() {
       await db.destroy();
-      await server.stop();
-      await pglite.close();
-      rmSync(socketDir, { recursive: true, force: true });
+      await embedded.close();
     },
   };
 }
