@@ -13,11 +13,10 @@ const REQUEST_GRACE_MS = 10_000;
 /** a worker child still running this long after releasing its job is killed */
 const WORKER_EXIT_GRACE_MS = 15_000;
 /**
- * Whether another process may open the embedded database while this one holds it (by
- * connecting to its owner, issue 14 item 1). Until then a second process would open the same
- * files, so on the embedded database the worker stays in this process, as before.
+ * Another process may use the embedded database while this one owns it: it connects to this
+ * owner (src/db/embedded-owner.ts). So the worker runs in its own process on both engines.
  */
-const EMBEDDED_SERVES_OTHER_PROCESSES = false;
+const EMBEDDED_SERVES_OTHER_PROCESSES = true;
 
 export function registerServeCommand(program: Command): void {
   program
