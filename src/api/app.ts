@@ -41,14 +41,16 @@ export function createApp(deps: ApiDependencies): OpenAPIHono<AppEnv> {
       'request',
     );
   });
-  app.use('*', refuseNulCharacters(app));
+  // the review pages answer a NUL with their own readable 400 page
+  app.use('/v1/*', refuseNulCharacters(app));
   registerMetrics(app, deps);
   // lists, previews, manifests, access and portability answers and review pages carry personal
   // data: no browser, proxy or CDN may keep a copy
   for (const path of ['/v1/*', '/ui/*', '/ui']) {
     app.use(path, async (c, next) => {
       await next();
-      c.res.headers.set('Cache-Control', 'no-store');
+      // a response that chose its own caching (chart images: no personal data) keeps it
+      if (!c.res.headers.has('Cache-Control')) c.res.headers.set('Cache-Control', 'no-store');
     });
   }
 

@@ -220,7 +220,7 @@ describe('the overview', () => {
       .select(['m.target_kind', 'm.target_key', 'v.metrics'])
       .execute();
     for (const row of rows) {
-      const label = row.target_kind === 'any' ? 'any:any' : `${row.target_kind}:${row.target_key}`;
+      const label = row.target_kind === 'any' ? 'any' : `${row.target_kind}:${row.target_key}`;
       aucs.set(label, (row.metrics?.evaluation as { rocAuc?: number } | undefined)?.rocAuc ?? null);
     }
     for (const dir of ['asc', 'desc']) {
