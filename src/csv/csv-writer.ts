@@ -1,4 +1,4 @@
-import { stringify } from 'csv-stringify/sync';
+import Papa from 'papaparse';
 
 /*
  * The one CSV writer for every CSV file the product emits (target lists, portability bundles,
@@ -25,5 +25,6 @@ export function spreadsheetSafe(value: unknown): string | number | bigint {
 
 /** Rows as CSV text (RFC 4180 quoting, one line per row), every cell through `spreadsheetSafe`. */
 export function csvLines(rows: ReadonlyArray<readonly unknown[]>): string {
-  return stringify(rows.map((row) => row.map(spreadsheetSafe)));
+  if (rows.length === 0) return '';
+  return `${Papa.unparse(rows.map((row) => row.map(spreadsheetSafe)), { newline: '\n' })}\n`;
 }

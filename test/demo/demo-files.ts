@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { parse } from 'csv-parse/sync';
+import { csvRecords, csvRows } from '../helpers/csv.ts';
 import type { DemoFiles } from '../../src/demo/demo.generator.ts';
 
-/** The five demo files parsed back with csv-parse, as the importer will read them. */
+/** The five demo files parsed back as the importer will read them. */
 export type Row = Record<string, string>;
 
 export interface ParsedDemo {
@@ -16,8 +16,8 @@ export interface ParsedDemo {
 
 function readCsv(path: string): { header: string[]; rows: Row[] } {
   const text = readFileSync(path, 'utf8');
-  const [header = []] = parse(text, { to_line: 1 }) as string[][];
-  const rows = parse(text, { columns: true }) as Row[];
+  const [header = []] = csvRows(text);
+  const rows = csvRecords(text);
   return { header, rows };
 }
 
