@@ -1,10 +1,9 @@
 import type { Command } from 'commander';
 import type { Kysely } from 'kysely';
-import type { RunPart } from '../jobs/run-parts.repository.ts';
 import type { describeRunWithoutWorker, WorkerPresence } from '../jobs/worker-presence.repository.ts';
 import type { AppContext } from '../context.ts';
 import type { Database } from '../db/database.ts';
-import type { PipelineRunStatus, RunPartStatus } from '../registry/registry.table.ts';
+import type { RunDetail, RunListEntry } from '../registry/pipeline-runs.repository.ts';
 import { positiveInteger, UserError, withContext } from './cli-context.ts';
 
 /*
@@ -13,34 +12,20 @@ import { positiveInteger, UserError, withContext } from './cli-context.ts';
  * personal data is read.
  */
 
-export interface RunListEntry {
-  id: number;
-  kind: 'pipeline' | 'backtest';
-  driver: 'inline' | 'queue';
-  status: PipelineRunStatus;
-  trigger: string;
-  asOf: Date;
-  createdAt: Date;
-  startedAt: Date | null;
-  finishedAt: Date | null;
-  /** finished − started, null while unfinished */
-  seconds: number | null;
-  /** parts recorded so far (a part is recorded when a worker takes it) */
-  partCounts: { succeeded: number; failed: number; running: number; total: number };
-}
+export type { RunListEntry, RunPartEntry } from '../registry/pipeline-runs.repository.ts';
 
-export interface RunPartEntry extends RunPart {
-  seconds: number | null;
-}
+/** What `runs list --json` prints per run (its documented shape). */
+export type RunListJson = Pick<RunListEntry, 'id' | 'kind' | 'driver' | 'status' | 'trigger' | 'asOf' | 'createdAt' | 'startedAt' | 'finishedAt' | 'seconds' | 'partCounts'>;
 
-export interface RunShowEntry extends RunListEntry {
-  horizonDays: number | null;
-  shards: number | null;
-  heartbeatAt: Date | null;
-  error: string | null;
-  parts: RunPartEntry[];
+/** What `runs show` prints: the run without its report, with its target outcomes counted. */
+export interface RunShowEntry extends RunListJson, Pick<RunDetail, 'horizonDays' | 'shards' | 'heartbeatAt' | 'error' | 'parts'> {
   /** how many targets ended in each status, from the run's summary (succeeded runs) */
   targets: { total: number; byStatus: Record<string, number> };
+}
+
+function listJson(run: RunListEntry): RunListJson {
+  const { id, kind, driver, status, trigger, asOf, createdAt, startedAt, finishedAt, seconds, partCounts } = run;
+  return { id, kind, driver, status, trigger, asOf, createdAt, startedAt, finishedAt, seconds, partCounts };
 }
 
 /** Opens a context for one command; tests pass one on their own database. */
@@ -57,67 +42,22 @@ export function parseRunId(value: string): number {
 }
 
 const secondsBetween = (from: Date | null, to: Date | null) => (from && to ? (to.getTime() - from.getTime()) / 1000 : null);
-const num = (value: unknown) => (value === null || value === undefined ? null : Number(value));
 
-// plain SQL text: kysely's sql tag is loaded with the queries, not when the command is defined
-const RUN_COLUMNS = `r.id, r.kind, r.driver, r.status, r.trigger, r.as_of, r.created_at, r.started_at, r.finished_at,
-  p.succeeded, p.failed, p.running, p.total`;
-const PART_COUNTS = `LEFT JOIN LATERAL (
-    SELECT count(*) FILTER (WHERE status = 'succeeded')::int AS succeeded,
-           count(*) FILTER (WHERE status = 'failed')::int AS failed,
-           count(*) FILTER (WHERE status = 'running')::int AS running,
-           count(*)::int AS total
-    FROM pipeline_run_parts WHERE run_id = r.id) p ON true`;
-
-function listEntry(row: Record<string, unknown>): RunListEntry {
-  const startedAt = (row.started_at as Date | null) ?? null;
-  const finishedAt = (row.finished_at as Date | null) ?? null;
-  return {
-    id: Number(row.id),
-    kind: row.kind as RunListEntry['kind'],
-    driver: row.driver as RunListEntry['driver'],
-    status: row.status as PipelineRunStatus,
-    trigger: row.trigger as string,
-    asOf: row.as_of as Date,
-    createdAt: row.created_at as Date,
-    startedAt,
-    finishedAt,
-    seconds: secondsBetween(startedAt, finishedAt),
-    partCounts: { succeeded: Number(row.succeeded ?? 0), failed: Number(row.failed ?? 0), running: Number(row.running ?? 0), total: Number(row.total ?? 0) },
-  };
-}
+// the repository (and kysely with it) is loaded with the queries, not when the command is defined
+const runsRepository = () => import('../registry/pipeline-runs.repository.ts');
 
 /** The latest runs, newest first. */
 export async function listRuns(db: Kysely<Database>, limit: number): Promise<RunListEntry[]> {
-  const { sql } = await import('kysely');
-  const { rows } = await sql<Record<string, unknown>>`
-    SELECT ${sql.raw(RUN_COLUMNS)} FROM pipeline_runs r ${sql.raw(PART_COUNTS)}
-    ORDER BY r.id DESC LIMIT ${limit}`.execute(db);
-  return rows.map(listEntry);
+  return (await runsRepository()).listRuns(db, limit);
 }
 
 /** One run with its parts in the order they run (train, score shards, rank, publish); null if unknown. */
 export async function showRun(db: Kysely<Database>, id: number): Promise<RunShowEntry | null> {
-  const [{ sql }, { runParts }] = await Promise.all([import('kysely'), import('../jobs/run-parts.repository.ts')]);
-  const { rows } = await sql<Record<string, unknown>>`
-    SELECT ${sql.raw(RUN_COLUMNS)}, r.horizon_days, r.shards, r.heartbeat_at, r.error,
-      (SELECT jsonb_object_agg(s, n) FROM (SELECT coalesce(t ->> 'status', 'unknown') AS s, count(*)::int AS n
-         FROM jsonb_array_elements(CASE WHEN jsonb_typeof(r.summary -> 'targets') = 'array' THEN r.summary -> 'targets' ELSE '[]'::jsonb END) t
-         GROUP BY 1) o) AS outcomes
-    FROM pipeline_runs r ${sql.raw(PART_COUNTS)} WHERE r.id = ${id}`.execute(db);
-  const row = rows[0];
-  if (!row) return null;
-  const parts = await runParts(db, id);
-  const byStatus = (row.outcomes as Record<string, number> | null) ?? {};
-  return {
-    ...listEntry(row),
-    horizonDays: num(row.horizon_days),
-    shards: num(row.shards),
-    heartbeatAt: (row.heartbeat_at as Date | null) ?? null,
-    error: (row.error as string | null) ?? null,
-    parts: parts.map((part) => ({ ...part, seconds: secondsBetween(part.startedAt, part.finishedAt) })),
-    targets: { total: Object.values(byStatus).reduce((sum, n) => sum + Number(n), 0), byStatus },
-  };
+  const run = await (await runsRepository()).findRun(db, id);
+  if (!run) return null;
+  const byStatus = run.outcomes;
+  const { horizonDays, shards, heartbeatAt, error, parts } = run;
+  return { ...listJson(run), horizonDays, shards, heartbeatAt, error, parts, targets: { total: Object.values(byStatus).reduce((sum, n) => sum + n, 0), byStatus } };
 }
 
 // ---- printing -----------------------------------------------------------------------------
@@ -135,7 +75,7 @@ export function formatDuration(seconds: number | null): string {
 }
 
 /** An unfinished run's duration so far, marked with a "+". */
-function runDuration(run: RunListEntry, now: Date): string {
+function runDuration(run: RunListJson, now: Date): string {
   if (run.seconds !== null) return formatDuration(run.seconds);
   if (run.startedAt && (run.status === 'running' || run.status === 'queued')) return `${formatDuration(secondsBetween(run.startedAt, now))}+`;
   return '-';
@@ -156,7 +96,7 @@ function table(header: string[], rows: string[][], rightAligned: ReadonlySet<num
   return [line(header), ...rows.map(line)];
 }
 
-export function formatRunList(runs: readonly RunListEntry[], now: Date): string {
+export function formatRunList(runs: readonly RunListJson[], now: Date): string {
   if (runs.length === 0) return 'no pipeline run yet: cible pipeline run';
   return table(
     ['id', 'kind', 'driver', 'status', 'trigger', 'as of (UTC)', 'started (UTC)', 'finished (UTC)', 'duration', 'parts done'],
@@ -227,7 +167,7 @@ export function registerRunsCommands(program: Command, open: ContextOpener = ope
           const waiting = new Map(presence.runsWithoutWorker.map((run) => [run.runId, run]));
           const entries = listing.map((run) => {
             const wait = waiting.get(run.id);
-            return { ...run, withoutWorker: wait ? { since: wait.since, seconds: wait.seconds } : null };
+            return { ...listJson(run), withoutWorker: wait ? { since: wait.since, seconds: wait.seconds } : null };
           });
           console.log(JSON.stringify(entries, null, 2));
         } else {
@@ -256,7 +196,7 @@ export function registerRunsCommands(program: Command, open: ContextOpener = ope
     .action((value: string, flags: { json?: boolean }) => {
       const id = parseRunId(value);
       return open(async (context) => {
-        const { cancelRun, RunRequestError } = await import('../registry/registry.repository.ts');
+        const { cancelRun, RunRequestError } = await runsRepository();
         const cancelled = await cancelRun(context.database.db, id, context.clock.now()).catch((error: unknown) => {
           throw error instanceof RunRequestError ? new UserError(error.message) : error;
         });

@@ -11,6 +11,7 @@ import { type TrainingPlan, trainRun } from '../../pipelines/train-part.ts';
 import type { AppContext } from '../context.ts';
 import type { Database } from '../db/database.ts';
 import { describeError } from '../logger.ts';
+import { runStatus } from '../registry/pipeline-runs.repository.ts';
 import { createRun, finishRun, startHeartbeat } from '../registry/registry.repository.ts';
 import { type JobQueue, QUEUES } from './job-queue.ts';
 import { claimPart, completePart, failPart, lockAttempt, lockRun, partsOf } from './run-parts.repository.ts';
@@ -102,9 +103,9 @@ export function pipelineHandlers(context: AppContext, queue: JobQueue) {
   ): Promise<void> {
     const { runId } = job.data;
     const log = context.logger.child({ job: job.name, jobId: job.id, runId, part, worker: WORKER_ID });
-    const run = await db.selectFrom('pipeline_runs').select(['status']).where('id', '=', runId).executeTakeFirst();
-    if (!run || (run.status !== 'queued' && run.status !== 'running')) {
-      log.info({ status: run?.status ?? 'missing' }, 'job skipped: its run is over');
+    const status = await runStatus(db, runId);
+    if (status !== 'queued' && status !== 'running') {
+      log.info({ status: status ?? 'missing' }, 'job skipped: its run is over');
       return;
     }
     const attempt = await claimPart(db, runId, part, WORKER_ID, context.clock.now());

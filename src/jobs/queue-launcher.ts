@@ -1,4 +1,4 @@
-import type { PipelineLauncher } from '../api/api-env.ts';
+import type { PipelineLauncher } from '../registry/pipeline-launcher.ts';
 import type { AppContext } from '../context.ts';
 import type { JobQueue } from './job-queue.ts';
 import { enqueueRun, type RunDefaults } from './pipeline-jobs.ts';

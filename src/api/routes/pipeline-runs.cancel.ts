@@ -1,5 +1,5 @@
 import { type OpenAPIHono, z } from '@hono/zod-openapi';
-import { cancelRun, RunRequestError } from '../../registry/registry.repository.ts';
+import { cancelRun, RunRequestError } from '../../registry/pipeline-runs.repository.ts';
 import type { AppEnv } from '../api-env.ts';
 import { ApiError, problemResponses } from '../problem.ts';
 import { securedRoute } from '../secured-route.ts';

@@ -1,5 +1,5 @@
 import { type OpenAPIHono, z } from '@hono/zod-openapi';
-import { runParts } from '../../jobs/run-parts.repository.ts';
+import { findRun } from '../../registry/pipeline-runs.repository.ts';
 import type { AppEnv } from '../api-env.ts';
 import { ApiError, problemResponses } from '../problem.ts';
 import { securedRoute } from '../secured-route.ts';
@@ -62,11 +62,7 @@ const route = securedRoute(['scheduler', 'data_scientist', 'admin'], {
 export function registerGetPipelineRun(app: OpenAPIHono<AppEnv>): void {
   app.openapi(route, async (c) => {
     const id = Number(c.req.valid('param').id);
-    const run = await c.var.db
-      .selectFrom('pipeline_runs')
-      .select(['id', 'kind', 'status', 'trigger', 'as_of', 'horizon_days', 'params', 'created_at', 'started_at', 'finished_at', 'summary', 'error', 'driver'])
-      .where('id', '=', id)
-      .executeTakeFirst();
+    const run = await findRun(c.var.db, id);
     if (!run) throw new ApiError(404, 'Not found', `no pipeline run ${id}`);
     return c.json(
       {
@@ -74,16 +70,16 @@ export function registerGetPipelineRun(app: OpenAPIHono<AppEnv>): void {
         kind: run.kind,
         status: run.status,
         trigger: run.trigger,
-        asOf: run.as_of.toISOString(),
-        horizonDays: run.horizon_days,
+        asOf: run.asOf.toISOString(),
+        horizonDays: run.horizonDays,
         params: run.params,
-        createdAt: run.created_at.toISOString(),
-        startedAt: run.started_at?.toISOString() ?? null,
-        finishedAt: run.finished_at?.toISOString() ?? null,
-        summary: run.summary ?? {},
+        createdAt: run.createdAt.toISOString(),
+        startedAt: run.startedAt?.toISOString() ?? null,
+        finishedAt: run.finishedAt?.toISOString() ?? null,
+        summary: run.summary,
         error: run.error,
         driver: run.driver,
-        parts: (await runParts(c.var.db, id)).map((part) => ({
+        parts: run.parts.map(({ seconds: _, ...part }) => ({
           ...part,
           startedAt: part.startedAt?.toISOString() ?? null,
           finishedAt: part.finishedAt?.toISOString() ?? null,

@@ -2,6 +2,7 @@ import { type OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database.ts';
 import { type AppEnv, PipelineBusyError } from '../api-env.ts';
+import { runStatus } from '../../registry/pipeline-runs.repository.ts';
 import { EARLIEST_RUN_DATE } from '../../registry/registry.repository.ts';
 import { ApiError, problemResponses } from '../problem.ts';
 import { securedRoute } from '../secured-route.ts';
@@ -84,8 +85,8 @@ export function registerStartPipelineRun(app: OpenAPIHono<AppEnv>): void {
       if (error instanceof PipelineBusyError) throw new ApiError(409, 'Conflict', error.message);
       throw error;
     }
-    const row = await c.var.db.selectFrom('pipeline_runs').select('status').where('id', '=', runId).executeTakeFirst();
+    const status = await runStatus(c.var.db, runId);
     logger.info({ requestId: c.var.requestId, keyId: c.var.apiKey.id, runId }, 'pipeline run requested');
-    return c.json({ runId, status: row?.status ?? ('running' as const) }, 202, { Location: `/v1/pipeline/runs/${runId}` });
+    return c.json({ runId, status: status ?? ('running' as const) }, 202, { Location: `/v1/pipeline/runs/${runId}` });
   });
 }
