@@ -1,4 +1,5 @@
 import { type Kysely, type RawBuilder, sql } from 'kysely';
+import { objectionStandsAgainst } from '../consent/eligibility.ts';
 import type { Database } from '../db/database.ts';
 
 /** Why a current consent (the latest event of a contact × purpose × channel) does or does not count now. */
@@ -16,7 +17,7 @@ export type ConsentReason = (typeof CONSENT_REASONS)[number];
 /**
  * The current consents of contacts not erased, each with the one reason it counts or not.
  * The first matching reason wins, in the order: the event's own status; a later
- * all-channel objection (it stands against every channel, as in the eligibility funnel);
+ * all-channel objection standing against the grant (objectionStandsAgainst, the gate's own rule);
  * no proof of means (no source, or no method recorded); a non-explicit method; expiry.
  * Validity is the state's `counts` (consent_event_counts() at insert, what the gate reads), so
  * `counting` is exactly what the gate lets through less the grants objected to since.
@@ -37,8 +38,8 @@ function currentConsents(now: Date): RawBuilder<unknown> {
            END AS reason
     FROM consent_state s
     LEFT JOIN consent_state o
-      ON o.contact_id = s.contact_id AND o.purpose = s.purpose AND o.channel_key = '' AND s.channel_key <> ''
-     AND o.status = 'objected' AND o.captured_at > s.captured_at
+      ON s.channel_key <> ''
+     AND ${objectionStandsAgainst('o', { contactId: sql`s.contact_id`, purpose: sql`s.purpose`, capturedAt: sql`s.captured_at` })}
     WHERE NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = s.contact_id AND c.erased_at IS NOT NULL)
     -- a fence: without it the planner copies the CASE into every use of reason and, unable to
     -- estimate its values, sorts 2.5M rows to group them instead of hashing a few dozen groups

@@ -38,9 +38,43 @@ export function countingConsents(
   )`;
 }
 
-/** A consent_state row (unqualified columns) that counts at `at`: the live form of the rule above. */
-function stateCountsAt(at: Date): RawBuilder<boolean> {
-  return sql`counts AND (expires_at IS NULL OR expires_at > ${at})`;
+/**
+ * A consent_state row that counts at `at`: the live form of the rule above. Columns are
+ * those of `state` (an alias), unqualified when it is omitted.
+ */
+export function stateCountsAt(at: Date, state?: string): RawBuilder<boolean> {
+  const column = (name: string) => (state ? sql.ref(`${state}.${name}`) : sql.ref(name));
+  return sql`(${column('counts')} AND (${column('expires_at')} IS NULL OR ${column('expires_at')} > ${at}))`;
+}
+
+/**
+ * The one rule "an objection stands against a channel grant", in two parts that every reader
+ * (gate, list walk, funnel, consent audit, access report) composes, never rewrites:
+ * which consent_state rows are objections to every channel of a purpose, and when one of them
+ * outranks a grant. An objection captured at the same instant as the grant wins: the right to
+ * object to direct marketing is absolute (GDPR art. 21(3)), so a tie is never read as consent.
+ */
+export function isObjectionToEveryChannel(state?: string): RawBuilder<boolean> {
+  const column = (name: string) => (state ? sql.ref(`${state}.${name}`) : sql.ref(name));
+  return sql`(${column('channel_key')} = '' AND ${column('status')} = 'objected')`;
+}
+
+/** Whether an objection captured at `objectedAt` stands against a grant captured at `grantedAt` (NULL objection: no). */
+export function objectionOutranks(objectedAt: RawBuilder<unknown>, grantedAt: RawBuilder<unknown>): RawBuilder<boolean> {
+  return sql`(${objectedAt} >= ${grantedAt})`;
+}
+
+/**
+ * Join condition (or EXISTS filter): consent_state row `objection` is an objection of the grant's
+ * contact to every channel of the grant's purpose, standing against that grant.
+ */
+export function objectionStandsAgainst(
+  objection: string,
+  grant: { contactId: RawBuilder<unknown>; purpose: RawBuilder<unknown>; capturedAt: RawBuilder<unknown> },
+): RawBuilder<boolean> {
+  const o = (name: string) => sql.ref(`${objection}.${name}`);
+  return sql`(${o('contact_id')} = ${grant.contactId} AND ${o('purpose')} = ${grant.purpose}
+    AND ${isObjectionToEveryChannel(objection)} AND ${objectionOutranks(o('captured_at'), grant.capturedAt)})`;
 }
 
 /** Contacts that may be profiled (trained on, scored) at `at`; `live` as in countingConsents. */
@@ -157,8 +191,8 @@ export function identifierOfContactField(contactField: string): 'email' | 'phone
 /**
  * Contacts that may be contacted on `channel` now, with the consent events that make
  * them eligible: valid profiling and channel consents, a contact detail for the channel,
- * not on an opposition list of that channel, no objection to direct marketing since the
- * channel grant (an objection at the same instant wins: the right to object is absolute).
+ * not on an opposition list of that channel, no objection to direct marketing standing
+ * against the channel grant (objectionStandsAgainst).
  * Returned as a SQL subquery so that lists and counts are set-based. It does not check
  * whether the channel itself is closed: callers ask channelBlock() first.
  */
@@ -180,8 +214,7 @@ export function reachableContacts(
         WHERE l.channel = ${channel} AND e.value_hash = ${hash})
       AND NOT EXISTS (
         SELECT 1 FROM consent_state o
-        WHERE o.contact_id = c.id AND o.purpose = 'direct_marketing' AND o.channel_key = ''
-          AND o.status = 'objected' AND o.captured_at >= m.captured_at)
+        WHERE ${objectionStandsAgainst('o', { contactId: sql`c.id`, purpose: sql`'direct_marketing'`, capturedAt: sql`m.captured_at` })})
   )`;
 }
 
@@ -208,7 +241,7 @@ export function reachabilityChecks(
         SELECT max(event_id) FILTER (WHERE ${isProfiling}) AS profiling_event_id,
                max(event_id) FILTER (WHERE ${isChannel}) AS channel_event_id,
                max(captured_at) FILTER (WHERE ${isChannel}) AS channel_captured_at,
-               max(captured_at) FILTER (WHERE purpose = 'direct_marketing' AND channel_key = '' AND status = 'objected') AS objected_at
+               max(captured_at) FILTER (WHERE purpose = 'direct_marketing' AND ${isObjectionToEveryChannel()}) AS objected_at
         FROM consent_state WHERE contact_id = ${contactColumn}) cs ON true
       LEFT JOIN contact_personal_data d ON d.contact_id = ${contactColumn}`,
     columns: sql`
@@ -219,7 +252,7 @@ export function reachabilityChecks(
       EXISTS (
         SELECT 1 FROM opposition_entries e JOIN opposition_lists l ON l.id = e.list_id
         WHERE l.channel = ${channel} AND e.value_hash = ${hash}) AS opposed,
-      coalesce(cs.objected_at >= cs.channel_captured_at, false) AS objected`,
+      coalesce(${objectionOutranks(sql`cs.objected_at`, sql`cs.channel_captured_at`)}, false) AS objected`,
   };
 }
 
@@ -248,8 +281,8 @@ export async function channelFunnel(
     LEFT JOIN (
       SELECT DISTINCT e.value_hash FROM opposition_entries e JOIN opposition_lists l ON l.id = e.list_id
       WHERE l.channel = ${channel}) opposed ON opposed.value_hash = ${hash}
-    LEFT JOIN consent_state o ON o.contact_id = m.contact_id AND o.purpose = 'direct_marketing'
-      AND o.channel_key = '' AND o.status = 'objected' AND o.captured_at >= m.captured_at
+    LEFT JOIN consent_state o
+      ON ${objectionStandsAgainst('o', { contactId: sql`m.contact_id`, purpose: sql`'direct_marketing'`, capturedAt: sql`m.captured_at` })}
     WHERE NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = p.contact_id AND c.erased_at IS NOT NULL)`.execute(db);
   const blocked = await channelBlock(db, channel, now, policy);
   const counts = rows[0]!;

@@ -1,4 +1,5 @@
 import { type Kysely, sql } from 'kysely';
+import { objectionStandsAgainst, stateCountsAt } from '../consent/eligibility.ts';
 import type { Database } from '../db/database.ts';
 import type { ScoreReason } from '../scores/score.table.ts';
 
@@ -41,18 +42,22 @@ export interface ConsentStateRow {
   status: string;
   capturedAt: Date;
   expiresAt: Date | null;
-  counts: boolean;
+  /** the consent counts at `now` and no objection stands against it: the gate's own rules (eligibility.ts) */
+  validNow: boolean;
 }
 
 /** The event in force per purpose x channel (channel null: profiling, or an objection to every channel). */
-export async function consentStateOf(db: Kysely<Database>, contactId: number): Promise<ConsentStateRow[]> {
-  const rows = await db
-    .selectFrom('consent_state')
-    .select(['purpose', 'channel_key', 'event_id as eventId', 'status', 'captured_at as capturedAt', 'expires_at as expiresAt', 'counts'])
-    .where('contact_id', '=', contactId)
-    .orderBy('purpose')
-    .orderBy('channel_key')
-    .execute();
+export async function consentStateOf(db: Kysely<Database>, contactId: number, now: Date): Promise<ConsentStateRow[]> {
+  const { rows } = await sql<Omit<ConsentStateRow, 'channel'> & { channel_key: string }>`
+    SELECT s.purpose, s.channel_key, s.event_id AS "eventId", s.status, s.captured_at AS "capturedAt", s.expires_at AS "expiresAt",
+           ${stateCountsAt(now, 's')} AND NOT EXISTS (
+             SELECT 1 FROM consent_state o
+             WHERE s.channel_key <> ''
+               AND ${objectionStandsAgainst('o', { contactId: sql`s.contact_id`, purpose: sql`s.purpose`, capturedAt: sql`s.captured_at` })}
+           ) AS "validNow"
+    FROM consent_state s
+    WHERE s.contact_id = ${contactId}
+    ORDER BY s.purpose, s.channel_key`.execute(db);
   return rows.map(({ channel_key, ...row }) => ({ ...row, channel: channel_key === '' ? null : channel_key }));
 }
 

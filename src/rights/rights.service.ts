@@ -107,7 +107,7 @@ export async function accessReport(
 async function collectReport(trx: Transaction<Database>, subject: Subject, now: Date): Promise<AccessReport> {
   const { contactId } = subject;
   const identity = await personalDataOf(trx, contactId);
-  const states = await consentStateOf(trx, contactId);
+  const states = await consentStateOf(trx, contactId, now);
   const events = await consentEventsOf(trx, contactId);
   const purchases = await purchasesOf(trx, contactId);
   const scores = await liveScoresOf(trx, contactId);
@@ -121,7 +121,7 @@ async function collectReport(trx: Transaction<Database>, subject: Subject, now: 
       country: identity.country,
     },
     consents: {
-      status: consentStatusNow(states, now),
+      status: consentStatusNow(states),
       events: events.map((event) => ({
         ...event, capturedAt: iso(event.capturedAt), recordedAt: iso(event.recordedAt), expiresAt: isoOrNull(event.expiresAt),
       })),
@@ -134,15 +134,7 @@ async function collectReport(trx: Transaction<Database>, subject: Subject, now: 
   };
 }
 
-/**
- * Valid now: the event in force counts (granted, explicit, with proof), has not expired,
- * and, for a per-channel purpose, no later objection stands against every channel
- * (the same rules as eligibility.ts).
- */
-function consentStatusNow(states: ConsentStateRow[], now: Date): ConsentStatusNow[] {
-  const objectedToAllChannels = (state: ConsentStateRow) =>
-    state.channel !== null &&
-    states.some((other) => other.purpose === state.purpose && other.channel === null && other.status === 'objected' && other.capturedAt > state.capturedAt);
+function consentStatusNow(states: ConsentStateRow[]): ConsentStatusNow[] {
   return states.map((state) => ({
     purpose: state.purpose,
     channel: state.channel,
@@ -150,7 +142,7 @@ function consentStatusNow(states: ConsentStateRow[], now: Date): ConsentStatusNo
     eventId: state.eventId,
     capturedAt: iso(state.capturedAt),
     expiresAt: isoOrNull(state.expiresAt),
-    validNow: state.counts && (state.expiresAt === null || state.expiresAt > now) && !objectedToAllChannels(state),
+    validNow: state.validNow,
   }));
 }
 

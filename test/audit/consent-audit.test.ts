@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatConsentAudit } from '../../src/audit/consent-audit.format.ts';
 import { type ConsentAuditReport, consentAudit, recordConsentAudit, type StateCount } from '../../src/audit/consent-audit.service.ts';
-import { countingConsents, profileableContacts } from '../../src/consent/eligibility.ts';
+import { countingConsents, profileableContacts, reachableContacts } from '../../src/consent/eligibility.ts';
 import type { DatabaseHandle } from '../../src/db/engine.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { loadAuditBase, NOW } from './consent-audit.fixtures.ts';
@@ -173,4 +173,21 @@ describe('consent audit', () => {
     expect(after.state.find((row) => row.purpose === 'profiling')).toMatchObject({ counting: 4, notCounting: { withdrawn: 2 } });
     expect(after.events.total).toBe(27);
   });
+
+  it('counts a grant objected to at its very instant as objected, as the gate does', async () => {
+    // A11's SMS grant was captured at 2025-06-01T00:00:00Z; an objection to every channel at that same instant wins
+    await database.pool.query(
+      `INSERT INTO consent_events (contact_id, purpose, channel, status, captured_at, source)
+       SELECT id, 'direct_marketing', NULL, 'objected', '2025-06-01T00:00:00Z', 'dpo_request' FROM contacts WHERE external_id = 'A11'`,
+    );
+    const after = await consentAudit(database.db, NOW);
+    const sms = after.state.find((row) => row.channel === 'sms')!;
+    expect(sms).toMatchObject({ contacts: 3, counting: 2, notCounting: { objected: 1 } });
+    expect(after.expiring.contacts.map((c) => c.externalId)).toEqual(['A01']);
+    const { rows } = await sql<{ n: number }>`
+      SELECT count(*)::int AS n FROM ${reachableContacts('sms', 'mobile', NOW)} r
+      JOIN contacts c ON c.id = r.contact_id WHERE c.external_id = 'A11'`.execute(database.db);
+    expect(rows[0]!.n).toBe(0);
+  });
 });
+
