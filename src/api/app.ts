@@ -10,7 +10,8 @@ import { rateLimiter } from 'hono-rate-limiter';
 import type { ApiDependencies, AppEnv } from './api-env.ts';
 import { authenticate } from './authentication.ts';
 import { registerMetrics } from './metrics.ts';
-import { ApiError, problemBody, validationError } from './problem.ts';
+import { DomainError } from '../errors.ts';
+import { ApiError, domainProblem, problemBody, validationError } from './problem.ts';
 import { refuseDeepJson, refuseNulCharacters } from './request-guards.ts';
 import { registerRoutes } from './routes/index.ts';
 import { registerReviewPages } from '../ui/review.routes.tsx';
@@ -112,6 +113,7 @@ export function createApp(deps: ApiDependencies): OpenAPIHono<AppEnv> {
   app.onError((error, c) => {
     let problem: ApiError;
     if (error instanceof ApiError) problem = error;
+    else if (error instanceof DomainError) problem = domainProblem(error, { method: c.req.method, param: (name) => c.req.param(name) });
     else if (error instanceof HTTPException && error.status < 500) {
       problem = new ApiError(error.status as 400, error.status === 400 ? 'Bad request' : 'Request refused', error.message || 'the request was refused');
     } else {
