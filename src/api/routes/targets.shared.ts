@@ -35,7 +35,7 @@ export const LIST_PARAMETERS = {
   holdout: z.coerce.number().int().min(0).max(50).default(0).openapi({ description: 'percent withheld at random as a control group' }),
 };
 
-export const SkuParams = z.object({ sku: z.string().min(1).max(100).openapi({ example: 'SKU-BEA-004' }) });
+export const SkuParams = z.object({ sku: z.string().min(1).max(100).openapi({ example: 'SKU-BEA-001' }) });
 
 type SizeQuery = Partial<Record<'top' | 'percentile' | 'minScore' | 'expectedBuyers', number>>;
 
