@@ -1,4 +1,5 @@
 import { z } from '@hono/zod-openapi';
+import type { DomainError, DomainErrorKind } from '../errors.ts';
 
 /**
  * The one error type of the API. Rendered as application/problem+json (RFC 9457):
@@ -72,4 +73,23 @@ export function problemResponses(...statuses: Array<400 | 401 | 403 | 404 | 409 
       { description: descriptions[status] ?? 'error', content: { 'application/problem+json': { schema: ProblemSchema } } },
     ]),
   );
+}
+
+const STATUS_OF_KIND: Record<DomainErrorKind, 400 | 404 | 409> = { invalid: 400, notFound: 404, conflict: 409 };
+
+/** Domain field names the API spells otherwise; '' names the part itself (the rectification's changes are the body). */
+const API_FIELD_NAMES: Record<string, string> = { first_name: 'firstName', last_name: 'lastName', changes: '' };
+
+/**
+ * A domain refusal as a problem, for every route: the kind gives the status, and the field at
+ * fault is located in the request: a path parameter of that name, else the query string of a
+ * request without a body, else the JSON body.
+ */
+export function domainProblem(error: DomainError, request: { method: string; param: (name: string) => string | undefined }): ApiError {
+  const status = STATUS_OF_KIND[error.kind];
+  if (error.field === null) return new ApiError(status, error.title, error.problem);
+  const name = API_FIELD_NAMES[error.field] ?? error.field;
+  const part = request.param(error.field) !== undefined ? 'path' : ['GET', 'HEAD', 'DELETE'].includes(request.method) ? 'query' : 'body';
+  const where = name === '' ? part : `${part}.${name}`;
+  return new ApiError(status, error.title, `${where}: ${error.problem}`, [{ where, problem: error.problem }]);
 }

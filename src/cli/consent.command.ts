@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { ConsentSweepReport } from '../../pipelines/consent-sweep.ts';
-import { UserError, withContext } from './cli-context.ts';
+import { withContext } from './cli-context.ts';
 
 /** The sweep's report for a terminal: counts only, like the report itself. */
 export function sweepSummary(report: ConsentSweepReport): string {
@@ -34,12 +34,8 @@ export function registerConsentCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action((flags: { channel: string; json?: boolean }) =>
       withContext({ migrate: true }, async (context) => {
-        const { channelFunnel, UnknownChannelError } = await import('../consent/eligibility.ts');
-        const funnel = await channelFunnel(context.database.db, flags.channel, context.clock.now(), context.config.consentPolicy).catch(
-          (error) => {
-            throw error instanceof UnknownChannelError ? new UserError(error.message) : error;
-          },
-        );
+        const { channelFunnel } = await import('../consent/eligibility.ts');
+        const funnel = await channelFunnel(context.database.db, flags.channel, context.clock.now(), context.config.consentPolicy);
         if (flags.json) {
           console.log(JSON.stringify(funnel, null, 2));
           return;

@@ -63,8 +63,14 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     // loaded only now: start-up loads no more than the command needs
-    const [{ ConfigError }, { ImportFileError }] = await Promise.all([import('../config.ts'), import('../imports/csv-source.ts')]);
-    if (error instanceof ConfigError || error instanceof UserError || error instanceof ImportFileError) {
+    const [{ ConfigError }, { ImportFileError }, { DomainError }] = await Promise.all([
+      import('../config.ts'),
+      import('../imports/csv-source.ts'),
+      import('../errors.ts'),
+    ]);
+    // a refusal of what the user asked (any DomainError kind: invalid, not found, conflict) is
+    // theirs to fix: its message alone, exit code 2; anything else is a failure, exit code 1
+    if (error instanceof ConfigError || error instanceof UserError || error instanceof ImportFileError || error instanceof DomainError) {
       console.error(`error: ${error.message}`);
       process.exitCode = 2;
       return;

@@ -1,7 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { InvalidPeriodError, parseRetentionPeriod, periodBefore, type RetentionPeriod } from '../retention/retention-period.ts';
-import { InvalidRightsRequestError, SubjectNotFoundError } from '../rights/rights.errors.ts';
 import type { IdentityChanges } from '../rights/rights.service.ts';
 import type { AppContext } from '../context.ts';
 import { cliActor, UserError, withContext } from './cli-context.ts';
@@ -10,12 +9,6 @@ import { cliActor, UserError, withContext } from './cli-context.ts';
 async function tombstoneKeysOf(context: AppContext) {
   const { tombstoneKeys } = await import('../rights/tombstone-keys.ts');
   return tombstoneKeys(context.config.tombstones);
-}
-
-/** A refused request is the user's to fix: printed as a plain message, exit code 2. */
-function asUserError(error: unknown): never {
-  if (error instanceof SubjectNotFoundError || error instanceof InvalidRightsRequestError) throw new UserError(error.message);
-  throw error;
 }
 
 function retentionPeriod(value: string): RetentionPeriod {
@@ -46,7 +39,7 @@ export function registerRightsCommands(program: Command): void {
     .action((ref: string, flags: { out?: string }) =>
       withContext({ migrate: true }, async (context) => {
         const { accessReport } = await import('../rights/rights.service.ts');
-        const report = await accessReport(context.database.db, ref, cliActor(), context.clock.now(), 'access', await tombstoneKeysOf(context)).catch(asUserError);
+        const report = await accessReport(context.database.db, ref, cliActor(), context.clock.now(), 'access', await tombstoneKeysOf(context));
         const json = `${JSON.stringify(report, null, 2)}\n`;
         if (!flags.out) {
           process.stdout.write(json);
@@ -64,7 +57,7 @@ export function registerRightsCommands(program: Command): void {
     .action((ref: string, flags: { out: string }) =>
       withContext({ migrate: true }, async (context) => {
         const [{ accessReport }, { writePortabilityBundle }] = await Promise.all([import('../rights/rights.service.ts'), import('../rights/portability.ts')]);
-        const report = await accessReport(context.database.db, ref, cliActor(), context.clock.now(), 'portability', await tombstoneKeysOf(context)).catch(asUserError);
+        const report = await accessReport(context.database.db, ref, cliActor(), context.clock.now(), 'portability', await tombstoneKeysOf(context));
         const files = writePortabilityBundle(report, flags.out);
         console.log(`portability bundle of contact #${report.subject.contactId}: ${files.length} files in ${flags.out}`);
       }),
@@ -87,7 +80,7 @@ export function registerRightsCommands(program: Command): void {
         const result = await rectify(context.database.db, ref, changes, cliActor(), context.clock.now(), {
           defaultPhoneCountry: context.config.defaultPhoneCountry,
           tombstoneKeys: await tombstoneKeysOf(context),
-        }).catch(asUserError);
+        });
         console.log(
           result.changed.length === 0
             ? `contact #${result.contactId}: the values given are those already held, nothing changed`
@@ -105,7 +98,7 @@ export function registerRightsCommands(program: Command): void {
       withContext({ migrate: true }, async (context) => {
         const { object } = await import('../rights/rights.service.ts');
         const result = await object(context.database.db, ref, { purpose: flags.purpose, channel: flags.channel }, cliActor(), context.clock.now(), await tombstoneKeysOf(context))
-          .catch(asUserError);
+          ;
         const scope = result.channel ?? (flags.purpose === 'profiling' ? 'profiling' : 'every channel');
         console.log(
           `contact #${result.contactId}: objection to ${result.purpose} (${scope}) recorded at ${result.capturedAt}` +
@@ -122,7 +115,7 @@ export function registerRightsCommands(program: Command): void {
       if (!flags.yes) throw new UserError('an erasure cannot be undone: add --yes to confirm');
       return withContext({ migrate: true }, async (context) => {
         const { erase } = await import('../rights/rights.service.ts');
-        const receipt = await erase(context.database.db, ref, cliActor(), context.clock.now(), await tombstoneKeysOf(context)).catch(asUserError);
+        const receipt = await erase(context.database.db, ref, cliActor(), context.clock.now(), await tombstoneKeysOf(context));
         console.log(JSON.stringify(receipt, null, 2));
       });
     });

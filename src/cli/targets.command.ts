@@ -1,14 +1,8 @@
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import type { Command } from 'commander';
-import type { ListSize, TargetList, TargetPreview, TargetSelection } from '../targeting/target-list.service.ts';
-import {
-  ChannelClosedError,
-  ExportNotFoundError,
-  InvalidTargetRequestError,
-  NoLiveScoresError,
-  UnknownProductError,
-} from '../targeting/targeting.errors.ts';
+import { type ListSize, type ListSizeField, listSizeOf } from '../targeting/list-size.ts';
+import type { TargetList, TargetPreview, TargetSelection } from '../targeting/target-list.service.ts';
 import { cliActor, UserError, withContext } from './cli-context.ts';
 
 interface TargetFlags {
@@ -28,27 +22,11 @@ function number(option: string, value: string): number {
   return Number(value);
 }
 
+const OPTION_OF: Record<ListSizeField, string> = { top: '--top', percentile: '--percentile', minScore: '--min-score', expectedBuyers: '--expected-buyers' };
+
 function listSize(flags: TargetFlags): ListSize {
-  const given = [
-    ['--top', 'top', flags.top],
-    ['--percentile', 'percentile', flags.percentile],
-    ['--min-score', 'minScore', flags.minScore],
-    ['--expected-buyers', 'expectedBuyers', flags.expectedBuyers],
-  ].filter(([, , value]) => value !== undefined) as Array<[string, keyof ListSize, string]>;
-  if (given.length > 1) throw new UserError(`give one of --top, --percentile, --min-score, --expected-buyers, not ${given.map(([o]) => o).join(' and ')}`);
-  if (given.length === 0) return { top: 1000 };
-  const [option, name, value] = given[0]!;
-  return { [name]: number(option, value) } as ListSize;
-}
-
-const OPTION_OF: Record<string, string> = { top: '--top', percentile: '--percentile', minScore: '--min-score', expectedBuyers: '--expected-buyers', holdout: '--holdout', channel: '--channel' };
-
-function asUserError(error: unknown): never {
-  if (error instanceof InvalidTargetRequestError) throw new UserError(`${OPTION_OF[error.field] ?? error.field} ${error.message.slice(error.field.length + 1)}`);
-  if (error instanceof UnknownProductError || error instanceof NoLiveScoresError || error instanceof ChannelClosedError || error instanceof ExportNotFoundError) {
-    throw new UserError(error.message);
-  }
-  throw error;
+  const value = (field: ListSizeField) => (flags[field] === undefined ? undefined : number(OPTION_OF[field], flags[field]!));
+  return listSizeOf({ top: value('top'), percentile: value('percentile'), minScore: value('minScore'), expectedBuyers: value('expectedBuyers') }, (field) => OPTION_OF[field]);
 }
 
 /** Refused before the database is asked: the column is a UUID and would fail with a database error. */
@@ -121,11 +99,11 @@ export function registerTargetCommands(program: Command): void {
         const policies = { consent: context.config.consentPolicy, targeting: context.config.targeting };
         if (flags.preview) {
           if (flags.out) throw new UserError('--out writes a list: a --preview records none and has no members to write');
-          const preview = await previewTargetList(context.database.db, request, policies, context.clock.now()).catch(asUserError);
+          const preview = await previewTargetList(context.database.db, request, policies, context.clock.now());
           console.log(flags.json ? JSON.stringify(preview, null, 2) : previewLines(preview));
           return;
         }
-        const list = await buildTargetList(context.database.db, request, policies, context.clock.now()).catch(asUserError);
+        const list = await buildTargetList(context.database.db, request, policies, context.clock.now());
         // the list counts towards contact pressure only if it was written out in full
         const deliver = async (out: NodeJS.WritableStream, chunks: Iterable<string>) => {
           try {
@@ -162,7 +140,7 @@ export function registerTargetCommands(program: Command): void {
     .action((id: string, flags: { json?: boolean }) =>
       withContext({ migrate: true }, async (context) => {
         const { verifyExport } = await import('../targeting/export.service.ts');
-        const result = await verifyExport(context.database.db, exportId(id)).catch(asUserError);
+        const result = await verifyExport(context.database.db, exportId(id));
         if (flags.json) console.log(JSON.stringify(result, null, 2));
         else {
           console.log(`${result.valid ? 'valid' : 'INVALID'}: export ${result.exportId}, ${result.memberCount} members${result.erasedMembers ? ` (${result.erasedMembers} erased since)` : ''}`);
@@ -179,7 +157,7 @@ export function registerTargetCommands(program: Command): void {
     .action((id: string) =>
       withContext({ migrate: true }, async (context) => {
         const { exportManifest } = await import('../targeting/export.service.ts');
-        const manifest = await exportManifest(context.database.db, exportId(id)).catch(asUserError);
+        const manifest = await exportManifest(context.database.db, exportId(id));
         console.log(JSON.stringify(manifest, null, 2));
       }),
     );

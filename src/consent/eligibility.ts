@@ -1,6 +1,7 @@
 import { type Kysely, type RawBuilder, sql } from 'kysely';
 import type { ConsentPolicy } from '../config.ts';
 import type { Database } from '../db/database.ts';
+import { DomainError } from '../errors.ts';
 
 /**
  * The one answer to "does this consent count at instant T", everywhere (training,
@@ -106,7 +107,11 @@ export interface ChannelFunnel {
   blocked: string | null;
 }
 
-export class UnknownChannelError extends Error {}
+export class UnknownChannelError extends DomainError {
+  constructor(problem: string) {
+    super('notFound', 'Unknown channel', problem);
+  }
+}
 
 /**
  * Why a channel may not be used at all right now, or null: the base holds no contact detail

@@ -8,15 +8,10 @@ import type { ScoreReason } from '../scores/score.table.ts';
 import { type Candidate, candidateBatch, type LiveScoreSet, liveScoreSetOf } from './candidates.repository.ts';
 import { insertExport, markDelivered, releaseUndelivered } from './export.repository.ts';
 import { type ManifestHeader, manifestHash, memberHash } from './manifest.ts';
+import { LIST_SIZE_FIELDS, type ListSize, type ListSizeField, listSizeOf } from './list-size.ts';
 import { ChannelClosedError, InvalidTargetRequestError, NoLiveScoresError, UnknownProductError } from './targeting.errors.ts';
 
-/** How long the list is: exactly one of these. */
-export type ListSize =
-  | { top: number }
-  | { percentile: number }
-  | { minScore: number }
-  /** the smallest top list whose summed purchase probabilities reach this number */
-  | { expectedBuyers: number };
+export type { ListSize } from './list-size.ts';
 
 export interface TargetListRequest {
   sku: string;
@@ -110,13 +105,12 @@ const DAY_MS = 86_400_000;
 
 /** Checks the size and holdout parameters; throws InvalidTargetRequestError naming the field. */
 export function validateListRequest(request: TargetListRequest, policy: TargetingPolicy): void {
-  const size = request.size as Record<string, number>;
-  const given = Object.keys(size);
-  if (given.length !== 1) {
-    throw new InvalidTargetRequestError('size', `takes exactly one of top, percentile, minScore, expectedBuyers (got ${given.join(', ') || 'none'})`);
+  const size = request.size as Partial<Record<ListSizeField, number>>;
+  const unknown = Object.keys(size).filter((key) => !(LIST_SIZE_FIELDS as readonly string[]).includes(key));
+  if (unknown.length > 0 || Object.keys(size).length === 0) {
+    throw new InvalidTargetRequestError('size', `takes exactly one of ${LIST_SIZE_FIELDS.join(', ')} (got ${Object.keys(size).join(', ') || 'none'})`);
   }
-  const [field] = given as [keyof typeof size];
-  const value = size[field]!;
+  const [field, value] = Object.entries(listSizeOf(size))[0] as [ListSizeField, number];
   if (!Number.isFinite(value)) throw new InvalidTargetRequestError(field, 'must be a number');
   if ('top' in request.size && (!Number.isInteger(value) || value < 1 || value > policy.maxMembers)) {
     throw new InvalidTargetRequestError('top', `must be a whole number from 1 to ${policy.maxMembers}`);

@@ -4,7 +4,7 @@ import { tombstoneKeys } from '../../rights/tombstone-keys.ts';
 import type { AppEnv } from '../api-env.ts';
 import { problemResponses } from '../problem.ts';
 import { apiKeyActor, securedRoute } from '../secured-route.ts';
-import { ContactRefParamsSchema, rightsProblem } from './rights.shared.ts';
+import { ContactRefParamsSchema } from './rights.shared.ts';
 
 export const ErasureReceiptSchema = z
   .object({
@@ -53,7 +53,7 @@ export function registerEraseContact(app: OpenAPIHono<AppEnv>): void {
     async (c) => {
       const { ref } = c.req.valid('param');
       const { deps, apiKey } = c.var;
-      const receipt = await erase(c.var.db, ref, apiKeyActor(apiKey), deps.clock.now(), tombstoneKeys(deps.config.tombstones)).catch(rightsProblem);
+      const receipt = await erase(c.var.db, ref, apiKeyActor(apiKey), deps.clock.now(), tombstoneKeys(deps.config.tombstones));
       return c.json(receipt, 200);
     },
   );

@@ -4,7 +4,7 @@ import { tombstoneKeys } from '../../rights/tombstone-keys.ts';
 import type { AppEnv } from '../api-env.ts';
 import { problemResponses } from '../problem.ts';
 import { apiKeyActor, securedRoute } from '../secured-route.ts';
-import { ContactRefParamsSchema, rightsProblem } from './rights.shared.ts';
+import { ContactRefParamsSchema } from './rights.shared.ts';
 
 // ---------------------------------------------------------------- the access report
 
@@ -135,7 +135,7 @@ export function registerExportContact(app: OpenAPIHono<AppEnv>): void {
       const { ref } = c.req.valid('param');
       const { right } = c.req.valid('query');
       const { deps, apiKey } = c.var;
-      const report = await accessReport(c.var.db, ref, apiKeyActor(apiKey), deps.clock.now(), right, tombstoneKeys(deps.config.tombstones)).catch(rightsProblem);
+      const report = await accessReport(c.var.db, ref, apiKeyActor(apiKey), deps.clock.now(), right, tombstoneKeys(deps.config.tombstones));
       // personal data: no cache on the way may keep it
       c.header('Cache-Control', 'no-store');
       return c.json(report, 200);

@@ -4,7 +4,7 @@ import { tombstoneKeys } from '../../rights/tombstone-keys.ts';
 import type { AppEnv } from '../api-env.ts';
 import { problemResponses } from '../problem.ts';
 import { apiKeyActor, securedRoute } from '../secured-route.ts';
-import { ContactRefParamsSchema, rightsProblem } from './rights.shared.ts';
+import { ContactRefParamsSchema } from './rights.shared.ts';
 
 export const ObjectionRequestSchema = z
   .strictObject({
@@ -54,7 +54,7 @@ export function registerObjectToContact(app: OpenAPIHono<AppEnv>): void {
       const { ref } = c.req.valid('param');
       const { purpose, channel } = c.req.valid('json');
       const { deps, apiKey } = c.var;
-      const result = await object(c.var.db, ref, { purpose, channel }, apiKeyActor(apiKey), deps.clock.now(), tombstoneKeys(deps.config.tombstones)).catch(rightsProblem);
+      const result = await object(c.var.db, ref, { purpose, channel }, apiKeyActor(apiKey), deps.clock.now(), tombstoneKeys(deps.config.tombstones));
       return c.json(result, 201);
     },
   );

@@ -4,7 +4,7 @@ import { tombstoneKeys } from '../../rights/tombstone-keys.ts';
 import type { AppEnv } from '../api-env.ts';
 import { problemResponses } from '../problem.ts';
 import { apiKeyActor, securedRoute } from '../secured-route.ts';
-import { ContactRefParamsSchema, IDENTITY_FIELD_NAMES, rightsProblem } from './rights.shared.ts';
+import { ContactRefParamsSchema, IDENTITY_FIELD_NAMES } from './rights.shared.ts';
 
 const NewValue = (description: string, example: string) =>
   z.string().nullable().optional().openapi({ description: `${description}; null or "" clears it`, example });
@@ -71,7 +71,7 @@ export function registerRectifyContact(app: OpenAPIHono<AppEnv>): void {
       const result = await rectify(c.var.db, ref, changes, apiKeyActor(apiKey), deps.clock.now(), {
         defaultPhoneCountry: deps.config.defaultPhoneCountry,
         tombstoneKeys: tombstoneKeys(deps.config.tombstones),
-      }).catch(rightsProblem);
+      });
       return c.json({ contactId: result.contactId, changed: result.changed.map((field) => IDENTITY_FIELD_NAMES[field]) }, 200);
     },
   );

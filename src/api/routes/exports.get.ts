@@ -2,7 +2,7 @@ import { type OpenAPIHono, z } from '@hono/zod-openapi';
 import { exportManifest } from '../../targeting/export.service.ts';
 import { ExportNotFoundError } from '../../targeting/targeting.errors.ts';
 import type { AppEnv } from '../api-env.ts';
-import { ApiError, problemResponses } from '../problem.ts';
+import { problemResponses } from '../problem.ts';
 import { securedRoute } from '../secured-route.ts';
 
 export const ExportIdParams = z.object({
@@ -62,12 +62,10 @@ const route = securedRoute(['marketer', 'dpo'], {
 export function registerExportRoute(app: OpenAPIHono<AppEnv>): void {
   app.openapi(route, async (c) => {
     const { id } = c.req.valid('param');
-    const manifest = await exportManifest(c.var.db, id).catch((error: unknown) => {
-      throw error instanceof ExportNotFoundError ? new ApiError(404, 'Unknown export', error.message) : error;
-    });
+    const manifest = await exportManifest(c.var.db, id);
     const key = c.var.apiKey;
     // another marketer's list is reported as absent: its existence is not theirs to know
-    if (key.role === 'marketer' && manifest.apiKeyId !== key.id) throw new ApiError(404, 'Unknown export', `no export has the id ${id}`);
+    if (key.role === 'marketer' && manifest.apiKeyId !== key.id) throw new ExportNotFoundError(`no export has the id ${id}`);
     return c.json(
       {
         ...manifest.header,

@@ -1,8 +1,7 @@
 import { type OpenAPIHono, z } from '@hono/zod-openapi';
 import { verifyExport } from '../../targeting/export.service.ts';
-import { ExportNotFoundError } from '../../targeting/targeting.errors.ts';
 import type { AppEnv } from '../api-env.ts';
-import { ApiError, problemResponses } from '../problem.ts';
+import { problemResponses } from '../problem.ts';
 import { securedRoute } from '../secured-route.ts';
 import { ExportIdParams } from './exports.get.ts';
 
@@ -32,9 +31,7 @@ const route = securedRoute(['dpo'], {
 export function registerExportVerificationRoute(app: OpenAPIHono<AppEnv>): void {
   app.openapi(route, async (c) => {
     const { id } = c.req.valid('param');
-    const verification = await verifyExport(c.var.db, id).catch((error: unknown) => {
-      throw error instanceof ExportNotFoundError ? new ApiError(404, 'Unknown export', error.message) : error;
-    });
+    const verification = await verifyExport(c.var.db, id);
     return c.json(verification, 200);
   });
 }

@@ -1,11 +1,12 @@
 import { type OpenAPIHono, z } from '@hono/zod-openapi';
 import { targetListCsv } from '../../targeting/target-list.csv.ts';
 import { targetListJson } from '../../targeting/target-list.json.ts';
+import { listSizeOf } from '../../targeting/list-size.ts';
 import { buildTargetList, settleDelivery } from '../../targeting/target-list.service.ts';
 import type { AppEnv } from '../api-env.ts';
 import { problemResponses } from '../problem.ts';
 import { apiKeyActor, securedRoute } from '../secured-route.ts';
-import { deliveryStream, LIST_PARAMETERS, listSize, SELECTION_FIELDS, SkuParams, strictQuery, targetingProblem } from './targets.shared.ts';
+import { deliveryStream, LIST_PARAMETERS, SELECTION_FIELDS, SkuParams, strictQuery } from './targets.shared.ts';
 
 const ReasonSchema = z.object({ feature: z.string(), contribution: z.number() });
 
@@ -66,10 +67,10 @@ export function registerTargetsRoute(app: OpenAPIHono<AppEnv>): void {
     const { db } = deps.database;
     const list = await buildTargetList(
       db,
-      { sku, channel: query.channel, size: listSize(query), holdoutPercent: query.holdout, actor: apiKeyActor(apiKey), apiKeyId: apiKey.id },
+      { sku, channel: query.channel, size: listSizeOf(query), holdoutPercent: query.holdout, actor: apiKeyActor(apiKey), apiKeyId: apiKey.id },
       { consent: deps.config.consentPolicy, targeting: deps.config.targeting },
       deps.clock.now(),
-    ).catch(targetingProblem);
+    );
     c.header('X-Export-Id', list.exportId);
     c.header('X-Manifest-SHA256', list.manifestHash);
     c.header('Link', `</v1/exports/${list.exportId}>; rel="manifest"`);

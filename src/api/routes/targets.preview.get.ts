@@ -1,9 +1,10 @@
 import { type OpenAPIHono, z } from '@hono/zod-openapi';
+import { listSizeOf } from '../../targeting/list-size.ts';
 import { previewTargetList } from '../../targeting/target-list.service.ts';
 import type { AppEnv } from '../api-env.ts';
 import { problemResponses } from '../problem.ts';
 import { apiKeyActor, securedRoute } from '../secured-route.ts';
-import { LIST_PARAMETERS, listSize, SELECTION_FIELDS, SkuParams, strictQuery, targetingProblem } from './targets.shared.ts';
+import { LIST_PARAMETERS, SELECTION_FIELDS, SkuParams, strictQuery } from './targets.shared.ts';
 
 export const TargetPreviewSchema = z
   .object({
@@ -34,10 +35,10 @@ export function registerTargetsPreviewRoute(app: OpenAPIHono<AppEnv>): void {
     const { deps, apiKey } = c.var;
     const preview = await previewTargetList(
       deps.database.db,
-      { sku, channel: query.channel, size: listSize(query), holdoutPercent: query.holdout, actor: apiKeyActor(apiKey), apiKeyId: apiKey.id },
+      { sku, channel: query.channel, size: listSizeOf(query), holdoutPercent: query.holdout, actor: apiKeyActor(apiKey), apiKeyId: apiKey.id },
       { consent: deps.config.consentPolicy, targeting: deps.config.targeting },
       deps.clock.now(),
-    ).catch(targetingProblem);
+    );
     return c.json(preview, 200);
   });
 }

@@ -1,12 +1,4 @@
 import { z } from '@hono/zod-openapi';
-import type { ListSize } from '../../targeting/target-list.service.ts';
-import {
-  ChannelClosedError,
-  InvalidTargetRequestError,
-  NoLiveScoresError,
-  UnknownProductError,
-} from '../../targeting/targeting.errors.ts';
-import { ApiError } from '../problem.ts';
 
 /**
  * Query parameters that refuse any parameter they do not name: a misspelt `tpo=5` is a 400
@@ -36,31 +28,6 @@ export const LIST_PARAMETERS = {
 };
 
 export const SkuParams = z.object({ sku: z.string().min(1).max(100).openapi({ example: 'SKU-BEA-001' }) });
-
-type SizeQuery = Partial<Record<'top' | 'percentile' | 'minScore' | 'expectedBuyers', number>>;
-
-export function listSize(query: SizeQuery): ListSize {
-  const given = (['top', 'percentile', 'minScore', 'expectedBuyers'] as const).filter((name) => query[name] !== undefined);
-  if (given.length > 1) {
-    throw new ApiError(400, 'Bad request', `query: give one of top, percentile, minScore, expectedBuyers, not ${given.join(' and ')}`, [
-      { where: `query.${given[1]}`, problem: `cannot be combined with ${given[0]}` },
-    ]);
-  }
-  if (given.length === 0) return { top: 1000 };
-  const name = given[0]!;
-  return { [name]: query[name] as number } as ListSize;
-}
-
-/** Why a list cannot be made, as the API says it. */
-export function targetingProblem(error: unknown): never {
-  if (error instanceof InvalidTargetRequestError) {
-    throw new ApiError(400, 'Bad request', `query.${error.message}`, [{ where: `query.${error.field}`, problem: error.message.slice(error.field.length + 1) }]);
-  }
-  if (error instanceof UnknownProductError) throw new ApiError(404, 'Unknown product', error.message);
-  if (error instanceof NoLiveScoresError) throw new ApiError(409, 'No live scores', error.message);
-  if (error instanceof ChannelClosedError) throw new ApiError(409, 'Channel closed', error.message);
-  throw error;
-}
 
 export const FunnelSchema = z.object({
   scored: z.number().int(), examined: z.number().int(), consentedForChannel: z.number().int(), notOpposed: z.number().int(),
