@@ -14,7 +14,7 @@ import { DomainError } from '../errors.ts';
 import { ApiError, domainProblem, problemBody, validationError } from './problem.ts';
 import { refuseDeepJson, refuseNulCharacters } from './request-guards.ts';
 import { registerRoutes } from './routes/index.ts';
-import { registerReviewPages } from '../ui/review.routes.tsx';
+import { createReviewPages } from '../ui/review.routes.tsx';
 
 /** Validation problems name the part of the request as a caller knows it. */
 const REQUEST_PART: Record<string, string> = { json: 'body', param: 'path', query: 'query', header: 'header', cookie: 'cookie', form: 'body' };
@@ -105,7 +105,8 @@ export function createApp(deps: ApiDependencies): OpenAPIHono<AppEnv> {
   app.use('/docs/assets/swagger-ui-dist/*', serveStatic({ root: swaggerAssets, rewriteRequestPath: (path) => path.replace(/^\/docs\/assets\/swagger-ui-dist/, '') }));
   app.get('/docs', swaggerUI({ url: '/openapi.json', baseUrl: '/docs/assets', title: 'cible API' }));
 
-  registerReviewPages(app);
+  // the review pages beside the API: their own app, sharing the request environment and the guards above
+  app.route('/ui', createReviewPages());
   app.notFound((c) => {
     const body = problemBody(new ApiError(404, 'Not found', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`), c.var.requestId);
     return c.json(body, 404, { 'content-type': 'application/problem+json' });

@@ -1,34 +1,12 @@
 import type { Kysely } from 'kysely';
 import { PSI_THRESHOLD } from '../../models/drift.ts';
 import type { Database } from '../db/database.ts';
-import {
-  type CalibrationInput,
-  type Chart,
-  driftChart,
-  funnelChart,
-  type GainsInput,
-  gainsChart,
-  type HistogramInput,
-  type HistoryInput,
-  historyChart,
-  importanceChart,
-  liftChart,
-  reliabilityChart,
-  type RocInput,
-  rocChart,
-  runDurationsChart,
-  scoreDistributionChart,
-  stageDurationsChart,
-} from './charts.ts';
-import {
-  type ModelChartHead,
-  type RunRow,
-  runConsentFunnel,
-  scoreSetProfile,
-  storedEvaluation,
-  trainingBins,
-  versionHistory,
-} from './review.repository.ts';
+import { runConsentFunnel, type StageTiming } from '../registry/pipeline-runs.repository.ts';
+import type { BaselineMetrics, GainsInput, RocInput, StoredEvaluation, VersionMetrics } from '../registry/model-metrics.ts';
+import type { Chart, Series } from './charts/chart.ts';
+import { gainsChart, importanceChart, liftChart, reliabilityChart, type RocSeries, rocChart, scoreDistributionChart } from './charts/evaluation.specs.ts';
+import { driftChart, funnelChart, type HistoryInput, historyChart, runDurationsChart, stageDurationsChart } from './charts/monitoring.specs.ts';
+import { type ModelChartHead, scoreSetProfile, storedEvaluation, trainingBins, versionHistory } from './model.repository.ts';
 import { computeDrift, type FeatureDrift, type FunnelView, funnelView } from './review.service.ts';
 
 /*
@@ -56,41 +34,52 @@ const NOT_RECORDED = 'not recorded for this version (trained before the review p
 
 // ---- sources of a model's charts ---------------------------------------------------------------
 
-/** The figures of one version's evaluation as stored (metrics.evaluation, baseline_metrics.rfm / bgnbd). */
-export interface StoredEvaluation {
-  rows?: number;
-  positives?: number;
-  baseRate?: number | null;
-  rocAuc?: number | null;
-  prAuc?: number | null;
-  logLoss?: number | null;
-  brier?: number | null;
-  expectedCalibrationError?: number | null;
-  gains?: Array<GainsInput & { cumulativeLift: number }>;
-}
-
-export type ModelEvaluation = StoredEvaluation & {
-  curves?: { roc?: RocInput[]; scoreHistogram?: HistogramInput[]; calibration?: CalibrationInput[] };
-  /** where versions before the curves kept their calibration bins */
-  reliability?: CalibrationInput[];
-};
+export type { StoredEvaluation } from '../registry/model-metrics.ts';
 
 /** The stored evaluation of a version: its own, both baselines', and the permutation importance. */
 export interface EvaluationData {
-  model: ModelEvaluation | null;
+  model: StoredEvaluation | null;
   rfm: StoredEvaluation | null;
   bgnbd: StoredEvaluation | null;
   importance: Array<{ group: string; aucDrop: number | null }> | null;
 }
 
-/** Reads the evaluation out of a version's `metrics` and `baseline_metrics` (whole, or the parts `storedEvaluation` selects). */
-export function evaluationData(metrics: Record<string, unknown>, baselineMetrics: Record<string, unknown>): EvaluationData {
-  return {
-    model: (metrics.evaluation ?? null) as ModelEvaluation | null,
-    rfm: (baselineMetrics.rfm ?? null) as StoredEvaluation | null,
-    bgnbd: (baselineMetrics.bgnbd ?? null) as StoredEvaluation | null,
-    importance: (metrics.importance ?? null) as EvaluationData['importance'],
-  };
+/** The evaluation out of a version's metrics and baseline metrics, as the typed readers read them. */
+export function evaluationData(metrics: Pick<VersionMetrics, 'evaluation' | 'importance'>, baselineMetrics: BaselineMetrics): EvaluationData {
+  return { model: metrics.evaluation, rfm: baselineMetrics.rfm, bgnbd: baselineMetrics.bgnbd, importance: metrics.importance };
+}
+
+/**
+ * A baseline's ROC points at its decile cut-offs, from its gains table: selecting the top share
+ * q of people reaches the share g of buyers (the true positive rate), and q·n − g·P non-buyers,
+ * so the false positive rate is (q − g·b) / (1 − b) with b the base rate. Exact at each cut-off;
+ * the pipelines store a baseline's full curve only when it wins.
+ */
+export function rocAtDeciles(gains: readonly GainsInput[] | undefined, baseRate: number | null | undefined): RocInput[] {
+  if (!gains?.length || baseRate == null || !(baseRate > 0 && baseRate < 1)) return [];
+  const points: RocInput[] = [{ falsePositiveRate: 0, truePositiveRate: 0 }];
+  let selected = 0;
+  for (const row of gains) {
+    selected += row.populationShare;
+    if (!Number.isFinite(row.cumulativeGain)) return [];
+    const fpr = (selected - row.cumulativeGain * baseRate) / (1 - baseRate);
+    points.push({ falsePositiveRate: Math.min(1, Math.max(0, fpr)), truePositiveRate: Math.min(1, Math.max(0, row.cumulativeGain)) });
+  }
+  const last = points[points.length - 1]!;
+  if (last.falsePositiveRate < 1 - 1e-9 || last.truePositiveRate < 1 - 1e-9) points.push({ falsePositiveRate: 1, truePositiveRate: 1 });
+  return points;
+}
+
+/** The ROC curves of a version: the model's, and each baseline's (its full curve when stored, else its decile cut-offs). */
+export function rocSeries(e: EvaluationData): RocSeries[] {
+  const series: RocSeries[] = [{ series: 'model', points: e.model?.curves?.roc ?? [], auc: e.model?.rocAuc ?? null, resolution: 'curve' }];
+  for (const [name, baseline] of [['RFM', e.rfm], ['BG/NBD', e.bgnbd]] as Array<[Series, StoredEvaluation | null]>) {
+    if (!baseline) continue;
+    const full = baseline.curves?.roc ?? [];
+    const points = full.length > 0 ? full : rocAtDeciles(baseline.gains, baseline.baseRate);
+    if (points.length > 0) series.push({ series: name, points, auc: baseline.rocAuc ?? null, resolution: full.length > 0 ? 'curve' : 'deciles' });
+  }
+  return series;
 }
 
 export interface DriftData {
@@ -165,7 +154,7 @@ const gainsOf = (e: EvaluationData) => ({ model: e.model?.gains ?? null, RFM: e.
 /** The charts of a model page, in the order the page shows them; the key is the chart's name in its address. */
 export const MODEL_CHARTS = {
   roc: define('evaluation', (e) =>
-    e.model?.curves?.roc?.length ? entry(rocChart(e.model.curves.roc, e.model.rocAuc ?? null)) : missingChart('roc', 'ROC curve', `ROC curve ${NOT_RECORDED}.`),
+    e.model?.curves?.roc?.length ? entry(rocChart(rocSeries(e))) : missingChart('roc', 'ROC curve', `ROC curve ${NOT_RECORDED}.`),
   ),
   gains: define('evaluation', (e) => (e.model?.gains?.length ? entry(gainsChart(gainsOf(e))) : missingChart('gains', 'Cumulative gains', `Gains ${NOT_RECORDED}.`))),
   lift: define('evaluation', (e) => (e.model?.gains?.length ? entry(liftChart(gainsOf(e))) : missingChart('lift', 'Lift by decile', `Lift ${NOT_RECORDED}.`))),
@@ -185,7 +174,7 @@ export const MODEL_CHARTS = {
   ),
   history: define('history', (history) => entry(historyChart(history))),
   drift: define('drift', ({ drift, note }) =>
-    drift.length > 0 ? entry(driftChart(drift.map((d) => ({ feature: d.feature, psi: d.psi })), PSI_THRESHOLD)) : missingChart('drift', 'Input drift', note ?? ''),
+    drift.length > 0 ? entry(driftChart(drift.map((d) => ({ feature: d.feature, psi: d.psi, exempt: d.exempt !== null })), PSI_THRESHOLD)) : missingChart('drift', 'Input drift', note ?? ''),
   ),
   funnel: define('funnel', (funnel) =>
     funnel ? entry(funnelChart(funnel.population, funnel.channels)) : missingChart('funnel', 'Consent funnel', 'No consent funnel was recorded with the live scores.'),
@@ -219,7 +208,7 @@ async function loadSource<S extends ModelChartSource>(db: Kysely<Database>, head
 
 // ---- sources of the runs' charts ---------------------------------------------------------------
 
-type Timed = Pick<RunRow, 'id' | 'status' | 'stages'>;
+type Timed = { id: number; status: string; stages: StageTiming[] };
 
 /** Time in stages of the runs listed on a page of the runs list; null when none of them has a timing. */
 export function runDurationsEntry(runs: readonly Timed[]): ChartEntry | null {
@@ -229,6 +218,6 @@ export function runDurationsEntry(runs: readonly Timed[]): ChartEntry | null {
 }
 
 /** The stages of one run. */
-export function stagesEntry(stages: RunRow['stages']): ChartEntry {
+export function stagesEntry(stages: readonly StageTiming[]): ChartEntry {
   return stages.length > 0 ? entry(stageDurationsChart(stages)) : missingChart('stages', 'Stage durations', 'No stage finished in this run.');
 }

@@ -1,7 +1,7 @@
 import type { Child, FC } from 'hono/jsx';
 import { raw } from 'hono/html';
 import type { MissingChart as MissingChartEntry } from './chart-sources.ts';
-import type { Chart } from './charts.ts';
+import type { Chart } from './charts/chart.ts';
 
 /** Who is signed in, as the header shows it. */
 export interface Viewer {

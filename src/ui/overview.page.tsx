@@ -86,6 +86,41 @@ const Row: FC<{ entry: OverviewEntry }> = ({ entry }) => {
   );
 };
 
+/** The catalogue's products that no run modelled: a row each, with why. */
+const NeverModelled: FC<{ entries: OverviewEntry[] }> = ({ entries }) => (
+  <details id="never-modelled" open={entries.length <= 50}>
+    <summary>
+      <h2 style="display: inline">Products without a model ({f.count(entries.length)})</h2>
+    </summary>
+    <p class="hint">
+      In the catalogue, but no run has modelled them: a product is modelled once enough people bought it in each of the two latest windows before a run. Their pages say
+      what the latest run required.
+    </p>
+    <table id="unmodelled">
+      <thead>
+        <tr>
+          <th scope="col">product</th>
+          <th scope="col">status and reason</th>
+        </tr>
+      </thead>
+      <tbody>
+        {entries.map((entry) => (
+          <tr data-target={entry.label} data-status={entry.status}>
+            <td>
+              <a href={modelPath(entry.target)}>{targetName(entry)}</a>
+              {entry.name ? <div class="muted">{entry.name}</div> : null}
+            </td>
+            <td class="status">
+              <Badge status={entry.status} />
+              <div class="reason">{entry.reason}</div>
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  </details>
+);
+
 export const OverviewPage: FC<{
   viewer: Viewer;
   entries: OverviewEntry[];
@@ -96,12 +131,16 @@ export const OverviewPage: FC<{
   const counts = new Map<ReviewStatus, number>();
   for (const entry of entries) counts.set(entry.status, (counts.get(entry.status) ?? 0) + 1);
   const withProblems = entries.filter((entry) => entry.problems.length > 0).length;
+  // products no run looked at (too few buyers) get their own table: a large catalogue would bury the models
+  const neverModelled = entries.filter((entry) => entry.model === null && entry.outcome === null);
+  const judged = entries.filter((entry) => entry.model !== null || entry.outcome !== null);
   return (
     <Layout title="Models" viewer={viewer} active="models">
       <h1>Models</h1>
       <p class="lead">
         {f.count(entries.length)} targets: {f.count(counts.get('promoted') ?? 0)} promoted, {f.count(counts.get('kept old') ?? 0)} kept old,{' '}
-        {f.count(counts.get('rejected') ?? 0)} rejected, {f.count(counts.get('not enough data') ?? 0)} without enough data; {f.count(withProblems)} with problems.{' '}
+        {f.count(counts.get('rejected') ?? 0)} rejected, {f.count(counts.get('not enough data') ?? 0)} without enough data
+        {neverModelled.length > 0 ? ` (${f.count(neverModelled.length)} never modelled, listed below the models)` : ''}; {f.count(withProblems)} with problems.{' '}
         {latestRun ? (
           <>
             Statuses as of the latest pipeline run, <a href={`/ui/runs/${latestRun.id}`}>#{latestRun.id}</a> (finished {f.dateTime(latestRun.finishedAt)}).
@@ -110,7 +149,7 @@ export const OverviewPage: FC<{
           'No pipeline run has finished yet.'
         )}
       </p>
-      {entries.length === 0 ? (
+      {judged.length === 0 ? (
         <div class="notice">No model yet: run the pipeline (`cible pipeline run`) and come back.</div>
       ) : (
         <div class="scroll">
@@ -140,13 +179,14 @@ export const OverviewPage: FC<{
             </tr>
           </thead>
           <tbody>
-            {entries.map((entry) => (
+            {judged.map((entry) => (
               <Row entry={entry} />
             ))}
           </tbody>
         </table>
         </div>
       )}
+      {neverModelled.length > 0 ? <NeverModelled entries={neverModelled} /> : null}
     </Layout>
   );
 };

@@ -3,7 +3,7 @@ import type { LiveScoreRow } from '../rights/access.repository.ts';
 import * as f from './format.ts';
 import { Layout, type Viewer } from './layout.tsx';
 import { modelPath } from './paths.ts';
-import type { PersonRecord } from './review.repository.ts';
+import type { PersonRecord } from './person.repository.ts';
 
 const LookupForms: FC<{ error?: string }> = ({ error }) => (
   <>

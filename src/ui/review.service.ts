@@ -1,6 +1,9 @@
 import { featurePsi, PSI_THRESHOLD } from '../../models/drift.ts';
 import { type ModelTarget, targetLabel } from '../registry/model-catalog.repository.ts';
-import type { OverviewModelRow, RecordedFunnel, RunOutcome, ScoredProfile } from './review.repository.ts';
+import type { RunOutcome } from '../registry/pipeline-runs.repository.ts';
+import type { RecordedFunnel } from '../registry/run-summary.ts';
+import type { ScoredProfile } from './model.repository.ts';
+import type { OverviewModelRow } from './overview.repository.ts';
 
 /*
  * What the review pages conclude from the registry: a status and the problems of each model,
@@ -76,8 +79,16 @@ function problemsOf(row: OverviewModelRow | null, status: ReviewStatus): string[
   return problems;
 }
 
-/** One entry per model, plus the targets the latest run found without enough data and that have no model. */
-export function buildOverview(rows: readonly OverviewModelRow[], outcomes: ReadonlyMap<string, RunOutcome>): OverviewEntry[] {
+/**
+ * One entry per model, plus the targets without a model: those the latest run found without
+ * enough data, and the catalogue's products no run has modelled (a run records only the
+ * targets it looked at, so a product bought too rarely appears in no run's report).
+ */
+export function buildOverview(
+  rows: readonly OverviewModelRow[],
+  outcomes: ReadonlyMap<string, RunOutcome>,
+  productsWithoutModel: ReadonlyArray<{ sku: string; name: string }> = [],
+): OverviewEntry[] {
   const entries: OverviewEntry[] = [];
   const seen = new Set<string>();
   for (const row of rows) {
@@ -92,7 +103,16 @@ export function buildOverview(rows: readonly OverviewModelRow[], outcomes: Reado
     const [kind, ...rest] = label.split(':');
     const target: ModelTarget = kind === 'any' ? { kind: 'any', key: 'any' } : { kind: kind as ModelTarget['kind'], key: rest.join(':') };
     const { status, reason } = statusOf(null, outcome);
+    seen.add(label);
     entries.push({ target, label, name: null, model: null, outcome, status, reason, problems: problemsOf(null, status) });
+  }
+  for (const product of productsWithoutModel) {
+    const target: ModelTarget = { kind: 'product', key: product.sku };
+    const label = targetLabel(target);
+    if (seen.has(label)) continue;
+    const outcome = outcomes.get(label) ?? null;
+    const reason = outcome ? outcome.reason : 'never modelled: too few buyers when the runs chose their targets';
+    entries.push({ target, label, name: product.name, model: null, outcome, status: 'not enough data', reason, problems: problemsOf(null, 'not enough data') });
   }
   return entries;
 }
@@ -162,10 +182,25 @@ export function sortOverview(entries: readonly OverviewEntry[], key: SortKey, di
   });
 }
 
+/**
+ * Features that grow with time by construction: between the training cutoff and the scoring
+ * date every person's value moves by the same number of days, so their PSI measures the gap
+ * between the two dates, not a change in the people. Their PSI is shown, never flagged.
+ */
+export const TIME_GROWING_FEATURES: Readonly<Record<string, string>> = {
+  tenure_days:
+    'days since the first purchase: everyone is older by the days between the training cutoff and the scoring date, so its PSI measures that gap, not a change in the people',
+  history_covers_last_year:
+    'whether the first purchase is a year old or more: it turns from 0 to 1 for everyone whose first purchase passes the year mark between the training cutoff and the scoring date, so its PSI measures that gap, not a change in the people',
+};
+
 export interface FeatureDrift {
   feature: string;
   psi: number;
+  /** above the threshold, and not a feature that grows with time */
   flagged: boolean;
+  /** why the feature is never flagged (it grows with time by construction), else null */
+  exempt: string | null;
   edges: number[];
   /** shares per bin, the missing values last */
   training: number[];
@@ -183,7 +218,8 @@ export function computeDrift(
     const later = scored[feature];
     if (!later || later.shares.length !== reference.shares.length) continue;
     const psi = featurePsi(reference, later);
-    drift.push({ feature, psi, flagged: psi > PSI_THRESHOLD, edges: reference.edges, training: [...reference.shares, reference.missing], scored: [...later.shares, later.missing] });
+    const exempt = TIME_GROWING_FEATURES[feature] ?? null;
+    drift.push({ feature, psi, flagged: exempt === null && psi > PSI_THRESHOLD, exempt, edges: reference.edges, training: [...reference.shares, reference.missing], scored: [...later.shares, later.missing] });
   }
   return drift.sort((a, b) => b.psi - a.psi || a.feature.localeCompare(b.feature));
 }

@@ -2,7 +2,7 @@ import type { FC } from 'hono/jsx';
 import * as f from './format.ts';
 import { Badge, type ChartSlot, ChartOrMissing, Layout, type Viewer } from './layout.tsx';
 import { modelPath, targetFromPath } from './paths.ts';
-import type { RunDetail, RunPart, RunRow } from './review.repository.ts';
+import type { RunDetail, RunListEntry as RunRow, RunPart } from '../registry/pipeline-runs.repository.ts';
 
 function outcomeSummary(outcomes: Record<string, number>): string {
   const parts = Object.entries(outcomes)

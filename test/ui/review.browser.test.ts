@@ -90,6 +90,9 @@ describe('in a browser', () => {
 
       await expect.poll(() => page.locator('table#models tbody tr').count()).toBeGreaterThan(3);
       expect(await page.locator('h1').textContent()).toBe('Models');
+      // a product no run modelled has its own row, below the models
+      expect(await page.locator('table#unmodelled tr[data-target="product:PL-RARE"][data-status="not enough data"]').count()).toBe(1);
+      expect(await page.locator('p.lead').textContent()).toMatch(/\d+ never modelled/);
       await page.screenshot({ path: `${ARTIFACTS}overview.png`, fullPage: true });
 
       // sorting works by following header links (no script on the page)
@@ -120,6 +123,46 @@ describe('in a browser', () => {
         expect(dataMarks(svg), `data marks in the ${chart.id} chart`).toBeGreaterThan(0);
       }
       await page.screenshot({ path: `${ARTIFACTS}model.png`, fullPage: true });
+      expect(await page.locator('#drift-exempt-tenure_days').textContent()).toContain('is never flagged');
+
+      // the review fixes as the browser draws them, each chart opened on its own and kept as a picture
+      const modelUrl = page.url();
+      const src = (id: string) => `${base}${charts.find((chart) => chart.id === id)!.src}`;
+      await page.goto(src('history'));
+      const ticks = await page.$$eval('g.role-axis', (axes) => axes.map((axis) => [...axis.querySelectorAll('g.role-axis-label text')].map((text) => text.textContent ?? '')));
+      expect(ticks.length).toBe(2);
+      for (const labels of ticks) expect(new Set(labels).size, labels.join(' ')).toBe(labels.length);
+      await page.screenshot({ path: `${ARTIFACTS}chart-history.png` });
+
+      await page.goto(src('drift'));
+      // no axis title drawn over a feature name: their boxes as laid out do not meet
+      const overlaps = await page.$$eval('svg', ([svg]) => {
+        const boxes = (selector: string) => [...svg!.querySelectorAll(selector)].map((element) => element.getBoundingClientRect());
+        const titles = boxes('g.role-axis-title text');
+        const labels = boxes('g.role-axis-label text');
+        return titles.flatMap((t) => labels.filter((l) => t.left < l.right && l.left < t.right && t.top < l.bottom && l.top < t.bottom)).length;
+      });
+      expect(overlaps).toBe(0);
+      expect(await page.locator('g.role-legend-label text', { hasText: 'grows with time (not flagged)' }).count()).toBe(1);
+      await page.screenshot({ path: `${ARTIFACTS}chart-drift.png` });
+
+      await page.goto(src('roc'));
+      const legend = await page.$$eval('g.role-legend-label text', (texts) => texts.map((text) => text.textContent ?? ''));
+      for (const series of ['model', 'RFM', 'BG/NBD']) expect(legend.some((label) => label.startsWith(`${series}, AUC`)), series).toBe(true);
+      // chance, the model and both baselines: one line each
+      expect(await page.locator('g.mark-line path').count()).toBe(4);
+      await page.screenshot({ path: `${ARTIFACTS}chart-roc.png` });
+
+      // the feature profile: sections by feature group, each reached from the list of links at the top
+      await page.goto(`${modelUrl}/features`);
+      const groups = await page.$$eval('nav#feature-groups a', (links) => links.map((link) => link.getAttribute('href') ?? ''));
+      expect(groups.length).toBeGreaterThan(3);
+      expect(await page.locator('details.feature-group').count()).toBe(groups.length);
+      const product = groups.find((href) => href.startsWith('#group-product-'))!;
+      await page.click(`nav#feature-groups a[href="${product}"]`);
+      expect(new URL(page.url()).hash).toBe(product);
+      await page.screenshot({ path: `${ARTIFACTS}features.png`, fullPage: true });
+      await page.goto(modelUrl);
 
       const link = page.locator('table#top a').first();
       const href = await link.getAttribute('href');

@@ -1,6 +1,8 @@
 import { Kysely, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { featurePsi, PSI_THRESHOLD } from '../../models/drift.ts';
+import { TIME_GROWING_FEATURES } from '../../src/ui/review.service.ts';
+import { axisTickLabels, axisTitles, legendLabels, linePaths } from './chart-svg.ts';
 import { createApp } from '../../src/api/app.ts';
 import { revokeApiKey, createApiKey } from '../../src/auth/api-key.repository.ts';
 import type { Role } from '../../src/auth/api-key.table.ts';
@@ -188,7 +190,9 @@ describe('roles', () => {
 
 describe('the overview', () => {
   it('has one row per model with its status and reason, problems first, sortable by links', async () => {
-    const html = await (await page('data_scientist', '/ui/models')).text();
+    const page_ = await (await page('data_scientist', '/ui/models')).text();
+    // the models' table; the products no run modelled follow in a table of their own
+    const html = page_.split('<table id="unmodelled"')[0]!;
     const targets = [...html.matchAll(/data-target="([^"]+)" data-status="([^"]+)"/g)].map((m) => ({ target: m[1]!, status: m[2]! }));
     const models = await api.database.db.selectFrom('models').select(['target_kind', 'target_key']).execute();
     expect(targets.length).toBe(models.length);
@@ -206,6 +210,29 @@ describe('the overview', () => {
     expect(html).toContain('ROC AUC (0–1)');
     expect(html).toContain('lift, top decile (× base rate)');
     expect(html).toContain('calibration error, ECE (pp)');
+  });
+
+  it('lists every catalogue product without a model, one row each, and counts them', async () => {
+    const html = await (await page('data_scientist', '/ui/models')).text();
+    const unmodelled = await api.database.db
+      .selectFrom('products as p')
+      .leftJoin('models as m', (join) => join.onRef('m.target_key', '=', 'p.sku').on('m.target_kind', '=', 'product'))
+      .select('p.sku')
+      .where('m.id', 'is', null)
+      .orderBy('p.sku')
+      .execute();
+    expect(unmodelled.map((row) => row.sku)).toContain('PL-RARE');
+    const table = /<table id="unmodelled">([\s\S]*?)<\/table>/.exec(html)?.[1] ?? '';
+    const rows = [...table.matchAll(/data-target="product:([^"]+)" data-status="([^"]+)"/g)].map((m) => ({ sku: m[1]!, status: m[2]! }));
+    expect(rows.map((row) => row.sku)).toEqual(unmodelled.map((row) => row.sku));
+    expect(rows.every((row) => row.status === 'not enough data')).toBe(true);
+    expect(table).toContain('href="/ui/models/PL-RARE"');
+    // the lead's count of targets without enough data includes them
+    const lead = /<p class="lead">([\s\S]*?)<\/p>/.exec(html)?.[1] ?? '';
+    const notEnough = Number(/(\d+) without enough data/.exec(lead)?.[1]);
+    expect(notEnough).toBeGreaterThanOrEqual(rows.length);
+    expect(lead).toContain(`${rows.length} never modelled`);
+    expect([...html.matchAll(/data-status="not enough data"/g)].length).toBe(notEnough);
   });
 
   it('sorts by AUC both ways, rows without a champion last', async () => {
@@ -408,16 +435,67 @@ describe('a model page', () => {
       expect(later.shares.reduce((a, b) => a + b, 0) + later.missing, feature).toBeCloseTo(1, 9);
     }
     const psi = Object.entries(training).map(([feature, bins]) => ({ feature, psi: featurePsi(bins, scored.bins[feature]!) }));
-    const flagged = psi.filter((entry) => entry.psi > PSI_THRESHOLD);
+    // features that grow with time by construction are shown, never flagged, and the page says why
+    const flagged = psi.filter((entry) => entry.psi > PSI_THRESHOLD && !(entry.feature in TIME_GROWING_FEATURES));
+    const exempt = psi.filter((entry) => entry.feature in TIME_GROWING_FEATURES);
+    expect(exempt.map((entry) => entry.feature)).toContain('tenure_days');
 
     const html = await (await page('data_scientist', `/ui/models/${sku}`)).text();
     expect(html).toContain(`${flagged.length} of ${psi.length} features above ${PSI_THRESHOLD} (flagged)`);
     for (const entry of flagged) expect(html).toContain(`<th scope="row">${entry.feature}</th><td class="num">${entry.psi.toFixed(3)}</td>`);
+    expect(html).not.toContain('<th scope="row">tenure_days</th>');
+    for (const entry of exempt) expect(html).toContain(`id="drift-exempt-${entry.feature}">${entry.feature} (PSI ${entry.psi.toFixed(3)}) is never flagged: `);
+    const driftSvg = await (await page('data_scientist', `/ui/models/${sku}/charts/drift.svg`)).text();
+    expect(legendLabels(driftSvg)).toContain('grows with time (not flagged)');
 
     const features = await (await page('data_scientist', `/ui/models/${sku}/features`)).text();
     for (const entry of psi) expect(features).toContain(`data-feature="${entry.feature}"`);
     expect(features).toContain('danfojs');
     expect(features).toContain('decile edges');
+    expect(features).toMatch(/data-feature="tenure_days">[\s\S]*?\(grows with time, not flagged\)/);
+  });
+
+  it('groups the feature profile in sections, each reachable from a list of links', async () => {
+    const html = await (await page('data_scientist', `/ui/models/${await championSku()}/features`)).text();
+    const nav = /<nav id="feature-groups"[^>]*>([\s\S]*?)<\/nav>/.exec(html)?.[1] ?? '';
+    const links = [...nav.matchAll(/href="#([^"]+)"/g)].map((m) => m[1]!);
+    const sections = [...html.matchAll(/<details class="feature-group" id="([^"]+)"( open="")?>/g)].map((m) => ({ id: m[1]!, open: m[2] !== undefined }));
+    expect(links.length).toBeGreaterThan(3);
+    expect(links).toEqual(sections.map((section) => section.id));
+    expect(new Set(links).size).toBe(links.length);
+    for (const id of ['group-person-recency', 'group-person-tenure']) expect(links).toContain(id);
+    expect(links.some((id) => id.startsWith('group-product-'))).toBe(true);
+    // each section holds its own table; together they hold every feature once
+    const rows = [...html.matchAll(/<tr[^>]*data-feature="([^"]+)"/g)].map((m) => m[1]!);
+    expect(new Set(rows).size).toBe(rows.length);
+    expect([...html.matchAll(/<table class="features">/g)].length).toBe(sections.length);
+    // the person features open, a product's history folded unless it drifted
+    expect(sections.find((section) => section.id === 'group-person-recency')?.open).toBe(true);
+  });
+
+  it('draws the AUC history with distinct tick labels, the drift without an axis title over the names, and the baselines on the ROC chart', async () => {
+    const sku = await championSku();
+    const svg = async (chart: string) => {
+      const response = await page('data_scientist', `/ui/models/${sku}/charts/${chart}.svg`);
+      expect(response.status, chart).toBe(200);
+      return response.text();
+    };
+    const history = await svg('history');
+    const axes = axisTickLabels(history);
+    expect(axes.length).toBe(2);
+    for (const labels of axes) expect(new Set(labels).size, labels.join(' ')).toBe(labels.length);
+    expect(axes.some((labels) => labels.includes('v1') && labels.includes('v2'))).toBe(true);
+
+    const drift = await svg('drift');
+    expect(axisTitles(drift)).toEqual([expect.stringMatching(/^PSI/)]);
+
+    const roc = await svg('roc');
+    const legend = legendLabels(roc);
+    expect(legend.some((label) => label.startsWith('model, AUC'))).toBe(true);
+    expect(legend.some((label) => label.startsWith('RFM, AUC'))).toBe(true);
+    expect(legend.some((label) => label.startsWith('BG/NBD, AUC'))).toBe(true);
+    // chance, the model and both baselines
+    expect(linePaths(roc)).toBe(4);
   });
 
   it('links the top-scored people by internal id only, and the person view explains one person', async () => {
