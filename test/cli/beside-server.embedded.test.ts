@@ -43,11 +43,16 @@ async function serve(): Promise<Server> {
   child.stdout!.on('data', (chunk) => (output += chunk));
   child.stderr!.on('data', (chunk) => (output += chunk));
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  // a server that neither listens nor exits (a start-up failure that leaves it running) fails the test with its output
+  const deadline = Date.now() + 240_000;
   await new Promise<void>((resolve, reject) => {
     const check = () => {
       if (output.includes('listening on')) resolve();
       else if (child.exitCode !== null) reject(new Error(`cible serve exited with ${child.exitCode}: ${output}`));
-      else setTimeout(check, 200);
+      else if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        reject(new Error(`cible serve did not listen within 240 s: ${output}`));
+      } else setTimeout(check, 200);
     };
     check();
   });
