@@ -7,7 +7,7 @@ const f3 = (value: number | null | undefined, width = 5) =>
 const interval = (value: { auc: number; low: number; high: number } | null | undefined) =>
   value ? `${value.auc.toFixed(3)} [${value.low.toFixed(3)}, ${value.high.toFixed(3)}]` : 'n/a';
 
-const auc = (metrics: unknown) => f3((metrics as { rocAuc?: number } | null | undefined)?.rocAuc);
+const auc = (evaluation: { rocAuc?: number | null } | null) => f3(evaluation?.rocAuc);
 
 export function registerModelCommands(program: Command): void {
   const models = program.command('models').description('the model registry: champions, versions, metrics, lineage');
@@ -39,7 +39,10 @@ export function registerModelCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action((target: string, flags: { json?: boolean }) =>
       withContext({ migrate: true }, async (context) => {
-        const { findModel, parseModelTarget, targetLabel } = await import('../registry/model-catalog.repository.ts');
+        const [{ findModel, parseModelTarget, targetLabel }, { readBaselineMetrics, readVersionMetrics }] = await Promise.all([
+          import('../registry/model-catalog.repository.ts'),
+          import('../registry/model-metrics.ts'),
+        ]);
         const wanted = parseModelTarget(target);
         const model = await findModel(context.database.db, wanted);
         if (!model || model.versions.length === 0) throw new UserError(`no model for ${wanted.kind} "${wanted.key}"; see cible models list`);
@@ -49,31 +52,33 @@ export function registerModelCommands(program: Command): void {
         }
         const label = targetLabel(model.target);
         for (const version of model.versions) {
-          const { lineage, metrics, baselineMetrics } = version;
-          const evaluation = metrics.evaluation as Record<string, number> | null | undefined;
+          const { lineage } = version;
+          const metrics = readVersionMetrics(version.metrics);
+          const baselineMetrics = readBaselineMetrics(version.baselineMetrics);
+          const evaluation = metrics.evaluation;
           console.log(`${label} v${version.version} ${version.status} (${version.algorithm}), run ${lineage.runId}`);
           console.log(`  decision: ${version.decisionReason ?? '-'}`);
-          const design = metrics.evaluationDesign as { kind: string; reason: string } | undefined;
+          const design = metrics.evaluationDesign;
           console.log(`  evaluation design: ${design ? design.reason : 'out-of-time (recorded before designs were)'}`);
-          const candidates = metrics.candidates as Record<string, { auc: number; low: number; high: number } | null> | undefined;
+          const candidates = metrics.candidates;
           if (candidates) {
-            const margin = metrics.margin as { over: string; difference: number; low: number; high: number } | null | undefined;
+            const margin = metrics.margin;
             console.log(`  candidates (ROC AUC, 95% DeLong interval): ${Object.entries(candidates).map(([name, value]) => `${name} ${interval(value)}`).join(', ')}`);
             console.log(`  winner: ${version.algorithm}${margin ? `, ahead of ${margin.over} by ${margin.difference.toFixed(3)} [${margin.low.toFixed(3)}, ${margin.high.toFixed(3)}] (paired DeLong)` : ''}`);
           }
-          const champion = metrics.champion as { version: number; algorithm?: string; auc: number | null; difference?: { difference: number; low: number; high: number } | null } | null | undefined;
+          const champion = metrics.champion;
           if (champion?.difference) {
             console.log(`  against champion v${champion.version} (${champion.algorithm}) on the same rows: ${champion.difference.difference.toFixed(3)} [${champion.difference.low.toFixed(3)}, ${champion.difference.high.toFixed(3)}]`);
           }
           console.log(`  lineage: consent snapshot ${lineage.consentSnapshotAt.toISOString()} (${lineage.populationSize} people), cutoff ${lineage.trainingCutoff.toISOString().slice(0, 10)}, horizon ${lineage.horizonDays} d, code ${lineage.codeVersion}, data sha256 ${lineage.trainingDataHash.slice(0, 16)}…, ${lineage.features.length} features`);
           if (evaluation) {
-            const f = (name: string) => (typeof evaluation[name] === 'number' ? (evaluation[name] as number).toFixed(3) : 'n/a');
-            console.log(`  evaluation: ROC AUC ${f('rocAuc')} ${interval(metrics.aucInterval as { auc: number; low: number; high: number } | undefined)}, PR AUC ${f('prAuc')}, log loss ${f('logLoss')}, Brier ${f('brier')}, ECE ${f('expectedCalibrationError')}; baselines RFM ${auc(baselineMetrics.rfm).trim()}, BG/NBD ${auc(baselineMetrics.bgnbd).trim()}`);
-            const gains = (evaluation as unknown as { gains?: Array<{ decile: number; lift: number; cumulativeGain: number }> }).gains ?? [];
+            const f = (value: number | null | undefined) => (typeof value === 'number' ? value.toFixed(3) : 'n/a');
+            console.log(`  evaluation: ROC AUC ${f(evaluation.rocAuc)} ${interval(metrics.aucInterval)}, PR AUC ${f(evaluation.prAuc)}, log loss ${f(evaluation.logLoss)}, Brier ${f(evaluation.brier)}, ECE ${f(evaluation.expectedCalibrationError)}; baselines RFM ${auc(baselineMetrics.rfm).trim()}, BG/NBD ${auc(baselineMetrics.bgnbd).trim()}`);
+            const gains = evaluation.gains ?? [];
             console.log(`  lift by decile: ${gains.map((g) => g.lift.toFixed(2)).join(' ')}`);
             console.log(`  cumulative gains: ${gains.map((g) => g.cumulativeGain.toFixed(2)).join(' ')}`);
           }
-          const importance = (metrics.importance as Array<{ group: string; aucDrop: number | null }> | undefined) ?? [];
+          const importance = metrics.importance ?? [];
           if (importance.length > 0) {
             console.log(`  importance (AUC drop): ${importance.slice(0, 5).map((i) => `${i.group} ${(i.aucDrop ?? 0).toFixed(3)}`).join(', ')}`);
           }

@@ -75,8 +75,8 @@ export interface VersionMetrics {
   candidates: Record<string, AucInterval | null> | null;
   margin: { over: string; difference: number; low: number; high: number } | null;
   importance: Array<{ group: string; aucDrop: number | null }> | null;
-  /** the previous champion judged on this version's window */
-  champion: { version: number; algorithm?: string; auc: number | null } | null;
+  /** the previous champion judged on this version's window, and the paired difference with it */
+  champion: { version: number; algorithm?: string; auc: number | null; difference?: { difference: number; low: number; high: number } | null } | null;
 }
 
 export function readVersionMetrics(json: unknown): VersionMetrics {
@@ -90,7 +90,15 @@ export function readVersionMetrics(json: unknown): VersionMetrics {
     candidates: part(z.record(z.string(), Interval.nullable().catch(null)), metrics.candidates),
     margin: part(z.object({ over: z.string(), difference: finite, low: finite, high: finite }), metrics.margin),
     importance: part(Importance, metrics.importance),
-    champion: part(z.object({ version: finite, algorithm: z.string().optional(), auc: figure }), metrics.champion),
+    champion: part(
+      z.object({
+        version: finite,
+        algorithm: z.string().optional(),
+        auc: figure,
+        difference: z.object({ difference: finite, low: finite, high: finite }).nullable().optional().catch(null),
+      }),
+      metrics.champion,
+    ),
   };
 }
 

@@ -144,7 +144,7 @@ export const FeaturesPage: FC<{
         // the person features open; each category's and product's history folded unless it drifted
         <details class="feature-group" id={section.id} open={section.title.startsWith('person') || section.rows.some(isFlagged)}>
           <summary>
-            <h2 style="display: inline">{section.title}</h2> <span class="muted">({f.count(section.rows.length)} features)</span>
+            <h2 style="display: inline">{section.title}</h2> <span class="muted">({f.count(section.rows.length)} {section.rows.length === 1 ? 'feature' : 'features'})</span>
           </summary>
           <FeatureTable rows={section.rows} />
         </details>

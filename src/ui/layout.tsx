@@ -31,6 +31,11 @@ th a:hover { text-decoration: underline; }
 td.num { text-align: right; white-space: nowrap; }
 th.num { text-align: right; }
 table#models { font-size: 12.5px; }
+/* the feature profile's sections line their columns up */
+table.features { table-layout: fixed; }
+table.features th:nth-child(1) { width: 17rem; overflow-wrap: anywhere; }
+table.features th:nth-child(9) { width: 16rem; }
+details.feature-group > summary { cursor: pointer; margin-top: 1rem; }
 table#models td.when { min-width: 8.5rem; }
 table#models td:first-child { min-width: 8rem; }
 table#models td.status { min-width: 15rem; }
