@@ -111,7 +111,7 @@ export function buildOverview(
     const label = targetLabel(target);
     if (seen.has(label)) continue;
     const outcome = outcomes.get(label) ?? null;
-    const reason = outcome ? outcome.reason : 'never modelled: too few buyers when the runs chose their targets';
+    const reason = outcome ? outcome.reason : 'no run has modelled it: fewer buyers than a run requires, or added to the catalogue since the latest run';
     entries.push({ target, label, name: product.name, model: null, outcome, status: 'not enough data', reason, problems: problemsOf(null, 'not enough data') });
   }
   return entries;
