@@ -3,11 +3,10 @@ import type { AppContext } from '../src/context.ts';
 import { type ChannelFunnel, channelFunnel } from '../src/consent/eligibility.ts';
 import type { Database } from '../src/db/database.ts';
 import { ensureModel, finishRun, insertVersion, promoteVersion } from '../src/registry/registry.repository.ts';
-import type { PipelineReport, StageFigure } from './run-pipeline.ts';
+import type { PipelineReport, StageFigure, TrainingPlan } from './run-types.ts';
 import { mergeScoringProfiles, type ShardOutput } from './score-part.ts';
 import { scoreSetTable, switchLive } from './scoring.ts';
 import { targetId } from './targets.ts';
-import type { TrainingPlan } from './train-part.ts';
 
 export interface PublishInput {
   plan: TrainingPlan;

@@ -7,9 +7,8 @@ import { type FeatureProfile, type ScoringProfile, scoringProfile } from './feat
 import { type BaselineScorer, scoreWithBaseline } from './baseline-scoring.ts';
 import { computeFeatures, type FeatureLayout, type FeatureMatrix } from './features.ts';
 import { type Progress, stageTimer } from './progress.ts';
-import type { StageFigure } from './run-pipeline.ts';
+import type { PlannedVersion, Scorer, StageFigure, TrainingPlan } from './run-types.ts';
 import { writeScoreTable } from './scoring.ts';
-import type { PlannedVersion, Scorer, TrainingPlan } from './train-part.ts';
 import { explainMatrix, type InferenceNetwork, predictMatrix } from './training.ts';
 
 const REASONS = 3;

@@ -56,7 +56,8 @@ function scoreLines(scoreSetId: number, data: TargetScores, ranks: Uint32Array, 
       const code = data.reasonCodes[row * 3 + k] as number;
       reasons += code === NO_GROUP ? '\t\\N' : `\t${(data.contributions[row * 3 + k] as number).toPrecision(4)}`;
     }
-    text += `${scoreSetId}\t${data.contactIds[row]}\t${(data.scores[row] as number).toPrecision(6)}\t${rank}\t${percentile.toPrecision(6)}${reasons}\n`;
+    // nine digits read back the same float4 (six made ties of scores a baseline keeps apart within 1e-4)
+    text += `${scoreSetId}\t${data.contactIds[row]}\t${(data.scores[row] as number).toPrecision(9)}\t${rank}\t${percentile.toPrecision(6)}${reasons}\n`;
   }
   return text;
 }

@@ -35,10 +35,19 @@ export interface TrainingConfig {
   maxTrainingRows: number;
   maxPositiveWeight: number;
   seed: number;
-  /** early stopping: share of the training people held out to measure the AUC after each epoch (0 = the fixed schedule) */
+  /**
+   * early stopping of the MLP: share of the training people (all their rows) held out to measure
+   * its loss after each epoch (0 = the fixed schedule). The logistic network always runs its
+   * schedule: its L2-regularised loss has one optimum, and stopping it on held-out people ended it
+   * at epoch 5 of 32 on Online Retail, 0.026 AUC short on "any purchase" (measured)
+   */
   validationShare: number;
+  /** the MLP is a candidate only on training sets of at least this many rows (below, it never beat the logistic network) */
+  minRowsForMlp: number;
   /** epochs without improvement of the validation loss before training stops */
   patience: number;
+  /** a validation loss lower by less than this share of the best one is no improvement */
+  minImprovement: number;
 }
 
 /** A trained network with what inference needs to reproduce its input. */
@@ -101,11 +110,11 @@ function trainingRows(stack: readonly LabelledMatrix[], targets: number, maxRows
 }
 
 /**
- * Trains one network on stacked cutoffs. Without `epochs`, early stopping: a seeded share of
+ * Trains one network on stacked cutoffs. An MLP without `epochs` stops early: a seeded share of
  * the people (all their rows, at every cutoff) is held out, and training stops once their loss
  * stops improving (at most the schedule's epochs); the epochs found are returned, so that the
- * production network, trained on everyone, can run as many. With `epochs`, exactly that many
- * on every row.
+ * production network, trained on everyone, can run as many. With `epochs`, or for the logistic
+ * network, the schedule's epochs on every row.
  */
 export async function fitNetwork(
   t: Tensorflow,
@@ -124,13 +133,13 @@ export async function fitNetwork(
   );
   const schedule = trainingSchedule(data.rows, config);
   let set = { rows: data.rows, features: columns, x: data.x, targets, y: data.y };
-  let validation: { x: Float32Array; y: Uint8Array; rows: number; patience: number; minEpochs: number } | undefined;
-  if (options.epochs === undefined && config.validationShare > 0) {
+  let validation: { x: Float32Array; y: Uint8Array; rows: number; patience: number; minEpochs: number; minImprovement: number } | undefined;
+  if (options.epochs === undefined && config.validationShare > 0 && kind === 'mlp') {
     const held = (row: number) => personShare(data.contactIds[row] as number, config.seed + 1) < config.validationShare;
     const split = splitRows(data.x, data.y, data.rows, columns, targets, held);
     if (split.inside.rows > 0 && split.outside.rows > 0) {
       set = { rows: split.outside.rows, features: columns, x: split.outside.x, targets, y: split.outside.y };
-      validation = { ...split.inside, patience: config.patience, minEpochs: Math.min(config.epochs, schedule.epochs) };
+      validation = { ...split.inside, patience: config.patience, minEpochs: Math.min(config.epochs, schedule.epochs), minImprovement: config.minImprovement };
     }
   }
   const trained: TrainedNetwork = await trainNetwork(t, set, {

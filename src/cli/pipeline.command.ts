@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { BinaryMetrics } from '../../models/metrics.ts';
 import type { NetworkKind } from '../../models/propensity-network.ts';
 import { logProgress, terminalProgress } from '../../pipelines/progress.ts';
-import type { DEFAULT_PIPELINE_OPTIONS, PipelineOptions, PipelineReport } from '../../pipelines/run-pipeline.ts';
+import type { DEFAULT_PIPELINE_OPTIONS, PipelineOptions, PipelineReport, TargetOutcome } from '../../pipelines/run-pipeline.ts';
 import type { AppContext } from '../context.ts';
 import { positiveInteger, UserError, withContext } from './cli-context.ts';
 import { deferDefinition } from './deferred-definition.ts';
@@ -175,15 +175,28 @@ export function printRun(report: PipelineReport): void {
   console.log(`run ${report.runId} as of ${report.asOf.slice(0, 10)}, horizon ${report.horizonDays} days, backend ${report.backend}`);
   console.log(`profile-able population: ${report.population}`);
   console.log(`cutoffs: evaluation ${report.cutoffs.evaluation}, training ${report.cutoffs.productionTraining.join(', ')}`);
+  printDesign(report);
   console.log('');
-  console.log(`${'target'.padEnd(28)} ${'status'.padEnd(12)} ${'algo'.padEnd(8)}  model    RFM  BG/NBD  scored`);
+  console.log(`${'target'.padEnd(28)} ${'status'.padEnd(12)} ${'algo'.padEnd(8)}  model    RFM  BG/NBD  scored  won by (paired DeLong 95%)`);
   for (const outcome of report.targets) {
     console.log(
-      `${outcome.target.padEnd(28)} ${outcome.status.padEnd(12)} ${(outcome.algorithm ?? '-').padEnd(8)} ${f3(outcome.auc.model)} ${f3(outcome.auc.rfm)} ${f3(outcome.auc.bgnbd)}  ${outcome.scored ?? '-'}`,
+      `${outcome.target.padEnd(28)} ${outcome.status.padEnd(12)} ${(outcome.algorithm ?? '-').padEnd(8)} ${f3(outcome.auc.model)} ${f3(outcome.auc.rfm)} ${f3(outcome.auc.bgnbd)}  ${String(outcome.scored ?? '-').padStart(6)}  ${winnerMargin(outcome)}`,
     );
     if (outcome.status !== 'champion') console.log(`${''.padEnd(30)}${outcome.reason}`);
   }
   printStages(report);
+}
+
+function printDesign(report: PipelineReport): void {
+  if (report.evaluationDesign) console.log(`evaluation design: ${report.evaluationDesign.kind} (${report.evaluationDesign.reason})`);
+}
+
+/** Which candidate won and by how much over the runner-up, on the same evaluation rows. */
+export function winnerMargin(outcome: TargetOutcome): string {
+  const margin = outcome.margin;
+  if (!outcome.algorithm || !margin) return outcome.algorithm ? `${outcome.algorithm}, the only candidate` : '-';
+  const signed = (value: number) => `${value >= 0 ? '+' : ''}${value.toFixed(3)}`;
+  return `${outcome.algorithm} over ${margin.over} by ${signed(margin.difference)} [${signed(margin.low)}, ${signed(margin.high)}]`;
 }
 
 function metricLine(name: string, metrics: BinaryMetrics | null): string {
@@ -195,6 +208,7 @@ function metricLine(name: string, metrics: BinaryMetrics | null): string {
 function printBacktest(report: PipelineReport): void {
   console.log(`backtest run ${report.runId}: as if today were ${report.asOf.slice(0, 10)}, horizon ${report.horizonDays} days, backend ${report.backend}`);
   console.log(`population: ${report.population}; trained at ${report.cutoffs.productionTraining.join(', ')}; judged on what happened from ${report.cutoffs.scoring}`);
+  printDesign(report);
   for (const outcome of report.targets) {
     if (!outcome.backtest) {
       console.log(`\n${outcome.target}: ${outcome.status} (${outcome.reason})`);
@@ -202,7 +216,7 @@ function printBacktest(report: PipelineReport): void {
     }
     const rows = outcome.backtest.model?.rows ?? outcome.backtest.rfm?.rows ?? 0;
     const positives = outcome.backtest.model?.positives ?? outcome.backtest.rfm?.positives ?? 0;
-    console.log(`\n${outcome.target} (${outcome.algorithm}; ${positives} buyers among ${rows})`);
+    console.log(`\n${outcome.target} (${outcome.algorithm}; ${positives} buyers among ${rows}; chosen on the evaluation window: ${winnerMargin(outcome)})`);
     console.log('           ROC AUC PR AUC LogLoss  Brier    ECE lift@10%');
     console.log(metricLine('model', outcome.backtest.model));
     console.log(metricLine('RFM', outcome.backtest.rfm));

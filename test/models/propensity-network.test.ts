@@ -6,6 +6,7 @@ import {
   NO_GROUP,
   explainByGroups,
   predictProbabilities,
+  relativeLogLoss,
   trainNetwork,
   type TrainOptions,
   type TrainedNetwork,
@@ -164,18 +165,32 @@ describe('propensity networks', () => {
 });
 
 describe('early stopping on held-out rows', () => {
-  it('stops once the held-out AUC stops improving, keeps its best epoch, and runs every epoch without it', async () => {
+  it('measures the log loss relative to each target’s base rate: 1 for the base rate itself, below 1 when it ranks, targets weighed alike', () => {
+    // two targets: the first with a 25% base rate, the second with 50%
+    const y = Uint8Array.from([1, 1, 0, 0, 0, 1, 0, 0]);
+    const baseRates = Float32Array.from([0.25, 0.5, 0.25, 0.5, 0.25, 0.5, 0.25, 0.5]);
+    expect(relativeLogLoss(y, baseRates, 2)).toBeCloseTo(1, 6);
+    const informed = Float32Array.from([0.9, 0.5, 0.1, 0.5, 0.1, 0.5, 0.1, 0.5]);
+    expect(relativeLogLoss(y, informed, 2)).toBeLessThan(1);
+    expect(relativeLogLoss(y, informed, 2)).toBeGreaterThan(0.5);
+  });
+
+  it('stops once the held-out log loss stops improving by 0.1%, keeps its best epoch, and runs every epoch without it', async () => {
     const t = await loadTensorflow({ prefer: 'auto' });
     const train = plantedSet(2000, 21);
     const held = plantedSet(1000, 22);
-    const stopped = await trainNetwork(t, train, options({ epochs: 40, validation: { x: held.x, y: held.y, rows: held.rows, patience: 2, minEpochs: 2 } }));
+    const stopped = await trainNetwork(t, train, options({ epochs: 40, validation: { x: held.x, y: held.y, rows: held.rows, patience: 2, minEpochs: 2, minImprovement: 0.001 } }));
     const full = await trainNetwork(t, train, options({ epochs: 6 }));
     try {
       expect(stopped.validationLoss.length).toBeLessThan(40);
       // stopped after `patience` epochs without improvement on its best one
       expect(stopped.validationLoss.length - stopped.epochs).toBe(2);
-      const best = Math.min(...stopped.validationLoss);
-      expect(stopped.validationLoss[stopped.epochs - 1]).toBe(best);
+      // the kept epoch is the last that improved by 0.1%: later epochs gained less than that
+      const kept = stopped.validationLoss[stopped.epochs - 1] as number;
+      for (const [epoch, loss] of stopped.validationLoss.entries()) {
+        if (epoch < stopped.epochs - 1) expect(loss).toBeGreaterThan(kept);
+        else expect(loss).toBeGreaterThan(kept * (1 - 0.001));
+      }
       expect(full).toMatchObject({ epochs: 6, validationLoss: [] });
     } finally {
       stopped.model.dispose();

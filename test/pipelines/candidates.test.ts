@@ -1,9 +1,9 @@
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { expectedPurchasesBatch, fitBgNbd } from '../../models/bgnbd.ts';
-import { aucInterval } from '../../models/delong.ts';
 import { rocAuc } from '../../models/metrics.ts';
 import { type PipelineReport, runPipeline } from '../../pipelines/run-pipeline.ts';
+import { printRun } from '../../src/cli/pipeline.command.ts';
 import { DEFAULT_CONSENT_POLICY, DEFAULT_TARGETING_POLICY } from '../../src/config.ts';
 import type { DatabaseHandle } from '../../src/db/engine.ts';
 import { buildTargetList } from '../../src/targeting/target-list.service.ts';
@@ -130,7 +130,7 @@ describe('a young cohort (18 months, one acquisition quarter, horizon 181 d)', (
     for (const version of versions) expect(version.metrics.evaluationDesign).toMatchObject({ kind: 'person-split' });
   });
 
-  it('gets a champion whose live scores, on the realised future window, rank as well as the BG/NBD posterior computed by hand, within its standard error', async () => {
+  it('gets a champion whose live scores, on the realised future window, rank at least as well as the BG/NBD posterior computed by hand', async () => {
     const outcome = outcomeOf(normal);
     expect(outcome?.reason).not.toMatch(/too close to chance/);
     const set = await liveSet();
@@ -140,10 +140,7 @@ describe('a young cohort (18 months, one acquisition quarter, horizon 181 d)', (
     const posterior = handPosterior();
     const hand = aucOnFuture(posterior);
     expect(hand).toBeGreaterThan(0.6);
-    // measured: 0.856 against 0.861 (the issue asks for at least the posterior's; see the report)
-    const ids = [...posterior.keys()];
-    const se = aucInterval(Uint8Array.from(ids, (id) => (cohort.future.get(id) ? 1 : 0)), ids.map((id) => posterior.get(id) as number))?.se ?? 0;
-    expect(model).toBeGreaterThanOrEqual(hand - se);
+    expect(model).toBeGreaterThanOrEqual(hand);
   });
 
   it('a list at percentile 100 on email holds every consented person', async () => {
@@ -175,6 +172,21 @@ describe('candidates, not just networks', () => {
     expect(version).toMatchObject({ algorithm: 'bgnbd', network_id: null });
     expect(version.metrics.aucInterval).toMatchObject({ auc: expect.any(Number), low: expect.any(Number), high: expect.any(Number) });
     expect(version.metrics.scorer).toMatchObject({ kind: 'bgnbd', calibration: { edges: expect.any(Array), rates: expect.any(Array) } });
+  });
+
+  it('cible pipeline run prints the evaluation design and, per target, which candidate won and by how much', () => {
+    const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    try {
+      printRun(crippled);
+      const printed = log.mock.calls.map((call) => call.join(' ')).join('\n');
+      expect(printed).toMatch(/^evaluation design: person-split \(split by person at /m);
+      const margin = outcomeOf(crippled)?.margin;
+      const signed = (value: number) => `${value >= 0 ? '+' : ''}${value.toFixed(3)}`;
+      const line = printed.split('\n').find((text) => text.startsWith(`product:${COHORT_SKU} `));
+      expect(line).toContain(`bgnbd over ${margin?.over} by ${signed(margin?.difference as number)} [${signed(margin?.low as number)}, ${signed(margin?.high as number)}]`);
+    } finally {
+      log.mockRestore();
+    }
   });
 
   it('its reasons name recency, frequency or tenure, and the stored reason codes resolve to those names', () => {
