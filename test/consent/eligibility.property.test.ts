@@ -2,7 +2,8 @@ import { mulberry32 as seededRandom } from '../../models/random.ts';
 import fc from 'fast-check';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { countingConsents, profileableContacts } from '../../src/consent/eligibility.ts';
+import { stateCounts } from '../../src/audit/consent-audit.repository.ts';
+import { countingConsents, objectionStandsAgainst, profileableContacts } from '../../src/consent/eligibility.ts';
 import type { ConsentStatus } from '../../src/consent/consent.table.ts';
 import type { DatabaseHandle } from '../../src/db/engine.ts';
 import { createTestDatabase } from '../helpers/database.ts';
@@ -11,7 +12,10 @@ import { createTestDatabase } from '../helpers/database.ts';
  * Property: for random consent histories inserted in random order and in random
  * batches, `countingConsents` (as of T, read from the ledger) and its live form
  * (read from consent_state) give exactly the answer of a plain TypeScript
- * evaluator of the rules, for every contact and every instant checked.
+ * evaluator of the rules, for every contact and every instant checked. Live, the channel
+ * consents no objection stands against (objectionStandsAgainst, which the gate, the audit and
+ * the access report share) match the reference too, objections at the grant's instant included,
+ * and so does the consent audit's count of counting channel consents.
  */
 
 const HOUR = 3_600_000;
@@ -65,6 +69,25 @@ function referenceCounting(historyByContact: ReadonlyMap<number, LedgerEvent[]>,
     if (latest && eventCounts(latest, at)) counting.set(contactId, latest.id);
   }
   return counting;
+}
+
+/**
+ * contact id -> channel grant id, for the channel consents that count at `at` and that no objection to
+ * every channel stands against: the latest all-channel event is an objection captured at or after the grant.
+ */
+function referenceNotObjected(
+  channelHistory: ReadonlyMap<number, LedgerEvent[]>,
+  allChannelHistory: ReadonlyMap<number, LedgerEvent[]>,
+  at: number,
+): Map<number, number> {
+  const result = new Map<number, number>();
+  for (const [contactId, grantId] of referenceCounting(channelHistory, at)) {
+    const grant = channelHistory.get(contactId)!.find((event) => event.id === grantId)!;
+    const objection = latestEvent(allChannelHistory.get(contactId) ?? [], at);
+    if (objection?.status === 'objected' && objection.capturedAt === grant.capturedAt) objectionTies += 1;
+    if (!(objection?.status === 'objected' && objection.capturedAt >= grant.capturedAt)) result.set(contactId, grantId);
+  }
+  return result;
 }
 
 // ---------------------------------------------------------------- generated histories
@@ -148,6 +171,8 @@ let countingCases = 0;
 /** how often the generated data exercised the tricky parts: ties at one captured_at, late arrivals */
 let sameInstantTies = 0;
 let lateArrivals = 0;
+/** counting channel grants with an all-channel objection at the very same instant */
+let objectionTies = 0;
 let mismatches: string[] = [];
 
 beforeAll(async () => {
@@ -314,6 +339,23 @@ async function checkScenario(value: ScenarioValue, run: number): Promise<void> {
     }
   }
 
+  // live, the channel consents no objection stands against, and the audit's count of them
+  const allChannels = ledger.get('direct_marketing/(all channels)')!;
+  const liveAt = value.liveInstants[0]!;
+  const audit = await stateCounts(database.db, new Date(liveAt));
+  for (const channel of ['sms', 'email']) {
+    const expected = referenceNotObjected(ledger.get(`direct_marketing/${channel}`)!, allChannels, liveAt);
+    const { rows } = await sql<{ contact_id: number; event_id: number }>`
+      SELECT m.contact_id, m.event_id FROM ${countingConsents('direct_marketing', channel, new Date(liveAt), true)} m
+      WHERE NOT EXISTS (SELECT 1 FROM consent_state o
+        WHERE ${objectionStandsAgainst('o', { contactId: sql`m.contact_id`, purpose: sql`'direct_marketing'`, capturedAt: sql`m.captured_at` })})`.execute(database.db);
+    compare(`${channel}, not objected, live at ${iso(liveAt)}`, contactIds, new Map(rows.map((row) => [row.contact_id, row.event_id])), expected);
+    const counting = audit.find((row) => row.purpose === 'direct_marketing' && row.channel_key === channel && row.reason === 'counting');
+    if ((counting?.contacts ?? 0) !== expected.size) {
+      mismatches.push(`consent audit, ${channel} live at ${iso(liveAt)}: ${counting?.contacts ?? 0} counting, the reference says ${expected.size}`);
+    }
+  }
+
   // the profiling gate as the pipelines call it
   const profilingHistory = ledger.get(PROFILING.name)!;
   for (const [at, live] of [[value.instants[0]!, false], [value.liveInstants[0]!, true]] as const) {
@@ -348,8 +390,10 @@ describe('countingConsents against a reference evaluator of the consent rules', 
     console.log(
       `consent eligibility property: ${checkedCases} (contact, instant, consent) cases checked in ${run} runs, ` +
         `${countingCases} of them counting, 0 mismatches; the histories held ${sameInstantTies} events sharing a captured_at ` +
-        `with an earlier-inserted one and ${lateArrivals} events inserted after a later-captured one`,
+        `with an earlier-inserted one and ${lateArrivals} events inserted after a later-captured one; ` +
+        `${objectionTies} counting channel grants had an objection at their very instant`,
     );
+    expect(objectionTies, 'ties between a grant and an objection exercised').toBeGreaterThan(run / 2);
     expect(sameInstantTies).toBeGreaterThan(100);
     expect(lateArrivals).toBeGreaterThan(100);
     expect(checkedCases).toBeGreaterThan(10_000);

@@ -113,10 +113,10 @@ describe('row-by-row and set-based eligibility agree', () => {
       const email = report.consents.status.find((state) => state.purpose === 'direct_marketing' && state.channel === 'email');
       emailValidInReport.set(person.id, email?.validNow ?? false);
     }
-    expect.soft(emailValidInReport, "access report: email validNow per person").toEqual(emailCountsAtGate);
+    expect.soft(emailValidInReport, 'access report: email validNow per person').toEqual(emailCountsAtGate);
 
     const audit = await consentAudit(db, NOW);
     const emailAudit = audit.state.find((row) => row.purpose === 'direct_marketing' && row.channel === 'email')!;
-    expect.soft(emailAudit.counting, "consent audit: email consents counting").toBe([...emailCountsAtGate.values()].filter(Boolean).length);
+    expect.soft(emailAudit.counting, 'consent audit: email consents counting').toBe([...emailCountsAtGate.values()].filter(Boolean).length);
   });
 });
