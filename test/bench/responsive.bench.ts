@@ -12,6 +12,8 @@
  *   BENCH_DATABASE_URL   PostgreSQL database to use (created if missing; default
  *                        postgres://postgres@127.0.0.1:5432/cible_bench_responsive)
  *   BENCH_EMBEDDED=1     the embedded database instead, in a fresh temporary CIBLE_DATA_DIR
+ *   BENCH_DATA_DIR       the embedded database, in this CIBLE_DATA_DIR (a demo base already
+ *                        loaded there is reused and kept; the run adds model versions to it)
  *   BENCH_CONTACTS       demo contacts (default 20000)
  *   BENCH_BASELINE_SECONDS  how long the anchor is measured (default 20)
  *   BENCH_CIBLE_ROOT     the checkout whose bin/cible.js is measured (default this one): point it
@@ -26,14 +28,15 @@ import { join, resolve } from 'node:path';
 import pg from 'pg';
 
 const root = resolve(process.env.BENCH_CIBLE_ROOT ?? '.');
-const embedded = process.env.BENCH_EMBEDDED === '1';
+const givenDataDir = process.env.BENCH_DATA_DIR;
+const embedded = process.env.BENCH_EMBEDDED === '1' || givenDataDir !== undefined;
 const url = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/cible_bench_responsive';
 const contacts = Number(process.env.BENCH_CONTACTS ?? 20_000);
 const baselineSeconds = Number(process.env.BENCH_BASELINE_SECONDS ?? 20);
 const HEALTH_EVERY_MS = 50;
 const LIST_EVERY_MS = 250;
 
-const dataDir = embedded ? mkdtempSync(join(tmpdir(), 'cible-bench-responsive-')) : null;
+const dataDir = givenDataDir ?? (embedded ? mkdtempSync(join(tmpdir(), 'cible-bench-responsive-')) : null);
 const env: NodeJS.ProcessEnv = {
   ...process.env,
   LOG_LEVEL: 'warn',
@@ -244,7 +247,7 @@ async function main(): Promise<void> {
       server.kill('SIGTERM');
       await once(server, 'exit');
     }
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    if (dataDir && !givenDataDir) rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
