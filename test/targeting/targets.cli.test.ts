@@ -88,6 +88,16 @@ describe('cible targets', { timeout: 120_000 }, () => {
     expect(await exportRows()).toHaveLength(1);
   });
 
+  it('reports the refusals of the targeting service by their kind: exit code 2 and the message alone', async () => {
+    const outOfRange = await failure('targets', SCORED_SKU, '--channel', 'email', '--min-score', '2');
+    expect(outOfRange).toMatchObject({ code: 2, stderr: 'error: minScore must be a probability from 0 to 1\n' });
+    const unknownProduct = await failure('targets', 'NOPE-1', '--channel', 'email');
+    expect(unknownProduct).toMatchObject({ code: 2, stderr: 'error: no product has the SKU "NOPE-1"\n' });
+    const unknownChannel = await failure('eligibility', '--channel', 'pigeon');
+    expect(unknownChannel).toMatchObject({ code: 2, stderr: 'error: unknown channel "pigeon"\n' });
+    expect(await exportRows()).toHaveLength(1);
+  });
+
   it('names closed channels and the detail a channel needs in the eligibility funnel', async () => {
     const postal = await cible('eligibility', '--channel', 'postal');
     expect(postal.stdout).toMatch(/channel closed: channel postal reaches no one: no postal address is held for contacts/);
