@@ -93,20 +93,29 @@ export async function serveApi(options: { withWorker: boolean } = { withWorker: 
     await context.stop();
     throw error;
   }
-  const [{ createQueueLauncher }, { createApp }, { createAdaptorServer }] = await Promise.all([
-    import('../jobs/queue-launcher.ts'),
-    import('../api/app.ts'),
-    import('@hono/node-server'),
-  ]);
-  const pipeline = createQueueLauncher(context, queue);
-  const app = createApp({ database: context.database, clock: context.clock, logger, config, pipeline });
-  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  const stopQueue = () => (inProcessWorker ? inProcessWorker.stop(0) : queue.stop({ graceful: false }));
+  let server: Server;
+  try {
+    const [{ createQueueLauncher }, { createApp }, { createAdaptorServer }] = await Promise.all([
+      import('../jobs/queue-launcher.ts'),
+      import('../api/app.ts'),
+      import('@hono/node-server'),
+    ]);
+    const pipeline = createQueueLauncher(context, queue);
+    const app = createApp({ database: context.database, clock: context.clock, logger, config, pipeline });
+    server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  } catch (error) {
+    // a server that cannot be built must not go on holding the (embedded) database
+    await stopQueue();
+    await context.stop();
+    throw error;
+  }
   // signals are caught from here on: a stop during start-up still closes the database
   const stop = nextSignal();
   try {
     await listen(server, config.port, config.host);
   } catch (error) {
-    await (inProcessWorker ? inProcessWorker.stop(0) : queue.stop({ graceful: false }));
+    await stopQueue();
     await context.stop();
     const code = (error as { code?: string }).code;
     if (code === 'EADDRINUSE') throw new UserError(`${config.host}:${config.port} is already in use: set PORT (or HOST) to listen elsewhere`);

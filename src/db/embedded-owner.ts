@@ -2,9 +2,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { connect, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
-import { EmbeddedServer } from './embedded-server.ts';
+import { extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { ServerThreadData, ServerThreadMessage } from './embedded-server.thread.ts';
 
 /**
  * The embedded database has one owner process at a time. The owner is the process that
@@ -13,7 +14,8 @@ import { EmbeddedServer } from './embedded-server.ts';
  * derived from the data directory's real path: binding it is an atomic lock that the
  * kernel releases when the owner dies, so a crashed owner never leaves a stale lock.
  * A process that is not the owner watches it and takes over when it goes away, so
- * commands and servers may start and stop in any order.
+ * commands and servers may start and stop in any order. The owner serves the files from a
+ * worker thread (embedded-server.thread.ts), so that its own event loop never runs SQL.
  */
 export interface EmbeddedDatabase {
   /** the socket the pg pool connects to */
@@ -50,22 +52,16 @@ export async function openEmbedded(dataDir: string): Promise<EmbeddedDatabase> {
   mkdirSync(dataDir, { recursive: true });
   const directory = realpathSync(dataDir);
   const address = addressFor(directory);
-  let server: EmbeddedServer | null = null;
+  let server: ServerThread | null = null;
   let watch: Socket | null = null;
   let closed = false;
 
   async function claim(): Promise<void> {
     const deadline = Date.now() + CLAIM_TIMEOUT_MS;
     while (!closed) {
-      const candidate = new EmbeddedServer();
-      if (await bound(candidate, address)) {
-        try {
-          candidate.attach(await PGlite.create(directory));
-        } catch (error) {
-          await candidate.close();
-          throw error;
-        }
-        server = candidate;
+      const thread = await startServerThread(address, directory);
+      if (thread) {
+        server = thread;
         writeOwnerRecord(directory);
         return;
       }
@@ -92,7 +88,7 @@ export async function openEmbedded(dataDir: string): Promise<EmbeddedDatabase> {
     async close() {
       closed = true;
       (watch as Socket | null)?.destroy();
-      const owned = server as EmbeddedServer | null;
+      const owned = server as ServerThread | null;
       if (owned) {
         removeOwnerRecord(directory);
         await owned.close();
@@ -131,14 +127,57 @@ function addressFor(directory: string): string {
   return join(directory, '.s.cible');
 }
 
-async function bound(server: EmbeddedServer, address: string): Promise<boolean> {
-  try {
-    await server.listen(address);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
-    return false;
-  }
+interface ServerThread {
+  close(): Promise<void>;
+}
+
+/**
+ * Binds `address` and opens `dataDir` in a worker thread: null when another process holds the
+ * address. From the sources (tsx, vitest) the thread registers tsx first; from dist/ it runs the
+ * compiled module.
+ */
+async function startServerThread(address: string, dataDir: string): Promise<ServerThread | null> {
+  const workerData: ServerThreadData = { address, dataDir };
+  const module = new URL(`./embedded-server.thread${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
+  const worker = module.pathname.endsWith('.ts')
+    ? new Worker(
+        `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})` +
+          `.then(({ register }) => { register(); return import(${JSON.stringify(module.href)}); })` +
+          '.catch((error) => { process.exitCode = 1; throw error; })',
+        { eval: true, workerData },
+      )
+    : new Worker(module, { workerData });
+  const messages: ServerThreadMessage[] = [];
+  let wake: (() => void) | null = null;
+  worker.on('message', (message: ServerThreadMessage) => {
+    messages.push(message);
+    wake?.();
+  });
+  let failure: Error | null = null;
+  worker.on('error', (error) => {
+    failure = error;
+    wake?.();
+  });
+  worker.on('exit', () => wake?.());
+  const next = async (): Promise<ServerThreadMessage> => {
+    for (;;) {
+      const message = messages.shift();
+      if (message) return message;
+      if (failure) throw failure;
+      if (worker.threadId === -1) throw new Error('the embedded database thread stopped before it answered');
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
+  };
+  const first = await next();
+  if (first.kind === 'taken') return null;
+  if (first.kind === 'failed') throw Object.assign(new Error(first.message), first.code ? { code: first.code } : {});
+  return {
+    async close() {
+      worker.postMessage('close');
+      while ((await next().catch(() => ({ kind: 'closed' }) as const)).kind !== 'closed');
+      await worker.terminate();
+    },
+  };
 }
 
 /** A connection to the live owner, kept open to learn when it goes; null when nobody answers. */
@@ -164,13 +203,12 @@ function watchOwner(address: string): Promise<Socket | null> {
 
 /** A throw-away database (tests): served on an address nobody else knows. */
 async function openPrivate(dataDir: string): Promise<EmbeddedDatabase> {
-  const server = new EmbeddedServer();
   const address =
     process.platform === 'linux'
       ? `\0cible-pglite-private-${randomBytes(12).toString('hex')}`
       : join(mkdtempSync(join(tmpdir(), 'cible-pglite-')), '.s.cible');
-  await server.listen(address);
-  server.attach(await PGlite.create(dataDir));
+  const server = await startServerThread(address, dataDir);
+  if (!server) throw new Error(`the private embedded database address ${JSON.stringify(address)} is taken`);
   return { address, isOwner: () => true, close: () => server.close() };
 }
 

@@ -44,6 +44,10 @@ export class EmbeddedServer {
     });
   }
 
+  listening(): boolean {
+    return this.server.listening;
+  }
+
   /** The database to serve: connections accepted before it is attached wait for it. */
   attach(pglite: PGlite): void {
     this.pglite = pglite;

@@ -64,7 +64,7 @@ async function openPglite(dataDir: string): Promise<DatabaseHandle> {
   // One connection per process: a transaction holds the whole backend until it ends, so a
   // second connection of the same process could only wait (or deadlock on its own transaction).
   const pool = ignoreIdleClientErrors(
-    new pg.Pool({ stream: () => socketTo(embedded.address), user: 'postgres', database: 'postgres', max: 1, types: typeParsers }),
+    new EmbeddedPool({ stream: () => socketTo(embedded.address), user: 'postgres', database: 'postgres', max: 1, types: typeParsers }),
   );
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
@@ -77,4 +77,32 @@ async function openPglite(dataDir: string): Promise<DatabaseHandle> {
       await embedded.close();
     },
   };
+}
+
+const TAKEOVER_WAIT_MS = 30_000;
+
+/**
+ * When the embedded database's owner leaves, another process binds its address and starts
+ * serving (a thread to start, a second or two on a loaded machine): a connection asked for in
+ * that gap is refused, and waits for the new owner instead of failing the command.
+ */
+class EmbeddedPool extends pg.Pool {
+  override connect(): Promise<pg.PoolClient>;
+  override connect(callback: (error: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void): void;
+  override connect(callback?: Parameters<pg.Pool['connect']>[0]): Promise<pg.PoolClient> | void {
+    if (callback) return super.connect(callback);
+    return this.connectWhileTakingOver(Date.now() + TAKEOVER_WAIT_MS);
+  }
+
+  private async connectWhileTakingOver(deadline: number): Promise<pg.PoolClient> {
+    for (;;) {
+      try {
+        return await super.connect();
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if ((code !== 'ECONNREFUSED' && code !== 'ENOENT') || Date.now() > deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+  }
 }

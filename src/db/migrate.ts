@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { type Kysely, type Migration, type MigrationProvider, type MigrationResultSet, Migrator } from 'kysely';
+import { type Kysely, type Migration, type MigrationProvider, type MigrationResultSet, Migrator, sql } from 'kysely';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations', import.meta.url));
 
@@ -15,16 +15,35 @@ const MIGRATION_EXTENSION = extname(fileURLToPath(import.meta.url));
 // files cannot be loaded under the test runner; importing from here works everywhere.
 const migrationFiles: MigrationProvider = {
   async getMigrations() {
-    const files = (await readdir(MIGRATIONS_DIR)).filter((file) => /^\d/.test(file) && extname(file) === MIGRATION_EXTENSION).sort();
     const migrations: Record<string, Migration> = {};
-    for (const file of files) {
-      // the name recorded in the database, the same from the sources and from the build
-      const name = file.slice(0, -MIGRATION_EXTENSION.length);
-      migrations[name] = (await import(pathToFileURL(join(MIGRATIONS_DIR, file)).href)) as Migration;
+    for (const name of await migrationNames()) {
+      migrations[name] = (await import(pathToFileURL(join(MIGRATIONS_DIR, `${name}${MIGRATION_EXTENSION}`)).href)) as Migration;
     }
     return migrations;
   },
 };
+
+/** The names recorded in the database, the same from the sources and from the build. */
+async function migrationNames(): Promise<string[]> {
+  const files = (await readdir(MIGRATIONS_DIR)).filter((file) => /^\d/.test(file) && extname(file) === MIGRATION_EXTENSION).sort();
+  return files.map((file) => file.slice(0, -MIGRATION_EXTENSION.length));
+}
+
+/**
+ * Every command checks the schema first: when each migration is already recorded, one query says
+ * so, without loading the migrations or taking the migrator's lock (a CLI command beside a running
+ * server starts that much sooner). Otherwise the migrator runs, and says why if it cannot.
+ */
+async function everyMigrationRecorded(db: Kysely<any>): Promise<boolean> {
+  const names = await migrationNames();
+  try {
+    const { rows } = await sql<{ name: string }>`SELECT name FROM kysely_migration`.execute(db);
+    const recorded = new Set(rows.map((row) => row.name));
+    return names.every((name) => recorded.has(name));
+  } catch {
+    return false;
+  }
+}
 
 function createMigrator(db: Kysely<any>): Migrator {
   return new Migrator({ db, provider: migrationFiles });
@@ -37,6 +56,7 @@ export class DatabaseUnreachableError extends MigrationError {}
 
 /** Brings the schema to the latest migration; returns the names applied now. */
 export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
+  if (await everyMigrationRecorded(db)) return [];
   let outcome: MigrationResultSet;
   try {
     outcome = await createMigrator(db).migrateToLatest();
