@@ -53,8 +53,8 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
   try {
-    const program = buildProgram();
     await completeDefinitionFor(program, argv);
     await program.parseAsync(argv);
   } catch (error) {
@@ -70,7 +70,12 @@ export async function main(argv: string[]): Promise<void> {
     ]);
     // a refusal of what the user asked (any DomainError kind: invalid, not found, conflict) is
     // theirs to fix: its message alone, exit code 2; anything else is a failure, exit code 1
-    if (error instanceof ConfigError || error instanceof UserError || error instanceof ImportFileError || error instanceof DomainError) {
+    if (error instanceof DomainError) {
+      console.error(`error: ${error.field === null ? error.problem : `${asOption(program, error.field)} ${error.problem}`}`);
+      process.exitCode = 2;
+      return;
+    }
+    if (error instanceof ConfigError || error instanceof UserError || error instanceof ImportFileError) {
       console.error(`error: ${error.message}`);
       process.exitCode = 2;
       return;
@@ -78,4 +83,11 @@ export async function main(argv: string[]): Promise<void> {
     console.error(`error: ${(error as Error).message}`);
     process.exitCode = 1;
   }
+}
+
+/** A field the domain names (minScore, first_name) as the command-line option that gives it (--min-score), when one does. */
+function asOption(program: Command, field: string): string {
+  const option = `--${field.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`).replace(/_/g, '-')}`;
+  const commands = (command: Command): Command[] => [command, ...command.commands.flatMap(commands)];
+  return commands(program).some((command) => command.options.some((known) => known.long === option)) ? option : field;
 }

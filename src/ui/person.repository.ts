@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { stateCountsAt } from '../consent/eligibility.ts';
 import type { Database } from '../db/database.ts';
 
 /*
@@ -21,7 +22,8 @@ export async function findPerson(db: Kysely<Database>, contactId: number, now: D
     .leftJoin('consent_state as s', (join) =>
       join.onRef('s.contact_id', '=', 'c.id').on('s.purpose', '=', 'profiling').on('s.channel_key', '=', ''),
     )
-    .select(['c.id', 'c.external_id', 'c.created_at', 'c.erased_at', 's.counts', 's.expires_at'])
+    .select(['c.id', 'c.external_id', 'c.created_at', 'c.erased_at'])
+    .select(stateCountsAt(now, 's').as('profiling_counts'))
     .where('c.id', '=', contactId)
     .executeTakeFirst();
   if (!row) return null;
@@ -30,7 +32,7 @@ export async function findPerson(db: Kysely<Database>, contactId: number, now: D
     externalId: row.external_id,
     createdAt: row.created_at,
     erasedAt: row.erased_at,
-    profilingConsent: row.counts === true && (row.expires_at === null || row.expires_at > now),
+    profilingConsent: row.profiling_counts === true,
   };
 }
 

@@ -88,9 +88,9 @@ describe('cible targets', { timeout: 120_000 }, () => {
     expect(await exportRows()).toHaveLength(1);
   });
 
-  it('reports the refusals of the targeting service by their kind: exit code 2 and the message alone', async () => {
+  it('reports the refusals of the targeting service by their kind: exit code 2 and the message alone, naming the option at fault', async () => {
     const outOfRange = await failure('targets', SCORED_SKU, '--channel', 'email', '--min-score', '2');
-    expect(outOfRange).toMatchObject({ code: 2, stderr: 'error: minScore must be a probability from 0 to 1\n' });
+    expect(outOfRange).toMatchObject({ code: 2, stderr: 'error: --min-score must be a probability from 0 to 1\n' });
     const unknownProduct = await failure('targets', 'NOPE-1', '--channel', 'email');
     expect(unknownProduct).toMatchObject({ code: 2, stderr: 'error: no product has the SKU "NOPE-1"\n' });
     const unknownChannel = await failure('eligibility', '--channel', 'pigeon');
