@@ -20,7 +20,10 @@ if (state === 'current') {
   process.exit(1);
 } else {
   // a note for a person at a terminal; scripts reading stderr get the command's own messages only
-  if (process.stderr.isTTY) console.error(`cible: dist/ is ${state === 'missing' ? 'missing' : 'older than the sources'}: running the sources through tsx (\`npm run build\` starts faster)`);
+  if (process.stderr.isTTY)
+    console.error(
+      `cible: dist/ is ${state === 'missing' ? 'missing' : 'older than the sources'}: running the sources through tsx (\`npm run build\` starts faster)`,
+    );
   const { register } = await import('tsx/esm/api');
   register();
   ({ main } = await import(SOURCE_MAIN.href));

@@ -85,7 +85,14 @@ export function fitCalibrationTable(scores: ArrayLike<number>, labels: ArrayLike
   }
   const baseRate = n > 0 ? allPositives / n : 0;
   const rates = Array.from(counts, (count, bin) => ((positives[bin] as number) + baseRate * 10) / (count + 10));
-  return { edges, rates: nonDecreasing(rates, Array.from(counts, (count) => count + 10)), baseRate };
+  return {
+    edges,
+    rates: nonDecreasing(
+      rates,
+      Array.from(counts, (count) => count + 10),
+    ),
+    baseRate,
+  };
 }
 
 /** Pool adjacent violators: the closest non-decreasing rates (weighted), so that a higher score never gets a lower probability. */
@@ -93,7 +100,10 @@ function nonDecreasing(rates: number[], weights: number[]): number[] {
   const blocks: Array<{ value: number; weight: number; size: number }> = [];
   rates.forEach((rate, i) => {
     blocks.push({ value: rate, weight: weights[i] as number, size: 1 });
-    while (blocks.length > 1 && (blocks[blocks.length - 2] as { value: number }).value > (blocks[blocks.length - 1] as { value: number }).value) {
+    while (
+      blocks.length > 1 &&
+      (blocks[blocks.length - 2] as { value: number }).value > (blocks[blocks.length - 1] as { value: number }).value
+    ) {
       const last = blocks.pop() as { value: number; weight: number; size: number };
       const previous = blocks[blocks.length - 1] as { value: number; weight: number; size: number };
       const weight = previous.weight + last.weight;

@@ -7,8 +7,8 @@
 import betaln from '@stdlib/math-base-special-betaln';
 import gammaln from '@stdlib/math-base-special-gammaln';
 import hyp2f1 from '@stdlib/math-base-special-hyp2f1';
-import * as fminModule from 'fmin';
 import type { NelderMead } from 'fmin';
+import * as fminModule from 'fmin';
 
 export interface BgNbdParams {
   r: number;
@@ -82,7 +82,7 @@ function checkSummary(data: BgNbdSummary): number {
   const { x, tx, T, weight } = data;
   const n = x.length;
   if (tx.length !== n || T.length !== n || (weight !== undefined && weight.length !== n)) {
-    const lengths = `x: ${n}, tx: ${tx.length}, T: ${T.length}` + (weight ? `, weight: ${weight.length}` : '');
+    const lengths = `x: ${n}, tx: ${tx.length}, T: ${T.length}${weight ? `, weight: ${weight.length}` : ''}`;
     throw new Error(`BG/NBD data: arrays must have the same length (${lengths})`);
   }
   for (let i = 0; i < n; i++) {
@@ -121,8 +121,7 @@ function logLikelihoodUnchecked(p: BgNbdParams, data: BgNbdSummary, n: number): 
   const lnBetaAB = betaln(a, b);
   const lnA = Math.log(a);
   // ln A1 + ln A2 depends on x only, so it is tabulated per x when that is cheaper than per row.
-  const head = (k: number): number =>
-    gammaln(r + k) - lnGammaR + r * lnAlpha + betaln(a, b + k) - lnBetaAB;
+  const head = (k: number): number => gammaln(r + k) - lnGammaR + r * lnAlpha + betaln(a, b + k) - lnBetaAB;
 
   let maxX = 0;
   for (let i = 0; i < n; i++) if (x[i]! > maxX) maxX = x[i]!;

@@ -304,11 +304,7 @@ export function gainsTable(labels: Uint8Array, scores: ArrayLike<number>, groups
 }
 
 /** Every metric at once, validating and sorting the inputs once. */
-export function binaryMetrics(
-  labels: Uint8Array,
-  probabilities: ArrayLike<number>,
-  options: { bins?: number } = {},
-): BinaryMetrics {
+export function binaryMetrics(labels: Uint8Array, probabilities: ArrayLike<number>, options: { bins?: number } = {}): BinaryMetrics {
   const bins = options.bins ?? 10;
   checkProbabilities(labels, probabilities);
   checkCount(bins, 'bins');
@@ -489,7 +485,6 @@ export function labelColumn(labels: Uint8Array, stride: number, offset: number):
   for (let r = 0; r < rows; r++) column[r] = labels[r * stride + offset]!;
   return column;
 }
-
 
 /**
  * Model-agnostic permutation importance: for each group, shuffle its columns with one shared row

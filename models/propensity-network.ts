@@ -69,13 +69,7 @@ const DEFAULT_BATCH_ROWS = 65_536;
 const DEFAULT_TOP = 3;
 
 /** Final layer has a linear activation: the network outputs one logit per target. */
-export function buildNetwork(
-  tf: Tf,
-  kind: NetworkKind,
-  features: number,
-  targets: number,
-  options: NetworkOptions,
-): TF.LayersModel {
+export function buildNetwork(tf: Tf, kind: NetworkKind, features: number, targets: number, options: NetworkOptions): TF.LayersModel {
   checkCount(features, 'features');
   checkCount(targets, 'targets');
   checkNetworkOptions(kind, options);
@@ -196,7 +190,7 @@ export async function trainNetwork(t: Tensorflow, set: TrainingSet, options: Tra
           ys.dispose();
         }
       }
-      const epochLoss = (await lossSum.data())[0] as number / rows;
+      const epochLoss = ((await lossSum.data())[0] as number) / rows;
       lossSum.dispose();
       if (!Number.isFinite(epochLoss)) {
         throw new Error(`training diverged at epoch ${epoch + 1} (loss ${epochLoss}); lower learningRate`);
@@ -362,14 +356,7 @@ export async function explainByGroups(
 }
 
 /** Inserts group g into each cell's descending top list; slots start at contribution 0, so only positives enter. */
-function keepStrongest(
-  values: Float32Array,
-  offset: number,
-  top: number,
-  g: number,
-  codes: Uint8Array,
-  contributions: Float32Array,
-): void {
+function keepStrongest(values: Float32Array, offset: number, top: number, g: number, codes: Uint8Array, contributions: Float32Array): void {
   for (let i = 0; i < values.length; i++) {
     const value = values[i]!;
     const cell = offset + i * top;
@@ -475,4 +462,3 @@ function checkLabels(y: Uint8Array, rows: number, targets: number): void {
     if (y[i]! > 1) throw new Error(`y is ${y[i]} at row ${Math.floor(i / targets)}, target ${i % targets}; labels must be 0 or 1`);
   }
 }
-

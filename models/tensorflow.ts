@@ -42,9 +42,7 @@ export async function loadTensorflow(options: LoadTensorflowOptions = {}): Promi
   }
   const loaded = await loading;
   if (prefer !== 'auto' && prefer !== loaded.backend) {
-    throw new Error(
-      `TensorFlow.js already runs on the '${loaded.backend}' backend in this process; it cannot also use '${prefer}'`,
-    );
+    throw new Error(`TensorFlow.js already runs on the '${loaded.backend}' backend in this process; it cannot also use '${prefer}'`);
   }
   return loaded;
 }

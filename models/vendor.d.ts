@@ -25,11 +25,7 @@ declare module 'fmin' {
     x: number[];
   }
 
-  export type NelderMead = (
-    f: (x: number[]) => number,
-    x0: number[],
-    options?: NelderMeadOptions,
-  ) => NelderMeadResult;
+  export type NelderMead = (f: (x: number[]) => number, x0: number[], options?: NelderMeadOptions) => NelderMeadResult;
 
   export const nelderMead: NelderMead | undefined;
 }

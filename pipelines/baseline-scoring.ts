@@ -32,7 +32,8 @@ export function scoreWithBaseline(scorer: BaselineScorer, matrix: FeatureMatrix,
   const raw = baselineScoresOnMatrix(scorer.kind, matrix, scorer.target);
   const scores = Float32Array.from(raw, (score) => calibratedWithinBin(scorer.calibration, score));
   const groups = matrix.layout.explanationGroups.map((group) => group.name);
-  const contributionsByGroup = scorer.kind === 'bgnbd' ? bgnbdContributions(matrix, params, groups) : rfmContributions(raw, scorer.calibration, groups);
+  const contributionsByGroup =
+    scorer.kind === 'bgnbd' ? bgnbdContributions(matrix, params, groups) : rfmContributions(raw, scorer.calibration, groups);
   const reasonCodes = new Uint8Array(matrix.rows * REASONS).fill(NO_GROUP);
   const contributions = new Float32Array(matrix.rows * REASONS);
   for (let row = 0; row < matrix.rows; row++) {
@@ -56,7 +57,11 @@ function median(values: number[]): number {
 }
 
 /** log E[purchases] minus the same with one input (frequency, recency, tenure) at the median of the people with a history. */
-function bgnbdContributions(matrix: FeatureMatrix, params: BgNbdParams | null, groups: string[]): Array<{ group: number; values: Float64Array }> {
+function bgnbdContributions(
+  matrix: FeatureMatrix,
+  params: BgNbdParams | null,
+  groups: string[],
+): Array<{ group: number; values: Float64Array }> {
   const { history, rows, horizonDays } = matrix;
   const withHistory: number[] = [];
   for (let row = 0; row < rows; row++) if ((history.firstAge[row] as number) > 0) withHistory.push(row);
@@ -78,11 +83,19 @@ function bgnbdContributions(matrix: FeatureMatrix, params: BgNbdParams | null, g
   const base = expected({ x, tx, T });
   if (!base) return [];
   const frequency = expected({ x: x.map(() => medianX), tx: tx.map((value) => (medianX > 0 ? value : 0)), T });
-  const recency = expected({ x, tx: tx.map((value, i) => ((x[i] as number) > 0 ? Math.max(0, (T[i] as number) - Math.min(medianLast, T[i] as number)) : value)), T });
-  const tenureT = T.map((value, i) => Math.max(medianT, last[i] as number, 1e-6));
+  const recency = expected({
+    x,
+    tx: tx.map((value, i) => ((x[i] as number) > 0 ? Math.max(0, (T[i] as number) - Math.min(medianLast, T[i] as number)) : value)),
+    T,
+  });
+  const tenureT = T.map((_, i) => Math.max(medianT, last[i] as number, 1e-6));
   const tenure = expected({ x, tx: tenureT.map((value, i) => ((x[i] as number) > 0 ? value - (last[i] as number) : 0)), T: tenureT });
   const result: Array<{ group: number; values: Float64Array }> = [];
-  for (const [name, occluded] of [['frequency', frequency], ['recency', recency], ['tenure', tenure]] as const) {
+  for (const [name, occluded] of [
+    ['frequency', frequency],
+    ['recency', recency],
+    ['tenure', tenure],
+  ] as const) {
     const group = groups.indexOf(name);
     if (group < 0 || !occluded) continue;
     const values = new Float64Array(rows);
@@ -109,7 +122,11 @@ function withDigit(score: number, positions: number[]): number {
 const logit = (p: number) => Math.log(Math.max(1e-6, p) / Math.max(1e-6, 1 - p));
 
 /** Log-odds of the person's cell minus the log-odds with one dimension at the middle quintile. */
-function rfmContributions(raw: Float32Array, calibration: BinnedCalibration, groups: string[]): Array<{ group: number; values: Float64Array }> {
+function rfmContributions(
+  raw: Float32Array,
+  calibration: BinnedCalibration,
+  groups: string[],
+): Array<{ group: number; values: Float64Array }> {
   const dimensions: Array<[string, number[]]> = [
     ['recency', [5, 2]],
     ['frequency', [4, 1]],
@@ -121,7 +138,10 @@ function rfmContributions(raw: Float32Array, calibration: BinnedCalibration, gro
     if (group < 0) continue;
     result.push({
       group,
-      values: Float64Array.from(raw, (score) => logit(calibrated(calibration, score)) - logit(calibrated(calibration, withDigit(score, positions)))),
+      values: Float64Array.from(
+        raw,
+        (score) => logit(calibrated(calibration, score)) - logit(calibrated(calibration, withDigit(score, positions))),
+      ),
     });
   }
   return result;

@@ -1,6 +1,6 @@
+import { bgnbdTargetScores } from '../models/baselines.ts';
 import { type BgNbdParams, expectedPurchasesBatch, fitBgNbd } from '../models/bgnbd.ts';
 import { sampleIndices } from '../models/random.ts';
-import { bgnbdTargetScores } from '../models/baselines.ts';
 import { HISTORY_FEATURES, PERSON_FEATURES } from './feature-spec.ts';
 import { BGNBD_ALIVE_COLUMN, BGNBD_EXPECTED_COLUMN, type FeatureMatrix } from './features.ts';
 

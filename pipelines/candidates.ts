@@ -73,7 +73,14 @@ export function chooseCandidate(target: Target, labels: Uint8Array, candidates: 
     .filter((candidate) => candidate.interval !== null && Number.isFinite(candidate.interval.auc))
     .sort((a, b) => aucOf(b) - aucOf(a) || ALGORITHMS.indexOf(a.algorithm) - ALGORITHMS.indexOf(b.algorithm));
   const winner = ranked[0] ?? null;
-  if (!winner) return { winner: null, candidates, margin: null, atChance: true, reason: `no evaluation possible for ${targetId(target)}: one class only in the window` };
+  if (!winner)
+    return {
+      winner: null,
+      candidates,
+      margin: null,
+      atChance: true,
+      reason: `no evaluation possible for ${targetId(target)}: one class only in the window`,
+    };
   const runnerUp = ranked[1] ?? null;
   const difference = runnerUp ? pairedAucDifference(labels, winner.scores, runnerUp.scores) : null;
   const margin = difference && runnerUp ? { ...difference, over: runnerUp.algorithm } : null;
@@ -81,7 +88,19 @@ export function chooseCandidate(target: Target, labels: Uint8Array, candidates: 
   const figures = `${candidates.map((candidate) => `${candidate.algorithm} ${fmt(candidate.interval?.auc)}`).join(', ')}${note}`;
   const lead = margin ? `, ahead of ${margin.over} by ${margin.difference.toFixed(3)} [${signed(margin.low)}, ${signed(margin.high)}]` : '';
   if (interval.auc < minimumAuc) {
-    return { winner, candidates, margin, atChance: true, reason: `best candidate ${winner.algorithm} AUC ${fmt(interval.auc)} below ${minimumAuc}, too close to chance (${figures})` };
+    return {
+      winner,
+      candidates,
+      margin,
+      atChance: true,
+      reason: `best candidate ${winner.algorithm} AUC ${fmt(interval.auc)} below ${minimumAuc}, too close to chance (${figures})`,
+    };
   }
-  return { winner, candidates, margin, atChance: false, reason: `${winner.algorithm} wins with AUC ${fmt(interval.auc)} [${fmt(interval.low)}, ${fmt(interval.high)}]${lead} (${figures})` };
+  return {
+    winner,
+    candidates,
+    margin,
+    atChance: false,
+    reason: `${winner.algorithm} wins with AUC ${fmt(interval.auc)} [${fmt(interval.low)}, ${fmt(interval.high)}]${lead} (${figures})`,
+  };
 }

@@ -15,12 +15,7 @@ export interface ConsentSnapshot {
  * `live` reads the consent state kept with the ledger (a run about now); otherwise the
  * ledger as of `at` (a run as if today were `at`).
  */
-export async function takeConsentSnapshot(
-  db: Kysely<Database>,
-  runId: number,
-  at: Date,
-  live: boolean,
-): Promise<ConsentSnapshot> {
+export async function takeConsentSnapshot(db: Kysely<Database>, runId: number, at: Date, live: boolean): Promise<ConsentSnapshot> {
   // known_since: the earlier of the first purchase and the first profiling grant; a person
   // unknown at a cutoff cannot be a training row at that cutoff. Both are minima, so nothing
   // that happens after a cutoff can change whether someone was known before it.

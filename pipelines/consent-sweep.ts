@@ -76,7 +76,16 @@ export async function sweepConsent(context: AppContext, now: Date = context.cloc
     const scoresDeleted = scoreSets.reduce((sum, set) => sum + set.scoresDeleted, 0);
     const retrainEarly = lineage.filter((entry) => entry.withdrawnSinceSnapshot > 0).map((entry) => entry.target);
     const durationMs = Math.round(performance.now() - started);
-    const body = { at: now.toISOString(), scoresDeleted, contactsAffected, unpublishedScoresDeleted, scoreSets, lineage, retrainEarly, durationMs };
+    const body = {
+      at: now.toISOString(),
+      scoresDeleted,
+      contactsAffected,
+      unpublishedScoresDeleted,
+      scoreSets,
+      lineage,
+      retrainEarly,
+      durationMs,
+    };
     const row = await trx
       .insertInto('consent_sweeps')
       .values({ ran_at: now, scores_deleted: scoresDeleted, contacts_affected: contactsAffected, report: JSON.stringify(body) })
@@ -113,7 +122,13 @@ async function markGone(trx: Transaction<Database>, now: Date): Promise<void> {
 
 /** Deletes from the partitioned parent (every attached set): rows deleted per set, and people affected. */
 async function deleteScores(trx: Transaction<Database>): Promise<{ scoreSets: ScoreSetSweep[]; contactsAffected: number }> {
-  const { rows } = await sql<{ score_set_id: number; target: string | null; status: ScoreSetSweep['status'] | null; n: number; contacts: number }>`
+  const { rows } = await sql<{
+    score_set_id: number;
+    target: string | null;
+    status: ScoreSetSweep['status'] | null;
+    n: number;
+    contacts: number;
+  }>`
     WITH deleted AS (
       DELETE FROM scores s USING ${sql.raw(GONE)} g WHERE s.contact_id = g.contact_id
       RETURNING s.score_set_id, s.contact_id),

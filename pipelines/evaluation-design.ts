@@ -35,7 +35,12 @@ export async function chooseEvaluationDesign(
   const atEvaluation = rows[0]?.at_evaluation ?? 0;
   const atCalibration = rows[0]?.at_calibration ?? 0;
   const share = atEvaluation > 0 ? atCalibration / atEvaluation : 0;
-  const base = { historyAtEvaluation: atEvaluation, historyAtCalibration: atCalibration, seed: options.training.seed, test: 'DeLong paired' as const };
+  const base = {
+    historyAtEvaluation: atEvaluation,
+    historyAtCalibration: atCalibration,
+    seed: options.training.seed,
+    test: 'DeLong paired' as const,
+  };
   const percent = (value: number) => `${(100 * value).toFixed(0)}%`;
   const enough = options.minPositives + options.minNegatives;
   if (share >= settings.minHistoryShare && atCalibration >= enough) {

@@ -1,9 +1,26 @@
-import { applyCalibration, type BinnedCalibration, bgnbdTargetScores, calibrated, fitCalibrationTable, type RfmInputs, rfmCells, rfmScores } from '../models/baselines.ts';
-import { type BinaryMetrics, binaryMetrics, type EvaluationCurves, evaluationCurves, labelColumn, permutationImportance, strided } from '../models/metrics.ts';
+import {
+  applyCalibration,
+  type BinnedCalibration,
+  bgnbdTargetScores,
+  calibrated,
+  fitCalibrationTable,
+  type RfmInputs,
+  rfmCells,
+  rfmScores,
+} from '../models/baselines.ts';
+import {
+  type BinaryMetrics,
+  binaryMetrics,
+  type EvaluationCurves,
+  evaluationCurves,
+  labelColumn,
+  permutationImportance,
+  strided,
+} from '../models/metrics.ts';
+import { predictProbabilities } from '../models/propensity-network.ts';
 import { sampleIndices } from '../models/random.ts';
 import { standardiseRows } from '../models/standardisation.ts';
 import type { Tensorflow } from '../models/tensorflow.ts';
-import { predictProbabilities } from '../models/propensity-network.ts';
 import type { BuyTillYouDie } from './buy-till-you-die.ts';
 import { BGNBD_EXPECTED_COLUMN, type FeatureMatrix } from './features.ts';
 import type { Target } from './targets.ts';
@@ -17,7 +34,12 @@ export type EvaluatedMetrics = BinaryMetrics & { curves?: EvaluationCurves };
  * class only. `curves` adds each output's ROC curve and score histograms (kept with model versions,
  * left out of run summaries where they would only weigh).
  */
-export function metricsPerTarget(labels: Uint8Array, probabilities: Float32Array, targets: number, options: { curves?: boolean } = {}): Array<EvaluatedMetrics | null> {
+export function metricsPerTarget(
+  labels: Uint8Array,
+  probabilities: Float32Array,
+  targets: number,
+  options: { curves?: boolean } = {},
+): Array<EvaluatedMetrics | null> {
   return Array.from({ length: targets }, (_, index) => {
     const y = labelColumn(labels, targets, index);
     const positives = y.reduce((sum, value) => sum + value, 0);
@@ -63,7 +85,12 @@ function baselineBasis(matrix: FeatureMatrix): BaselineBasis {
 }
 
 /** The raw ranking scores of both baselines for one target on one matrix. */
-function baselineScores(matrix: FeatureMatrix, basis: BaselineBasis, target: Target, bgnbd: BuyTillYouDie): { rfm: Float32Array; bgnbd: Float32Array } {
+function baselineScores(
+  matrix: FeatureMatrix,
+  basis: BaselineBasis,
+  target: Target,
+  bgnbd: BuyTillYouDie,
+): { rfm: Float32Array; bgnbd: Float32Array } {
   const rows = matrix.rows;
   const prefix = blockPrefix(target);
   if (prefix === null) {
@@ -77,7 +104,10 @@ function baselineScores(matrix: FeatureMatrix, basis: BaselineBasis, target: Tar
     purchaseDays: Float64Array.from({ length: rows }, (_, row) => Math.expm1(blockDays(row))),
     spend: basis.overall.spend,
   };
-  return { rfm: rfmScores(own, basis.overallCells), bgnbd: bgnbdTargetScores(bgnbd.expected, own.purchaseDays, basis.overall.purchaseDays) };
+  return {
+    rfm: rfmScores(own, basis.overallCells),
+    bgnbd: bgnbdTargetScores(bgnbd.expected, own.purchaseDays, basis.overall.purchaseDays),
+  };
 }
 
 export type BaselineKind = 'rfm' | 'bgnbd';
@@ -134,7 +164,14 @@ export function evaluateBaselines(
 }
 
 /** A baseline's calibration fitted on one labelled matrix (the production window), for scoring. */
-export function fitBaselineCalibration(kind: BaselineKind, labelled: LabelledMatrix, bgnbd: BuyTillYouDie, target: Target, targetIndex: number, targets: number): BinnedCalibration {
+export function fitBaselineCalibration(
+  kind: BaselineKind,
+  labelled: LabelledMatrix,
+  bgnbd: BuyTillYouDie,
+  target: Target,
+  targetIndex: number,
+  targets: number,
+): BinnedCalibration {
   const scores = baselineScores(labelled.matrix, baselineBasis(labelled.matrix), target, bgnbd);
   return fitCalibrationTable(scores[kind], labelColumn(labelled.labels, targets, targetIndex));
 }
@@ -144,7 +181,9 @@ export function fitBaselineCalibration(kind: BaselineKind, labelled: LabelledMat
  * filled by the run's fit): what a baseline version computes when it scores people.
  */
 export function baselineScoresOnMatrix(kind: BaselineKind, matrix: FeatureMatrix, target: Target): Float32Array {
-  const expected = Float64Array.from({ length: matrix.rows }, (_, row) => Math.expm1(matrix.x[row * matrix.columns + BGNBD_EXPECTED_COLUMN] as number));
+  const expected = Float64Array.from({ length: matrix.rows }, (_, row) =>
+    Math.expm1(matrix.x[row * matrix.columns + BGNBD_EXPECTED_COLUMN] as number),
+  );
   const bgnbd = { params: null, logLikelihood: null, fittedOn: 0, expected, alive: new Float64Array(matrix.rows) };
   return baselineScores(matrix, baselineBasis(matrix), target, bgnbd)[kind];
 }
@@ -172,7 +211,11 @@ export async function groupImportance(
 ): Promise<Array<{ name: string; aucDrop: number[] }>> {
   const { matrix } = evaluated;
   const outputs = network.logPositiveWeights.length;
-  const rows = sampleIndices(Array.from({ length: matrix.rows }, (_, i) => i), IMPORTANCE_ROWS, seed);
+  const rows = sampleIndices(
+    Array.from({ length: matrix.rows }, (_, i) => i),
+    IMPORTANCE_ROWS,
+    seed,
+  );
   const x = new Float32Array(rows.length * matrix.columns);
   const labels = new Uint8Array(rows.length * outputs);
   const scratch = new Float32Array(matrix.columns);

@@ -22,7 +22,11 @@ export interface ScoringProfile {
 
 /** Each feature's values on a seeded sample of at most PROFILE_ROWS rows. */
 function sampledColumns(matrix: FeatureMatrix, seed: number): { rows: number; columns: Record<string, Float32Array> } {
-  const rows = sampleIndices(Array.from({ length: matrix.rows }, (_, i) => i), PROFILE_ROWS, seed);
+  const rows = sampleIndices(
+    Array.from({ length: matrix.rows }, (_, i) => i),
+    PROFILE_ROWS,
+    seed,
+  );
   const columns: Record<string, Float32Array> = {};
   matrix.layout.names.forEach((name, column) => {
     columns[name] = Float32Array.from(rows, (row) => matrix.x[row * matrix.columns + column] as number);
@@ -39,7 +43,9 @@ export async function featureProfile(matrix: FeatureMatrix, seed: number): Promi
   const { DataFrame } = await import('danfojs-node');
   const sample = sampledColumns(matrix, seed);
   if (sample.rows === 0) return { rows: 0, features: {}, bins: {} };
-  const description = new DataFrame(Object.fromEntries(Object.entries(sample.columns).map(([name, values]) => [name, Array.from(values)]))).describe();
+  const description = new DataFrame(
+    Object.fromEntries(Object.entries(sample.columns).map(([name, values]) => [name, Array.from(values)])),
+  ).describe();
   const statistics = description.index.map(String);
   const features: Record<string, Record<string, number>> = {};
   const bins: Record<string, FeatureBins> = {};

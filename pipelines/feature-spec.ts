@@ -34,7 +34,13 @@ export const PERSON_FEATURES = [
 ] as const;
 
 /** Features repeated for each category and for each target product. */
-export const HISTORY_FEATURES = ['recency_decay', 'purchase_days', 'recent_purchase_days', 'spend_share', 'bgnbd_expected_purchases'] as const;
+export const HISTORY_FEATURES = [
+  'recency_decay',
+  'purchase_days',
+  'recent_purchase_days',
+  'spend_share',
+  'bgnbd_expected_purchases',
+] as const;
 
 export type PersonFeature = (typeof PERSON_FEATURES)[number];
 
@@ -57,8 +63,21 @@ export const EXPLANATION_GROUPS: Record<string, readonly string[]> = {
  * life...). Their purchases are left out of every feature and they are never a target.
  */
 export const DEFAULT_SPECIAL_CATEGORIES = [
-  'health', 'medical', 'pharmacy', 'medicine', 'religion', 'religious', 'political', 'politics',
-  'ethnicity', 'sexuality', 'sexual health', 'adult', 'biometric', 'genetic', 'trade union',
+  'health',
+  'medical',
+  'pharmacy',
+  'medicine',
+  'religion',
+  'religious',
+  'political',
+  'politics',
+  'ethnicity',
+  'sexuality',
+  'sexual health',
+  'adult',
+  'biometric',
+  'genetic',
+  'trade union',
 ];
 
 const SPECIAL_CATEGORY_WORDS = /health|medic|pharma|relig|politic|ethnic|racial|sexual|biometric|genetic|union|belief/i;

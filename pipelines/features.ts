@@ -1,7 +1,7 @@
 import { type Kysely, type RawBuilder, sql } from 'kysely';
-import type { Database } from '../src/db/database.ts';
 import { countingConsents } from '../src/consent/eligibility.ts';
-import { HISTORY_FEATURES, PERSON_FEATURES, EXPLANATION_GROUPS, assertAllowedFeatures } from './feature-spec.ts';
+import type { Database } from '../src/db/database.ts';
+import { assertAllowedFeatures, EXPLANATION_GROUPS, HISTORY_FEATURES, PERSON_FEATURES } from './feature-spec.ts';
 import type { Target } from './targets.ts';
 
 const CHUNK_ROWS = 100_000;
@@ -16,7 +16,11 @@ export interface FeatureLayout {
   specialCategories: string[];
 }
 
-export function featureLayout(targets: readonly Target[], categories: readonly string[], specialCategories: readonly string[]): FeatureLayout {
+export function featureLayout(
+  targets: readonly Target[],
+  categories: readonly string[],
+  specialCategories: readonly string[],
+): FeatureLayout {
   const productIds = targets.filter((target) => target.kind === 'product').map((target) => target.productId as number);
   const productKeys = targets.filter((target) => target.kind === 'product').map((target) => target.key);
   const names: string[] = [...PERSON_FEATURES];
@@ -34,7 +38,13 @@ export function storedLayout(stored: Omit<FeatureLayout, 'explanationGroups'>): 
   const blockColumns = (prefix: string) => names.flatMap((name, column) => (name.startsWith(prefix) ? [column] : []));
   if (stored.categories.length > 0) explanationGroups.push({ name: 'category history', columns: blockColumns('category:') });
   if (stored.productIds.length > 0) explanationGroups.push({ name: 'product history', columns: blockColumns('product:') });
-  return { names: [...names], categories: [...stored.categories], productIds: [...stored.productIds], explanationGroups, specialCategories: [...stored.specialCategories] };
+  return {
+    names: [...names],
+    categories: [...stored.categories],
+    productIds: [...stored.productIds],
+    explanationGroups,
+    specialCategories: [...stored.specialCategories],
+  };
 }
 
 /** The raw purchase history BG/NBD needs, per row, in days. */
@@ -79,7 +89,8 @@ function populationFilter(request: FeatureRequest): RawBuilder<unknown> {
     request.samplePermille !== undefined && request.samplePermille < 1000
       ? sql`AND mod(s.contact_id * 2654435761, 1000) < ${request.samplePermille}`
       : sql``;
-  const shard = request.shard && request.shard.count > 1 ? sql`AND mod(s.contact_id, ${request.shard.count}) = ${request.shard.index}` : sql``;
+  const shard =
+    request.shard && request.shard.count > 1 ? sql`AND mod(s.contact_id, ${request.shard.count}) = ${request.shard.index}` : sql``;
   return sql`s.run_id = ${request.runId} AND s.known_since < ${request.cutoff} ${live} ${sample} ${shard}`;
 }
 
@@ -234,10 +245,7 @@ export async function computeFeatures(
     const end = Math.min(rows, start + CHUNK_ROWS);
     const from = contactIds[start] as number;
     const to = contactIds[end - 1] as number;
-    const [people, blocks] = await Promise.all([
-      personAggregates(db, request, from, to),
-      blockAggregates(db, request, from, to, start),
-    ]);
+    const [people, blocks] = await Promise.all([personAggregates(db, request, from, to), blockAggregates(db, request, from, to, start)]);
     if (people.length !== (end - start) * PERSON_RAW * 4) {
       throw new Error(`feature query returned ${people.length / (PERSON_RAW * 4)} rows for ${end - start} people`);
     }
@@ -264,13 +272,7 @@ export async function computeFeatures(
   return { cutoff: request.cutoff, horizonDays: horizon, rows, columns, x, contactIds, history, layout };
 }
 
-function writePersonFeatures(
-  x: Float32Array,
-  base: number,
-  raw: (k: number) => number,
-  history: PurchaseHistory,
-  row: number,
-): void {
+function writePersonFeatures(x: Float32Array, base: number, raw: (k: number) => number, history: PurchaseHistory, row: number): void {
   const purchaseDays = raw(0);
   const firstAge = raw(1);
   const lastAge = raw(2);

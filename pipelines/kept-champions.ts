@@ -74,7 +74,12 @@ export function keptScorer(champion: CurrentChampion, target: Target, runLayout:
   if (champion.algorithm === 'bgnbd' || champion.algorithm === 'rfm') {
     const scorer = champion.metrics.scorer as { kind: BaselineKind; calibration: BinnedCalibration } | undefined;
     if (!scorer || !stored) return null;
-    return { kind: scorer.kind, target, calibration: scorer.calibration, layout: runLayout && hasBlock(runLayout, target) ? runLayout : storedLayout({ names: champion.featureList, ...stored }) };
+    return {
+      kind: scorer.kind,
+      target,
+      calibration: scorer.calibration,
+      layout: runLayout && hasBlock(runLayout, target) ? runLayout : storedLayout({ names: champion.featureList, ...stored }),
+    };
   }
   if (champion.networkId === null || !champion.network) return null;
   const metadata = champion.network.metadata as { layout?: { categories: string[]; productIds: number[]; specialCategories: string[] } };
@@ -126,7 +131,11 @@ async function predictWithStoredNetwork(
 ): Promise<{ targets: string[]; probabilities: Float32Array } | null> {
   const network = await loadNetwork(context.database.db, networkId);
   if (JSON.stringify(network.featureList) !== JSON.stringify(layout.names)) return null;
-  const metadata = network.metadata as { targets: string[]; logPositiveWeights: number[]; standardisation: { mean: number[]; scale: number[] } };
+  const metadata = network.metadata as {
+    targets: string[];
+    logPositiveWeights: number[];
+    standardisation: { mean: number[]; scale: number[] };
+  };
   const model = await t.tf.loadLayersModel(network.handler);
   try {
     const inference: InferenceNetwork = {

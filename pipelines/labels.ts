@@ -7,11 +7,7 @@ import { type Target, windowEnd } from './targets.ts';
  * Stage 3: what each row of a feature matrix really did in [cutoff, cutoff + horizon):
  * rows x targets, 1 when the person bought the target in that window.
  */
-export async function computeLabels(
-  db: Kysely<Database>,
-  matrix: FeatureMatrix,
-  targets: readonly Target[],
-): Promise<Uint8Array> {
+export async function computeLabels(db: Kysely<Database>, matrix: FeatureMatrix, targets: readonly Target[]): Promise<Uint8Array> {
   const labels = new Uint8Array(matrix.rows * targets.length);
   if (matrix.rows === 0) return labels;
   const end = windowEnd(matrix.cutoff, matrix.horizonDays);

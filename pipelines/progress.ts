@@ -25,7 +25,9 @@ export function terminalProgress(stream: NodeJS.WriteStream): Progress {
     },
     done(stage, seconds, rows) {
       line('');
-      stream.write(`✓ ${stage.padEnd(22)} ${seconds.toFixed(1).padStart(7)} s${rows > 0 ? `  ${rows} rows (${Math.round(rows / Math.max(seconds, 1e-3))}/s)` : ''}\n`);
+      stream.write(
+        `✓ ${stage.padEnd(22)} ${seconds.toFixed(1).padStart(7)} s${rows > 0 ? `  ${rows} rows (${Math.round(rows / Math.max(seconds, 1e-3))}/s)` : ''}\n`,
+      );
     },
   };
 }

@@ -1,6 +1,6 @@
 import { type Kysely, sql } from 'kysely';
-import type { AppContext } from '../src/context.ts';
 import { type ChannelFunnel, channelFunnel } from '../src/consent/eligibility.ts';
+import type { AppContext } from '../src/context.ts';
 import type { Database } from '../src/db/database.ts';
 import { ensureModel, finishRun, insertVersion, promoteVersion } from '../src/registry/registry.repository.ts';
 import type { PipelineReport, StageFigure, TrainingPlan } from './run-types.ts';
@@ -42,7 +42,11 @@ export async function publishRun(context: AppContext, input: PublishInput): Prom
   if (scoring) {
     const started = performance.now();
     report.consentFunnel = await consentFunnelNow(context);
-    funnelStages.push({ stage: 'consent funnel', seconds: (performance.now() - started) / 1000, rows: report.consentFunnel.channels.length });
+    funnelStages.push({
+      stage: 'consent funnel',
+      seconds: (performance.now() - started) / 1000,
+      rows: report.consentFunnel.channels.length,
+    });
   }
   const profile = mergeScoringProfiles(input.shards.map((shard) => shard.profile));
   const outcomes = new Map(report.targets.map((outcome) => [outcome.target, outcome]));
@@ -68,7 +72,8 @@ export async function publishRun(context: AppContext, input: PublishInput): Prom
         // a champion kept from an earlier run: its new score set (scored by this run) replaces its old one
         const rescored = report.rescored?.find((item) => item.target === targetId(entry.target));
         if (failure !== undefined || entry.scoreSetId === null) {
-          if (outcome) outcome.reason = `${outcome.reason}; champion v${entry.kept.version} keeps its previous scores: scoring failed (${failure})`;
+          if (outcome)
+            outcome.reason = `${outcome.reason}; champion v${entry.kept.version} keeps its previous scores: scoring failed (${failure})`;
           continue;
         }
         const stillChampion = await trx
@@ -114,7 +119,12 @@ export async function publishRun(context: AppContext, input: PublishInput): Prom
       if (outcome) outcome.scored = input.ranked.get(entry.scoreSetId) ?? 0;
     }
     await dropLeftovers(trx, plan, input.failedScoreSets);
-    report.stages = [...report.stages, ...(input.stages ?? []), ...funnelStages, { stage: 'publish', seconds: (performance.now() - began) / 1000, rows: plan.versions.length }];
+    report.stages = [
+      ...report.stages,
+      ...(input.stages ?? []),
+      ...funnelStages,
+      { stage: 'publish', seconds: (performance.now() - began) / 1000, rows: plan.versions.length },
+    ];
     report.peakRssMb = Math.max(report.peakRssMb, Math.round(process.memoryUsage().rss / 2 ** 20));
     await finishRun(trx, plan.runId, { status: 'succeeded', finishedAt: context.clock.now(), summary: { ...report } });
     await input.attempt?.complete(trx);
@@ -124,14 +134,18 @@ export async function publishRun(context: AppContext, input: PublishInput): Prom
 
 /** Networks of dead attempts (never referenced by a version) and their score tables. */
 async function dropLeftovers(trx: Kysely<Database>, plan: TrainingPlan, failed: ReadonlyMap<number, string> | undefined): Promise<void> {
-  const kept = plan.versions.flatMap((entry) => [entry.version.networkId, entry.version.evaluationNetworkId]).filter((id): id is number => id !== null);
+  const kept = plan.versions
+    .flatMap((entry) => [entry.version.networkId, entry.version.evaluationNetworkId])
+    .filter((id): id is number => id !== null);
   let networks = trx.deleteFrom('model_networks').where('run_id', '=', plan.runId);
   if (kept.length > 0) networks = networks.where('id', 'not in', kept);
   await networks.execute();
   for (const entry of plan.versions) {
     if (entry.scoreSetId === null) continue;
     const { rows } = await sql<{ name: string }>`
-      SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema() AND tablename ~ ${`^score_part_${entry.scoreSetId}_`}`.execute(trx);
+      SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema() AND tablename ~ ${`^score_part_${entry.scoreSetId}_`}`.execute(
+      trx,
+    );
     for (const { name } of rows) await sql.raw(`DROP TABLE IF EXISTS ${name}`).execute(trx);
     if (failed?.has(entry.scoreSetId)) await sql.raw(`DROP TABLE IF EXISTS ${scoreSetTable(entry.scoreSetId)}`).execute(trx);
   }

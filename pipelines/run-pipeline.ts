@@ -5,7 +5,7 @@ import { DEFAULT_SPECIAL_CATEGORIES } from './feature-spec.ts';
 import { type Progress, silentProgress, stageTimer } from './progress.ts';
 import { publishRun } from './publish-part.ts';
 import { DEFAULT_PIPELINE_OPTIONS, type PipelineOptions, type PipelineReport } from './run-types.ts';
-import { scoreShard, type ShardOutput } from './score-part.ts';
+import { type ShardOutput, scoreShard } from './score-part.ts';
 import { buildScoreSetTable } from './scoring.ts';
 import { trainRun } from './train-part.ts';
 
@@ -23,7 +23,13 @@ export {
 
 /** What a run records as its parameters (the pipeline_runs row). */
 export function runParams(options: PipelineOptions): Record<string, unknown> {
-  return { products: options.products, minPositives: options.minPositives, minNegatives: options.minNegatives, training: options.training, evaluation: options.evaluation };
+  return {
+    products: options.products,
+    minPositives: options.minPositives,
+    minNegatives: options.minNegatives,
+    training: options.training,
+    evaluation: options.evaluation,
+  };
 }
 
 /**
@@ -32,12 +38,23 @@ export function runParams(options: PipelineOptions): Record<string, unknown> {
  * publish-part), one after the other, with one scoring shard. A run queued for workers goes
  * through pipelines/queue instead.
  */
-export async function runPipeline(context: AppContext, options: PipelineOptions, progress: Progress = silentProgress): Promise<PipelineReport> {
+export async function runPipeline(
+  context: AppContext,
+  options: PipelineOptions,
+  progress: Progress = silentProgress,
+): Promise<PipelineReport> {
   const { db } = context.database;
   const startedAt = context.clock.now();
   const runId = await createRun(
     db,
-    { kind: options.kind, trigger: options.trigger, asOf: options.asOf ?? startedAt, horizonDays: options.horizonDays, params: runParams(options), startedAt },
+    {
+      kind: options.kind,
+      trigger: options.trigger,
+      asOf: options.asOf ?? startedAt,
+      horizonDays: options.horizonDays,
+      params: runParams(options),
+      startedAt,
+    },
     context.config.jobs.staleRunSeconds,
   );
   progress.runStarted?.(runId);
@@ -53,7 +70,8 @@ export async function runPipeline(context: AppContext, options: PipelineOptions,
       shards.push(shard);
       stages.push(...shard.stages);
       await timed('rank', async () => {
-        for (const [id, table] of Object.entries(shard.tables)) ranked.set(Number(id), await buildScoreSetTable(context.database, Number(id), [table]));
+        for (const [id, table] of Object.entries(shard.tables))
+          ranked.set(Number(id), await buildScoreSetTable(context.database, Number(id), [table]));
         return { value: undefined, rows: shard.rows * ranked.size };
       });
     }

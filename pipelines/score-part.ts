@@ -2,9 +2,9 @@ import { standardisationFromJson } from '../models/standardisation.ts';
 import type { Tensorflow } from '../models/tensorflow.ts';
 import type { AppContext } from '../src/context.ts';
 import { loadNetwork } from '../src/registry/model-store.ts';
+import { type BaselineScorer, scoreWithBaseline } from './baseline-scoring.ts';
 import { applyBuyTillYouDie } from './buy-till-you-die.ts';
 import { type FeatureProfile, type ScoringProfile, scoringProfile } from './feature-profile.ts';
-import { type BaselineScorer, scoreWithBaseline } from './baseline-scoring.ts';
 import { computeFeatures, type FeatureLayout, type FeatureMatrix } from './features.ts';
 import { type Progress, stageTimer } from './progress.ts';
 import type { PlannedVersion, Scorer, StageFigure, TrainingPlan } from './run-types.ts';
@@ -59,7 +59,14 @@ export async function scoreShard(
     for (const [key, layout] of layouts) {
       const value = await computeFeatures(
         db,
-        { runId: plan.runId, cutoff: new Date(plan.asOf), horizonDays: plan.horizonDays, layout, liveConsentAt: context.clock.now(), shard },
+        {
+          runId: plan.runId,
+          cutoff: new Date(plan.asOf),
+          horizonDays: plan.horizonDays,
+          layout,
+          liveConsentAt: context.clock.now(),
+          shard,
+        },
         (done, total) => progress.step('people', done, total),
       );
       if (plan.scoringFit) applyBuyTillYouDie(value, plan.scoringFit);
@@ -74,7 +81,11 @@ export async function scoreShard(
 
   const tables: Record<string, string> = {};
   let done = 0;
-  const write = async (member: PlannedVersion, matrix: FeatureMatrix, data: { scores: Float32Array; reasonCodes: Uint8Array; contributions: Float32Array }) => {
+  const write = async (
+    member: PlannedVersion,
+    matrix: FeatureMatrix,
+    data: { scores: Float32Array; reasonCodes: Uint8Array; contributions: Float32Array },
+  ) => {
     const scoreSetId = member.scoreSetId as number;
     const table = `score_part_${scoreSetId}_${shard.index}_${tag}`;
     const rows = await writeScoreTable(context.database, table, scoreSetId, { contactIds: matrix.contactIds, ...data });
@@ -104,13 +115,16 @@ export async function scoreShard(
       else baselineMembers.push(entry);
     }
     for (const [networkId, members] of byNetwork) {
-      const matrix = matrices.get(layoutKey((members[0]?.scorer as Scorer).layout)) as FeatureMatrix;
+      const matrix = matrices.get(layoutKey((members[0]!.scorer as Scorer).layout)) as FeatureMatrix;
       const network = await loadInference(t, context, networkId);
       try {
         const outputs = network.logPositiveWeights.length;
         const outputOf = (member: PlannedVersion) => (member.scorer as Scorer & { kind: 'network' }).outputIndex;
         const probabilities = await predictMatrix(t, network, matrix);
-        const reasons = members.map(() => ({ codes: new Uint8Array(matrix.rows * REASONS), contributions: new Float32Array(matrix.rows * REASONS) }));
+        const reasons = members.map(() => ({
+          codes: new Uint8Array(matrix.rows * REASONS),
+          contributions: new Float32Array(matrix.rows * REASONS),
+        }));
         await explainMatrix(t, network, matrix, (start, end, explanations) => {
           for (const [m, member] of members.entries()) {
             const own = reasons[m] as { codes: Uint8Array; contributions: Float32Array };
@@ -164,7 +178,8 @@ export function mergeScoringProfiles(profiles: ReadonlyArray<ScoringProfile | nu
   if (present.length === 1) return present[0] as ScoringProfile;
   const rows = present.reduce((sum, profile) => sum + profile.rows, 0);
   const bins: ScoringProfile['bins'] = {};
-  const weighted = (value: (profile: ScoringProfile) => number) => present.reduce((sum, profile) => sum + value(profile) * profile.rows, 0) / rows;
+  const weighted = (value: (profile: ScoringProfile) => number) =>
+    present.reduce((sum, profile) => sum + value(profile) * profile.rows, 0) / rows;
   for (const [name, first] of Object.entries((present[0] as ScoringProfile).bins)) {
     bins[name] = {
       shares: first.shares.map((_, bin) => weighted((profile) => profile.bins[name]?.shares[bin] ?? 0)),

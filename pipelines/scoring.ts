@@ -3,10 +3,10 @@ import type { Writable } from 'node:stream';
 import { type Kysely, sql } from 'kysely';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
+import { NO_GROUP } from '../models/propensity-network.ts';
 import { countingConsents } from '../src/consent/eligibility.ts';
 import type { Database } from '../src/db/database.ts';
 import type { DatabaseHandle } from '../src/db/engine.ts';
-import { NO_GROUP } from '../models/propensity-network.ts';
 import { inTransaction } from '../src/registry/registry.repository.ts';
 
 /** One target's scores for everyone in the scoring matrix, ready to write. */
@@ -101,13 +101,15 @@ export function scoreSetTable(scoreSetId: number): string {
 export async function buildScoreSetTable(database: DatabaseHandle, scoreSetId: number, parts: readonly string[]): Promise<number> {
   const table = scoreSetTable(scoreSetId);
   const client = await database.pool.connect();
-  const exists = async (name: string) => (await client.query('SELECT to_regclass($1) IS NOT NULL AS found', [name])).rows[0]?.found === true;
+  const exists = async (name: string) =>
+    (await client.query('SELECT to_regclass($1) IS NOT NULL AS found', [name])).rows[0]?.found === true;
   const count = async () => (await client.query<{ count: number }>(`SELECT count(*)::int AS count FROM ${table}`)).rows[0]?.count ?? 0;
   try {
     const present = [];
     for (const part of parts) if (await exists(part)) present.push(part);
     if (present.length === 0 && (await exists(table))) return await count();
-    if (present.length !== parts.length) throw new Error(`score set ${scoreSetId}: ${parts.length - present.length} of its ${parts.length} scored parts are missing`);
+    if (present.length !== parts.length)
+      throw new Error(`score set ${scoreSetId}: ${parts.length - present.length} of its ${parts.length} scored parts are missing`);
     await client.query('BEGIN');
     try {
       await client.query(`DROP TABLE IF EXISTS ${table}`);
@@ -116,7 +118,9 @@ export async function buildScoreSetTable(database: DatabaseHandle, scoreSetId: n
       } else {
         await client.query(`CREATE TABLE ${table} (LIKE scores INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`);
         // counted first: count(*) OVER () beside the ranking kept every row for a second pass (700k rows: 1.5 s, 1.3 s without, measured)
-        const { rows } = await client.query<{ total: string }>(`SELECT ${parts.map((part) => `(SELECT count(*) FROM ${part})`).join(' + ')} AS total`);
+        const { rows } = await client.query<{ total: string }>(
+          `SELECT ${parts.map((part) => `(SELECT count(*) FROM ${part})`).join(' + ')} AS total`,
+        );
         const total = Number(rows[0]?.total ?? 0);
         await client.query(
           `INSERT INTO ${table} (${SCORE_COLUMNS})
@@ -127,7 +131,9 @@ export async function buildScoreSetTable(database: DatabaseHandle, scoreSetId: n
         );
         for (const part of parts) await client.query(`DROP TABLE ${part}`);
       }
-      await client.query(`ALTER TABLE ${table} ADD CHECK (score_set_id = ${Number(scoreSetId)}), ADD PRIMARY KEY (score_set_id, contact_id)`);
+      await client.query(
+        `ALTER TABLE ${table} ADD CHECK (score_set_id = ${Number(scoreSetId)}), ADD PRIMARY KEY (score_set_id, contact_id)`,
+      );
       await client.query(`CREATE INDEX ON ${table} (score_set_id, rank)`);
       await client.query(`CREATE INDEX ON ${table} (contact_id)`);
       await client.query('COMMIT');
@@ -147,7 +153,9 @@ export async function writeScoreSet(database: DatabaseHandle, scoreSetId: number
   const part = `score_part_${Number(scoreSetId)}_0`;
   await writeScoreTable(database, part, scoreSetId, data);
   const rows = await buildScoreSetTable(database, scoreSetId, [part]);
-  await sql.raw(`ALTER TABLE scores ATTACH PARTITION ${scoreSetTable(scoreSetId)} FOR VALUES IN (${Number(scoreSetId)})`).execute(database.db);
+  await sql
+    .raw(`ALTER TABLE scores ATTACH PARTITION ${scoreSetTable(scoreSetId)} FOR VALUES IN (${Number(scoreSetId)})`)
+    .execute(database.db);
   return rows;
 }
 
@@ -227,7 +235,13 @@ async function copyLines(client: pg.PoolClient, table: string, scoreSetId: numbe
   await Promise.race([finished, failed]);
 }
 
-async function insertLines(client: pg.PoolClient, table: string, scoreSetId: number, data: TargetScores, ranks: Uint32Array): Promise<void> {
+async function insertLines(
+  client: pg.PoolClient,
+  table: string,
+  scoreSetId: number,
+  data: TargetScores,
+  ranks: Uint32Array,
+): Promise<void> {
   for (let from = 0; from < data.scores.length; from += COPY_CHUNK) {
     const text = scoreLines(scoreSetId, data, ranks, from, Math.min(data.scores.length, from + COPY_CHUNK));
     await client.query(
@@ -251,7 +265,9 @@ export async function switchLive(db: Kysely<Database>, modelId: number, scoreSet
   return inTransaction(db, async (trx) => {
     await sql`
       DELETE FROM scores s WHERE s.score_set_id = ${scoreSetId}
-        AND NOT EXISTS (SELECT 1 FROM ${countingConsents('profiling', null, now, true)} live WHERE live.contact_id = s.contact_id)`.execute(trx);
+        AND NOT EXISTS (SELECT 1 FROM ${countingConsents('profiling', null, now, true)} live WHERE live.contact_id = s.contact_id)`.execute(
+      trx,
+    );
     const retired = await trx
       .updateTable('score_sets')
       .set({ status: 'retired' })

@@ -70,7 +70,14 @@ export async function selectTargets(
   const counts = new Map<string, TargetCandidate>();
   for (const [index, window] of windows.entries()) {
     const end = windowEnd(window.cutoff, window.horizonDays);
-    const { rows } = await sql<{ kind: TargetKind; key: string; product_id: number | null; category: string | null; buyers: number; population: number }>`
+    const { rows } = await sql<{
+      kind: TargetKind;
+      key: string;
+      product_id: number | null;
+      category: string | null;
+      buyers: number;
+      population: number;
+    }>`
       WITH population AS (
         SELECT contact_id FROM profiling_snapshots WHERE run_id = ${runId} AND known_since < ${window.cutoff}
       ),
@@ -94,8 +101,14 @@ export async function selectTargets(
       let candidate = counts.get(id);
       if (!candidate) {
         candidate = {
-          kind: row.kind, key: row.key, productId: row.product_id, category: row.category,
-          positives: windows.map(() => 0), population: windows.map(() => 0), eligible: false, reason: null,
+          kind: row.kind,
+          key: row.key,
+          productId: row.product_id,
+          category: row.category,
+          positives: windows.map(() => 0),
+          population: windows.map(() => 0),
+          eligible: false,
+          reason: null,
         };
         counts.set(id, candidate);
       }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Kysely } from 'kysely';
 import type { BinnedCalibration } from '../models/baselines.ts';
 import { type PairedAucDifference, pairedAucDifference } from '../models/delong.ts';
 import { type BinaryMetrics, labelColumn } from '../models/metrics.ts';
@@ -11,21 +12,20 @@ import type { Database } from '../src/db/database.ts';
 import { type CurrentChampion, currentChampions } from '../src/registry/champions.repository.ts';
 import { codeVersion } from '../src/registry/code-version.ts';
 import { exportNetwork, saveNetwork } from '../src/registry/model-store.ts';
-import type { Kysely } from 'kysely';
 import { type BuyTillYouDie, type BuyTillYouDieFit, fillBuyTillYouDie, fitBuyTillYouDie } from './buy-till-you-die.ts';
 import { type Candidate, type Choice, chooseCandidate, fmt, isNetwork, signed, targetCandidates } from './candidates.ts';
 import { type ConsentSnapshot, takeConsentSnapshot } from './consent-snapshot.ts';
-import { chooseEvaluationDesign, day, minusDays } from './evaluation-design.ts';
 import {
+  activeRowsOnly,
   type BaselineEvaluation,
   type BaselineKind,
-  activeRowsOnly,
   evaluateBaselines,
   fitBaselineCalibration,
   groupImportance,
   metricsPerTarget,
   selectRows,
 } from './evaluation.ts';
+import { chooseEvaluationDesign, day, minusDays } from './evaluation-design.ts';
 import { type FeatureProfile, featureProfile } from './feature-profile.ts';
 import { PERSON_FEATURES } from './feature-spec.ts';
 import { computeFeatures, type FeatureLayout, type FeatureMatrix, featureLayout } from './features.ts';
@@ -209,7 +209,9 @@ export async function trainRun(
   if (options.kind === 'backtest') {
     await backtestStage(scope, record, evaluation, production, matrices, targets);
   } else {
-    const replaced = new Set(decisions.flatMap((decision) => (decision.status === 'champion' && decision.champion ? [decision.champion.modelId] : [])));
+    const replaced = new Set(
+      decisions.flatMap((decision) => (decision.status === 'champion' && decision.champion ? [decision.champion.modelId] : [])),
+    );
     await planKeptChampions(scope, record, champions, replaced, layout);
     if (record.planned.some((entry) => entry.scoreSetId !== null)) record.scoringFit = await fitForScoring(scope, record, layout);
   }
@@ -239,7 +241,10 @@ async function targetsStage(scope: RunScope) {
   }));
   const windows =
     design.kind === 'out-of-time'
-      ? [{ cutoff: evaluationCutoff, horizonDays: horizon }, { cutoff: calibrationCutoff, horizonDays: horizon }]
+      ? [
+          { cutoff: evaluationCutoff, horizonDays: horizon },
+          { cutoff: calibrationCutoff, horizonDays: horizon },
+        ]
       : [{ cutoff: evaluationCutoff, horizonDays: horizon }];
   const candidates = await scope.timer.timed('targets', async () => {
     const value = await selectTargets(db, runId, windows, {
@@ -267,14 +272,18 @@ async function targetsStage(scope: RunScope) {
 async function featuresStage(scope: RunScope, record: RunRecord, layout: FeatureLayout): Promise<Matrices> {
   const { db, runId, horizon, training, progress } = scope;
   const matrices: Matrices = new Map();
-  const cutoffs = [...new Set([...record.evaluationOrigins, ...record.productionOrigins].map((date) => date.getTime()))].sort((a, b) => b - a);
+  const cutoffs = [...new Set([...record.evaluationOrigins, ...record.productionOrigins].map((date) => date.getTime()))].sort(
+    (a, b) => b - a,
+  );
   // training and evaluation read a sample of people beyond the training cap; only scoring needs everyone
   const samplePermille = Math.min(1000, Math.ceil((1000 * training.maxTrainingRows) / Math.max(1, record.snapshot.size)));
   await scope.timer.timed('features', async () => {
     let rows = 0;
     for (const [index, cutoff] of cutoffs.entries()) {
-      const matrix = await computeFeatures(db, { runId, cutoff: new Date(cutoff), horizonDays: horizon, layout, samplePermille }, (done, total) =>
-        progress.step(`cutoff ${index + 1}/${cutoffs.length + 1}, people`, done, total),
+      const matrix = await computeFeatures(
+        db,
+        { runId, cutoff: new Date(cutoff), horizonDays: horizon, layout, samplePermille },
+        (done, total) => progress.step(`cutoff ${index + 1}/${cutoffs.length + 1}, people`, done, total),
       );
       const bgnbd = fillBuyTillYouDie(matrix, training.seed);
       matrices.set(cutoff, { labelled: { matrix, labels: new Uint8Array(0) }, bgnbd });
@@ -318,8 +327,10 @@ async function evaluateStage(scope: RunScope, record: RunRecord, matrices: Matri
   // person split: the held-out people are judged, the others train (and calibrate the baselines)
   const heldOut = (contactId: number) => personShare(contactId, training.seed + 2) < (record.design.holdoutShare ?? 0);
   const atEvaluation = at(matrices, scope.evaluationCutoff);
-  const evaluated = selectRows(atEvaluation.labelled, atEvaluation.bgnbd, (row, matrix) =>
-    hasHistory(row, matrix) && (outOfTime || heldOut(matrix.contactIds[row] as number)),
+  const evaluated = selectRows(
+    atEvaluation.labelled,
+    atEvaluation.bgnbd,
+    (row, matrix) => hasHistory(row, matrix) && (outOfTime || heldOut(matrix.contactIds[row] as number)),
   );
   const calibration = outOfTime
     ? at(matrices, scope.calibrationCutoff)
@@ -327,18 +338,25 @@ async function evaluateStage(scope: RunScope, record: RunRecord, matrices: Matri
   const stack = record.evaluationOrigins.map((date) =>
     outOfTime
       ? at(matrices, date).labelled
-      : selectRows(at(matrices, date).labelled, at(matrices, date).bgnbd, (row, matrix) => !heldOut(matrix.contactIds[row] as number)).labelled,
+      : selectRows(at(matrices, date).labelled, at(matrices, date).bgnbd, (row, matrix) => !heldOut(matrix.contactIds[row] as number))
+          .labelled,
   );
   // an MLP needs more rows than a small base has (below them it never beat the logistic network)
-  const stackRows = Math.min(training.maxTrainingRows, stack.reduce((sum, part) => sum + part.matrix.rows, 0));
+  const stackRows = Math.min(
+    training.maxTrainingRows,
+    stack.reduce((sum, part) => sum + part.matrix.rows, 0),
+  );
   const kinds = training.algorithms.filter((kind) => kind !== 'mlp' || stackRows >= training.minRowsForMlp);
-  const skipped = kinds.length < training.algorithms.length ? `; mlp not trained on ${stackRows} rows, below ${training.minRowsForMlp}` : '';
+  const skipped =
+    kinds.length < training.algorithms.length ? `; mlp not trained on ${stackRows} rows, below ${training.minRowsForMlp}` : '';
 
   const networks = new Map<NetworkKind, NetworkPair>();
   await scope.timer.timed('train (evaluation)', async () => {
     let rows = 0;
     for (const kind of kinds) {
-      const network = await fitNetwork(t, kind, stack, targets.length, training, (epoch) => progress.step(`${kind} epoch`, epoch + 1, training.maxEpochs));
+      const network = await fitNetwork(t, kind, stack, targets.length, training, (epoch) =>
+        progress.step(`${kind} epoch`, epoch + 1, training.maxEpochs),
+      );
       const evaluationProbabilities = await predictMatrix(t, network, evaluated.labelled.matrix);
       networks.set(kind, {
         evaluation: network,
@@ -395,7 +413,16 @@ async function decideStage(
         compared = true;
         const labels = labelColumn(evaluation.evaluated.labelled.labels, targets.length, index);
         const championScores = champion
-          ? await championScoresOnWindow(scope.t, scope.context, champion, target, choice, evaluation.evaluated.labelled, layout, championPredictions)
+          ? await championScoresOnWindow(
+              scope.t,
+              scope.context,
+              champion,
+              target,
+              choice,
+              evaluation.evaluated.labelled,
+              layout,
+              championPredictions,
+            )
           : null;
         const storedAuc = champion ? ((champion.metrics.evaluation as { rocAuc?: number } | null)?.rocAuc ?? null) : null;
         difference = championScores ? pairedAucDifference(labels, winner.scores, championScores) : null;
@@ -427,9 +454,17 @@ async function decideStage(
  * as many epochs as early stopping found; a winning baseline calibrated on the window from T−H;
  * the winners' permutation importance on the evaluation rows.
  */
-async function productionStage(scope: RunScope, record: RunRecord, evaluation: Evaluation, matrices: Matrices, targets: readonly Target[]): Promise<Production> {
+async function productionStage(
+  scope: RunScope,
+  record: RunRecord,
+  evaluation: Evaluation,
+  matrices: Matrices,
+  targets: readonly Target[],
+): Promise<Production> {
   const { t, training, progress } = scope;
-  const kinds = new Set(evaluation.choices.flatMap((choice) => (choice.winner && isNetwork(choice.winner.algorithm) ? [choice.winner.algorithm] : [])));
+  const kinds = new Set(
+    evaluation.choices.flatMap((choice) => (choice.winner && isNetwork(choice.winner.algorithm) ? [choice.winner.algorithm] : [])),
+  );
   await scope.timer.timed('train (production)', async () => {
     let rows = 0;
     for (const kind of kinds) {
@@ -453,14 +488,20 @@ async function productionStage(scope: RunScope, record: RunRecord, evaluation: E
   for (const [index, choice] of evaluation.choices.entries()) {
     const algorithm = choice.winner?.algorithm;
     if (algorithm === 'bgnbd' || algorithm === 'rfm') {
-      calibrations.set(index, fitBaselineCalibration(algorithm, atEvaluation.labelled, atEvaluation.bgnbd, targets[index] as Target, index, targets.length));
+      calibrations.set(
+        index,
+        fitBaselineCalibration(algorithm, atEvaluation.labelled, atEvaluation.bgnbd, targets[index] as Target, index, targets.length),
+      );
     }
   }
   for (const date of record.evaluationOrigins) if (date.getTime() !== scope.evaluationCutoff.getTime()) matrices.delete(date.getTime());
   const importance = await scope.timer.timed('importance', async () => {
     const value = new Map<NetworkKind, Array<{ name: string; aucDrop: number[] }>>();
     for (const kind of kinds) {
-      value.set(kind, await groupImportance(t, (evaluation.networks.get(kind) as NetworkPair).evaluation, evaluation.evaluated.labelled, training.seed));
+      value.set(
+        kind,
+        await groupImportance(t, (evaluation.networks.get(kind) as NetworkPair).evaluation, evaluation.evaluated.labelled, training.seed),
+      );
     }
     return { value, rows: 0 };
   });
@@ -496,13 +537,22 @@ async function registerStage(
     record.trainingProfile = profile;
     for (const kind of production.kinds) {
       const pair = evaluation.networks.get(kind) as NetworkPair;
-      for (const [role, fitted] of [['evaluation', pair.evaluation], ['production', pair.production]] as const) {
+      for (const [role, fitted] of [
+        ['evaluation', pair.evaluation],
+        ['production', pair.production],
+      ] as const) {
         if (!fitted) continue;
         const cutoffs = role === 'evaluation' ? record.evaluationOrigins : record.productionOrigins;
         await fitted.model.save(
           saveNetwork(
             db,
-            { runId, role, algorithm: kind, featureList: layout.names, metadata: { ...networkMetadata(fitted, targets, layout, cutoffs, horizon), featureProfile: profile } },
+            {
+              runId,
+              role,
+              algorithm: kind,
+              featureList: layout.names,
+              metadata: { ...networkMetadata(fitted, targets, layout, cutoffs, horizon), featureProfile: profile },
+            },
             (id) => savedNetworks.set(`${kind}:${role}`, id),
           ),
         );
@@ -522,7 +572,12 @@ async function registerStage(
         version: null,
         status: winner ? decision.status : 'rejected',
         reason: decision.reason,
-        auc: { model: winner?.interval?.auc ?? null, rfm: baseline.rfm?.rocAuc ?? null, bgnbd: baseline.bgnbd?.rocAuc ?? null, champion: decision.championAuc },
+        auc: {
+          model: winner?.interval?.auc ?? null,
+          rfm: baseline.rfm?.rocAuc ?? null,
+          bgnbd: baseline.bgnbd?.rocAuc ?? null,
+          champion: decision.championAuc,
+        },
         candidates: Object.fromEntries(choice.candidates.map((candidate) => [candidate.algorithm, candidate.interval])),
         margin: choice.margin,
       };
@@ -536,7 +591,12 @@ async function registerStage(
           ? null
           : network
             ? { kind: 'network', networkId: productionNetworkId as number, outputIndex: index, layout }
-            : { kind: winner.algorithm as BaselineKind, target, calibration: production.calibrations.get(index) as BinnedCalibration, layout };
+            : {
+                kind: winner.algorithm as BaselineKind,
+                target,
+                calibration: production.calibrations.get(index) as BinnedCalibration,
+                layout,
+              };
       const candidate = candidateOf.get(targetId(target));
       record.planned.push({
         target,
@@ -555,7 +615,11 @@ async function registerStage(
           horizonDays: horizon,
           featureList: layout.names,
           codeVersion: code,
-          trainingDataHash: network ? (network.production ?? network.evaluation).trainingDataHash : atEvaluation.labelled.matrix.rows > 0 ? matrixHash(atEvaluation.labelled) : '',
+          trainingDataHash: network
+            ? (network.production ?? network.evaluation).trainingDataHash
+            : atEvaluation.labelled.matrix.rows > 0
+              ? matrixHash(atEvaluation.labelled)
+              : '',
           metrics: {
             evaluationDesign: record.design,
             evaluationWindow: { cutoff: day(scope.evaluationCutoff), horizonDays: horizon, rows: evaluated.labelled.matrix.rows },
@@ -619,7 +683,10 @@ async function planKeptChampions(
     });
     if (!entry) {
       const outcome = record.outcomes.get(id) ?? notEligibleOf(id);
-      record.outcomes.set(id, { ...outcome, reason: `${record.outcomes.get(id)?.reason ?? ''}; champion v${champion.version} could not be scored again (its scorer is not stored)` });
+      record.outcomes.set(id, {
+        ...outcome,
+        reason: `${record.outcomes.get(id)?.reason ?? ''}; champion v${champion.version} could not be scored again (its scorer is not stored)`,
+      });
       continue;
     }
     record.planned.push(entry);
@@ -676,7 +743,13 @@ async function backtestStage(
       const rfm = truthBaselines[index]?.rfm ?? null;
       const bgnbd = truthBaselines[index]?.bgnbd ?? null;
       outcome.backtest = {
-        model: !winner ? null : isNetwork(winner.algorithm) ? (predictions.get(winner.algorithm)?.[index] ?? null) : winner.algorithm === 'bgnbd' ? bgnbd : rfm,
+        model: !winner
+          ? null
+          : isNetwork(winner.algorithm)
+            ? (predictions.get(winner.algorithm)?.[index] ?? null)
+            : winner.algorithm === 'bgnbd'
+              ? bgnbd
+              : rfm,
         rfm,
         bgnbd,
       };
@@ -734,7 +807,13 @@ function notEligibleOf(target: string): TargetOutcome {
   };
 }
 
-function networkMetadata(fitted: FittedNetwork, targets: readonly Target[], layout: FeatureLayout, cutoffs: Date[], horizonDays: number): Record<string, unknown> {
+function networkMetadata(
+  fitted: FittedNetwork,
+  targets: readonly Target[],
+  layout: FeatureLayout,
+  cutoffs: Date[],
+  horizonDays: number,
+): Record<string, unknown> {
   return {
     targets: targets.map(targetId),
     logPositiveWeights: Array.from(fitted.logPositiveWeights),
@@ -752,5 +831,8 @@ function networkMetadata(fitted: FittedNetwork, targets: readonly Target[], layo
 /** SHA-256 of the matrix and labels a baseline's calibration was fitted on (lineage). */
 function matrixHash(labelled: LabelledMatrix): string {
   const x = labelled.matrix.x;
-  return createHash('sha256').update(new Uint8Array(x.buffer, x.byteOffset, x.byteLength)).update(labelled.labels).digest('hex');
+  return createHash('sha256')
+    .update(new Uint8Array(x.buffer, x.byteOffset, x.byteLength))
+    .update(labelled.labels)
+    .digest('hex');
 }

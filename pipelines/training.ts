@@ -87,7 +87,11 @@ function trainingRows(stack: readonly LabelledMatrix[], targets: number, maxRows
     offsets.push(total);
     total += part.matrix.rows;
   }
-  const chosen = sampleIndices(Array.from({ length: total }, (_, i) => i), maxRows, seed);
+  const chosen = sampleIndices(
+    Array.from({ length: total }, (_, i) => i),
+    maxRows,
+    seed,
+  );
   const rows = chosen.length;
   const x = new Float32Array(rows * columns);
   const y = new Uint8Array(rows * targets);
@@ -101,7 +105,10 @@ function trainingRows(stack: readonly LabelledMatrix[], targets: number, maxRows
     x.set(source.matrix.x.subarray(row * columns, (row + 1) * columns), i * columns);
     y.set(source.labels.subarray(row * targets, (row + 1) * targets), i * targets);
   });
-  const hash = createHash('sha256').update(new Uint8Array(x.buffer, x.byteOffset, x.byteLength)).update(y).digest('hex');
+  const hash = createHash('sha256')
+    .update(new Uint8Array(x.buffer, x.byteOffset, x.byteLength))
+    .update(y)
+    .digest('hex');
   const standardisation = fitStandardisation(x, rows, columns);
   standardiseRows(x, 0, rows, columns, standardisation, x);
   const positives = new Array<number>(targets).fill(0);
@@ -139,7 +146,12 @@ export async function fitNetwork(
     const split = splitRows(data.x, data.y, data.rows, columns, targets, held);
     if (split.inside.rows > 0 && split.outside.rows > 0) {
       set = { rows: split.outside.rows, features: columns, x: split.outside.x, targets, y: split.outside.y };
-      validation = { ...split.inside, patience: config.patience, minEpochs: Math.min(config.epochs, schedule.epochs), minImprovement: config.minImprovement };
+      validation = {
+        ...split.inside,
+        patience: config.patience,
+        minEpochs: Math.min(config.epochs, schedule.epochs),
+        minImprovement: config.minImprovement,
+      };
     }
   }
   const trained: TrainedNetwork = await trainNetwork(t, set, {

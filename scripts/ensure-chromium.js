@@ -48,5 +48,7 @@ if (!onPath('apt-get')) stop('apt-get is not on PATH: this is not a Debian-like 
 if (!asRoot && !onPath('sudo')) stop('CI=true but not root, and sudo is not on PATH');
 
 console.log("npm test: installing Debian's chromium for the browser tests (apt-get, non-interactive)");
-const installed = aptGet(asRoot, ['install', '-y', '-qq', 'chromium']) || (aptGet(asRoot, ['update', '-qq']) && aptGet(asRoot, ['install', '-y', '-qq', 'chromium']));
+const installed =
+  aptGet(asRoot, ['install', '-y', '-qq', 'chromium']) ||
+  (aptGet(asRoot, ['update', '-qq']) && aptGet(asRoot, ['install', '-y', '-qq', 'chromium']));
 if (!installed || !onPath('chromium')) stop('apt-get could not install it');

@@ -32,10 +32,7 @@ const environmentSchema = z.object({
     .string()
     .regex(/^\S+( \S+){4}$/, 'must be a five-field cron expression such as "0 2 * * *"')
     .default('0 2 * * *'),
-  CIBLE_PIPELINE_TIMEZONE: z
-    .string()
-    .refine(isTimeZone, 'must be an IANA time zone such as Europe/Paris')
-    .default('Europe/Paris'),
+  CIBLE_PIPELINE_TIMEZONE: z.string().refine(isTimeZone, 'must be an IANA time zone such as Europe/Paris').default('Europe/Paris'),
   CIBLE_CONSENT_SWEEP_MINUTES: z.coerce.number().int().min(1).max(1440).default(15),
   CIBLE_JOB_TIMEOUT_SECONDS: z.coerce.number().int().min(5).default(1800),
   CIBLE_SCORE_SHARDS: z.coerce.number().int().min(1).max(64).default(2),
@@ -52,9 +49,7 @@ const environmentSchema = z.object({
     .optional(),
 });
 
-export type DatabaseTarget =
-  | { kind: 'postgres'; url: string }
-  | { kind: 'pglite'; dataDir: string };
+export type DatabaseTarget = { kind: 'postgres'; url: string } | { kind: 'pglite'; dataDir: string };
 
 export interface Config {
   database: DatabaseTarget;
@@ -146,7 +141,12 @@ export interface TargetingPolicy {
   deliveryTimeoutSeconds: number;
 }
 
-export const DEFAULT_TARGETING_POLICY: TargetingPolicy = { pressureMaxLists: 3, pressureWindowDays: 7, maxMembers: 200_000, deliveryTimeoutSeconds: 900 };
+export const DEFAULT_TARGETING_POLICY: TargetingPolicy = {
+  pressureMaxLists: 3,
+  pressureWindowDays: 7,
+  maxMembers: 200_000,
+  deliveryTimeoutSeconds: 900,
+};
 
 export interface ConsentPolicy {
   /** an opposition list for a channel below must be younger than this, or the channel is closed */
@@ -161,9 +161,7 @@ export class ConfigError extends Error {}
 
 /** Parses the environment once; every default makes the embedded mode work with no configuration. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
-  const relevant = Object.fromEntries(
-    Object.entries(env).filter(([, value]) => value !== undefined && value !== ''),
-  );
+  const relevant = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
   const parsed = environmentSchema.safeParse(relevant);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
@@ -206,6 +204,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       previousSecrets: values.CIBLE_TOMBSTONE_PREVIOUS_SECRETS?.split(',') ?? [],
       secretFile: resolve(dataDir, 'tombstone.secret'),
     },
-    specialCategories: (values.CIBLE_SPECIAL_CATEGORIES ?? '').split(',').map((c) => c.trim().toLowerCase()).filter(Boolean),
+    specialCategories: (values.CIBLE_SPECIAL_CATEGORIES ?? '')
+      .split(',')
+      .map((c) => c.trim().toLowerCase())
+      .filter(Boolean),
   };
 }

@@ -7,17 +7,24 @@ import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
 import { rateLimiter } from 'hono-rate-limiter';
+import { DomainError } from '../errors.ts';
+import { createReviewPages } from '../ui/review.routes.tsx';
 import type { ApiDependencies, AppEnv } from './api-env.ts';
 import { authenticate } from './authentication.ts';
 import { registerMetrics } from './metrics.ts';
-import { DomainError } from '../errors.ts';
 import { ApiError, domainProblem, problemBody, validationError } from './problem.ts';
 import { refuseDeepJson, refuseNulCharacters } from './request-guards.ts';
 import { registerRoutes } from './routes/index.ts';
-import { createReviewPages } from '../ui/review.routes.tsx';
 
 /** Validation problems name the part of the request as a caller knows it. */
-const REQUEST_PART: Record<string, string> = { json: 'body', param: 'path', query: 'query', header: 'header', cookie: 'cookie', form: 'body' };
+const REQUEST_PART: Record<string, string> = {
+  json: 'body',
+  param: 'path',
+  query: 'query',
+  header: 'header',
+  cookie: 'cookie',
+  form: 'body',
+};
 
 const swaggerAssets = dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
 
@@ -38,7 +45,14 @@ export function createApp(deps: ApiDependencies): OpenAPIHono<AppEnv> {
     await next();
     // the route pattern, never the path: paths carry contact references
     logger.info(
-      { requestId: c.var.requestId, method: c.req.method, route: c.req.routePath, status: c.res.status, ms: Math.round(performance.now() - started), keyId: c.var.apiKey?.id },
+      {
+        requestId: c.var.requestId,
+        method: c.req.method,
+        route: c.req.routePath,
+        status: c.res.status,
+        ms: Math.round(performance.now() - started),
+        keyId: c.var.apiKey?.id,
+      },
       'request',
     );
   });
@@ -68,7 +82,11 @@ export function createApp(deps: ApiDependencies): OpenAPIHono<AppEnv> {
     const hasBody = ['POST', 'PUT', 'PATCH'].includes(c.req.method) && c.req.raw.body !== null && c.req.header('content-length') !== '0';
     const type = c.req.header('content-type') ?? '';
     if (hasBody && !/^application\/(merge-patch\+)?json\b/i.test(type)) {
-      throw new ApiError(415, 'Unsupported media type', `send the body as application/json (got ${type ? `"${type.split(';')[0]}"` : 'no content type'})`);
+      throw new ApiError(
+        415,
+        'Unsupported media type',
+        `send the body as application/json (got ${type ? `"${type.split(';')[0]}"` : 'no content type'})`,
+      );
     }
     await next();
   });
@@ -102,13 +120,19 @@ export function createApp(deps: ApiDependencies): OpenAPIHono<AppEnv> {
       description: 'Scored target lists on consented data only. Every /v1 route needs an API key; `x-roles` names the roles it accepts.',
     },
   });
-  app.use('/docs/assets/swagger-ui-dist/*', serveStatic({ root: swaggerAssets, rewriteRequestPath: (path) => path.replace(/^\/docs\/assets\/swagger-ui-dist/, '') }));
+  app.use(
+    '/docs/assets/swagger-ui-dist/*',
+    serveStatic({ root: swaggerAssets, rewriteRequestPath: (path) => path.replace(/^\/docs\/assets\/swagger-ui-dist/, '') }),
+  );
   app.get('/docs', swaggerUI({ url: '/openapi.json', baseUrl: '/docs/assets', title: 'cible API' }));
 
   // the review pages beside the API: their own app, sharing the request environment and the guards above
   app.route('/ui', createReviewPages());
   app.notFound((c) => {
-    const body = problemBody(new ApiError(404, 'Not found', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`), c.var.requestId);
+    const body = problemBody(
+      new ApiError(404, 'Not found', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`),
+      c.var.requestId,
+    );
     return c.json(body, 404, { 'content-type': 'application/problem+json' });
   });
   app.onError((error, c) => {
@@ -116,12 +140,19 @@ export function createApp(deps: ApiDependencies): OpenAPIHono<AppEnv> {
     if (error instanceof ApiError) problem = error;
     else if (error instanceof DomainError) problem = domainProblem(error, { method: c.req.method, param: (name) => c.req.param(name) });
     else if (error instanceof HTTPException && error.status < 500) {
-      problem = new ApiError(error.status as 400, error.status === 400 ? 'Bad request' : 'Request refused', error.message || 'the request was refused');
+      problem = new ApiError(
+        error.status as 400,
+        error.status === 400 ? 'Bad request' : 'Request refused',
+        error.message || 'the request was refused',
+      );
     } else {
       // the message is left out: a database error can quote the values it refused (an email, a phone)
       const failure = error as Error & { code?: string };
       const frames = (failure.stack ?? '').split('\n').slice(1).join('\n');
-      logger.error({ requestId: c.var.requestId, route: c.req.routePath, err: { type: failure.name, code: failure.code, frames } }, 'request failed');
+      logger.error(
+        { requestId: c.var.requestId, route: c.req.routePath, err: { type: failure.name, code: failure.code, frames } },
+        'request failed',
+      );
       problem = new ApiError(500, 'Internal server error', `the request failed; quote request id ${c.var.requestId} when reporting it`);
     }
     return c.json(problemBody(problem, c.var.requestId), problem.status, { 'content-type': 'application/problem+json' });

@@ -3,7 +3,7 @@ import type { Context } from 'hono';
 import { createMiddleware } from 'hono/factory';
 import { matchedRoutes } from 'hono/route';
 import { type Kysely, sql } from 'kysely';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Clock } from '../clock.ts';
 import type { Database } from '../db/database.ts';
 import { type WorkerPresence, workerPresence } from '../jobs/worker-presence.repository.ts';
@@ -142,7 +142,7 @@ export function createMetrics(deps: { db: Kysely<Database>; logger: Logger; cloc
 
   new Gauge({
     name: 'cible_pipeline_jobs',
-    help: "Jobs (parts) of pipeline runs in the database, by kind (train, score, rank, publish) and status",
+    help: 'Jobs (parts) of pipeline runs in the database, by kind (train, score, rank, publish) and status',
     labelNames: ['part_kind', 'status'] as const,
     registers: [registry],
     async collect() {
@@ -336,8 +336,16 @@ const metricsRoute = createRoute({
 });
 
 /** Counts every request that follows and serves GET /metrics; no API key (like /health). */
-export function registerMetrics(app: OpenAPIHono<AppEnv>, deps: Pick<ApiDependencies, 'database' | 'logger' | 'clock' | 'config'>): Metrics {
-  const metrics = createMetrics({ db: deps.database.db, logger: deps.logger, clock: deps.clock, workerAbsentSeconds: deps.config.jobs.workerAbsentSeconds });
+export function registerMetrics(
+  app: OpenAPIHono<AppEnv>,
+  deps: Pick<ApiDependencies, 'database' | 'logger' | 'clock' | 'config'>,
+): Metrics {
+  const metrics = createMetrics({
+    db: deps.database.db,
+    logger: deps.logger,
+    clock: deps.clock,
+    workerAbsentSeconds: deps.config.jobs.workerAbsentSeconds,
+  });
   app.use('*', metrics.httpMiddleware);
   app.openapi(metricsRoute, async (c) => c.text(await metrics.scrape(), 200, { 'content-type': metrics.registry.contentType }));
   return metrics;

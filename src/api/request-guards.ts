@@ -56,7 +56,8 @@ export function refuseNulCharacters(app: OpenAPIHono<AppEnv>) {
     }
     if (url.search.length > 0) {
       for (const [name, value] of url.searchParams) {
-        if (name.includes('\0') || value.includes('\0')) errors.push({ where: `query.${name.replaceAll('\0', '%00')}`, problem: NUL_PROBLEM });
+        if (name.includes('\0') || value.includes('\0'))
+          errors.push({ where: `query.${name.replaceAll('\0', '%00')}`, problem: NUL_PROBLEM });
       }
     }
     if (errors.length > 0) throw new ApiError(400, 'Bad request', errors.map((e) => `${e.where}: ${e.problem}`).join('; '), errors);
@@ -74,7 +75,8 @@ export function jsonDepthExceeds(text: string, limit: number): boolean {
   for (let index = 0; index < text.length; index += 1) {
     const code = text.charCodeAt(index);
     if (inString) {
-      if (code === 0x5c) index += 1; // a backslash escapes the next character
+      if (code === 0x5c)
+        index += 1; // a backslash escapes the next character
       else if (code === 0x22) inString = false;
     } else if (code === 0x22) inString = true;
     else if (code === 0x5b || code === 0x7b) {

@@ -9,7 +9,11 @@ export function requireRole(roles: readonly Role[]) {
   return createMiddleware<AppEnv>(async (c, next) => {
     const key = c.get('apiKey');
     if (!roles.includes(key.role)) {
-      throw new ApiError(403, 'Forbidden', `this route is for the role(s) ${roles.join(', ')}; the key "${key.name}" has the role ${key.role}`);
+      throw new ApiError(
+        403,
+        'Forbidden',
+        `this route is for the role(s) ${roles.join(', ')}; the key "${key.name}" has the role ${key.role}`,
+      );
     }
     await next();
   });

@@ -16,7 +16,10 @@ const day = (iso: string | null) => (iso === null ? '-' : iso.slice(0, 10));
 function table(rows: string[][], numeric: (column: number) => boolean): string[] {
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
   return rows.map((row) =>
-    row.map((cell, column) => (numeric(column) ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!))).join('  ').trimEnd(),
+    row
+      .map((cell, column) => (numeric(column) ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!)))
+      .join('  ')
+      .trimEnd(),
   );
 }
 
@@ -60,7 +63,9 @@ function listSection<T extends AuditedConsent>(
 ): string[] {
   const lines = [`${title}: ${n(list.total)} consents of ${n(list.people)} contacts`];
   if (list.total === 0) return lines;
-  const shown = list.contacts.slice(0, listLines).map((consent) => ['', consent.externalId, consent.purpose, consent.channel ?? '-', ...columns(consent)]);
+  const shown = list.contacts
+    .slice(0, listLines)
+    .map((consent) => ['', consent.externalId, consent.purpose, consent.channel ?? '-', ...columns(consent)]);
   lines.push(...table(shown, () => false));
   if (list.total > shown.length) lines.push(`  … and ${n(list.total - shown.length)} more: --json or --out FILE gives the full list`);
   return lines;
@@ -69,7 +74,9 @@ function listSection<T extends AuditedConsent>(
 /** The human-readable summary: every count, and the first lines of each list with its total. */
 export function formatConsentAudit(report: ConsentAuditReport, listLines = 10): string {
   const { withoutProof, nonExplicit, expiring } = report;
-  const methods = Object.entries(nonExplicit.byMethod).map(([method, count]) => `${method} ${n(count)}`).join(', ');
+  const methods = Object.entries(nonExplicit.byMethod)
+    .map(([method, count]) => `${method} ${n(count)}`)
+    .join(', ');
   return [
     `consent audit at ${report.at}`,
     `contacts: ${n(report.contacts.total)} (${n(report.contacts.erased)} erased)`,
@@ -81,7 +88,12 @@ export function formatConsentAudit(report: ConsentAuditReport, listLines = 10): 
     ...listSection(
       `latest grants without proof of means, to ask again (${n(withoutProof.beforeGdpr)} collected before 2018-05-25)`,
       withoutProof,
-      (consent) => [`captured ${day(consent.capturedAt)}`, consent.beforeGdpr ? 'before GDPR' : '', `source ${consent.source ?? '-'}`, `method ${consent.method ?? '-'}`],
+      (consent) => [
+        `captured ${day(consent.capturedAt)}`,
+        consent.beforeGdpr ? 'before GDPR' : '',
+        `source ${consent.source ?? '-'}`,
+        `method ${consent.method ?? '-'}`,
+      ],
       listLines,
     ),
     '',

@@ -3,15 +3,7 @@ import { objectionStandsAgainst } from '../consent/eligibility.ts';
 import type { Database } from '../db/database.ts';
 
 /** Why a current consent (the latest event of a contact × purpose × channel) does or does not count now. */
-export const CONSENT_REASONS = [
-  'counting',
-  'withdrawn',
-  'refused',
-  'objected',
-  'noProofOfMeans',
-  'invalidMethod',
-  'expired',
-] as const;
+export const CONSENT_REASONS = ['counting', 'withdrawn', 'refused', 'objected', 'noProofOfMeans', 'invalidMethod', 'expired'] as const;
 export type ConsentReason = (typeof CONSENT_REASONS)[number];
 
 /**

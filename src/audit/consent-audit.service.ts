@@ -5,9 +5,9 @@ import {
   CONSENT_REASONS,
   type ConsentReason,
   type ContactCountRow,
-  contactCounts,
   type CurrentConsentRow,
   consentsToReview,
+  contactCounts,
   type LedgerCountRow,
   ledgerCounts,
   type StateCountRow,
@@ -120,9 +120,7 @@ interface AuditRows {
 
 function assemble(now: Date, expiringWithinDays: number, { contacts, ledger, state, toReview }: AuditRows): ConsentAuditReport {
   // a stable sort: soonest first, then in the database's order
-  const expiring = toReview
-    .filter((row) => row.reason === 'counting')
-    .sort((a, b) => a.expires_at!.getTime() - b.expires_at!.getTime());
+  const expiring = toReview.filter((row) => row.reason === 'counting').sort((a, b) => a.expires_at!.getTime() - b.expires_at!.getTime());
   return {
     at: now.toISOString(),
     contacts,

@@ -14,7 +14,10 @@ const TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 export async function openUiSession(db: Kysely<Database>, apiKeyId: number, now: Date, seconds: number): Promise<string> {
   const token = randomBytes(32).toString('base64url');
   // sessions that can no longer be used are kept no longer than that
-  await db.deleteFrom('ui_sessions').where((eb) => eb.or([eb('expires_at', '<=', now), eb('revoked_at', 'is not', null)])).execute();
+  await db
+    .deleteFrom('ui_sessions')
+    .where((eb) => eb.or([eb('expires_at', '<=', now), eb('revoked_at', 'is not', null)]))
+    .execute();
   await db
     .insertInto('ui_sessions')
     .values({ token_hash: hashToken(token), api_key_id: apiKeyId, created_at: now, expires_at: new Date(now.getTime() + seconds * 1000) })
@@ -40,5 +43,10 @@ export async function findUiSession(db: Kysely<Database>, token: string, now: Da
 /** Signing out: the session id stops working at once, wherever the cookie has been copied. */
 export async function revokeUiSession(db: Kysely<Database>, token: string, now: Date): Promise<void> {
   if (!TOKEN_PATTERN.test(token)) return;
-  await db.updateTable('ui_sessions').set({ revoked_at: now }).where('token_hash', '=', hashToken(token)).where('revoked_at', 'is', null).execute();
+  await db
+    .updateTable('ui_sessions')
+    .set({ revoked_at: now })
+    .where('token_hash', '=', hashToken(token))
+    .where('revoked_at', 'is', null)
+    .execute();
 }

@@ -1,5 +1,5 @@
-import { duplicateKeyLines } from '../imports/set-checks.ts';
 import { type ImporterDefinition, RowBuilder } from '../imports/importer.ts';
+import { duplicateKeyLines } from '../imports/set-checks.ts';
 import { parseText } from '../imports/values.ts';
 
 export const productImporter: ImporterDefinition = {
@@ -23,8 +23,7 @@ export const productImporter: ImporterDefinition = {
     };
   },
 
-  check: ({ client }) =>
-    duplicateKeyLines(client, ['sku'], (sku, first) => `duplicate sku "${sku}": already on line ${first}`),
+  check: ({ client }) => duplicateKeyLines(client, ['sku'], (sku, first) => `duplicate sku "${sku}": already on line ${first}`),
 
   async apply({ client }) {
     const { rows } = await client.query<{ inserted: number; updated: number; staged: number }>(

@@ -12,7 +12,9 @@ interface ConsentAuditFlags {
 }
 
 export function registerAuditCommands(program: Command): void {
-  const audit = program.command('audit').description('reports for the DPO; they name contacts, so they go to stdout or a file, never to the logs');
+  const audit = program
+    .command('audit')
+    .description('reports for the DPO; they name contacts, so they go to stdout or a file, never to the logs');
   audit
     .command('consents')
     .description(

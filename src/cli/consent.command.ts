@@ -9,7 +9,8 @@ export function sweepSummary(report: ConsentSweepReport): string {
     `consent sweep ${report.sweepId} at ${report.at} (${n(report.durationMs)} ms)`,
     `${n(report.scoresDeleted)} score(s) deleted for ${n(report.contactsAffected)} contact(s) whose profiling consent no longer counts`,
   ];
-  for (const set of report.scoreSets) lines.push(`  score set ${set.scoreSetId} (${set.target}, ${set.status ?? 'no longer recorded'}): ${n(set.scoresDeleted)} deleted`);
+  for (const set of report.scoreSets)
+    lines.push(`  score set ${set.scoreSetId} (${set.target}, ${set.status ?? 'no longer recorded'}): ${n(set.scoresDeleted)} deleted`);
   if (report.lineage.length === 0) {
     lines.push('no champion model');
   } else {
@@ -29,7 +30,9 @@ export function sweepSummary(report: ConsentSweepReport): string {
 export function registerConsentCommands(program: Command): void {
   program
     .command('eligibility')
-    .description('the eligibility funnel for a channel, now: all contacts → profiling consent → channel consent → contact detail → not opposed → not objected')
+    .description(
+      'the eligibility funnel for a channel, now: all contacts → profiling consent → channel consent → contact detail → not opposed → not objected',
+    )
     .requiredOption('--channel <channel>', 'email, sms, phone, postal, push')
     .option('--json', 'print JSON')
     .action((flags: { channel: string; json?: boolean }) =>
@@ -55,7 +58,9 @@ export function registerConsentCommands(program: Command): void {
   const consent = program.command('consent').description('consent jobs');
   consent
     .command('sweep')
-    .description('delete the scores of everyone whose profiling consent no longer counts now (expired, erased), and report which champion models were trained on them')
+    .description(
+      'delete the scores of everyone whose profiling consent no longer counts now (expired, erased), and report which champion models were trained on them',
+    )
     .option('--json', 'print JSON')
     .action((flags: { json?: boolean }) =>
       withContext({ migrate: true }, async (context) => {

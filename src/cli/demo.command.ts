@@ -56,7 +56,10 @@ export function registerDemoCommands(program: Command): void {
         ]);
         const outcome = await loadDemo(context, { contacts: flags.contacts, seed: flags.seed, reset: flags.reset ?? false });
         if (outcome.loaded) console.log(formatDemoSummary(outcome.summary, outcome.seconds, context.database.engine));
-        else console.log(`the ${context.database.engine} database already holds ${outcome.existingContacts.toLocaleString('en-GB')} contacts: nothing loaded (\`cible demo --reset\` starts over)`);
+        else
+          console.log(
+            `the ${context.database.engine} database already holds ${outcome.existingContacts.toLocaleString('en-GB')} contacts: nothing loaded (\`cible demo --reset\` starts over)`,
+          );
 
         if (outcome.loaded || flags.retrain || !(await pipelineHasRun(context))) {
           console.log('\nrunning the propensity pipeline…');
@@ -71,7 +74,9 @@ export function registerDemoCommands(program: Command): void {
         console.log(`\na marketer API key was created for this demo (shown once): ${key.key}`);
         if (sku) {
           console.log('ask for the 5 people most likely to buy, who may be emailed now:\n');
-          console.log(`  curl -s -H "Authorization: Bearer ${key.key}" "${base}/v1/products/${encodeURIComponent(sku)}/targets?channel=email&top=5"\n`);
+          console.log(
+            `  curl -s -H "Authorization: Bearer ${key.key}" "${base}/v1/products/${encodeURIComponent(sku)}/targets?channel=email&top=5"\n`,
+          );
           console.log(`or from the shell: npx cible targets ${sku} --channel email --top 5`);
         } else {
           console.log('no product has a champion model yet: see `npx cible models list`');
@@ -95,5 +100,4 @@ export function registerDemoCommands(program: Command): void {
           ` ${prepared.customers} synthetic profiling consents to ${prepared.consents}`,
       );
     });
-
 }

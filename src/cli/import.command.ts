@@ -5,9 +5,7 @@ import { UserError, withContext } from './cli-context.ts';
 import { deferDefinition } from './deferred-definition.ts';
 
 export function registerImportCommands(program: Command): void {
-  const importCommand = program
-    .command('import')
-    .description('import a CSV file (gzip accepted); all-or-nothing unless --skip-invalid');
+  const importCommand = program.command('import').description('import a CSV file (gzip accepted); all-or-nothing unless --skip-invalid');
   // each kind's subcommand lists its columns: the importers (and all they load) only for `cible import …`
   deferDefinition(importCommand, async () => defineImportCommands(importCommand, (await import('../imports/importers.ts')).IMPORTERS));
 }
@@ -92,13 +90,12 @@ function defineImportCommands(importCommand: Command, importers: typeof IMPORTER
         } else {
           console.log(`nothing imported: ${report.rejected} of ${report.rowsRead} values are invalid`);
         }
-        if (report.status === 'committed' && report.rejected > 0 || report.status === 'rejected') {
+        if ((report.status === 'committed' && report.rejected > 0) || report.status === 'rejected') {
           for (const reject of report.rejects.slice(0, 20)) console.log(`  line ${reject.line}: ${reject.message}`);
         }
         if (report.status === 'rejected') process.exitCode = 1;
       }),
     );
-
 }
 
 interface ImportFlags {

@@ -19,7 +19,8 @@ function parseName(value: string): string {
 }
 
 function parseKeyId(value: string): number {
-  if (!/^[1-9]\d{0,14}$/.test(value.trim())) throw new UserError(`the key id is a positive whole number (see cible keys list), got "${value}"`);
+  if (!/^[1-9]\d{0,14}$/.test(value.trim()))
+    throw new UserError(`the key id is a positive whole number (see cible keys list), got "${value}"`);
   return Number(value.trim());
 }
 
@@ -75,7 +76,9 @@ export function registerKeyCommands(program: Command): void {
           console.log('no API keys yet: cible keys create --role ROLE --name NAME');
           return;
         }
-        console.log(`${'id'.padStart(4)}  ${'name'.padEnd(24)} ${'role'.padEnd(15)} ${'key'.padEnd(21)} ${'created'.padEnd(16)}  ${'last used'.padEnd(16)}  status`);
+        console.log(
+          `${'id'.padStart(4)}  ${'name'.padEnd(24)} ${'role'.padEnd(15)} ${'key'.padEnd(21)} ${'created'.padEnd(16)}  ${'last used'.padEnd(16)}  status`,
+        );
         for (const key of listing) {
           console.log(
             `${String(key.id).padStart(4)}  ${key.name.padEnd(24)} ${key.role.padEnd(15)} ${`cible_${key.prefix}_…`.padEnd(21)} ${minute(key.createdAt)}  ${minute(key.lastUsedAt).padEnd(16)}  ${key.revokedAt ? `revoked ${minute(key.revokedAt)}` : 'active'}`,
@@ -93,7 +96,14 @@ export function registerKeyCommands(program: Command): void {
         const now = context.clock.now();
         const revoked = await context.database.db.transaction().execute(async (trx) => {
           if (!(await revokeApiKey(trx, id, now))) return false;
-          await appendAuditLog(trx, { at: now, actor: cliActor(), action: 'api_key.revoke', subjectType: 'api_key', subjectId: String(id), details: {} });
+          await appendAuditLog(trx, {
+            at: now,
+            actor: cliActor(),
+            action: 'api_key.revoke',
+            subjectType: 'api_key',
+            subjectId: String(id),
+            details: {},
+          });
           return true;
         });
         if (!revoked) throw new UserError(`no active API key ${id} (unknown or already revoked); see cible keys list`);

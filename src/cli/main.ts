@@ -1,8 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import { registerAuditCommands } from './audit.command.ts';
 import { UserError, withContext } from './cli-context.ts';
-import { completeDefinitionFor } from './deferred-definition.ts';
 import { registerConsentCommands } from './consent.command.ts';
+import { completeDefinitionFor } from './deferred-definition.ts';
 import { registerDemoCommands } from './demo.command.ts';
 import { registerImportCommands } from './import.command.ts';
 import { registerKeyCommands } from './keys.command.ts';
@@ -15,10 +15,7 @@ import { registerTargetCommands } from './targets.command.ts';
 import { registerWorkerCommand } from './worker.command.ts';
 
 export function buildProgram(): Command {
-  const program = new Command('cible')
-    .description('Predictive targeting on consented data only')
-    .showHelpAfterError()
-    .exitOverride();
+  const program = new Command('cible').description('Predictive targeting on consented data only').showHelpAfterError().exitOverride();
 
   const database = program.command('db').description('database administration');
   database

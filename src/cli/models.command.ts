@@ -45,7 +45,8 @@ export function registerModelCommands(program: Command): void {
         ]);
         const wanted = parseModelTarget(target);
         const model = await findModel(context.database.db, wanted);
-        if (!model || model.versions.length === 0) throw new UserError(`no model for ${wanted.kind} "${wanted.key}"; see cible models list`);
+        if (!model || model.versions.length === 0)
+          throw new UserError(`no model for ${wanted.kind} "${wanted.key}"; see cible models list`);
         if (flags.json) {
           console.log(JSON.stringify(model, null, 2));
           return;
@@ -63,24 +64,41 @@ export function registerModelCommands(program: Command): void {
           const candidates = metrics.candidates;
           if (candidates) {
             const margin = metrics.margin;
-            console.log(`  candidates (ROC AUC, 95% DeLong interval): ${Object.entries(candidates).map(([name, value]) => `${name} ${interval(value)}`).join(', ')}`);
-            console.log(`  winner: ${version.algorithm}${margin ? `, ahead of ${margin.over} by ${margin.difference.toFixed(3)} [${margin.low.toFixed(3)}, ${margin.high.toFixed(3)}] (paired DeLong)` : ''}`);
+            console.log(
+              `  candidates (ROC AUC, 95% DeLong interval): ${Object.entries(candidates)
+                .map(([name, value]) => `${name} ${interval(value)}`)
+                .join(', ')}`,
+            );
+            console.log(
+              `  winner: ${version.algorithm}${margin ? `, ahead of ${margin.over} by ${margin.difference.toFixed(3)} [${margin.low.toFixed(3)}, ${margin.high.toFixed(3)}] (paired DeLong)` : ''}`,
+            );
           }
           const champion = metrics.champion;
           if (champion?.difference) {
-            console.log(`  against champion v${champion.version} (${champion.algorithm}) on the same rows: ${champion.difference.difference.toFixed(3)} [${champion.difference.low.toFixed(3)}, ${champion.difference.high.toFixed(3)}]`);
+            console.log(
+              `  against champion v${champion.version} (${champion.algorithm}) on the same rows: ${champion.difference.difference.toFixed(3)} [${champion.difference.low.toFixed(3)}, ${champion.difference.high.toFixed(3)}]`,
+            );
           }
-          console.log(`  lineage: consent snapshot ${lineage.consentSnapshotAt.toISOString()} (${lineage.populationSize} people), cutoff ${lineage.trainingCutoff.toISOString().slice(0, 10)}, horizon ${lineage.horizonDays} d, code ${lineage.codeVersion}, data sha256 ${lineage.trainingDataHash.slice(0, 16)}…, ${lineage.features.length} features`);
+          console.log(
+            `  lineage: consent snapshot ${lineage.consentSnapshotAt.toISOString()} (${lineage.populationSize} people), cutoff ${lineage.trainingCutoff.toISOString().slice(0, 10)}, horizon ${lineage.horizonDays} d, code ${lineage.codeVersion}, data sha256 ${lineage.trainingDataHash.slice(0, 16)}…, ${lineage.features.length} features`,
+          );
           if (evaluation) {
             const f = (value: number | null | undefined) => (typeof value === 'number' ? value.toFixed(3) : 'n/a');
-            console.log(`  evaluation: ROC AUC ${f(evaluation.rocAuc)} ${interval(metrics.aucInterval)}, PR AUC ${f(evaluation.prAuc)}, log loss ${f(evaluation.logLoss)}, Brier ${f(evaluation.brier)}, ECE ${f(evaluation.expectedCalibrationError)}; baselines RFM ${auc(baselineMetrics.rfm).trim()}, BG/NBD ${auc(baselineMetrics.bgnbd).trim()}`);
+            console.log(
+              `  evaluation: ROC AUC ${f(evaluation.rocAuc)} ${interval(metrics.aucInterval)}, PR AUC ${f(evaluation.prAuc)}, log loss ${f(evaluation.logLoss)}, Brier ${f(evaluation.brier)}, ECE ${f(evaluation.expectedCalibrationError)}; baselines RFM ${auc(baselineMetrics.rfm).trim()}, BG/NBD ${auc(baselineMetrics.bgnbd).trim()}`,
+            );
             const gains = evaluation.gains ?? [];
             console.log(`  lift by decile: ${gains.map((g) => g.lift.toFixed(2)).join(' ')}`);
             console.log(`  cumulative gains: ${gains.map((g) => g.cumulativeGain.toFixed(2)).join(' ')}`);
           }
           const importance = metrics.importance ?? [];
           if (importance.length > 0) {
-            console.log(`  importance (AUC drop): ${importance.slice(0, 5).map((i) => `${i.group} ${(i.aucDrop ?? 0).toFixed(3)}`).join(', ')}`);
+            console.log(
+              `  importance (AUC drop): ${importance
+                .slice(0, 5)
+                .map((i) => `${i.group} ${(i.aucDrop ?? 0).toFixed(3)}`)
+                .join(', ')}`,
+            );
           }
         }
       }),

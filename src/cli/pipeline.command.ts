@@ -51,7 +51,10 @@ export function parseAsOf(value: string, now: Date, earliest?: Date): Date {
 
 function parseProducts(value: string): string[] | null {
   if (value.trim() === 'all') return null;
-  const skus = value.split(',').map((sku) => sku.trim()).filter(Boolean);
+  const skus = value
+    .split(',')
+    .map((sku) => sku.trim())
+    .filter(Boolean);
   if (skus.length === 0) throw new UserError('--products expects "all" or SKUs separated by commas');
   return skus;
 }
@@ -106,12 +109,28 @@ function withPipelineOptions(command: Command, defaultHorizon: string, defaults:
   return command
     .option('--products <list>', 'all, or SKUs separated by commas', 'all')
     .option('--horizon <duration>', 'prediction horizon, e.g. 30d or 4w', defaultHorizon)
-    .option('--min-positives <n>', `buyers a target needs in each window (default ${defaults.minPositives})`, positiveInteger('--min-positives'))
-    .option('--min-negatives <n>', `non-buyers a target needs in each window (default ${defaults.minNegatives})`, positiveInteger('--min-negatives'))
-    .option('--epochs <n>', `minimum training epochs; small training sets get more (default ${defaults.training.epochs})`, positiveInteger('--epochs'))
+    .option(
+      '--min-positives <n>',
+      `buyers a target needs in each window (default ${defaults.minPositives})`,
+      positiveInteger('--min-positives'),
+    )
+    .option(
+      '--min-negatives <n>',
+      `non-buyers a target needs in each window (default ${defaults.minNegatives})`,
+      positiveInteger('--min-negatives'),
+    )
+    .option(
+      '--epochs <n>',
+      `minimum training epochs; small training sets get more (default ${defaults.training.epochs})`,
+      positiveInteger('--epochs'),
+    )
     .option('--origins <n>', `rolling origins stacked for training, at most (default ${defaults.maxOrigins})`, positiveInteger('--origins'))
     .option('--origin-step <duration>', `days between stacked origins (default ${defaults.originStepDays}d)`)
-    .option('--hidden-units <n>', `units of the MLP's hidden layer (default ${defaults.training.hiddenUnits})`, positiveInteger('--hidden-units'))
+    .option(
+      '--hidden-units <n>',
+      `units of the MLP's hidden layer (default ${defaults.training.hiddenUnits})`,
+      positiveInteger('--hidden-units'),
+    )
     .option('--algorithms <list>', 'networks to train and compare', defaults.training.algorithms.join(','))
     .option('--tolerance <auc>', 'promotion tolerance on AUC against the champion', String(defaults.promotionTolerance))
     .option('--models-dir <dir>', 'also write the trained networks there (model.json + weights.bin) for inspection')
@@ -121,7 +140,12 @@ function withPipelineOptions(command: Command, defaultHorizon: string, defaults:
 /** What a plain `cible pipeline run` does: every product, the default horizon and settings. */
 export async function defaultRunOptions(context: AppContext): Promise<PipelineOptions> {
   const defaults = await pipelineDefaults();
-  const flags = { products: 'all', horizon: '30d', algorithms: defaults.training.algorithms.join(','), tolerance: String(defaults.promotionTolerance) };
+  const flags = {
+    products: 'all',
+    horizon: '30d',
+    algorithms: defaults.training.algorithms.join(','),
+    tolerance: String(defaults.promotionTolerance),
+  };
   return buildOptions(context, flags satisfies PipelineFlags, 'pipeline');
 }
 
@@ -139,7 +163,9 @@ export function progressFor(context: AppContext) {
 }
 
 export function registerPipelineCommands(program: Command): void {
-  const pipeline = program.command('pipeline').description('the propensity pipeline: consent snapshot, features, training, evaluation, promotion, scoring');
+  const pipeline = program
+    .command('pipeline')
+    .description('the propensity pipeline: consent snapshot, features, training, evaluation, promotion, scoring');
   const run = pipeline
     .command('run')
     .description('train, evaluate against the baselines, promote and score, for every product with enough buyers')
@@ -147,7 +173,11 @@ export function registerPipelineCommands(program: Command): void {
     .action((flags: PipelineFlags) =>
       withContext({ migrate: true }, async (context) => {
         const { runPipeline } = await import('../../pipelines/run-pipeline.ts');
-        const report = await runPipeline(context, await checkProducts(context, await buildOptions(context, flags, 'pipeline')), progressFor(context));
+        const report = await runPipeline(
+          context,
+          await checkProducts(context, await buildOptions(context, flags, 'pipeline')),
+          progressFor(context),
+        );
         if (flags.json) console.log(JSON.stringify(report, null, 2));
         else printRun(report);
       }),
@@ -161,7 +191,11 @@ export function registerPipelineCommands(program: Command): void {
     .action((flags: PipelineFlags) =>
       withContext({ migrate: true }, async (context) => {
         const { runPipeline } = await import('../../pipelines/run-pipeline.ts');
-        const report = await runPipeline(context, await checkProducts(context, await buildOptions(context, flags, 'backtest')), progressFor(context));
+        const report = await runPipeline(
+          context,
+          await checkProducts(context, await buildOptions(context, flags, 'backtest')),
+          progressFor(context),
+        );
         if (flags.json) console.log(JSON.stringify(report, null, 2));
         else printBacktest(report);
       }),
@@ -169,7 +203,8 @@ export function registerPipelineCommands(program: Command): void {
   deferDefinition(backtest, async () => void withPipelineOptions(backtest, '90d', await pipelineDefaults()));
 }
 
-const f3 = (value: number | null | undefined) => (value === null || value === undefined || Number.isNaN(value) ? '   n/a' : value.toFixed(3).padStart(6));
+const f3 = (value: number | null | undefined) =>
+  value === null || value === undefined || Number.isNaN(value) ? '   n/a' : value.toFixed(3).padStart(6);
 
 export function printRun(report: PipelineReport): void {
   console.log(`run ${report.runId} as of ${report.asOf.slice(0, 10)}, horizon ${report.horizonDays} days, backend ${report.backend}`);
@@ -177,7 +212,9 @@ export function printRun(report: PipelineReport): void {
   console.log(`cutoffs: evaluation ${report.cutoffs.evaluation}, training ${report.cutoffs.productionTraining.join(', ')}`);
   printDesign(report);
   console.log('');
-  console.log(`${'target'.padEnd(28)} ${'status'.padEnd(12)} ${'algo'.padEnd(8)}  model    RFM  BG/NBD  scored  won by (paired DeLong 95%)`);
+  console.log(
+    `${'target'.padEnd(28)} ${'status'.padEnd(12)} ${'algo'.padEnd(8)}  model    RFM  BG/NBD  scored  won by (paired DeLong 95%)`,
+  );
   for (const outcome of report.targets) {
     console.log(
       `${outcome.target.padEnd(28)} ${outcome.status.padEnd(12)} ${(outcome.algorithm ?? '-').padEnd(8)} ${f3(outcome.auc.model)} ${f3(outcome.auc.rfm)} ${f3(outcome.auc.bgnbd)}  ${String(outcome.scored ?? '-').padStart(6)}  ${winnerMargin(outcome)}`,
@@ -206,8 +243,12 @@ function metricLine(name: string, metrics: BinaryMetrics | null): string {
 }
 
 function printBacktest(report: PipelineReport): void {
-  console.log(`backtest run ${report.runId}: as if today were ${report.asOf.slice(0, 10)}, horizon ${report.horizonDays} days, backend ${report.backend}`);
-  console.log(`population: ${report.population}; trained at ${report.cutoffs.productionTraining.join(', ')}; judged on what happened from ${report.cutoffs.scoring}`);
+  console.log(
+    `backtest run ${report.runId}: as if today were ${report.asOf.slice(0, 10)}, horizon ${report.horizonDays} days, backend ${report.backend}`,
+  );
+  console.log(
+    `population: ${report.population}; trained at ${report.cutoffs.productionTraining.join(', ')}; judged on what happened from ${report.cutoffs.scoring}`,
+  );
   printDesign(report);
   for (const outcome of report.targets) {
     if (!outcome.backtest) {
@@ -216,7 +257,9 @@ function printBacktest(report: PipelineReport): void {
     }
     const rows = outcome.backtest.model?.rows ?? outcome.backtest.rfm?.rows ?? 0;
     const positives = outcome.backtest.model?.positives ?? outcome.backtest.rfm?.positives ?? 0;
-    console.log(`\n${outcome.target} (${outcome.algorithm}; ${positives} buyers among ${rows}; chosen on the evaluation window: ${winnerMargin(outcome)})`);
+    console.log(
+      `\n${outcome.target} (${outcome.algorithm}; ${positives} buyers among ${rows}; chosen on the evaluation window: ${winnerMargin(outcome)})`,
+    );
     console.log('           ROC AUC PR AUC LogLoss  Brier    ECE lift@10%');
     console.log(metricLine('model', outcome.backtest.model));
     console.log(metricLine('RFM', outcome.backtest.rfm));
@@ -227,6 +270,7 @@ function printBacktest(report: PipelineReport): void {
 
 function printStages(report: PipelineReport): void {
   console.log('');
-  for (const stage of report.stages) console.log(`${stage.stage.padEnd(22)} ${stage.seconds.toFixed(1).padStart(7)} s ${stage.rows > 0 ? `${stage.rows} rows` : ''}`);
+  for (const stage of report.stages)
+    console.log(`${stage.stage.padEnd(22)} ${stage.seconds.toFixed(1).padStart(7)} s ${stage.rows > 0 ? `${stage.rows} rows` : ''}`);
   console.log(`peak RSS ${report.peakRssMb} MB`);
 }

@@ -1,8 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import type { AppContext } from '../context.ts';
 import { InvalidPeriodError, parseRetentionPeriod, periodBefore, type RetentionPeriod } from '../retention/retention-period.ts';
 import type { IdentityChanges } from '../rights/rights.service.ts';
-import type { AppContext } from '../context.ts';
 import { cliActor, UserError, withContext } from './cli-context.ts';
 
 /** The keys of the erasure tombstones, loaded when a command runs (the module loads the database code). */
@@ -39,7 +39,14 @@ export function registerRightsCommands(program: Command): void {
     .action((ref: string, flags: { out?: string }) =>
       withContext({ migrate: true }, async (context) => {
         const { accessReport } = await import('../rights/rights.service.ts');
-        const report = await accessReport(context.database.db, ref, cliActor(), context.clock.now(), 'access', await tombstoneKeysOf(context));
+        const report = await accessReport(
+          context.database.db,
+          ref,
+          cliActor(),
+          context.clock.now(),
+          'access',
+          await tombstoneKeysOf(context),
+        );
         const json = `${JSON.stringify(report, null, 2)}\n`;
         if (!flags.out) {
           process.stdout.write(json);
@@ -56,8 +63,18 @@ export function registerRightsCommands(program: Command): void {
     .requiredOption('--out <dir>', 'folder to write the files into (created if needed)')
     .action((ref: string, flags: { out: string }) =>
       withContext({ migrate: true }, async (context) => {
-        const [{ accessReport }, { writePortabilityBundle }] = await Promise.all([import('../rights/rights.service.ts'), import('../rights/portability.ts')]);
-        const report = await accessReport(context.database.db, ref, cliActor(), context.clock.now(), 'portability', await tombstoneKeysOf(context));
+        const [{ accessReport }, { writePortabilityBundle }] = await Promise.all([
+          import('../rights/rights.service.ts'),
+          import('../rights/portability.ts'),
+        ]);
+        const report = await accessReport(
+          context.database.db,
+          ref,
+          cliActor(),
+          context.clock.now(),
+          'portability',
+          await tombstoneKeysOf(context),
+        );
         const files = writePortabilityBundle(report, flags.out);
         console.log(`portability bundle of contact #${report.subject.contactId}: ${files.length} files in ${flags.out}`);
       }),
@@ -75,7 +92,11 @@ export function registerRightsCommands(program: Command): void {
       withContext({ migrate: true }, async (context) => {
         const { rectify } = await import('../rights/rights.service.ts');
         const changes: IdentityChanges = {
-          email: flags.email, phone: flags.phone, first_name: flags.firstName, last_name: flags.lastName, country: flags.country,
+          email: flags.email,
+          phone: flags.phone,
+          first_name: flags.firstName,
+          last_name: flags.lastName,
+          country: flags.country,
         };
         const result = await rectify(context.database.db, ref, changes, cliActor(), context.clock.now(), {
           defaultPhoneCountry: context.config.defaultPhoneCountry,
@@ -97,8 +118,14 @@ export function registerRightsCommands(program: Command): void {
     .action((ref: string, flags: { purpose: string; channel?: string }) =>
       withContext({ migrate: true }, async (context) => {
         const { object } = await import('../rights/rights.service.ts');
-        const result = await object(context.database.db, ref, { purpose: flags.purpose, channel: flags.channel }, cliActor(), context.clock.now(), await tombstoneKeysOf(context))
-          ;
+        const result = await object(
+          context.database.db,
+          ref,
+          { purpose: flags.purpose, channel: flags.channel },
+          cliActor(),
+          context.clock.now(),
+          await tombstoneKeysOf(context),
+        );
         const scope = result.channel ?? (flags.purpose === 'profiling' ? 'profiling' : 'every channel');
         console.log(
           `contact #${result.contactId}: objection to ${result.purpose} (${scope}) recorded at ${result.capturedAt}` +
@@ -133,7 +160,10 @@ export function registerRightsCommands(program: Command): void {
         const { purgeInactive } = await import('../retention/retention.service.ts');
         const now = context.clock.now();
         const report = await purgeInactive(context.database.db, {
-          inactiveSince: periodBefore(now, flags.inactive), actor: cliActor(), now, apply: flags.apply ?? false,
+          inactiveSince: periodBefore(now, flags.inactive),
+          actor: cliActor(),
+          now,
+          apply: flags.apply ?? false,
           tombstoneKeys: await tombstoneKeysOf(context),
         });
         if (flags.json) {

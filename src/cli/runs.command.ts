@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import type { Kysely } from 'kysely';
-import type { describeRunWithoutWorker, WorkerPresence } from '../jobs/worker-presence.repository.ts';
 import type { AppContext } from '../context.ts';
 import type { Database } from '../db/database.ts';
+import type { describeRunWithoutWorker, WorkerPresence } from '../jobs/worker-presence.repository.ts';
 import type { RunDetail, RunListEntry } from '../registry/pipeline-runs.repository.ts';
 import { positiveInteger, UserError, withContext } from './cli-context.ts';
 
@@ -15,7 +15,10 @@ import { positiveInteger, UserError, withContext } from './cli-context.ts';
 export type { RunListEntry, RunPartEntry } from '../registry/pipeline-runs.repository.ts';
 
 /** What `runs list --json` prints per run (its documented shape). */
-export type RunListJson = Pick<RunListEntry, 'id' | 'kind' | 'driver' | 'status' | 'trigger' | 'asOf' | 'createdAt' | 'startedAt' | 'finishedAt' | 'seconds' | 'partCounts'>;
+export type RunListJson = Pick<
+  RunListEntry,
+  'id' | 'kind' | 'driver' | 'status' | 'trigger' | 'asOf' | 'createdAt' | 'startedAt' | 'finishedAt' | 'seconds' | 'partCounts'
+>;
 
 /** What `runs show` prints: the run without its report, with its target outcomes counted. */
 export interface RunShowEntry extends RunListJson, Pick<RunDetail, 'horizonDays' | 'shards' | 'heartbeatAt' | 'error' | 'parts'> {
@@ -37,7 +40,8 @@ export const DEFAULT_RUNS_LIMIT = 20;
 
 /** A run id as typed: a positive whole number, refused before the database is asked. */
 export function parseRunId(value: string): number {
-  if (!/^[1-9]\d{0,14}$/.test(value.trim())) throw new UserError(`the run id is a positive whole number (see cible runs list), got "${value}"`);
+  if (!/^[1-9]\d{0,14}$/.test(value.trim()))
+    throw new UserError(`the run id is a positive whole number (see cible runs list), got "${value}"`);
   return Number(value.trim());
 }
 
@@ -57,7 +61,15 @@ export async function showRun(db: Kysely<Database>, id: number): Promise<RunShow
   if (!run) return null;
   const byStatus = run.outcomes;
   const { horizonDays, shards, heartbeatAt, error, parts } = run;
-  return { ...listJson(run), horizonDays, shards, heartbeatAt, error, parts, targets: { total: Object.values(byStatus).reduce((sum, n) => sum + n, 0), byStatus } };
+  return {
+    ...listJson(run),
+    horizonDays,
+    shards,
+    heartbeatAt,
+    error,
+    parts,
+    targets: { total: Object.values(byStatus).reduce((sum, n) => sum + n, 0), byStatus },
+  };
 }
 
 // ---- printing -----------------------------------------------------------------------------
@@ -77,11 +89,13 @@ export function formatDuration(seconds: number | null): string {
 /** An unfinished run's duration so far, marked with a "+". */
 function runDuration(run: RunListJson, now: Date): string {
   if (run.seconds !== null) return formatDuration(run.seconds);
-  if (run.startedAt && (run.status === 'running' || run.status === 'queued')) return `${formatDuration(secondsBetween(run.startedAt, now))}+`;
+  if (run.startedAt && (run.status === 'running' || run.status === 'queued'))
+    return `${formatDuration(secondsBetween(run.startedAt, now))}+`;
   return '-';
 }
 
-const partsDone = (parts: RunListEntry['partCounts']) => (parts.total === 0 ? '-' : `${parts.succeeded}/${parts.total}${parts.failed > 0 ? ` (${parts.failed} failed)` : ''}`);
+const partsDone = (parts: RunListEntry['partCounts']) =>
+  parts.total === 0 ? '-' : `${parts.succeeded}/${parts.total}${parts.failed > 0 ? ` (${parts.failed} failed)` : ''}`;
 
 /** An error on one line (the full text is in --json). */
 const oneLine = (text: string | null) => (text ? text.replace(/\s+/g, ' ').trim() : '');
@@ -90,7 +104,9 @@ function table(header: string[], rows: string[][], rightAligned: ReadonlySet<num
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
   const line = (cells: string[]) =>
     cells
-      .map((cell, column) => (column === cells.length - 1 ? cell : rightAligned.has(column) ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!)))
+      .map((cell, column) =>
+        column === cells.length - 1 ? cell : rightAligned.has(column) ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!),
+      )
       .join('  ')
       .trimEnd();
   return [line(header), ...rows.map(line)];
@@ -101,7 +117,16 @@ export function formatRunList(runs: readonly RunListJson[], now: Date): string {
   return table(
     ['id', 'kind', 'driver', 'status', 'trigger', 'as of (UTC)', 'started (UTC)', 'finished (UTC)', 'duration', 'parts done'],
     runs.map((run) => [
-      String(run.id), run.kind, run.driver, run.status, run.trigger, when(run.asOf), when(run.startedAt), when(run.finishedAt), runDuration(run, now), partsDone(run.partCounts),
+      String(run.id),
+      run.kind,
+      run.driver,
+      run.status,
+      run.trigger,
+      when(run.asOf),
+      when(run.startedAt),
+      when(run.finishedAt),
+      runDuration(run, now),
+      partsDone(run.partCounts),
     ]),
     new Set([0, 8]),
   ).join('\n');
@@ -128,8 +153,14 @@ export function formatRun(run: RunShowEntry, now: Date): string {
       ...table(
         ['part', 'status', 'attempt', 'worker', 'started (UTC)', 'seconds', 'rows', 'error'],
         run.parts.map((part) => [
-          part.part, part.status, String(part.attempt), part.worker ?? '-', when(part.startedAt),
-          part.seconds === null ? '-' : part.seconds.toFixed(1), part.rows === null ? '-' : String(part.rows), oneLine(part.error),
+          part.part,
+          part.status,
+          String(part.attempt),
+          part.worker ?? '-',
+          when(part.startedAt),
+          part.seconds === null ? '-' : part.seconds.toFixed(1),
+          part.rows === null ? '-' : String(part.rows),
+          oneLine(part.error),
         ]),
         new Set([2, 5, 6]),
       ).map((line) => `  ${line}`),
@@ -191,7 +222,9 @@ export function registerRunsCommands(program: Command, open: ContextOpener = ope
 
   runs
     .command('cancel <id>')
-    .description('end a queued or running run (one whose process was killed, say): marked cancelled, what it wrote and never published dropped')
+    .description(
+      'end a queued or running run (one whose process was killed, say): marked cancelled, what it wrote and never published dropped',
+    )
     .option('--json', 'print JSON')
     .action((value: string, flags: { json?: boolean }) => {
       const id = parseRunId(value);

@@ -4,8 +4,8 @@ import type { Command } from 'commander';
 import type { JobQueue } from '../jobs/job-queue.ts';
 import type { Worker } from '../jobs/worker.ts';
 import type { SupervisedWorker } from '../jobs/worker-process.ts';
-import { JOB_RELEASE_GRACE_MS } from './worker.command.ts';
 import { UserError } from './cli-context.ts';
+import { JOB_RELEASE_GRACE_MS } from './worker.command.ts';
 
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 /** in-flight requests get this long to finish once a stop is asked */
@@ -22,7 +22,10 @@ export function registerServeCommand(program: Command): void {
   program
     .command('serve')
     .description('start the HTTP API on HOST:PORT (default 127.0.0.1:3000), after applying pending migrations; stops on Ctrl-C or SIGTERM')
-    .option('--with-worker', 'also start a worker (small installs, the embedded database): a `cible worker` child process, restarted if it dies and stopped with the server, takes pipeline runs and the schedule, so training and scoring never slow the API down')
+    .option(
+      '--with-worker',
+      'also start a worker (small installs, the embedded database): a `cible worker` child process, restarted if it dies and stopped with the server, takes pipeline runs and the schedule, so training and scoring never slow the API down',
+    )
     .action((flags: { withWorker?: boolean }) => serveApi({ withWorker: flags.withWorker === true }));
 }
 
@@ -86,7 +89,9 @@ export async function serveApi(options: { withWorker: boolean } = { withWorker: 
     if (options.withWorker && !childWorker) {
       const { startWorker } = await import('../jobs/worker.ts');
       inProcessWorker = await startWorker(context, { concurrency: 1, schedule: true });
-      logger.warn('the embedded database serves one process: the worker runs in the server process, so requests slow down while a run trains and scores');
+      logger.warn(
+        'the embedded database serves one process: the worker runs in the server process, so requests slow down while a run trains and scores',
+      );
     }
     queue = inProcessWorker?.queue ?? (await openJobQueue(context));
   } catch (error) {
@@ -118,8 +123,10 @@ export async function serveApi(options: { withWorker: boolean } = { withWorker: 
     await stopQueue();
     await context.stop();
     const code = (error as { code?: string }).code;
-    if (code === 'EADDRINUSE') throw new UserError(`${config.host}:${config.port} is already in use: set PORT (or HOST) to listen elsewhere`);
-    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new UserError(`cannot listen on HOST ${config.host}: not an address of this machine`);
+    if (code === 'EADDRINUSE')
+      throw new UserError(`${config.host}:${config.port} is already in use: set PORT (or HOST) to listen elsewhere`);
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND')
+      throw new UserError(`cannot listen on HOST ${config.host}: not an address of this machine`);
     if (code === 'EACCES') throw new UserError(`not allowed to listen on port ${config.port}: use a port above 1023`);
     throw error;
   }

@@ -1,5 +1,5 @@
-import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
 import type { Command } from 'commander';
 import { type ListSize, type ListSizeField, listSizeOf } from '../targeting/list-size.ts';
 import type { TargetList, TargetPreview, TargetSelection } from '../targeting/target-list.service.ts';
@@ -22,16 +22,25 @@ function number(option: string, value: string): number {
   return Number(value);
 }
 
-const OPTION_OF: Record<ListSizeField, string> = { top: '--top', percentile: '--percentile', minScore: '--min-score', expectedBuyers: '--expected-buyers' };
+const OPTION_OF: Record<ListSizeField, string> = {
+  top: '--top',
+  percentile: '--percentile',
+  minScore: '--min-score',
+  expectedBuyers: '--expected-buyers',
+};
 
 function listSize(flags: TargetFlags): ListSize {
   const value = (field: ListSizeField) => (flags[field] === undefined ? undefined : number(OPTION_OF[field], flags[field]!));
-  return listSizeOf({ top: value('top'), percentile: value('percentile'), minScore: value('minScore'), expectedBuyers: value('expectedBuyers') }, (field) => OPTION_OF[field]);
+  return listSizeOf(
+    { top: value('top'), percentile: value('percentile'), minScore: value('minScore'), expectedBuyers: value('expectedBuyers') },
+    (field) => OPTION_OF[field],
+  );
 }
 
 /** Refused before the database is asked: the column is a UUID and would fail with a database error. */
 function exportId(value: string): string {
-  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value)) throw new UserError(`"${value}" is not an export id (a UUID)`);
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value))
+    throw new UserError(`"${value}" is not an export id (a UUID)`);
   return value;
 }
 
@@ -51,7 +60,9 @@ function funnelLines(list: TargetSelection, title: string): string {
   const short = list.shortfall;
   if (short) {
     const what = short.of === 'expectedBuyers' ? 'expected buyers' : 'members';
-    lines.push(`short of the size asked: ${short.asked === null ? '' : `asked ${short.asked} ${what}, `}reached ${short.reached} ${what}: ${short.reason}`);
+    lines.push(
+      `short of the size asked: ${short.asked === null ? '' : `asked ${short.asked} ${what}, `}reached ${short.reached} ${what}: ${short.reason}`,
+    );
   }
   return lines.join('\n');
 }
@@ -86,7 +97,10 @@ export function registerTargetCommands(program: Command): void {
     .option('--holdout <percent>', 'percent withheld at random as a control group', '0')
     .option('--out <file>', 'write the list as CSV to this file (else CSV on stdout)')
     .option('--json', 'print the list as JSON')
-    .option('--preview', 'the funnel, size, expected buyers and score threshold for these parameters, without recording a list or using contact pressure')
+    .option(
+      '--preview',
+      'the funnel, size, expected buyers and score threshold for these parameters, without recording a list or using contact pressure',
+    )
     .action((sku: string, flags: TargetFlags) =>
       withContext({ migrate: true }, async (context) => {
         const [{ buildTargetList, previewTargetList, settleDelivery }, { targetListCsv }, { targetListJson }] = await Promise.all([
@@ -110,7 +124,9 @@ export function registerTargetCommands(program: Command): void {
             await writeAll(out, chunks);
           } catch (error) {
             await settleDelivery(context.database.db, list.exportId, false, context.clock.now());
-            throw new UserError(`the list could not be written out (${(error as Error).message}): it is recorded as undelivered, ${list.exportId}`);
+            throw new UserError(
+              `the list could not be written out (${(error as Error).message}): it is recorded as undelivered, ${list.exportId}`,
+            );
           }
           await settleDelivery(context.database.db, list.exportId, true, context.clock.now());
         };
@@ -143,7 +159,9 @@ export function registerTargetCommands(program: Command): void {
         const result = await verifyExport(context.database.db, exportId(id));
         if (flags.json) console.log(JSON.stringify(result, null, 2));
         else {
-          console.log(`${result.valid ? 'valid' : 'INVALID'}: export ${result.exportId}, ${result.memberCount} members${result.erasedMembers ? ` (${result.erasedMembers} erased since)` : ''}`);
+          console.log(
+            `${result.valid ? 'valid' : 'INVALID'}: export ${result.exportId}, ${result.memberCount} members${result.erasedMembers ? ` (${result.erasedMembers} erased since)` : ''}`,
+          );
           console.log(`recorded   ${result.storedHash}`);
           console.log(`recomputed ${result.recomputedHash}`);
           if (result.alteredPositions.length > 0) console.log(`altered lines at positions ${result.alteredPositions.join(', ')}`);

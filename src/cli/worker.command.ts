@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { nextSignal } from './serve.command.ts';
 import { positiveInteger, UserError } from './cli-context.ts';
+import { nextSignal } from './serve.command.ts';
 
 /** a job still running this long after SIGTERM is released for another worker */
 export const JOB_RELEASE_GRACE_MS = 30_000;
@@ -37,7 +37,9 @@ export function registerWorkerCommand(program: Command): void {
         const worker = await startWorker(context, { concurrency: flags.concurrency, schedule: flags.schedule }).catch((error: unknown) => {
           throw error instanceof ScheduleError ? new UserError(error.message) : error;
         });
-        console.log(`cible worker started (${context.database.engine} database, concurrency ${flags.concurrency}${flags.schedule ? `, schedule ${context.config.jobs.cron} ${context.config.jobs.timeZone}` : ''})`);
+        console.log(
+          `cible worker started (${context.database.engine} database, concurrency ${flags.concurrency}${flags.schedule ? `, schedule ${context.config.jobs.cron} ${context.config.jobs.timeZone}` : ''})`,
+        );
         const signal = await stop;
         context.logger.info({ signal }, 'stopping worker');
         await worker.stop(JOB_RELEASE_GRACE_MS);

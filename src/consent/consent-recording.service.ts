@@ -182,7 +182,8 @@ function checkEvent(input: ConsentEventInput, reference: ReferenceData, now: Dat
 
   const purpose = read('purpose', (raw) => parseText(raw, CONSENT_FIELD_LIMITS.purpose));
   const requiresChannel = purpose === undefined ? undefined : reference.purposes.get(purpose);
-  if (purpose !== undefined && requiresChannel === undefined) fail('purpose', `unknown purpose "${purpose}" (known: ${known(reference.purposes.keys())})`);
+  if (purpose !== undefined && requiresChannel === undefined)
+    fail('purpose', `unknown purpose "${purpose}" (known: ${known(reference.purposes.keys())})`);
 
   const channel = read('channel', (raw) => parseOptionalText(raw, CONSENT_FIELD_LIMITS.channel));
   if (channel !== undefined) {
@@ -216,13 +217,26 @@ function checkEvent(input: ConsentEventInput, reference: ReferenceData, now: Dat
   return {
     problems,
     event: {
-      externalId: externalId!, purpose: purpose!, channel: channel!, status: status as RecordableStatus, capturedAt: capturedAt!,
-      source: source!, method: method!, noticeVersion: noticeVersion!, evidenceRef: evidenceRef!, expiresAt: expiresAt ?? null,
+      externalId: externalId!,
+      purpose: purpose!,
+      channel: channel!,
+      status: status as RecordableStatus,
+      capturedAt: capturedAt!,
+      source: source!,
+      method: method!,
+      noticeVersion: noticeVersion!,
+      evidenceRef: evidenceRef!,
+      expiresAt: expiresAt ?? null,
     },
   };
 }
 
-function readInstant(raw: unknown, field: 'capturedAt' | 'expiresAt', problems: FieldProblem[], optional: boolean): Date | null | undefined {
+function readInstant(
+  raw: unknown,
+  field: 'capturedAt' | 'expiresAt',
+  problems: FieldProblem[],
+  optional: boolean,
+): Date | null | undefined {
   if (raw instanceof Date) {
     if (!Number.isNaN(raw.getTime())) return raw;
     problems.push({ field, problem: 'is not a valid date' });
@@ -245,7 +259,8 @@ function readInstant(raw: unknown, field: 'capturedAt' | 'expiresAt', problems: 
 
 // ---------------------------------------------------------------- the batch as a set
 
-const eventKey = (event: ValidEvent) => `${event.externalId}\u0000${event.purpose}\u0000${event.channel ?? ''}\u0000${event.capturedAt.getTime()}`;
+const eventKey = (event: ValidEvent) =>
+  `${event.externalId}\u0000${event.purpose}\u0000${event.channel ?? ''}\u0000${event.capturedAt.getTime()}`;
 
 /** Two events of one request for the same consent at the same instant: which one holds is undecidable. */
 function duplicateProblems(events: ReadonlyArray<ValidEvent | undefined>): ConsentEventProblem[] {
@@ -256,7 +271,12 @@ function duplicateProblems(events: ReadonlyArray<ValidEvent | undefined>): Conse
     const key = eventKey(event);
     const earlier = first.get(key);
     if (earlier === undefined) first.set(key, index);
-    else problems.push({ index, field: 'capturedAt', problem: `the same consent (contact, purpose, channel) at the same instant as event ${earlier} of this request` });
+    else
+      problems.push({
+        index,
+        field: 'capturedAt',
+        problem: `the same consent (contact, purpose, channel) at the same instant as event ${earlier} of this request`,
+      });
   });
   return problems;
 }
@@ -304,7 +324,8 @@ async function resolveContacts(
 }
 
 function sortProblems(problems: ConsentEventProblem[]): ConsentEventProblem[] {
-  return problems.map((problem, order) => ({ problem, order }))
+  return problems
+    .map((problem, order) => ({ problem, order }))
     .sort((a, b) => (a.problem.index ?? -1) - (b.problem.index ?? -1) || a.order - b.order)
     .map(({ problem }) => problem);
 }

@@ -26,12 +26,14 @@ export const consentImporter: ImporterDefinition = {
   async prepare({ client, options, now }) {
     // purposes, channels and methods are data: read them, never hard-code them
     const purposes = new Map(
-      (await client.query<{ code: string; requires_channel: boolean }>('SELECT code, requires_channel FROM purposes ORDER BY code')).rows.map(
-        (row) => [row.code, row.requires_channel],
-      ),
+      (
+        await client.query<{ code: string; requires_channel: boolean }>('SELECT code, requires_channel FROM purposes ORDER BY code')
+      ).rows.map((row) => [row.code, row.requires_channel]),
     );
     const channels = new Set((await client.query<{ code: string }>('SELECT code FROM channels ORDER BY code')).rows.map((r) => r.code));
-    const methods = new Set((await client.query<{ code: string }>('SELECT code FROM consent_methods ORDER BY code')).rows.map((r) => r.code));
+    const methods = new Set(
+      (await client.query<{ code: string }>('SELECT code FROM consent_methods ORDER BY code')).rows.map((r) => r.code),
+    );
     const known = (set: Iterable<string>) => [...set].join(', ');
 
     return (values) => {

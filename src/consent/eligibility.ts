@@ -117,12 +117,7 @@ export class UnknownChannelError extends DomainError {
  * Why a channel may not be used at all right now, or null: the base holds no contact detail
  * it could use (postal addresses, push tokens), or its opposition list is missing or stale.
  */
-export async function channelBlock(
-  db: Kysely<Database>,
-  channel: string,
-  now: Date,
-  policy: ConsentPolicy,
-): Promise<string | null> {
+export async function channelBlock(db: Kysely<Database>, channel: string, now: Date, policy: ConsentPolicy): Promise<string | null> {
   const row = await db.selectFrom('channels').select('contact_field').where('code', '=', channel).executeTakeFirst();
   const closed = row ? contactDetail(row.contact_field).closed : null;
   if (closed) return `channel ${channel} reaches no one: ${closed}`;
@@ -160,7 +155,13 @@ interface ContactDetail {
 /** The line types SMS can reach (libphonenumber's names, stored in contact_personal_data.phone_line_type). */
 export const MOBILE_LINE_TYPES = ['MOBILE', 'FIXED_LINE_OR_MOBILE'] as const;
 
-const notHeld = (step: string, closed: string): ContactDetail => ({ step, value: sql`NULL::text`, hash: sql`NULL::text`, held: sql`false`, closed });
+const notHeld = (step: string, closed: string): ContactDetail => ({
+  step,
+  value: sql`NULL::text`,
+  hash: sql`NULL::text`,
+  held: sql`false`,
+  closed,
+});
 
 /**
  * Every contact field a channel may name, in one place: the funnel, the list walk, the audits
@@ -262,12 +263,7 @@ export function reachabilityChecks(
 }
 
 /** The eligibility funnel for a channel, now: how many contacts each rule keeps. */
-export async function channelFunnel(
-  db: Kysely<Database>,
-  channel: string,
-  now: Date,
-  policy: ConsentPolicy,
-): Promise<ChannelFunnel> {
+export async function channelFunnel(db: Kysely<Database>, channel: string, now: Date, policy: ConsentPolicy): Promise<ChannelFunnel> {
   const channelRow = await db.selectFrom('channels').select('contact_field').where('code', '=', channel).executeTakeFirst();
   if (!channelRow) throw new UnknownChannelError(`unknown channel "${channel}"`);
   const { hash, held, step } = contactDetail(channelRow.contact_field);

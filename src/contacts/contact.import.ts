@@ -36,13 +36,19 @@ export const contactImporter: ImporterDefinition = {
       const createdAt = row.add('created_at', parseTimestamp(values.created_at ?? '', options.dateFormat));
       if (createdAt && createdAt > now) row.fail('created_at', `${createdAt.toISOString()} is in the future`);
       const email = row.add('email', optional(values.email, normalizeEmail));
-      const phone = row.add('phone', optional(values.phone, (value) => normalizePhone(value, defaultPhoneCountry)));
+      const phone = row.add(
+        'phone',
+        optional(values.phone, (value) => normalizePhone(value, defaultPhoneCountry)),
+      );
       row.add('first_name', parseOptionalText(values.first_name, 200));
       row.add('last_name', parseOptionalText(values.last_name, 200));
       row.add('country', parseOptionalText(values.country, 56));
       if (row.error) return row.result();
       row.row.push(
-        sha256Hex(externalId!), email ? sha256Hex(email) : null, phone ? sha256Hex(phone) : null, phone ? phoneLineType(phone) : null,
+        sha256Hex(externalId!),
+        email ? sha256Hex(email) : null,
+        phone ? sha256Hex(phone) : null,
+        phone ? phoneLineType(phone) : null,
         tombstoneKeys ? tombstoneHashes(tombstoneKeys, externalId!).join(' ') : null,
       );
       return row.result();
@@ -59,7 +65,8 @@ export const contactImporter: ImporterDefinition = {
     await client.query('LOCK TABLE erasure_tombstones IN SHARE MODE');
     const keyed = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM erasure_tombstones WHERE external_id_key IS NOT NULL');
     if ((keyed.rows[0]?.n ?? 0) > 0) {
-      if (!tombstoneKeys) throw new TombstoneSecretMissingError('the contacts import needs the tombstone secret to recognise erased people');
+      if (!tombstoneKeys)
+        throw new TombstoneSecretMissingError('the contacts import needs the tombstone secret to recognise erased people');
       await assertTombstoneKeysHeld(client, tombstoneKeys);
     }
     // only the erased person's own external id (case-folded) is refused: a living person who

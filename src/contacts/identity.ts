@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { type CountryCode, parsePhoneNumberWithError } from 'libphonenumber-js/min';
 import { parsePhoneNumberWithError as parseWithLineTypes } from 'libphonenumber-js/max';
+import { type CountryCode, parsePhoneNumberWithError } from 'libphonenumber-js/min';
 
 /** SHA-256 in hex of an already-normalised identifier (opposition lists, tombstones). */
 export function sha256Hex(value: string): string {

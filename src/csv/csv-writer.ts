@@ -26,5 +26,8 @@ export function spreadsheetSafe(value: unknown): string | number | bigint {
 /** Rows as CSV text (RFC 4180 quoting, one line per row), every cell through `spreadsheetSafe`. */
 export function csvLines(rows: ReadonlyArray<readonly unknown[]>): string {
   if (rows.length === 0) return '';
-  return `${Papa.unparse(rows.map((row) => row.map(spreadsheetSafe)), { newline: '\n' })}\n`;
+  return `${Papa.unparse(
+    rows.map((row) => row.map(spreadsheetSafe)),
+    { newline: '\n' },
+  )}\n`;
 }

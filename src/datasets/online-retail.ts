@@ -53,7 +53,11 @@ export async function prepareOnlineRetail(source: string, outDir: string): Promi
     consents: join(outDir, 'online-retail-consents.csv'),
   };
   const customerRows = [...customers].sort(([a], [b]) => a.localeCompare(b));
-  await writeCsv(files.contacts, ['external_id', 'country', 'created_at'], customerRows.map(([id, c]) => [id, c.country, c.firstSeen]));
+  await writeCsv(
+    files.contacts,
+    ['external_id', 'country', 'created_at'],
+    customerRows.map(([id, c]) => [id, c.country, c.firstSeen]),
+  );
   await writeCsv(
     files.products,
     ['sku', 'name', 'category'],
@@ -63,8 +67,15 @@ export async function prepareOnlineRetail(source: string, outDir: string): Promi
     files.consents,
     ['external_id', 'purpose', 'channel', 'status', 'captured_at', 'source', 'method', 'notice_version', 'evidence_ref'],
     customerRows.map(([id, c]) => [
-      id, 'profiling', '', 'granted', c.firstSeen,
-      SYNTHETIC_CONSENT.source, SYNTHETIC_CONSENT.method, SYNTHETIC_CONSENT.notice_version, SYNTHETIC_CONSENT.evidence_ref,
+      id,
+      'profiling',
+      '',
+      'granted',
+      c.firstSeen,
+      SYNTHETIC_CONSENT.source,
+      SYNTHETIC_CONSENT.method,
+      SYNTHETIC_CONSENT.notice_version,
+      SYNTHETIC_CONSENT.evidence_ref,
     ]),
   );
   return { ...files, customers: customers.size, products_count: products.size };

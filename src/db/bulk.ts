@@ -41,7 +41,7 @@ function copyWriter(client: pg.PoolClient, table: string, columns: BulkColumn[])
     async write(rows) {
       if (failure) throw failure;
       let text = '';
-      for (const row of rows) text += row.map(copyText).join('\t') + '\n';
+      for (const row of rows) text += `${row.map(copyText).join('\t')}\n`;
       if (!stream.write(text)) await Promise.race([once(stream, 'drain'), once(stream, 'error')]);
       if (failure) throw failure;
     },

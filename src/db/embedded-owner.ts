@@ -212,7 +212,6 @@ async function openPrivate(dataDir: string): Promise<EmbeddedDatabase> {
   return { address, isOwner: () => true, close: () => server.close() };
 }
 
-
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

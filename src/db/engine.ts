@@ -88,7 +88,10 @@ const TAKEOVER_WAIT_MS = 30_000;
  */
 class EmbeddedPool extends pg.Pool {
   override connect(): Promise<pg.PoolClient>;
-  override connect(callback: (error: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void): void;
+  override connect(
+    callback: (error: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void,
+  ): void;
+  // biome-ignore lint/suspicious/noConfusingVoidType: the implementation of pg.Pool's own two overloads (a promise, or a callback and void)
   override connect(callback?: Parameters<pg.Pool['connect']>[0]): Promise<pg.PoolClient> | void {
     if (callback) return super.connect(callback);
     return this.connectWhileTakingOver(Date.now() + TAKEOVER_WAIT_MS);

@@ -68,7 +68,19 @@ export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
 
 // refused, unknown host, timed out, reset; then PostgreSQL's own: no such database, bad password,
 // no such role, starting up or shutting down
-const CONNECTION_FAILURES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', '3D000', '28P01', '28000', '57P03']);
+const CONNECTION_FAILURES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  '3D000',
+  '28P01',
+  '28000',
+  '57P03',
+]);
 
 interface ConnectionFailure {
   code?: string;

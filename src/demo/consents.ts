@@ -199,12 +199,17 @@ function expiredGrant(rng: Rng, target: Target, subject: ConsentSubject): Consen
 /** Probability that a contact opted in to each channel, given what the contact holds. */
 function optInChance(channel: Channel, subject: ConsentSubject, optedIn: ReadonlySet<Channel>): number {
   switch (channel) {
-    case 'email': return subject.hasEmail ? 0.6 : 0;
-    case 'sms': return subject.hasPhone ? 0.35 : 0;
+    case 'email':
+      return subject.hasEmail ? 0.6 : 0;
+    case 'sms':
+      return subject.hasPhone ? 0.35 : 0;
     // calls are more intrusive: mostly people who already accept SMS
-    case 'phone': return subject.hasPhone ? (optedIn.has('sms') ? 0.3 : 0.07) : 0;
-    case 'postal': return 0.1;
-    case 'push': return 0.1;
+    case 'phone':
+      return subject.hasPhone ? (optedIn.has('sms') ? 0.3 : 0.07) : 0;
+    case 'postal':
+      return 0.1;
+    case 'push':
+      return 0.1;
   }
 }
 

@@ -1,5 +1,5 @@
-import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { finished } from 'node:stream/promises';
 
 const CHUNK_CHARS = 1 << 16;
@@ -16,8 +16,8 @@ export function csvField(value: CsvValue): string {
 
 export function csvLine(fields: readonly CsvValue[]): string {
   let line = csvField(fields[0] ?? null);
-  for (let i = 1; i < fields.length; i++) line += ',' + csvField(fields[i] ?? null);
-  return line + '\n';
+  for (let i = 1; i < fields.length; i++) line += `,${csvField(fields[i] ?? null)}`;
+  return `${line}\n`;
 }
 
 /**

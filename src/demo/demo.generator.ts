@@ -82,7 +82,18 @@ export const DEMO_HEADERS = {
   contacts: ['external_id', 'email', 'phone', 'first_name', 'last_name', 'country', 'created_at'],
   products: ['sku', 'name', 'category'],
   purchases: ['order_id', 'external_id', 'sku', 'quantity', 'unit_price', 'purchased_at'],
-  consents: ['external_id', 'purpose', 'channel', 'status', 'captured_at', 'source', 'method', 'notice_version', 'evidence_ref', 'expires_at'],
+  consents: [
+    'external_id',
+    'purpose',
+    'channel',
+    'status',
+    'captured_at',
+    'source',
+    'method',
+    'notice_version',
+    'evidence_ref',
+    'expires_at',
+  ],
   opposition: ['value'],
 } as const;
 
@@ -130,9 +141,17 @@ export async function writeDemoFiles(dir: string, options: DemoOptions): Promise
   }
 
   const opposition = buildOppositionList(phoneUseCount, rng);
-  await writeRows(files.opposition, DEMO_HEADERS.opposition, opposition.values.map((value) => [value]));
+  await writeRows(
+    files.opposition,
+    DEMO_HEADERS.opposition,
+    opposition.values.map((value) => [value]),
+  );
   summary.oppositionEntries = opposition.values.length;
-  summary.breakdown.opposition = { inBase: opposition.inBase, outsideBase: opposition.outsideBase, contactsMatched: opposition.contactsMatched };
+  summary.breakdown.opposition = {
+    inBase: opposition.inBase,
+    outsideBase: opposition.outsideBase,
+    contactsMatched: opposition.contactsMatched,
+  };
   return { files, summary };
 }
 
@@ -231,7 +250,15 @@ class ContactGenerator {
     const identity = generateIdentity(this.names, this.rng, this.takenEmails);
     const profile = drawProfilingProfile(this.rng);
     const createdAt = this.createdAt(profile === 'missingProof' || this.rng.chance(LEGACY_SHARE));
-    this.out.contacts.add([externalId, identity.email, identity.phone, identity.firstName, identity.lastName, identity.country, iso(createdAt)]);
+    this.out.contacts.add([
+      externalId,
+      identity.email,
+      identity.phone,
+      identity.firstName,
+      identity.lastName,
+      identity.country,
+      iso(createdAt),
+    ]);
     this.countContact(identity);
     this.writePurchases(externalId, createdAt);
     this.writeConsents(externalId, identity, profile, createdAt);

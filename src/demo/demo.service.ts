@@ -14,15 +14,30 @@ export interface DemoRequest {
   reset: boolean;
 }
 
-export type DemoOutcome =
-  | { loaded: true; summary: DemoSummary; seconds: number }
-  | { loaded: false; existingContacts: number };
+export type DemoOutcome = { loaded: true; summary: DemoSummary; seconds: number } | { loaded: false; existingContacts: number };
 
 // Every table the demo fills; reference data (purposes, channels, methods) and migrations stay.
 const DOMAIN_TABLES = [
-  'audit_log', 'target_export_members', 'target_exports', 'api_keys', 'scores', 'score_sets', 'profiling_snapshots', 'model_networks',
-  'model_versions', 'models', 'pipeline_runs', 'opposition_entries', 'opposition_lists', 'purchases', 'products',
-  'consent_events', 'erasure_tombstones', 'contact_personal_data', 'contacts', 'imports',
+  'audit_log',
+  'target_export_members',
+  'target_exports',
+  'api_keys',
+  'scores',
+  'score_sets',
+  'profiling_snapshots',
+  'model_networks',
+  'model_versions',
+  'models',
+  'pipeline_runs',
+  'opposition_entries',
+  'opposition_lists',
+  'purchases',
+  'products',
+  'consent_events',
+  'erasure_tombstones',
+  'contact_personal_data',
+  'contacts',
+  'imports',
 ];
 
 /**
@@ -35,7 +50,9 @@ export async function loadDemo(context: AppContext, request: DemoRequest): Promi
   if (existing > 0 && !request.reset) return { loaded: false, existingContacts: existing };
   if (request.reset) {
     // score sets are partitions named after their id: ids restart, so the tables must go too
-    const partitions = await pool.query<{ name: string }>(`SELECT inhrelid::regclass::text AS name FROM pg_inherits WHERE inhparent = 'scores'::regclass`);
+    const partitions = await pool.query<{ name: string }>(
+      `SELECT inhrelid::regclass::text AS name FROM pg_inherits WHERE inhparent = 'scores'::regclass`,
+    );
     for (const { name } of partitions.rows) await pool.query(`DROP TABLE ${name}`);
     await pool.query(`TRUNCATE ${DOMAIN_TABLES.join(', ')} RESTART IDENTITY CASCADE`);
   }

@@ -58,7 +58,11 @@ function contactPhoneKey(rng: Rng): number {
 }
 
 function asciiWord(name: string): string {
-  const folded = name.normalize('NFD').replace(/[\u0300-\u036f]/g, '').toLowerCase().replace(/[^a-z]/g, '');
+  const folded = name
+    .normalize('NFD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .toLowerCase()
+    .replace(/[^a-z]/g, '');
   return folded || 'contact';
 }
 
@@ -66,12 +70,18 @@ function emailLocalPart(first: string, last: string, rng: Rng): string {
   const f = asciiWord(first);
   const l = asciiWord(last);
   switch (rng.weightedIndex([0.4, 0.2, 0.15, 0.1, 0.1, 0.05])) {
-    case 0: return `${f}.${l}`;
-    case 1: return `${f[0]}${l}`;
-    case 2: return `${f}${l}${10 + rng.int(90)}`;
-    case 3: return `${f}_${l}`;
-    case 4: return `${l}.${f}`;
-    default: return `${f}${String((60 + rng.int(46)) % 100).padStart(2, '0')}`; // birth year
+    case 0:
+      return `${f}.${l}`;
+    case 1:
+      return `${f[0]}${l}`;
+    case 2:
+      return `${f}${l}${10 + rng.int(90)}`;
+    case 3:
+      return `${f}_${l}`;
+    case 4:
+      return `${l}.${f}`;
+    default:
+      return `${f}${String((60 + rng.int(46)) % 100).padStart(2, '0')}`; // birth year
   }
 }
 

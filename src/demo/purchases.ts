@@ -110,7 +110,7 @@ export class PurchaseSimulator {
   private pickProduct(traits: BuyerTraits, month: number): number {
     const categories = this.catalog.categories;
     for (let c = 0; c < categories.length; c++) {
-      this.categoryWeights[c] = (traits.affinity[c] as number) * ((categories[c]?.season[month]) as number);
+      this.categoryWeights[c] = (traits.affinity[c] as number) * (categories[c]?.season[month] as number);
     }
     const category = this.rng.weightedIndex(this.categoryWeights);
     const members = this.catalog.byCategory[category] as readonly number[];

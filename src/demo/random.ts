@@ -81,7 +81,7 @@ export class Rng {
 
   /** Gamma(shape, scale) by Marsaglia & Tsang. */
   gamma(shape: number, scale = 1): number {
-    if (shape < 1) return this.gamma(shape + 1, scale) * Math.pow(this.float(), 1 / shape);
+    if (shape < 1) return this.gamma(shape + 1, scale) * this.float() ** (1 / shape);
     const d = shape - 1 / 3;
     const c = 1 / Math.sqrt(9 * d);
     for (;;) {

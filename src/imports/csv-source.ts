@@ -1,6 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import { closeSync, openSync, readSync } from 'node:fs';
-import { createReadStream } from 'node:fs';
+import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
 import { pipeline, type Readable, Transform } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import Papa from 'papaparse';
@@ -23,9 +22,14 @@ export interface CsvRow {
 export type CsvEncoding = 'utf-8' | 'windows-1252';
 
 const ENCODING_NAMES: Record<string, CsvEncoding> = {
-  'utf-8': 'utf-8', utf8: 'utf-8',
+  'utf-8': 'utf-8',
+  utf8: 'utf-8',
   // WHATWG decoders read Latin-1 as Windows-1252, its superset (€, œ, curly quotes in 0x80-0x9F)
-  latin1: 'windows-1252', 'latin-1': 'windows-1252', 'iso-8859-1': 'windows-1252', 'windows-1252': 'windows-1252', cp1252: 'windows-1252',
+  latin1: 'windows-1252',
+  'latin-1': 'windows-1252',
+  'iso-8859-1': 'windows-1252',
+  'windows-1252': 'windows-1252',
+  cp1252: 'windows-1252',
 };
 
 /** The encoding a user names (`--encoding latin1`), or an error listing the names understood. */
@@ -90,7 +94,12 @@ const QUOTE = 0x22;
 const COMMA = 0x2c;
 const LF = 0x0a;
 const CR = 0x0d;
-const enum Field { Start, Unquoted, Quoted, QuoteInQuoted }
+enum Field {
+  Start,
+  Unquoted,
+  Quoted,
+  QuoteInQuoted,
+}
 
 /**
  * Bytes in, text out. Follows the CSV quoting (as PapaParse reads it) to refuse a record longer than
@@ -108,7 +117,7 @@ class CsvText extends Transform {
   private readonly windows1252: InstanceType<typeof TextDecoder> | undefined;
 
   constructor(
-    private readonly encoding: CsvEncoding,
+    encoding: CsvEncoding,
     private readonly maxRecordBytes: number,
   ) {
     super({ readableObjectMode: true });
@@ -214,7 +223,9 @@ function invalidUtf8(bytes: Buffer, firstLine: number): ImportFileError {
   }
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is what these are for
 const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is what these are for
 const IDENTIFIER_CONTROL = /[\u0000-\u001F\u007F-\u009F]/;
 
 function describeControl(value: string, pattern: RegExp): string {

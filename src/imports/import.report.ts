@@ -23,7 +23,9 @@ export function formatImportReport(report: ImportReport): string {
   if (report.rejectReasons.length > 0) {
     lines.push('rejected rows by reason:');
     for (const reason of report.rejectReasons) {
-      lines.push(`  ${number(reason.count).padStart(9)}  ${reason.reason}  (lines ${reason.firstLines.join(', ')}${reason.count > reason.firstLines.length ? ', …' : ''})`);
+      lines.push(
+        `  ${number(reason.count).padStart(9)}  ${reason.reason}  (lines ${reason.firstLines.join(', ')}${reason.count > reason.firstLines.length ? ', …' : ''})`,
+      );
     }
     lines.push('first rejected lines:');
     for (const reject of report.rejects.slice(0, 20)) lines.push(`  line ${reject.line}: ${reject.field}: ${reject.message}`);

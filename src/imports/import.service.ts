@@ -1,13 +1,13 @@
 import { once } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { basename } from 'node:path';
-import type { Logger } from 'pino';
 import type pg from 'pg';
+import type { Logger } from 'pino';
 import { csvLines } from '../csv/csv-writer.ts';
 import { type BulkValue, type BulkWriter, openBulkWriter } from '../db/bulk.ts';
 import type { DatabaseHandle } from '../db/engine.ts';
-import { openCsv } from './csv-source.ts';
 import type { TombstoneKeys } from '../rights/tombstone-keys.ts';
+import { openCsv } from './csv-source.ts';
 import type { ApplyCounts, ImporterDefinition, ImportOptions, ImportSession, LineReject } from './importer.ts';
 
 export interface ImportDependencies {
@@ -84,14 +84,8 @@ export async function importCsv(
       now: deps.now,
       tombstoneKeys: deps.tombstoneKeys,
     };
-    const stagingColumns = [
-      { name: 'line', type: 'integer' as const },
-      { name: 'raw', type: 'text' as const },
-      ...importer.staging,
-    ];
-    await client.query(
-      `CREATE TEMP TABLE import_staging (${stagingColumns.map((c) => `${c.name} ${c.type}`).join(', ')}) ON COMMIT DROP`,
-    );
+    const stagingColumns = [{ name: 'line', type: 'integer' as const }, { name: 'raw', type: 'text' as const }, ...importer.staging];
+    await client.query(`CREATE TEMP TABLE import_staging (${stagingColumns.map((c) => `${c.name} ${c.type}`).join(', ')}) ON COMMIT DROP`);
     const parseRow = await importer.prepare(session);
     writer = openBulkWriter(client, deps.database.engine, 'import_staging', stagingColumns);
     let batch: BulkValue[][] = [];
@@ -139,8 +133,14 @@ export async function importCsv(
     await client.query(
       `UPDATE imports SET finished_at = $2, rows_read = $3, rows_imported = $4, rows_unchanged = $5, rows_rejected = $6
        WHERE id = $1`,
-      [session.importId, new Date(deps.now.getTime() + (Date.now() - started)), rowsRead,
-        counts.inserted + counts.updated, counts.unchanged, rejects.count],
+      [
+        session.importId,
+        new Date(deps.now.getTime() + (Date.now() - started)),
+        rowsRead,
+        counts.inserted + counts.updated,
+        counts.unchanged,
+        rejects.count,
+      ],
     );
     await client.query(
       `INSERT INTO audit_log (actor, action, subject_type, subject_id, details) VALUES ('cli', 'import', 'import', $1, $2)`,

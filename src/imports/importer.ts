@@ -35,7 +35,6 @@ export interface RowError {
   message: string;
 }
 
-
 /** A rejected line found by a set-based check on the staged rows. */
 export interface LineReject {
   line: number;

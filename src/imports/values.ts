@@ -7,8 +7,7 @@ const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
 const fail = (error: string): Parsed<never> => ({ ok: false, error });
 
 // ISO 8601 / RFC 3339: a date, or a date and time (T or a space) with an optional offset.
-const ISO_8601 =
-  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
+const ISO_8601 = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
 
 /**
  * Reads a timestamp. Without an offset it is taken as UTC (documented in the README);
@@ -23,8 +22,13 @@ export function parseTimestamp(raw: string, format?: string): Parsed<Date> {
     return ok(
       new Date(
         Date.UTC(
-          local.getFullYear(), local.getMonth(), local.getDate(),
-          local.getHours(), local.getMinutes(), local.getSeconds(), local.getMilliseconds(),
+          local.getFullYear(),
+          local.getMonth(),
+          local.getDate(),
+          local.getHours(),
+          local.getMinutes(),
+          local.getSeconds(),
+          local.getMilliseconds(),
         ),
       ),
     );
@@ -34,13 +38,21 @@ export function parseTimestamp(raw: string, format?: string): Parsed<Date> {
   const [, year, month, day, hour = '00', minute = '00', second = '00', fraction = '0', offset] = match;
   const monthIndex = Number(month) - 1;
   const utc = Date.UTC(
-    Number(year), monthIndex, Number(day), Number(hour), Number(minute), Number(second),
+    Number(year),
+    monthIndex,
+    Number(day),
+    Number(hour),
+    Number(minute),
+    Number(second),
     Number(fraction.padEnd(3, '0').slice(0, 3)),
   );
   const check = new Date(utc);
   if (
-    check.getUTCMonth() !== monthIndex || check.getUTCDate() !== Number(day) ||
-    Number(hour) > 23 || Number(minute) > 59 || Number(second) > 59
+    check.getUTCMonth() !== monthIndex ||
+    check.getUTCDate() !== Number(day) ||
+    Number(hour) > 23 ||
+    Number(minute) > 59 ||
+    Number(second) > 59
   ) {
     return fail(`"${text}" is not a real date`);
   }

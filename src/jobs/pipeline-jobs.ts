@@ -5,7 +5,7 @@ import { loadTensorflow, type Tensorflow } from '../../models/tensorflow.ts';
 import { logProgress } from '../../pipelines/progress.ts';
 import { publishRun } from '../../pipelines/publish-part.ts';
 import { defaultOptionsFor, type PipelineOptions, runParams } from '../../pipelines/run-pipeline.ts';
-import { scoreShard, type ShardOutput } from '../../pipelines/score-part.ts';
+import { type ShardOutput, scoreShard } from '../../pipelines/score-part.ts';
 import { buildScoreSetTable } from '../../pipelines/scoring.ts';
 import { type TrainingPlan, trainRun } from '../../pipelines/train-part.ts';
 import type { AppContext } from '../context.ts';
@@ -126,7 +126,13 @@ export function pipelineHandlers(context: AppContext, queue: JobQueue) {
       log.error({ attempt, last, err: describeError(error) }, 'job failed; its error is in the run part');
       if (last) {
         if (part.startsWith('rank:')) await afterRank(runId);
-        else await finishRun(db, runId, { status: 'failed', finishedAt: context.clock.now(), summary: {}, error: `${part} failed: ${message}` });
+        else
+          await finishRun(db, runId, {
+            status: 'failed',
+            finishedAt: context.clock.now(),
+            summary: {},
+            error: `${part} failed: ${message}`,
+          });
       }
       throw error;
     } finally {
@@ -171,10 +177,18 @@ export function pipelineHandlers(context: AppContext, queue: JobQueue) {
         const shards = run.shards ?? 1;
         const scoring = plan.versions.some((entry) => entry.scoreSetId !== null);
         await db.transaction().execute(async (trx) => {
-          await completePart(trx, runId, 'train', attempt, context.clock.now(), { rows: plan.report.population, output: plan as unknown as Record<string, unknown> });
-          await trx.updateTable('pipeline_runs').set({ as_of: new Date(plan.asOf) }).where('id', '=', runId).execute();
+          await completePart(trx, runId, 'train', attempt, context.clock.now(), {
+            rows: plan.report.population,
+            output: plan as unknown as Record<string, unknown>,
+          });
+          await trx
+            .updateTable('pipeline_runs')
+            .set({ as_of: new Date(plan.asOf) })
+            .where('id', '=', runId)
+            .execute();
           if (!scoring) await queue.send(QUEUES.publish, { runId } satisfies RunJob, trx);
-          else for (let shard = 0; shard < shards; shard++) await queue.send(QUEUES.score, { runId, shard, shards } satisfies ScoreJob, trx);
+          else
+            for (let shard = 0; shard < shards; shard++) await queue.send(QUEUES.score, { runId, shard, shards } satisfies ScoreJob, trx);
         });
       });
     },
@@ -185,7 +199,10 @@ export function pipelineHandlers(context: AppContext, queue: JobQueue) {
         const plan = await trainingPlan(runId);
         const output = await scoreShard(context, await tf(), plan, { index: shard, count: shards }, `a${attempt}`, logProgress(log));
         await db.transaction().execute(async (trx) => {
-          await completePart(trx, runId, `score:${shard}`, attempt, context.clock.now(), { rows: output.rows, output: output as unknown as Record<string, unknown> });
+          await completePart(trx, runId, `score:${shard}`, attempt, context.clock.now(), {
+            rows: output.rows,
+            output: output as unknown as Record<string, unknown>,
+          });
           await lockRun(trx, runId);
           const done = (await partsOf(trx, runId, 'score:')).filter((part) => part.status === 'succeeded').length;
           if (done !== shards) return;
@@ -230,11 +247,15 @@ export function pipelineHandlers(context: AppContext, queue: JobQueue) {
           stages: shards.flatMap((shard) => shard.stages.map((stage) => ({ ...stage, stage: `${stage.stage} [shard ${shard.shard}]` }))),
           attempt: {
             fence: (trx) => lockAttempt(trx, runId, 'publish', attempt),
-            complete: (trx) => completePart(trx, runId, 'publish', attempt, context.clock.now(), { rows: plan.versions.length, output: {} }),
+            complete: (trx) =>
+              completePart(trx, runId, 'publish', attempt, context.clock.now(), { rows: plan.versions.length, output: {} }),
           },
         });
         const champions = report.targets.filter((target) => target.status === 'champion').length;
-        log.info({ targets: report.targets.length, champions, failedTargets: failedScoreSets.size, population: report.population }, 'pipeline run published');
+        log.info(
+          { targets: report.targets.length, champions, failedTargets: failedScoreSets.size, population: report.population },
+          'pipeline run published',
+        );
       });
     },
   };

@@ -1,5 +1,5 @@
-import type { PipelineLauncher } from '../registry/pipeline-launcher.ts';
 import type { AppContext } from '../context.ts';
+import type { PipelineLauncher } from '../registry/pipeline-launcher.ts';
 import type { JobQueue } from './job-queue.ts';
 import { enqueueRun, type RunDefaults } from './pipeline-jobs.ts';
 
@@ -7,11 +7,16 @@ import { enqueueRun, type RunDefaults } from './pipeline-jobs.ts';
 export function createQueueLauncher(context: AppContext, queue: JobQueue, defaults: RunDefaults = {}): PipelineLauncher {
   return {
     start: (request) =>
-      enqueueRun(context, queue, {
-        trigger: `api:${request.actor}`,
-        products: request.products === 'all' ? null : request.products,
-        asOf: request.asOf ?? null,
-        ...(request.horizonDays !== undefined ? { horizonDays: request.horizonDays } : {}),
-      }, defaults),
+      enqueueRun(
+        context,
+        queue,
+        {
+          trigger: `api:${request.actor}`,
+          products: request.products === 'all' ? null : request.products,
+          asOf: request.asOf ?? null,
+          ...(request.horizonDays !== undefined ? { horizonDays: request.horizonDays } : {}),
+        },
+        defaults,
+      ),
   };
 }

@@ -1,6 +1,6 @@
-import type { RunPartStatus } from '../registry/registry.table.ts';
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '../db/database.ts';
+import type { RunPartStatus } from '../registry/registry.table.ts';
 
 /** Another attempt of the same part has started since this one: this one must not record anything. */
 export class StaleAttemptError extends Error {}
@@ -64,7 +64,14 @@ export async function lockAttempt(trx: Kysely<Database>, runId: number, part: st
   if (!held) throw superseded(runId, part, attempt);
 }
 
-export async function failPart(db: Kysely<Database>, runId: number, part: string, attempt: number, now: Date, error: string): Promise<void> {
+export async function failPart(
+  db: Kysely<Database>,
+  runId: number,
+  part: string,
+  attempt: number,
+  now: Date,
+  error: string,
+): Promise<void> {
   await db
     .updateTable('pipeline_run_parts')
     .set({ status: 'failed', finished_at: now, error })
@@ -129,4 +136,3 @@ export async function runParts(db: Kysely<Database>, runId: number): Promise<Run
     error: (row.error as string | null) ?? null,
   }));
 }
-

@@ -50,7 +50,11 @@ export interface WorkerPresence {
  * for more than `absentAfterSeconds`. Inline runs need no worker and are never listed.
  */
 export async function workerPresence(db: Kysely<Database>, now: Date, absentAfterSeconds: number): Promise<WorkerPresence> {
-  const { rows } = await sql<{ live: number; last_seen: Date | null; runs: Array<{ id: number; status: 'queued' | 'running'; since: string }> | null }>`
+  const { rows } = await sql<{
+    live: number;
+    last_seen: Date | null;
+    runs: Array<{ id: number; status: 'queued' | 'running'; since: string }> | null;
+  }>`
     WITH workers AS (
       SELECT count(*) FILTER (WHERE stopped_at IS NULL AND heartbeat_at > ${now}::timestamptz - make_interval(secs => ${absentAfterSeconds}))::int AS live,
              max(coalesce(stopped_at, heartbeat_at)) AS last_seen

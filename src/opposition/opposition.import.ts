@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { identifierOfContactField } from '../consent/eligibility.ts';
-import { normalizeEmail, normalizePhone, type Normalized, sha256Hex } from '../contacts/identity.ts';
+import { type Normalized, normalizeEmail, normalizePhone, sha256Hex } from '../contacts/identity.ts';
 import { type BulkWriter, openBulkWriter } from '../db/bulk.ts';
 import type { DatabaseHandle } from '../db/engine.ts';
 import { ImportFileError, openCsv } from '../imports/csv-source.ts';
@@ -47,10 +47,9 @@ export async function importOppositionList(
   deps: OppositionDependencies,
   request: OppositionImportRequest,
 ): Promise<OppositionImportReport> {
-  const channelRow = await deps.database.pool.query<{ contact_field: string }>(
-    'SELECT contact_field FROM channels WHERE code = $1',
-    [request.channel],
-  );
+  const channelRow = await deps.database.pool.query<{ contact_field: string }>('SELECT contact_field FROM channels WHERE code = $1', [
+    request.channel,
+  ]);
   const contactField = channelRow.rows[0]?.contact_field;
   if (!contactField) throw new ImportFileError(`unknown channel "${request.channel}"`);
   const identifier = identifierOfContactField(contactField);
@@ -152,8 +151,16 @@ export async function importOppositionList(
 
   function report(status: OppositionImportReport['status'], listId: number | null, entries: number, previousEntries: number) {
     return {
-      status, listId, name: request.name, channel: request.channel, listDate: listDate.toISOString().slice(0, 10),
-      rowsRead, entries, previousEntries, rejected, rejects,
+      status,
+      listId,
+      name: request.name,
+      channel: request.channel,
+      listDate: listDate.toISOString().slice(0, 10),
+      rowsRead,
+      entries,
+      previousEntries,
+      rejected,
+      rejects,
     };
   }
 }

@@ -26,14 +26,27 @@ export async function currentChampions(db: Kysely<Database>): Promise<CurrentCha
     .innerJoin('models as m', 'm.id', 'v.model_id')
     .leftJoin('model_networks as n', 'n.id', 'v.network_id')
     .select([
-      'm.id as modelId', 'm.target_kind as kind', 'm.target_key as key', 'm.product_id as productId',
-      'v.id as versionId', 'v.version', 'v.algorithm', 'v.network_id as networkId', 'v.evaluation_network_id as evaluationNetworkId',
-      'v.output_index as outputIndex', 'v.feature_list as featureList',
+      'm.id as modelId',
+      'm.target_kind as kind',
+      'm.target_key as key',
+      'm.product_id as productId',
+      'v.id as versionId',
+      'v.version',
+      'v.algorithm',
+      'v.network_id as networkId',
+      'v.evaluation_network_id as evaluationNetworkId',
+      'v.output_index as outputIndex',
+      'v.feature_list as featureList',
       // only what a run reads: metrics and network metadata hold large documents (curves, profiles)
       sql<Record<string, unknown>>`jsonb_build_object('evaluation', jsonb_build_object('rocAuc', v.metrics #> '{evaluation,rocAuc}'),
         'scorer', v.metrics -> 'scorer', 'layout', v.metrics -> 'layout')`.as('metrics'),
       'n.feature_list as networkFeatures',
-      sql<Record<string, unknown> | null>`CASE WHEN n.id IS NULL THEN NULL ELSE jsonb_build_object('layout', n.metadata -> 'layout', 'targets', n.metadata -> 'targets') END`.as('networkMetadata'),
+      sql<Record<
+        string,
+        unknown
+      > | null>`CASE WHEN n.id IS NULL THEN NULL ELSE jsonb_build_object('layout', n.metadata -> 'layout', 'targets', n.metadata -> 'targets') END`.as(
+        'networkMetadata',
+      ),
     ])
     .where('v.status', '=', 'champion')
     .orderBy('m.id')

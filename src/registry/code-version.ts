@@ -13,7 +13,9 @@ export function codeVersion(): string {
       commit = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], {
         cwd: new URL('../..', import.meta.url),
         stdio: ['ignore', 'pipe', 'ignore'],
-      }).toString().trim();
+      })
+        .toString()
+        .trim();
     } catch {
       commit = '';
     }

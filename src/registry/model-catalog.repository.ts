@@ -168,7 +168,12 @@ export async function findModel(db: Kysely<Database>, target: ModelTarget, optio
   // the champion may be older than the recent versions
   const championRow =
     recent.find((row) => row.status === 'champion') ??
-    (await db.selectFrom('model_versions').select(versionColumns).where('model_id', '=', model.id).where('status', '=', 'champion').executeTakeFirst());
+    (await db
+      .selectFrom('model_versions')
+      .select(versionColumns)
+      .where('model_id', '=', model.id)
+      .where('status', '=', 'champion')
+      .executeTakeFirst());
   const count = await db
     .selectFrom('model_versions')
     .select(sql<number>`count(*)::int`.as('n'))

@@ -17,9 +17,21 @@ export type AucInterval = z.infer<typeof Interval>;
 const GainsRow = z.object({
   decile: finite,
   populationShare: finite,
-  cumulativeGain: z.number().nullable().catch(null).transform((v) => v ?? Number.NaN),
-  lift: z.number().nullable().catch(null).transform((v) => v ?? Number.NaN),
-  cumulativeLift: z.number().nullable().catch(null).transform((v) => v ?? Number.NaN),
+  cumulativeGain: z
+    .number()
+    .nullable()
+    .catch(null)
+    .transform((v) => v ?? Number.NaN),
+  lift: z
+    .number()
+    .nullable()
+    .catch(null)
+    .transform((v) => v ?? Number.NaN),
+  cumulativeLift: z
+    .number()
+    .nullable()
+    .catch(null)
+    .transform((v) => v ?? Number.NaN),
 });
 export type GainsInput = z.infer<typeof GainsRow>;
 
@@ -29,7 +41,13 @@ export type RocInput = z.infer<typeof RocPoint>;
 const HistogramBin = z.object({ lower: finite, upper: finite, buyers: finite, nonBuyers: finite });
 export type HistogramInput = z.infer<typeof HistogramBin>;
 
-const CalibrationBin = z.object({ lower: finite, upper: finite, count: finite, meanPredicted: z.number().nullable(), observedRate: z.number().nullable() });
+const CalibrationBin = z.object({
+  lower: finite,
+  upper: finite,
+  count: finite,
+  meanPredicted: z.number().nullable(),
+  observedRate: z.number().nullable(),
+});
 export type CalibrationInput = z.infer<typeof CalibrationBin>;
 
 const Curves = z.object({
@@ -76,14 +94,22 @@ export interface VersionMetrics {
   margin: { over: string; difference: number; low: number; high: number } | null;
   importance: Array<{ group: string; aucDrop: number | null }> | null;
   /** the previous champion judged on this version's window, and the paired difference with it */
-  champion: { version: number; algorithm?: string; auc: number | null; difference?: { difference: number; low: number; high: number } | null } | null;
+  champion: {
+    version: number;
+    algorithm?: string;
+    auc: number | null;
+    difference?: { difference: number; low: number; high: number } | null;
+  } | null;
 }
 
 export function readVersionMetrics(json: unknown): VersionMetrics {
   const metrics = (json !== null && typeof json === 'object' ? json : {}) as Record<string, unknown>;
   return {
     evaluation: part(Evaluation, metrics.evaluation),
-    evaluationWindow: part(z.object({ cutoff: z.string().optional(), horizonDays: finite.optional(), rows: finite.optional() }), metrics.evaluationWindow),
+    evaluationWindow: part(
+      z.object({ cutoff: z.string().optional(), horizonDays: finite.optional(), rows: finite.optional() }),
+      metrics.evaluationWindow,
+    ),
     trainingWindow: part(z.object({ buyers: figure.default(null) }), metrics.trainingWindow),
     evaluationDesign: part(z.object({ kind: z.string(), reason: z.string() }), metrics.evaluationDesign),
     aucInterval: part(Interval, metrics.aucInterval),

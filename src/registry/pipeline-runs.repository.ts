@@ -3,7 +3,14 @@ import type { Database } from '../db/database.ts';
 import { type RunPart, runParts } from '../jobs/run-parts.repository.ts';
 import { jsonNumber } from './model-metrics.ts';
 import type { PipelineRunStatus } from './registry.table.ts';
-import { type RecordedFunnel, readConsentFunnel, readStages, readTargetOutcomes, type StageTiming, type TargetOutcome } from './run-summary.ts';
+import {
+  type RecordedFunnel,
+  readConsentFunnel,
+  readStages,
+  readTargetOutcomes,
+  type StageTiming,
+  type TargetOutcome,
+} from './run-summary.ts';
 
 /*
  * The one place pipeline runs are read: `cible runs`, GET /v1/pipeline/runs/{id}, the review
@@ -12,8 +19,8 @@ import { type RecordedFunnel, readConsentFunnel, readStages, readTargetOutcomes,
  */
 
 export type { RunPart } from '../jobs/run-parts.repository.ts';
-export type { RecordedFunnel, StageTiming, TargetOutcome } from './run-summary.ts';
 export { cancelRun, RunRequestError } from './registry.repository.ts';
+export type { RecordedFunnel, StageTiming, TargetOutcome } from './run-summary.ts';
 
 export interface RunListEntry {
   id: number;
@@ -92,7 +99,12 @@ function listEntry(row: Record<string, unknown>): RunListEntry {
     finishedAt,
     seconds: secondsBetween(startedAt, finishedAt),
     error: (row.error as string | null) ?? null,
-    partCounts: { succeeded: Number(row.succeeded ?? 0), failed: Number(row.failed ?? 0), running: Number(row.running ?? 0), total: Number(row.total ?? 0) },
+    partCounts: {
+      succeeded: Number(row.succeeded ?? 0),
+      failed: Number(row.failed ?? 0),
+      running: Number(row.running ?? 0),
+      total: Number(row.total ?? 0),
+    },
     population: jsonNumber(row.population),
     stages: readStages(row.stages),
     outcomes: outcomeCounts(row.outcomes),
@@ -131,7 +143,11 @@ export async function findRun(db: Kysely<Database>, id: number): Promise<RunDeta
 }
 
 /** The stage timings of the most recent runs, newest first, paged as `listRuns`: a durations chart alone. */
-export async function recentRunTimings(db: Kysely<Database>, limit: number, before: number | null): Promise<Array<Pick<RunListEntry, 'id' | 'status' | 'stages'>>> {
+export async function recentRunTimings(
+  db: Kysely<Database>,
+  limit: number,
+  before: number | null,
+): Promise<Array<Pick<RunListEntry, 'id' | 'status' | 'stages'>>> {
   const { rows } = await sql<Record<string, unknown>>`
     SELECT r.id, r.status, r.summary -> 'stages' AS stages FROM pipeline_runs r
     WHERE ${before === null ? sql`true` : sql`r.id < ${before}`}
@@ -172,7 +188,14 @@ export interface RunOutcome {
 
 /** The outcome of every target (or of one, "kind:key") in the latest finished pipeline run, by "kind:key". */
 export async function latestRunOutcomes(db: Kysely<Database>, only?: string): Promise<Map<string, RunOutcome>> {
-  const { rows } = await sql<{ id: number; finished_at: Date | null; target: string; status: string; reason: string | null; version: unknown }>`
+  const { rows } = await sql<{
+    id: number;
+    finished_at: Date | null;
+    target: string;
+    status: string;
+    reason: string | null;
+    version: unknown;
+  }>`
     SELECT r.id, r.finished_at, t ->> 'target' AS target, t ->> 'status' AS status, t ->> 'reason' AS reason, t -> 'version' AS version
     FROM (SELECT id, finished_at, summary FROM pipeline_runs
           WHERE kind = 'pipeline' AND status = 'succeeded' ORDER BY id DESC LIMIT 1) r,
@@ -181,14 +204,22 @@ export async function latestRunOutcomes(db: Kysely<Database>, only?: string): Pr
   return new Map(
     rows.map((row) => [
       row.target,
-      { runId: Number(row.id), runFinishedAt: row.finished_at, status: row.status, reason: row.reason ?? '', version: jsonNumber(row.version) },
+      {
+        runId: Number(row.id),
+        runFinishedAt: row.finished_at,
+        status: row.status,
+        reason: row.reason ?? '',
+        version: jsonNumber(row.version),
+      },
     ]),
   );
 }
 
 /** The consent funnel a run recorded when it scored (counts only). */
 export async function runConsentFunnel(db: Kysely<Database>, runId: number): Promise<RecordedFunnel | null> {
-  const { rows } = await sql<{ funnel: unknown }>`SELECT summary -> 'consentFunnel' AS funnel FROM pipeline_runs WHERE id = ${runId}`.execute(db);
+  const { rows } = await sql<{
+    funnel: unknown;
+  }>`SELECT summary -> 'consentFunnel' AS funnel FROM pipeline_runs WHERE id = ${runId}`.execute(db);
   return readConsentFunnel(rows[0]?.funnel);
 }
 

@@ -40,7 +40,10 @@ export const EARLIEST_RUN_DATE = new Date('2000-01-01T00:00:00Z');
 export function checkRunDate(asOf: Date, now: Date, where: string): void {
   if (Number.isNaN(asOf.getTime())) throw new RunRequestError(400, `${where} is not a valid date`);
   if (asOf < EARLIEST_RUN_DATE) {
-    throw new RunRequestError(400, `${where} ${asOf.toISOString().slice(0, 10)} is before ${EARLIEST_RUN_DATE.toISOString().slice(0, 10)}: not a date a run can look back to`);
+    throw new RunRequestError(
+      400,
+      `${where} ${asOf.toISOString().slice(0, 10)} is before ${EARLIEST_RUN_DATE.toISOString().slice(0, 10)}: not a date a run can look back to`,
+    );
   }
   if (asOf > now) throw new RunRequestError(400, `${where} ${asOf.toISOString()} is in the future; a run can only look back`);
 }
@@ -74,7 +77,12 @@ export const THIS_PROCESS: RunProcess = {
  * heartbeat older than `staleAfterSeconds`. Once the new run holds the one-active slot, what
  * dead runs left behind (score tables, networks, snapshot rows) is dropped.
  */
-export async function createRun(db: Kysely<Database>, run: RunStart, staleAfterSeconds = 600, here: RunProcess = THIS_PROCESS): Promise<number> {
+export async function createRun(
+  db: Kysely<Database>,
+  run: RunStart,
+  staleAfterSeconds = 600,
+  here: RunProcess = THIS_PROCESS,
+): Promise<number> {
   checkRunDate(run.asOf, run.startedAt, 'the run date (as of)');
   await failDeadRuns(db, run.startedAt, staleAfterSeconds, here);
   let id: number;
@@ -102,7 +110,11 @@ export async function createRun(db: Kysely<Database>, run: RunStart, staleAfterS
   } catch (error) {
     const constraint = (error as { constraint?: string }).constraint;
     if (constraint === 'pipeline_runs_one_active') {
-      const active = await db.selectFrom('pipeline_runs').select(['id', 'status']).where('status', 'in', ['queued', 'running']).executeTakeFirst();
+      const active = await db
+        .selectFrom('pipeline_runs')
+        .select(['id', 'status'])
+        .where('status', 'in', ['queued', 'running'])
+        .executeTakeFirst();
       throw new PipelineBusyError(
         active ? `pipeline run ${active.id} is ${active.status}; try again when it has finished` : 'another pipeline run is active',
       );
@@ -117,7 +129,11 @@ export async function createRun(db: Kysely<Database>, run: RunStart, staleAfterS
 async function failDeadRuns(db: Kysely<Database>, now: Date, staleAfterSeconds: number, here: RunProcess): Promise<void> {
   await db
     .updateTable('pipeline_runs')
-    .set({ status: 'failed', finished_at: now, error: sql<string>`'abandoned: no sign of life since ' || to_char(coalesce(heartbeat_at, created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')` })
+    .set({
+      status: 'failed',
+      finished_at: now,
+      error: sql<string>`'abandoned: no sign of life since ' || to_char(coalesce(heartbeat_at, created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`,
+    })
     .where('status', 'in', ['queued', 'running'])
     .where(sql<boolean>`coalesce(heartbeat_at, created_at) < ${now}::timestamptz - make_interval(secs => ${staleAfterSeconds})`)
     .execute();
@@ -162,7 +178,13 @@ export async function dropRunLeftovers(db: Kysely<Database>): Promise<{ tables: 
     .deleteFrom('model_networks')
     .where('run_id', 'in', ended)
     .where(({ not, exists, selectFrom }) =>
-      not(exists(selectFrom('model_versions as v').select('v.id').where(sql<boolean>`v.network_id = model_networks.id OR v.evaluation_network_id = model_networks.id`))),
+      not(
+        exists(
+          selectFrom('model_versions as v')
+            .select('v.id')
+            .where(sql<boolean>`v.network_id = model_networks.id OR v.evaluation_network_id = model_networks.id`),
+        ),
+      ),
     )
     .execute();
   await db.deleteFrom('profiling_snapshots').where('run_id', 'in', ended).execute();
@@ -183,9 +205,14 @@ export interface CancelledRun {
  * stop that process first (its run would be cancelled under it).
  */
 export async function cancelRun(db: Kysely<Database>, runId: number, now: Date, here: RunProcess = THIS_PROCESS): Promise<CancelledRun> {
-  const run = await db.selectFrom('pipeline_runs').select(['id', 'status', 'driver', 'host', 'pid']).where('id', '=', runId).executeTakeFirst();
+  const run = await db
+    .selectFrom('pipeline_runs')
+    .select(['id', 'status', 'driver', 'host', 'pid'])
+    .where('id', '=', runId)
+    .executeTakeFirst();
   if (!run) throw new RunRequestError(404, `no pipeline run has id ${runId} (see cible runs list)`);
-  if (run.status !== 'queued' && run.status !== 'running') throw new RunRequestError(409, `pipeline run ${runId} is already ${run.status}: only a queued or running run can be cancelled`);
+  if (run.status !== 'queued' && run.status !== 'running')
+    throw new RunRequestError(409, `pipeline run ${runId} is already ${run.status}: only a queued or running run can be cancelled`);
   if (run.driver === 'inline' && run.host === here.host && run.pid !== null && run.pid !== here.pid && here.isAlive(run.pid)) {
     throw new RunRequestError(409, `pipeline run ${runId} is still working in process ${run.pid} on this host: stop that process first`);
   }
@@ -202,7 +229,13 @@ export async function cancelRun(db: Kysely<Database>, runId: number, now: Date, 
 
 /** Keeps a run's heartbeat fresh while this process works on it. */
 export function startHeartbeat(db: Kysely<Database>, runId: number, now: () => Date, everyMs = 15_000): { stop(): void } {
-  const beat = () => db.updateTable('pipeline_runs').set({ heartbeat_at: now() }).where('id', '=', runId).execute().catch(() => undefined);
+  const beat = () =>
+    db
+      .updateTable('pipeline_runs')
+      .set({ heartbeat_at: now() })
+      .where('id', '=', runId)
+      .execute()
+      .catch(() => undefined);
   const timer = setInterval(beat, everyMs);
   timer.unref();
   return { stop: () => clearInterval(timer) };
@@ -361,10 +394,6 @@ export async function promoteVersion(db: Kysely<Database>, modelId: number, vers
       .where('model_id', '=', modelId)
       .where('status', '=', 'champion')
       .execute();
-    await trx
-      .updateTable('model_versions')
-      .set({ status: 'champion', promoted_at: at })
-      .where('id', '=', versionId)
-      .execute();
+    await trx.updateTable('model_versions').set({ status: 'champion', promoted_at: at }).where('id', '=', versionId).execute();
   });
 }

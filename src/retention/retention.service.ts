@@ -1,10 +1,10 @@
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '../db/database.ts';
-import { recordRightsAudit } from '../rights/rights-audit.repository.ts';
 import { type ErasureReceipt, eraseSubject } from '../rights/rights.service.ts';
+import { recordRightsAudit } from '../rights/rights-audit.repository.ts';
 import { lockSubjectById } from '../rights/subject.repository.ts';
-import { inTransaction } from '../rights/transaction.ts';
 import type { TombstoneKeys } from '../rights/tombstone-keys.ts';
+import { inTransaction } from '../rights/transaction.ts';
 
 // Retention (rule 9): a prospect (never bought anything) with no interaction of their own
 // since the cutoff is erased. Their interactions are the consent ledger's events, as the

@@ -25,9 +25,18 @@ export function consentEventsOf(db: Kysely<Database>, contactId: number): Promis
     .selectFrom('consent_events as e')
     .leftJoin('consent_methods as m', 'm.code', 'e.method')
     .select([
-      'e.id as eventId', 'e.purpose', 'e.channel', 'e.status', 'e.captured_at as capturedAt', 'e.recorded_at as recordedAt',
-      'e.source', 'e.method', 'm.is_explicit as methodIsExplicit', 'e.notice_version as noticeVersion',
-      'e.evidence_ref as evidenceRef', 'e.expires_at as expiresAt',
+      'e.id as eventId',
+      'e.purpose',
+      'e.channel',
+      'e.status',
+      'e.captured_at as capturedAt',
+      'e.recorded_at as recordedAt',
+      'e.source',
+      'e.method',
+      'm.is_explicit as methodIsExplicit',
+      'e.notice_version as noticeVersion',
+      'e.evidence_ref as evidenceRef',
+      'e.expires_at as expiresAt',
     ])
     .where('e.contact_id', '=', contactId)
     .orderBy('e.captured_at')
@@ -76,7 +85,12 @@ export function purchasesOf(db: Kysely<Database>, contactId: number): Promise<Pu
     .selectFrom('purchases as p')
     .leftJoin('products as pr', 'pr.id', 'p.product_id')
     .select([
-      'p.order_id as orderId', 'pr.sku', 'pr.name as productName', 'pr.category', 'p.quantity', 'p.unit_price as unitPrice',
+      'p.order_id as orderId',
+      'pr.sku',
+      'pr.name as productName',
+      'pr.category',
+      'p.quantity',
+      'p.unit_price as unitPrice',
       'p.purchased_at as purchasedAt',
     ])
     .where('p.contact_id', '=', contactId)
@@ -109,9 +123,17 @@ export function liveScoresOf(db: Kysely<Database>, contactId: number): Promise<L
     .innerJoin('model_versions as v', 'v.id', 'ss.model_version_id')
     .leftJoin('model_networks as n', 'n.id', 'v.network_id')
     .select([
-      'm.id as modelId', 'm.target_kind as targetKind', 'm.target_key as targetKey', 'v.version as modelVersion',
-      'v.algorithm', 'v.feature_list as features', 'v.horizon_days as horizonDays', 'ss.scored_at as scoredAt',
-      's.score', 's.rank', 's.percentile',
+      'm.id as modelId',
+      'm.target_kind as targetKind',
+      'm.target_key as targetKey',
+      'v.version as modelVersion',
+      'v.algorithm',
+      'v.feature_list as features',
+      'v.horizon_days as horizonDays',
+      'ss.scored_at as scoredAt',
+      's.score',
+      's.rank',
+      's.percentile',
       // reason codes name the network's explanation groups
       sql<ScoreReason[]>`(
         SELECT coalesce(jsonb_agg(jsonb_build_object(
@@ -143,8 +165,15 @@ export function exportsOf(db: Kysely<Database>, contactId: number): Promise<Expo
     .selectFrom('target_export_members as tm')
     .innerJoin('target_exports as te', 'te.id', 'tm.export_id')
     .select([
-      'te.id as exportId', 'tm.exported_at as exportedAt', 'te.channel', 'te.model_id as modelId', 'tm.position',
-      'tm.is_holdout as isHoldout', 'tm.contact_value as contactValue', 'tm.score', 'tm.rank',
+      'te.id as exportId',
+      'tm.exported_at as exportedAt',
+      'te.channel',
+      'te.model_id as modelId',
+      'tm.position',
+      'tm.is_holdout as isHoldout',
+      'tm.contact_value as contactValue',
+      'tm.score',
+      'tm.rank',
       'tm.consent_event_ids as consentEventIds',
     ])
     .where('tm.contact_id', '=', contactId)

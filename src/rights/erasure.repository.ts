@@ -80,7 +80,13 @@ export async function markContactErased(trx: Trx, contactId: number, now: Date):
  * The tombstone: a keyed hash of the external id only (see tombstone-keys.ts), which the
  * contacts import refuses; the receipt goes with it.
  */
-export async function insertTombstone(trx: Trx, externalId: string, keys: TombstoneKeys, erasedAt: Date, receipt: unknown): Promise<number> {
+export async function insertTombstone(
+  trx: Trx,
+  externalId: string,
+  keys: TombstoneKeys,
+  erasedAt: Date,
+  receipt: unknown,
+): Promise<number> {
   const { id } = await trx
     .insertInto('erasure_tombstones')
     .values({

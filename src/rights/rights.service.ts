@@ -22,11 +22,11 @@ import {
   scrubExportMembers,
 } from './erasure.repository.ts';
 import { channelCodes, countScores, insertObjectionEvent, purposeRules } from './objection.repository.ts';
-import { recordRightsAudit } from './rights-audit.repository.ts';
 import { InvalidRightsRequestError } from './rights.errors.ts';
+import { recordRightsAudit } from './rights-audit.repository.ts';
+import { findSubject, lockSubject, type PersonalData, personalDataOf, type Subject, savePersonalData } from './subject.repository.ts';
 import type { TombstoneKeys } from './tombstone-keys.ts';
 import { inTransaction } from './transaction.ts';
-import { findSubject, lockSubject, type PersonalData, personalDataOf, savePersonalData, type Subject } from './subject.repository.ts';
 
 // Data-subject rights (GDPR art. 15 to 21). Every right writes one audit_log line whose
 // subject is the internal contact id and whose details hold names, ids and counts only.
@@ -47,16 +47,39 @@ export interface AccessReport {
     events: ConsentProof[];
   };
   purchases: Array<{
-    orderId: string; sku: string | null; productName: string | null; category: string | null;
-    quantity: number; unitPrice: number; purchasedAt: string;
+    orderId: string;
+    sku: string | null;
+    productName: string | null;
+    category: string | null;
+    quantity: number;
+    unitPrice: number;
+    purchasedAt: string;
   }>;
   scores: Array<{
-    modelId: number; targetKind: string; targetKey: string; modelVersion: number; algorithm: string; features: string[];
-    horizonDays: number; scoredAt: string; score: number; rank: number; percentile: number; reasons: ScoreReason[];
+    modelId: number;
+    targetKind: string;
+    targetKey: string;
+    modelVersion: number;
+    algorithm: string;
+    features: string[];
+    horizonDays: number;
+    scoredAt: string;
+    score: number;
+    rank: number;
+    percentile: number;
+    reasons: ScoreReason[];
   }>;
   exports: Array<{
-    exportId: string; exportedAt: string; channel: string; modelId: number; position: number; isHoldout: boolean;
-    contactValue: string | null; score: number; rank: number; consentEventIds: number[];
+    exportId: string;
+    exportedAt: string;
+    channel: string;
+    modelId: number;
+    position: number;
+    isHoldout: boolean;
+    contactValue: string | null;
+    score: number;
+    rank: number;
+    consentEventIds: number[];
   }>;
   oppositionLists: Array<{ listName: string; channel: string; listDate: string; matchedOn: 'email' | 'phone' }>;
 }
@@ -72,9 +95,18 @@ export interface ConsentStatusNow {
 }
 
 export interface ConsentProof {
-  eventId: number; purpose: string; channel: string | null; status: string; capturedAt: string; recordedAt: string;
-  source: string | null; method: string | null; methodIsExplicit: boolean | null; noticeVersion: string | null;
-  evidenceRef: string | null; expiresAt: string | null;
+  eventId: number;
+  purpose: string;
+  channel: string | null;
+  status: string;
+  capturedAt: string;
+  recordedAt: string;
+  source: string | null;
+  method: string | null;
+  methodIsExplicit: boolean | null;
+  noticeVersion: string | null;
+  evidenceRef: string | null;
+  expiresAt: string | null;
 }
 
 /**
@@ -117,13 +149,19 @@ async function collectReport(trx: Transaction<Database>, subject: Subject, now: 
     generatedAt: iso(now),
     subject: { contactId, externalId: subject.externalId, createdAt: iso(subject.createdAt) },
     identity: {
-      email: identity.email, phone: identity.phone, firstName: identity.first_name, lastName: identity.last_name,
+      email: identity.email,
+      phone: identity.phone,
+      firstName: identity.first_name,
+      lastName: identity.last_name,
       country: identity.country,
     },
     consents: {
       status: consentStatusNow(states),
       events: events.map((event) => ({
-        ...event, capturedAt: iso(event.capturedAt), recordedAt: iso(event.recordedAt), expiresAt: isoOrNull(event.expiresAt),
+        ...event,
+        capturedAt: iso(event.capturedAt),
+        recordedAt: iso(event.recordedAt),
+        expiresAt: isoOrNull(event.expiresAt),
       })),
     },
     purchases: purchases.map((purchase) => ({ ...purchase, purchasedAt: iso(purchase.purchasedAt) })),
@@ -216,9 +254,11 @@ function normalizeChanges(changes: IdentityChanges, defaultPhoneCountry: string)
 function normalizeField(field: IdentityField, raw: string, defaultPhoneCountry: string): string | null {
   if (raw.trim() === '') return null;
   const result =
-    field === 'email' ? normalizeEmail(raw)
-    : field === 'phone' ? normalizePhone(raw, defaultPhoneCountry)
-    : parseOptionalText(raw, TEXT_LIMITS[field]);
+    field === 'email'
+      ? normalizeEmail(raw)
+      : field === 'phone'
+        ? normalizePhone(raw, defaultPhoneCountry)
+        : parseOptionalText(raw, TEXT_LIMITS[field]);
   if (!result.ok) throw new InvalidRightsRequestError(field, result.error);
   return result.value;
 }
@@ -258,7 +298,10 @@ export async function object(
     const eventId = await insertObjectionEvent(trx, contactId, request.purpose, channel, now);
     const scoresDeleted = scoresBefore - (await countScores(trx, contactId));
     await recordRightsAudit(trx, {
-      actor, action: 'rights.objection', contactId, at: now,
+      actor,
+      action: 'rights.objection',
+      contactId,
+      at: now,
       details: { purpose: request.purpose, channel, eventId, scoresDeleted },
     });
     return { contactId, eventId, purpose: request.purpose, channel, capturedAt: iso(now), scoresDeleted };

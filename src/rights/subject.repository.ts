@@ -75,12 +75,7 @@ export async function personalDataOf(db: Kysely<Database>, contactId: number): P
 }
 
 /** Writes the identity fields with their hashes (the keys opposition lists and tombstones match on). */
-export async function savePersonalData(
-  trx: Transaction<Database>,
-  contactId: number,
-  data: PersonalData,
-  now: Date,
-): Promise<void> {
+export async function savePersonalData(trx: Transaction<Database>, contactId: number, data: PersonalData, now: Date): Promise<void> {
   const row = {
     ...data,
     email_hash: data.email === null ? null : sha256Hex(data.email),

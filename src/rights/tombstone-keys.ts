@@ -1,7 +1,7 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { sql, type Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { TombstoneSecrets } from '../config.ts';
 import type { Database } from '../db/database.ts';
 
@@ -111,7 +111,11 @@ export async function assertTombstoneKeysHeld(client: Queryable, keys: Tombstone
 }
 
 /** The latest erasure of any of these external ids, by tombstone (keyed or legacy). */
-export async function erasedExternalIds(db: Kysely<Database>, keys: TombstoneKeys, externalIds: readonly string[]): Promise<Map<string, Date>> {
+export async function erasedExternalIds(
+  db: Kysely<Database>,
+  keys: TombstoneKeys,
+  externalIds: readonly string[],
+): Promise<Map<string, Date>> {
   const erased = new Map<string, Date>();
   if (externalIds.length === 0) return erased;
   const owner = new Map<string, string>();
@@ -125,7 +129,8 @@ export async function erasedExternalIds(db: Kysely<Database>, keys: TombstoneKey
     SELECT external_id_key, legacy_external_id_sha256, erased_at FROM erasure_tombstones
     WHERE external_id_key = ANY(${keyed}::text[]) OR legacy_external_id_sha256 = ANY(${legacy}::text[])`.execute(db);
   for (const row of rows) {
-    const externalId = row.external_id_key !== null ? owner.get(`k:${row.external_id_key}`) : owner.get(`l:${row.legacy_external_id_sha256}`);
+    const externalId =
+      row.external_id_key !== null ? owner.get(`k:${row.external_id_key}`) : owner.get(`l:${row.legacy_external_id_sha256}`);
     if (externalId === undefined) continue;
     const at = new Date(row.erased_at);
     const before = erased.get(externalId);

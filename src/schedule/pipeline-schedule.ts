@@ -32,7 +32,6 @@ export class ScheduleError extends Error {
   override name = 'ScheduleError';
 }
 
-
 function expressionFrom(schedule: PipelineSchedule, currentDate: Date) {
   return cronParser.parseExpression(schedule.cron, { currentDate, tz: schedule.timeZone });
 }

@@ -30,8 +30,14 @@ export async function liveScoreSetOf(
     .innerJoin('model_versions as v', 'v.id', 'ss.model_version_id')
     .leftJoin('model_networks as n', 'n.id', 'v.network_id')
     .select([
-      'm.id as modelId', 'v.id as modelVersionId', 'v.version', 'v.algorithm', 'v.horizon_days as horizonDays',
-      'ss.id as scoreSetId', 'ss.scored_at as scoredAt', 'ss.row_count as rowCount',
+      'm.id as modelId',
+      'v.id as modelVersionId',
+      'v.version',
+      'v.algorithm',
+      'v.horizon_days as horizonDays',
+      'ss.id as scoreSetId',
+      'ss.scored_at as scoredAt',
+      'ss.row_count as rowCount',
       // a network's groups, or a baseline version's own (it has no network)
       sql<string[] | null>`coalesce(n.metadata -> 'explanationGroups', v.metrics -> 'explanationGroups')`.as('explanationGroups'),
     ])
@@ -94,11 +100,25 @@ export interface CandidateQuery {
 export async function candidateBatch(db: Kysely<Database>, query: CandidateQuery): Promise<Candidate[]> {
   const checks = reachabilityChecks(sql`s.contact_id`, query.channel, query.contactField, query.now);
   const { rows } = await sql<{
-    contact_id: number; external_id: string | null; score: number; rank: number; percentile: number;
-    reason_1: number | null; reason_2: number | null; reason_3: number | null;
-    contribution_1: number | null; contribution_2: number | null; contribution_3: number | null;
-    profiling_event_id: number | null; channel_event_id: number | null; contact_value: string | null;
-    erased: boolean; has_contact_detail: boolean; opposed: boolean; objected: boolean; recent_lists: number;
+    contact_id: number;
+    external_id: string | null;
+    score: number;
+    rank: number;
+    percentile: number;
+    reason_1: number | null;
+    reason_2: number | null;
+    reason_3: number | null;
+    contribution_1: number | null;
+    contribution_2: number | null;
+    contribution_3: number | null;
+    profiling_event_id: number | null;
+    channel_event_id: number | null;
+    contact_value: string | null;
+    erased: boolean;
+    has_contact_detail: boolean;
+    opposed: boolean;
+    objected: boolean;
+    recent_lists: number;
   }>`
     SELECT s.contact_id, c.external_id, s.score, s.rank, s.percentile,
            s.reason_1, s.reason_2, s.reason_3, s.contribution_1, s.contribution_2, s.contribution_3,

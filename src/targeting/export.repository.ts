@@ -44,7 +44,18 @@ export async function insertExport(trx: Transaction<Database>, record: NewExport
   if (members.length === 0) return;
   // one JSON text parameter: much cheaper to send than eleven arrays of 100,000 values each
   const rows = JSON.stringify(
-    members.map((m) => [m.position, m.contactId, m.externalId, m.contactValue, m.score, m.rank, m.percentile, m.isHoldout, m.consentEventIds, m.memberHash]),
+    members.map((m) => [
+      m.position,
+      m.contactId,
+      m.externalId,
+      m.contactValue,
+      m.score,
+      m.rank,
+      m.percentile,
+      m.isHoldout,
+      m.consentEventIds,
+      m.memberHash,
+    ]),
   );
   await sql`
     INSERT INTO target_export_members
@@ -121,19 +132,19 @@ export async function releaseUndelivered(
     .execute();
   const ids = released.map((row) => row.id);
   if (ids.length > 0) {
-    await trx.updateTable('target_export_members').set({ released: true }).where('export_id', 'in', ids).where('is_holdout', '=', false).execute();
+    await trx
+      .updateTable('target_export_members')
+      .set({ released: true })
+      .where('export_id', 'in', ids)
+      .where('is_holdout', '=', false)
+      .execute();
   }
   return ids;
 }
 
 /** Members in list order; external id and contact value are null once the person was erased. */
 export async function exportMembers(db: Kysely<Database>, exportId: string): Promise<ExportMemberRecord[]> {
-  const rows = await db
-    .selectFrom('target_export_members')
-    .selectAll()
-    .where('export_id', '=', exportId)
-    .orderBy('position')
-    .execute();
+  const rows = await db.selectFrom('target_export_members').selectAll().where('export_id', '=', exportId).orderBy('position').execute();
   return rows.map((row) => ({
     position: row.position,
     contactId: Number(row.contact_id),

@@ -2,16 +2,33 @@ import { csvLines } from '../csv/csv-writer.ts';
 import type { TargetList, TargetMember } from './target-list.service.ts';
 
 export const TARGET_CSV_COLUMNS = [
-  'group', 'position', 'external_id', 'contact', 'score', 'percentile', 'rank',
-  'reason_1', 'reason_2', 'reason_3', 'consent_event_ids',
+  'group',
+  'position',
+  'external_id',
+  'contact',
+  'score',
+  'percentile',
+  'rank',
+  'reason_1',
+  'reason_2',
+  'reason_3',
+  'consent_event_ids',
 ] as const;
 
 const CHUNK_ROWS = 5_000;
 
 function line(group: 'contact' | 'holdout', member: TargetMember): unknown[] {
   return [
-    group, member.position, member.externalId, member.contact, member.score, member.percentile, member.rank,
-    member.reasons[0]?.feature ?? '', member.reasons[1]?.feature ?? '', member.reasons[2]?.feature ?? '',
+    group,
+    member.position,
+    member.externalId,
+    member.contact,
+    member.score,
+    member.percentile,
+    member.rank,
+    member.reasons[0]?.feature ?? '',
+    member.reasons[1]?.feature ?? '',
+    member.reasons[2]?.feature ?? '',
     member.consentEventIds.join(' '),
   ];
 }

@@ -4,7 +4,10 @@ const CHUNK_MEMBERS = 2_000;
 
 function* memberArray(members: TargetMember[]): Generator<string> {
   for (let from = 0; from < members.length; from += CHUNK_MEMBERS) {
-    const text = members.slice(from, from + CHUNK_MEMBERS).map((member) => JSON.stringify(member)).join(',');
+    const text = members
+      .slice(from, from + CHUNK_MEMBERS)
+      .map((member) => JSON.stringify(member))
+      .join(',');
     yield from === 0 ? text : `,${text}`;
   }
 }

@@ -7,8 +7,8 @@ import type { Database } from '../db/database.ts';
 import type { ScoreReason } from '../scores/score.table.ts';
 import { type Candidate, candidateBatch, type LiveScoreSet, liveScoreSetOf } from './candidates.repository.ts';
 import { insertExport, markDelivered, releaseUndelivered } from './export.repository.ts';
-import { type ManifestHeader, manifestHash, memberHash } from './manifest.ts';
 import { LIST_SIZE_FIELDS, type ListSize, type ListSizeField, listSizeOf } from './list-size.ts';
+import { type ManifestHeader, manifestHash, memberHash } from './manifest.ts';
 import { ChannelClosedError, InvalidTargetRequestError, NoLiveScoresError, UnknownProductError } from './targeting.errors.ts';
 
 export type { ListSize } from './list-size.ts';
@@ -108,7 +108,10 @@ export function validateListRequest(request: TargetListRequest, policy: Targetin
   const size = request.size as Partial<Record<ListSizeField, number>>;
   const unknown = Object.keys(size).filter((key) => !(LIST_SIZE_FIELDS as readonly string[]).includes(key));
   if (unknown.length > 0 || Object.keys(size).length === 0) {
-    throw new InvalidTargetRequestError('size', `takes exactly one of ${LIST_SIZE_FIELDS.join(', ')} (got ${Object.keys(size).join(', ') || 'none'})`);
+    throw new InvalidTargetRequestError(
+      'size',
+      `takes exactly one of ${LIST_SIZE_FIELDS.join(', ')} (got ${Object.keys(size).join(', ') || 'none'})`,
+    );
   }
   const [field, value] = Object.entries(listSizeOf(size))[0] as [ListSizeField, number];
   if (!Number.isFinite(value)) throw new InvalidTargetRequestError(field, 'must be a number');
@@ -250,21 +253,27 @@ async function selectMembers(
     return selected.length >= policy.maxMembers ? 'maxMembers' : null;
   };
   const beyondCut = (candidate: Candidate) =>
-    ('percentile' in size && candidate.percentile <= 100 - size.percentile) ||
-    ('minScore' in size && candidate.score < size.minScore);
+    ('percentile' in size && candidate.percentile <= 100 - size.percentile) || ('minScore' in size && candidate.score < size.minScore);
   const stop = (stoppedBy: StopReason): Walk => ({ selected, funnel, summed, stoppedBy });
 
   for (;;) {
     const candidates = await candidateBatch(trx, {
-      scoreSetId: live.scoreSetId, channel: request.channel, contactField: target.contactField, now, pressureSince,
-      pressureCap: policy.pressureMaxLists, afterRank, limit: batch,
+      scoreSetId: live.scoreSetId,
+      channel: request.channel,
+      contactField: target.contactField,
+      now,
+      pressureSince,
+      pressureCap: policy.pressureMaxLists,
+      afterRank,
+      limit: batch,
     });
     for (const candidate of candidates) {
       const full = fullAt();
       if (full) return stop(full);
       if (beyondCut(candidate)) return stop('cut');
       funnel.examined += 1;
-      if (candidate.erased || candidate.profilingEventId === null || candidate.channelEventId === null || !candidate.hasContactDetail) continue;
+      if (candidate.erased || candidate.profilingEventId === null || candidate.channelEventId === null || !candidate.hasContactDetail)
+        continue;
       funnel.consentedForChannel += 1;
       if (candidate.opposed || candidate.objected) continue;
       funnel.notOpposed += 1;
@@ -293,8 +302,12 @@ function selectionSummary(
   return {
     product: { sku: request.sku, name: target.product.name },
     model: {
-      id: live.modelId, version: live.modelVersion, versionId: live.modelVersionId, algorithm: live.algorithm,
-      horizonDays: live.horizonDays, scoredAt: live.scoredAt.toISOString(),
+      id: live.modelId,
+      version: live.modelVersion,
+      versionId: live.modelVersionId,
+      algorithm: live.algorithm,
+      horizonDays: live.horizonDays,
+      scoredAt: live.scoredAt.toISOString(),
     },
     channel: request.channel,
     params: listParams(request),
@@ -364,11 +377,19 @@ async function recordList(
     holdoutCount,
     holdoutSeed,
   };
-  const summary = selectionSummary(request, target, walk, policy, { selected: selected.length, holdout: holdoutCount, returned: selected.length - holdoutCount });
+  const summary = selectionSummary(request, target, walk, policy, {
+    selected: selected.length,
+    holdout: holdoutCount,
+    returned: selected.length - holdoutCount,
+  });
   const hash = manifestHash(header, memberHashes);
 
   await insertExport(trx, {
-    header, apiKeyId: request.apiKeyId, modelId: live.modelId, funnel: summary.funnel, manifestHash: hash,
+    header,
+    apiKeyId: request.apiKeyId,
+    modelId: live.modelId,
+    funnel: summary.funnel,
+    manifestHash: hash,
     members: manifestMembers.map((member, index) => ({
       ...member,
       externalId: selected[index]!.externalId,

@@ -1,11 +1,26 @@
 import type { Kysely } from 'kysely';
 import { PSI_THRESHOLD } from '../../models/drift.ts';
 import type { Database } from '../db/database.ts';
-import { runConsentFunnel, type StageTiming } from '../registry/pipeline-runs.repository.ts';
 import type { BaselineMetrics, GainsInput, RocInput, StoredEvaluation, VersionMetrics } from '../registry/model-metrics.ts';
+import { runConsentFunnel, type StageTiming } from '../registry/pipeline-runs.repository.ts';
 import type { Chart, Series } from './charts/chart.ts';
-import { gainsChart, importanceChart, liftChart, reliabilityChart, type RocSeries, rocChart, scoreDistributionChart } from './charts/evaluation.specs.ts';
-import { driftChart, funnelChart, type HistoryInput, historyChart, runDurationsChart, stageDurationsChart } from './charts/monitoring.specs.ts';
+import {
+  gainsChart,
+  importanceChart,
+  liftChart,
+  type RocSeries,
+  reliabilityChart,
+  rocChart,
+  scoreDistributionChart,
+} from './charts/evaluation.specs.ts';
+import {
+  driftChart,
+  funnelChart,
+  type HistoryInput,
+  historyChart,
+  runDurationsChart,
+  stageDurationsChart,
+} from './charts/monitoring.specs.ts';
 import { type ModelChartHead, scoreSetProfile, storedEvaluation, trainingBins, versionHistory } from './model.repository.ts';
 import { computeDrift, type FeatureDrift, type FunnelView, funnelView } from './review.service.ts';
 
@@ -45,7 +60,10 @@ export interface EvaluationData {
 }
 
 /** The evaluation out of a version's metrics and baseline metrics, as the typed readers read them. */
-export function evaluationData(metrics: Pick<VersionMetrics, 'evaluation' | 'importance'>, baselineMetrics: BaselineMetrics): EvaluationData {
+export function evaluationData(
+  metrics: Pick<VersionMetrics, 'evaluation' | 'importance'>,
+  baselineMetrics: BaselineMetrics,
+): EvaluationData {
   return { model: metrics.evaluation, rfm: baselineMetrics.rfm, bgnbd: baselineMetrics.bgnbd, importance: metrics.importance };
 }
 
@@ -73,11 +91,15 @@ export function rocAtDeciles(gains: readonly GainsInput[] | undefined, baseRate:
 /** The ROC curves of a version: the model's, and each baseline's (its full curve when stored, else its decile cut-offs). */
 export function rocSeries(e: EvaluationData): RocSeries[] {
   const series: RocSeries[] = [{ series: 'model', points: e.model?.curves?.roc ?? [], auc: e.model?.rocAuc ?? null, resolution: 'curve' }];
-  for (const [name, baseline] of [['RFM', e.rfm], ['BG/NBD', e.bgnbd]] as Array<[Series, StoredEvaluation | null]>) {
+  for (const [name, baseline] of [
+    ['RFM', e.rfm],
+    ['BG/NBD', e.bgnbd],
+  ] as Array<[Series, StoredEvaluation | null]>) {
     if (!baseline) continue;
     const full = baseline.curves?.roc ?? [];
     const points = full.length > 0 ? full : rocAtDeciles(baseline.gains, baseline.baseRate);
-    if (points.length > 0) series.push({ series: name, points, auc: baseline.rocAuc ?? null, resolution: full.length > 0 ? 'curve' : 'deciles' });
+    if (points.length > 0)
+      series.push({ series: name, points, auc: baseline.rocAuc ?? null, resolution: full.length > 0 ? 'curve' : 'deciles' });
   }
   return series;
 }
@@ -156,8 +178,12 @@ export const MODEL_CHARTS = {
   roc: define('evaluation', (e) =>
     e.model?.curves?.roc?.length ? entry(rocChart(rocSeries(e))) : missingChart('roc', 'ROC curve', `ROC curve ${NOT_RECORDED}.`),
   ),
-  gains: define('evaluation', (e) => (e.model?.gains?.length ? entry(gainsChart(gainsOf(e))) : missingChart('gains', 'Cumulative gains', `Gains ${NOT_RECORDED}.`))),
-  lift: define('evaluation', (e) => (e.model?.gains?.length ? entry(liftChart(gainsOf(e))) : missingChart('lift', 'Lift by decile', `Lift ${NOT_RECORDED}.`))),
+  gains: define('evaluation', (e) =>
+    e.model?.gains?.length ? entry(gainsChart(gainsOf(e))) : missingChart('gains', 'Cumulative gains', `Gains ${NOT_RECORDED}.`),
+  ),
+  lift: define('evaluation', (e) =>
+    e.model?.gains?.length ? entry(liftChart(gainsOf(e))) : missingChart('lift', 'Lift by decile', `Lift ${NOT_RECORDED}.`),
+  ),
   reliability: define('evaluation', (e) => {
     const calibration = e.model?.curves?.calibration ?? e.model?.reliability ?? null;
     return calibration?.length
@@ -170,14 +196,25 @@ export const MODEL_CHARTS = {
       : missingChart('score-distribution', 'Score distribution', `Score histograms ${NOT_RECORDED}.`),
   ),
   importance: define('evaluation', (e) =>
-    e.importance?.length ? entry(importanceChart(e.importance)) : missingChart('importance', 'Feature importance', `Importance ${NOT_RECORDED}.`),
+    e.importance?.length
+      ? entry(importanceChart(e.importance))
+      : missingChart('importance', 'Feature importance', `Importance ${NOT_RECORDED}.`),
   ),
   history: define('history', (history) => entry(historyChart(history))),
   drift: define('drift', ({ drift, note }) =>
-    drift.length > 0 ? entry(driftChart(drift.map((d) => ({ feature: d.feature, psi: d.psi, exempt: d.exempt !== null })), PSI_THRESHOLD)) : missingChart('drift', 'Input drift', note ?? ''),
+    drift.length > 0
+      ? entry(
+          driftChart(
+            drift.map((d) => ({ feature: d.feature, psi: d.psi, exempt: d.exempt !== null })),
+            PSI_THRESHOLD,
+          ),
+        )
+      : missingChart('drift', 'Input drift', note ?? ''),
   ),
   funnel: define('funnel', (funnel) =>
-    funnel ? entry(funnelChart(funnel.population, funnel.channels)) : missingChart('funnel', 'Consent funnel', 'No consent funnel was recorded with the live scores.'),
+    funnel
+      ? entry(funnelChart(funnel.population, funnel.channels))
+      : missingChart('funnel', 'Consent funnel', 'No consent funnel was recorded with the live scores.'),
   ),
 } satisfies Record<string, ModelChartDefinition>;
 
@@ -200,7 +237,11 @@ export async function loadModelChart(db: Kysely<Database>, head: ModelChartHead,
   return draw(await loadSource(db, head, source));
 }
 
-async function loadSource<S extends ModelChartSource>(db: Kysely<Database>, head: ModelChartHead, source: S): Promise<Partial<ModelChartData>> {
+async function loadSource<S extends ModelChartSource>(
+  db: Kysely<Database>,
+  head: ModelChartHead,
+  source: S,
+): Promise<Partial<ModelChartData>> {
   const loaded: Partial<ModelChartData> = {};
   loaded[source] = await LOADERS[source](db, head);
   return loaded;
@@ -214,10 +255,16 @@ type Timed = { id: number; status: string; stages: StageTiming[] };
 export function runDurationsEntry(runs: readonly Timed[]): ChartEntry | null {
   const timed = runs.filter((run) => run.stages.length > 0);
   if (timed.length === 0) return null;
-  return entry(runDurationsChart(timed.map((run) => ({ id: run.id, minutes: run.stages.reduce((sum, stage) => sum + stage.seconds, 0) / 60, status: run.status }))));
+  return entry(
+    runDurationsChart(
+      timed.map((run) => ({ id: run.id, minutes: run.stages.reduce((sum, stage) => sum + stage.seconds, 0) / 60, status: run.status })),
+    ),
+  );
 }
 
 /** The stages of one run. */
 export function stagesEntry(stages: readonly StageTiming[]): ChartEntry {
-  return stages.length > 0 ? entry(stageDurationsChart(stages)) : missingChart('stages', 'Stage durations', 'No stage finished in this run.');
+  return stages.length > 0
+    ? entry(stageDurationsChart(stages))
+    : missingChart('stages', 'Stage durations', 'No stage finished in this run.');
 }

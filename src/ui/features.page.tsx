@@ -23,9 +23,15 @@ export interface FeatureSection {
   rows: FeatureRow[];
 }
 
-const GROUP_OF = new Map(Object.entries(EXPLANATION_GROUPS).flatMap(([group, features]) => features.map((feature) => [feature, group] as const)));
+const GROUP_OF = new Map(
+  Object.entries(EXPLANATION_GROUPS).flatMap(([group, features]) => features.map((feature) => [feature, group] as const)),
+);
 
-const anchor = (text: string) => `group-${text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '')}`;
+const anchor = (text: string) =>
+  `group-${text
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')}`;
 
 /**
  * The rows in sections, in the network's column order: the person features by explanation
@@ -93,7 +99,9 @@ const FeatureTable: FC<{ rows: FeatureRow[] }> = ({ rows }) => (
           {STATISTICS.map((s) => (
             <td class="num">{value(row.statistics, s.key)}</td>
           ))}
-          <td class="muted">{row.edges ? (row.edges.length === 0 ? 'one value' : row.edges.map((edge) => f.decimal(edge, 2)).join(' · ')) : 'n/a'}</td>
+          <td class="muted">
+            {row.edges ? (row.edges.length === 0 ? 'one value' : row.edges.map((edge) => f.decimal(edge, 2)).join(' · ')) : 'n/a'}
+          </td>
           <td class="num" title={TIME_GROWING_FEATURES[row.feature]}>
             {row.psi === null ? 'n/a' : f.decimal(row.psi, 3)}
             {isFlagged(row) ? ' ⚑' : row.feature in TIME_GROWING_FEATURES && row.psi !== null ? ' (grows with time, not flagged)' : ''}
@@ -124,8 +132,8 @@ export const FeaturesPage: FC<{
       </p>
       <h1>Feature profile of v{version}</h1>
       <p class="lead">
-        Summary statistics (danfojs <code>describe</code>) of each feature on a seeded sample of {f.people(sampleRows)} of the training population at the cutoff{' '}
-        {f.day(trainingCutoff)}. Values are model inputs before standardisation, in the unit named per feature.{' '}
+        Summary statistics (danfojs <code>describe</code>) of each feature on a seeded sample of {f.people(sampleRows)} of the training
+        population at the cutoff {f.day(trainingCutoff)}. Values are model inputs before standardisation, in the unit named per feature.{' '}
         {scored
           ? `PSI compares the sample's decile bins with a sample of ${f.people(scored.rows)} of the ${f.people(scored.population)} scored ${f.dateTime(scored.at)}; above ${PSI_THRESHOLD} is flagged, except for features that grow with time by construction (${Object.keys(TIME_GROWING_FEATURES).join(', ')}): they move with the days between the cutoff and the scoring date, so their PSI measures that gap, not a change in the people.`
           : 'No scored-population profile is recorded for the live scores, so no PSI.'}
@@ -144,7 +152,10 @@ export const FeaturesPage: FC<{
         // the person features open; each category's and product's history folded unless it drifted
         <details class="feature-group" id={section.id} open={section.title.startsWith('person') || section.rows.some(isFlagged)}>
           <summary>
-            <h2 style="display: inline">{section.title}</h2> <span class="muted">({f.count(section.rows.length)} {section.rows.length === 1 ? 'feature' : 'features'})</span>
+            <h2 style="display: inline">{section.title}</h2>{' '}
+            <span class="muted">
+              ({f.count(section.rows.length)} {section.rows.length === 1 ? 'feature' : 'features'})
+            </span>
           </summary>
           <FeatureTable rows={section.rows} />
         </details>

@@ -1,5 +1,5 @@
-import type { Child, FC } from 'hono/jsx';
 import { raw } from 'hono/html';
+import type { Child, FC } from 'hono/jsx';
 import type { MissingChart as MissingChartEntry } from './chart-sources.ts';
 import type { Chart } from './charts/chart.ts';
 
@@ -76,7 +76,12 @@ const NAV = [
   { href: '/ui/people', label: 'Person lookup', key: 'people' },
 ] as const;
 
-export const Layout: FC<{ title: string; viewer: Viewer | null; active?: string; children?: Child }> = ({ title, viewer, active, children }) => (
+export const Layout: FC<{ title: string; viewer: Viewer | null; active?: string; children?: Child }> = ({
+  title,
+  viewer,
+  active,
+  children,
+}) => (
   <>
     {raw('<!doctype html>')}
     <html lang="en">
@@ -115,7 +120,9 @@ export const Layout: FC<{ title: string; viewer: Viewer | null; active?: string;
           ) : null}
         </header>
         <main>{children}</main>
-        <footer>Aggregates of consented data only. No contact details are shown on these pages; the person view shows one person at a time.</footer>
+        <footer>
+          Aggregates of consented data only. No contact details are shown on these pages; the person view shows one person at a time.
+        </footer>
       </body>
     </html>
   </>
@@ -142,7 +149,11 @@ export const MissingChart: FC<{ id: string; title: string; reason: string }> = (
 
 /** A chart, or the reason in its place. */
 export const ChartOrMissing: FC<{ slot: ChartSlot }> = ({ slot }) =>
-  'missing' in slot ? <MissingChart {...slot.missing} /> : <ChartFigure chart={slot.chart} src={slot.src} width={slot.width} height={slot.height} />;
+  'missing' in slot ? (
+    <MissingChart {...slot.missing} />
+  ) : (
+    <ChartFigure chart={slot.chart} src={slot.src} width={slot.width} height={slot.height} />
+  );
 
 export function badgeClass(status: string): string {
   return `badge ${status.replace(/[^a-z]+/gi, '-').toLowerCase()}`;

@@ -14,7 +14,10 @@ export const LoginPage: FC<{ next: string; error?: string }> = ({ next, error })
       <input type="hidden" name="next" value={next} />
       <label for="key">API key</label>
       <input id="key" name="key" type="password" autocomplete="off" required spellcheck={false} placeholder="cible_…" />
-      <p class="hint">The key is not kept: a session id is, in a cookie readable by this site only (HttpOnly, SameSite=Strict), until you sign out or for 8 hours.</p>
+      <p class="hint">
+        The key is not kept: a session id is, in a cookie readable by this site only (HttpOnly, SameSite=Strict), until you sign out or for
+        8 hours.
+      </p>
       <button type="submit">Sign in</button>
     </form>
   </Layout>

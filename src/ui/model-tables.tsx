@@ -8,7 +8,11 @@ import type { VersionFigures } from './model.repository.ts';
  * The tables of a model page: its figures beside the baselines', and its versions' history.
  */
 
-export const FiguresTable: FC<{ model: StoredEvaluation | null; rfm: StoredEvaluation | null; bgnbd: StoredEvaluation | null }> = ({ model, rfm, bgnbd }) => {
+export const FiguresTable: FC<{ model: StoredEvaluation | null; rfm: StoredEvaluation | null; bgnbd: StoredEvaluation | null }> = ({
+  model,
+  rfm,
+  bgnbd,
+}) => {
   const rows: Array<{ label: string; value: (m: StoredEvaluation) => string }> = [
     { label: 'ROC AUC (0–1, 0.5 = chance)', value: (m) => f.auc(m.rocAuc) },
     { label: 'PR AUC, average precision (0–1)', value: (m) => f.auc(m.prAuc) },
@@ -57,11 +61,21 @@ export const HistoryTable: FC<{ history: VersionFigures[] }> = ({ history }) => 
         <th scope="col">status</th>
         <th scope="col">trained (UTC)</th>
         <th scope="col">run</th>
-        <th class="num" scope="col">ROC AUC (0–1)</th>
-        <th class="num" scope="col">RFM AUC (0–1)</th>
-        <th class="num" scope="col">BG/NBD AUC (0–1)</th>
-        <th class="num" scope="col">lift, top decile (×)</th>
-        <th class="num" scope="col">ECE (pp)</th>
+        <th class="num" scope="col">
+          ROC AUC (0–1)
+        </th>
+        <th class="num" scope="col">
+          RFM AUC (0–1)
+        </th>
+        <th class="num" scope="col">
+          BG/NBD AUC (0–1)
+        </th>
+        <th class="num" scope="col">
+          lift, top decile (×)
+        </th>
+        <th class="num" scope="col">
+          ECE (pp)
+        </th>
         <th scope="col">decision</th>
       </tr>
     </thead>
@@ -99,9 +113,8 @@ export const Trend: FC<{ history: VersionFigures[] }> = ({ history }) => {
   return (
     <p id="trend">
       ROC AUC of v{last.version} {f.auc(last.auc)} against v{before.version} {f.auc(before.auc)}: {f.aucDelta(delta)} (AUC points,{' '}
-      {delta < -0.02 ? 'degrading' : delta > 0.02 ? 'improving' : 'stable'}); the best so far is v{best.version} at {f.auc(best.auc)}. Each version is judged on
-      its own evaluation window.
+      {delta < -0.02 ? 'degrading' : delta > 0.02 ? 'improving' : 'stable'}); the best so far is v{best.version} at {f.auc(best.auc)}. Each
+      version is judged on its own evaluation window.
     </p>
   );
 };
-

@@ -2,12 +2,12 @@ import type { FC } from 'hono/jsx';
 import { PSI_THRESHOLD } from '../../models/drift.ts';
 import type { ModelTarget } from '../registry/model-catalog.repository.ts';
 import type { StoredEvaluation } from '../registry/model-metrics.ts';
-import * as f from './format.ts';
-import { Badge, type ChartSlot, ChartOrMissing, Layout, type Viewer } from './layout.tsx';
-import { modelPath } from './paths.ts';
 import type { RunOutcome } from '../registry/pipeline-runs.repository.ts';
+import * as f from './format.ts';
+import { Badge, ChartOrMissing, type ChartSlot, Layout, type Viewer } from './layout.tsx';
 import type { ModelRecord } from './model.repository.ts';
 import { FiguresTable, HistoryTable, Trend } from './model-tables.tsx';
+import { modelPath } from './paths.ts';
 import type { FeatureDrift, FunnelView } from './review.service.ts';
 
 export function targetTitle(target: ModelTarget, name: string | null): string {
@@ -79,7 +79,12 @@ export interface ModelPageProps {
   record: ModelRecord;
   outcome: RunOutcome | null;
   charts: ChartSlot[];
-  evaluation: { model: StoredEvaluation | null; rfm: StoredEvaluation | null; bgnbd: StoredEvaluation | null; window: { cutoff?: string; horizonDays?: number; rows?: number } | null };
+  evaluation: {
+    model: StoredEvaluation | null;
+    rfm: StoredEvaluation | null;
+    bgnbd: StoredEvaluation | null;
+    window: { cutoff?: string; horizonDays?: number; rows?: number } | null;
+  };
   buyers: { count: number | null; window: 'training' | 'evaluation' | null };
   drift: FeatureDrift[];
   driftNote: string | null;
@@ -102,10 +107,23 @@ export interface JudgedCandidates {
   margin: { over: string; difference: number; low: number; high: number } | null;
 }
 
-const intervalText = (value: Interval | null | undefined) => (value ? `${f.auc(value.auc)} [${f.auc(value.low)}, ${f.auc(value.high)}]` : 'n/a');
+const intervalText = (value: Interval | null | undefined) =>
+  value ? `${f.auc(value.auc)} [${f.auc(value.low)}, ${f.auc(value.high)}]` : 'n/a';
 
 /** One model with a champion: how good it is, how it got there, what it runs on. */
-export const ModelPage: FC<ModelPageProps> = ({ viewer, record, outcome, charts, evaluation, buyers, drift, driftNote, funnel, top, judged }) => {
+export const ModelPage: FC<ModelPageProps> = ({
+  viewer,
+  record,
+  outcome,
+  charts,
+  evaluation,
+  buyers,
+  drift,
+  driftNote,
+  funnel,
+  top,
+  judged,
+}) => {
   const champion = record.champion!;
   const title = targetTitle(record.target, record.productName);
   const flagged = drift.filter((entry) => entry.flagged);
@@ -134,7 +152,8 @@ export const ModelPage: FC<ModelPageProps> = ({ viewer, record, outcome, charts,
       <dl class="facts">
         <dt>trained</dt>
         <dd>
-          {f.dateTime(champion.trainedAt)} by run {champion.runId ? <a href={`/ui/runs/${champion.runId}`}>#{champion.runId}</a> : 'n/a'}; promoted {f.dateTime(champion.promotedAt)}
+          {f.dateTime(champion.trainedAt)} by run {champion.runId ? <a href={`/ui/runs/${champion.runId}`}>#{champion.runId}</a> : 'n/a'},
+          promoted {f.dateTime(champion.promotedAt)}
         </dd>
         <dt>consent snapshot</dt>
         <dd>
@@ -148,8 +167,8 @@ export const ModelPage: FC<ModelPageProps> = ({ viewer, record, outcome, charts,
         <dd>{f.people(buyers.count)}</dd>
         <dt>evaluation window</dt>
         <dd>
-          {evaluation.window?.cutoff ?? 'n/a'} + {f.count(evaluation.window?.horizonDays)} days, {f.people(evaluation.window?.rows)} evaluated, {f.people(evaluation.model?.positives)}{' '}
-          bought (base rate {f.percent(evaluation.model?.baseRate, 2)})
+          {evaluation.window?.cutoff ?? 'n/a'} + {f.count(evaluation.window?.horizonDays)} days, {f.people(evaluation.window?.rows)}{' '}
+          evaluated, {f.people(evaluation.model?.positives)} bought (base rate {f.percent(evaluation.model?.baseRate, 2)})
         </dd>
         <dt>evaluation design</dt>
         <dd>{judged?.design ? `${judged.design.kind}: ${judged.design.reason}` : 'out-of-time (recorded before designs were)'}</dd>
@@ -194,8 +213,9 @@ export const ModelPage: FC<ModelPageProps> = ({ viewer, record, outcome, charts,
       ) : (
         <>
           <p>
-            Population stability index (PSI) per feature between the training sample and the population scored {record.liveSet ? f.dateTime(record.liveSet.scoredAt) : ''}, on
-            the training sample's decile bins: {f.count(flagged.length)} of {f.count(drift.length)} features above {PSI_THRESHOLD} (flagged).
+            Population stability index (PSI) per feature between the training sample and the population scored{' '}
+            {record.liveSet ? f.dateTime(record.liveSet.scoredAt) : ''}, on the training sample's decile bins: {f.count(flagged.length)} of{' '}
+            {f.count(drift.length)} features above {PSI_THRESHOLD} (flagged).
           </p>
           {flagged.length > 0 ? (
             <table id="drift">
@@ -233,11 +253,15 @@ export const ModelPage: FC<ModelPageProps> = ({ viewer, record, outcome, charts,
       <h2>Consent funnel</h2>
       {funnel ? (
         <>
-          <p>Recorded by run #{record.liveSet?.runId} when it scored, {f.dateTime(funnel.at)}: counts of people only.</p>
+          <p>
+            Recorded by run #{record.liveSet?.runId} when it scored, {f.dateTime(funnel.at)}: counts of people only.
+          </p>
           <FunnelTable funnel={funnel} />
         </>
       ) : (
-        <div class="notice">No consent funnel was recorded with the live scores of this model (scored before the funnel was recorded, or not scored).</div>
+        <div class="notice">
+          No consent funnel was recorded with the live scores of this model (scored before the funnel was recorded, or not scored).
+        </div>
       )}
 
       <h2>Version history</h2>

@@ -1,7 +1,13 @@
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '../db/database.ts';
 import type { ModelTarget } from '../registry/model-catalog.repository.ts';
-import { type BaselineMetrics, jsonNumber as num, readBaselineMetrics, readVersionMetrics, type VersionMetrics } from '../registry/model-metrics.ts';
+import {
+  type BaselineMetrics,
+  jsonNumber as num,
+  readBaselineMetrics,
+  readVersionMetrics,
+  type VersionMetrics,
+} from '../registry/model-metrics.ts';
 import type { ModelVersionStatus } from '../registry/registry.table.ts';
 
 /*
@@ -78,15 +84,35 @@ export async function findModelRecord(db: Kysely<Database>, target: ModelTarget)
   const championRow = await db
     .selectFrom('model_versions')
     .select([
-      'id', 'version', 'algorithm', 'status', 'run_id', 'trained_at', 'promoted_at', 'consent_snapshot_at', 'population_size',
-      'training_cutoff', 'horizon_days', 'code_version', 'training_data_hash', 'decision_reason', 'metrics', 'baseline_metrics', 'network_id', 'feature_list',
+      'id',
+      'version',
+      'algorithm',
+      'status',
+      'run_id',
+      'trained_at',
+      'promoted_at',
+      'consent_snapshot_at',
+      'population_size',
+      'training_cutoff',
+      'horizon_days',
+      'code_version',
+      'training_data_hash',
+      'decision_reason',
+      'metrics',
+      'baseline_metrics',
+      'network_id',
+      'feature_list',
       sql<number>`jsonb_array_length(feature_list)`.as('feature_count'),
     ])
     .where('model_id', '=', model.id)
     .where('status', '=', 'champion')
     .executeTakeFirst();
   const history = await versionHistory(db, model.id);
-  const count = await db.selectFrom('model_versions').select(sql<number>`count(*)::int`.as('n')).where('model_id', '=', model.id).executeTakeFirstOrThrow();
+  const count = await db
+    .selectFrom('model_versions')
+    .select(sql<number>`count(*)::int`.as('n'))
+    .where('model_id', '=', model.id)
+    .executeTakeFirstOrThrow();
   const live = await db
     .selectFrom('score_sets')
     .select(['id', 'run_id', 'scored_at', 'row_count', 'model_version_id'])
@@ -193,17 +219,26 @@ export async function modelChartHead(db: Kysely<Database>, target: ModelTarget):
 }
 
 /** The parts of a version's metrics the evaluation charts draw (evaluation, importance) and its baselines' metrics. */
-export async function storedEvaluation(db: Kysely<Database>, versionId: number): Promise<{ metrics: VersionMetrics; baselineMetrics: BaselineMetrics } | null> {
+export async function storedEvaluation(
+  db: Kysely<Database>,
+  versionId: number,
+): Promise<{ metrics: VersionMetrics; baselineMetrics: BaselineMetrics } | null> {
   const { rows } = await sql<{ evaluation: unknown; importance: unknown; baseline_metrics: unknown }>`
     SELECT metrics -> 'evaluation' AS evaluation, metrics -> 'importance' AS importance, baseline_metrics
     FROM model_versions WHERE id = ${versionId}`.execute(db);
   const row = rows[0];
   if (!row) return null;
-  return { metrics: readVersionMetrics({ evaluation: row.evaluation, importance: row.importance }), baselineMetrics: readBaselineMetrics(row.baseline_metrics) };
+  return {
+    metrics: readVersionMetrics({ evaluation: row.evaluation, importance: row.importance }),
+    baselineMetrics: readBaselineMetrics(row.baseline_metrics),
+  };
 }
 
 /** A product of the catalogue, by SKU (a target without a model is still worth a page). */
-export async function findProduct(db: Kysely<Database>, sku: string): Promise<{ id: number; sku: string; name: string; category: string } | null> {
+export async function findProduct(
+  db: Kysely<Database>,
+  sku: string,
+): Promise<{ id: number; sku: string; name: string; category: string } | null> {
   const row = await db.selectFrom('products').select(['id', 'sku', 'name', 'category']).where('sku', '=', sku).executeTakeFirst();
   return row ?? null;
 }
@@ -227,7 +262,10 @@ export interface NetworkProfile {
 export async function networkProfile(db: Kysely<Database>, networkId: number): Promise<NetworkProfile | null> {
   const row = await db
     .selectFrom('model_networks')
-    .select([sql<string[] | null>`metadata -> 'explanationGroups'`.as('groups'), sql<NetworkProfile['featureProfile']>`metadata -> 'featureProfile'`.as('profile')])
+    .select([
+      sql<string[] | null>`metadata -> 'explanationGroups'`.as('groups'),
+      sql<NetworkProfile['featureProfile']>`metadata -> 'featureProfile'`.as('profile'),
+    ])
     .where('id', '=', networkId)
     .executeTakeFirst();
   if (!row) return null;
@@ -235,7 +273,10 @@ export async function networkProfile(db: Kysely<Database>, networkId: number): P
 }
 
 /** The decile bins of the training sample's feature profile (what drift is measured on), without the rest of the profile. */
-export async function trainingBins(db: Kysely<Database>, networkId: number): Promise<Record<string, { edges: number[]; shares: number[]; missing: number }> | null> {
+export async function trainingBins(
+  db: Kysely<Database>,
+  networkId: number,
+): Promise<Record<string, { edges: number[]; shares: number[]; missing: number }> | null> {
   const { rows } = await sql<{ bins: Record<string, { edges: number[]; shares: number[]; missing: number }> | null }>`
     SELECT metadata #> '{featureProfile,bins}' AS bins FROM model_networks WHERE id = ${networkId}`.execute(db);
   return rows[0]?.bins ?? null;
@@ -253,7 +294,11 @@ export async function scoreSetProfile(db: Kysely<Database>, scoreSetId: number):
 }
 
 /** The `limit` best-ranked people of a score set: internal ids and scores only. */
-export async function topScored(db: Kysely<Database>, scoreSetId: number, limit: number): Promise<Array<{ contactId: number; score: number; rank: number }>> {
+export async function topScored(
+  db: Kysely<Database>,
+  scoreSetId: number,
+  limit: number,
+): Promise<Array<{ contactId: number; score: number; rank: number }>> {
   const rows = await db
     .selectFrom('scores')
     .select(['contact_id', 'score', 'rank'])
@@ -263,4 +308,3 @@ export async function topScored(db: Kysely<Database>, scoreSetId: number, limit:
     .execute();
   return rows.map((row) => ({ contactId: Number(row.contact_id), score: row.score, rank: row.rank }));
 }
-

@@ -70,7 +70,9 @@ const Row: FC<{ entry: OverviewEntry }> = ({ entry }) => {
       <td class="num">{c ? f.points(c.ece) : 'n/a'}</td>
       <td class="num">{c ? f.aucDelta(delta(c.rfmAuc)) : 'n/a'}</td>
       <td class="num">{c ? f.aucDelta(delta(c.bgnbdAuc)) : 'n/a'}</td>
-      <td class="num">{c ? (c.previous ? `${f.aucDelta(delta(c.previous.auc))} vs v${c.previous.version}` : 'no previous champion') : 'n/a'}</td>
+      <td class="num">
+        {c ? (c.previous ? `${f.aucDelta(delta(c.previous.auc))} vs v${c.previous.version}` : 'no previous champion') : 'n/a'}
+      </td>
       <td>
         {entry.problems.length === 0 ? (
           <span class="muted">none</span>
@@ -93,8 +95,8 @@ const NeverModelled: FC<{ entries: OverviewEntry[] }> = ({ entries }) => (
       <h2 style="display: inline">Products without a model ({f.count(entries.length)})</h2>
     </summary>
     <p class="hint">
-      In the catalogue, but no run has modelled them: a product is modelled once enough people bought it in each of the two latest windows before a run. Their pages say
-      what the latest run required.
+      In the catalogue, but no run has modelled them: a product is modelled once enough people bought it in each of the two latest windows
+      before a run. Their pages say what the latest run required.
     </p>
     <table id="unmodelled">
       <thead>
@@ -140,10 +142,12 @@ export const OverviewPage: FC<{
       <p class="lead">
         {f.count(entries.length)} targets: {f.count(counts.get('promoted') ?? 0)} promoted, {f.count(counts.get('kept old') ?? 0)} kept old,{' '}
         {f.count(counts.get('rejected') ?? 0)} rejected, {f.count(counts.get('not enough data') ?? 0)} without enough data
-        {neverModelled.length > 0 ? ` (${f.count(neverModelled.length)} never modelled, listed below the models)` : ''}; {f.count(withProblems)} with problems.{' '}
+        {neverModelled.length > 0 ? ` (${f.count(neverModelled.length)} never modelled, listed below the models)` : ''};{' '}
+        {f.count(withProblems)} with problems.{' '}
         {latestRun ? (
           <>
-            Statuses as of the latest pipeline run, <a href={`/ui/runs/${latestRun.id}`}>#{latestRun.id}</a> (finished {f.dateTime(latestRun.finishedAt)}).
+            Statuses as of the latest pipeline run, <a href={`/ui/runs/${latestRun.id}`}>#{latestRun.id}</a> (finished{' '}
+            {f.dateTime(latestRun.finishedAt)}).
           </>
         ) : (
           'No pipeline run has finished yet.'
@@ -153,37 +157,38 @@ export const OverviewPage: FC<{
         <div class="notice">No model yet: run the pipeline (`cible pipeline run`) and come back.</div>
       ) : (
         <div class="scroll">
-        <table id="models">
-          <caption class="hint" style="caption-side: bottom; text-align: left">
-            Figures of the champion on its evaluation window (the horizon after its training cutoff, never seen in training). Δ AUC is the champion's AUC minus the
-            other's; * = buyers in the evaluation window (versions trained before the training window was recorded). Click a column header to sort.
-          </caption>
-          <thead>
-            <tr>
-              {COLUMNS.map((column) => (
-                <th
-                  class={column.numeric ? 'num' : undefined}
-                  scope="col"
-                  aria-sort={column.key === sort ? (direction === 'asc' ? 'ascending' : 'descending') : undefined}
-                >
-                  {column.key ? (
-                    <a href={sortHref(column.key, sort, direction)}>
-                      {column.label}
-                      {column.key === sort ? (direction === 'asc' ? ' ▲' : ' ▼') : ''}
-                    </a>
-                  ) : (
-                    column.label
-                  )}
-                </th>
+          <table id="models">
+            <caption class="hint" style="caption-side: bottom; text-align: left">
+              Figures of the champion on its evaluation window (the horizon after its training cutoff, never seen in training). Δ AUC is the
+              champion's AUC minus the other's; * = buyers in the evaluation window (versions trained before the training window was
+              recorded). Click a column header to sort.
+            </caption>
+            <thead>
+              <tr>
+                {COLUMNS.map((column) => (
+                  <th
+                    class={column.numeric ? 'num' : undefined}
+                    scope="col"
+                    aria-sort={column.key === sort ? (direction === 'asc' ? 'ascending' : 'descending') : undefined}
+                  >
+                    {column.key ? (
+                      <a href={sortHref(column.key, sort, direction)}>
+                        {column.label}
+                        {column.key === sort ? (direction === 'asc' ? ' ▲' : ' ▼') : ''}
+                      </a>
+                    ) : (
+                      column.label
+                    )}
+                  </th>
+                ))}
+              </tr>
+            </thead>
+            <tbody>
+              {judged.map((entry) => (
+                <Row entry={entry} />
               ))}
-            </tr>
-          </thead>
-          <tbody>
-            {judged.map((entry) => (
-              <Row entry={entry} />
-            ))}
-          </tbody>
-        </table>
+            </tbody>
+          </table>
         </div>
       )}
       {neverModelled.length > 0 ? <NeverModelled entries={neverModelled} /> : null}

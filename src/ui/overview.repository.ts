@@ -107,7 +107,6 @@ export async function overviewModels(db: Kysely<Database>): Promise<OverviewMode
   });
 }
 
-
 /** The catalogue's products no model was ever registered for, by SKU (a run records only the targets it looked at). */
 export async function productsWithoutModel(db: Kysely<Database>): Promise<Array<{ sku: string; name: string }>> {
   const { rows } = await sql<{ sku: string; name: string }>`

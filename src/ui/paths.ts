@@ -8,6 +8,7 @@ export function modelPath(target: ModelTarget, suffix = ''): string {
 
 /** A target named in a path; null when it cannot be a target name (empty, too long, control characters). */
 export function targetFromPath(value: string): ModelTarget | null {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: a name with a control character is refused
   if (value.length === 0 || value.length > 200 || /[\u0000-\u001f\u007f]/.test(value)) return null;
   const target = parseModelTarget(value);
   return target.key.trim().length === 0 ? null : target;
@@ -20,7 +21,10 @@ export function idFrom(value: string | undefined): number | null {
 
 /** Where to go after signing in: a page of the review site, else the overview. */
 export function safeNext(value: unknown): string {
-  return typeof value === 'string' && /^\/ui\/[A-Za-z0-9._~%:@!$&'()*+,;=/?-]*$/.test(value) && !value.startsWith('//') && !value.includes('\\')
+  return typeof value === 'string' &&
+    /^\/ui\/[A-Za-z0-9._~%:@!$&'()*+,;=/?-]*$/.test(value) &&
+    !value.startsWith('//') &&
+    !value.includes('\\')
     ? value
     : '/ui/models';
 }

@@ -21,7 +21,15 @@ const LookupForms: FC<{ error?: string }> = ({ error }) => (
       </form>
       <form class="card" method="post" action="/ui/people">
         <label for="external_id">External id</label>
-        <input id="external_id" name="external_id" type="text" autocomplete="off" required spellcheck={false} placeholder="the company's own identifier" />
+        <input
+          id="external_id"
+          name="external_id"
+          type="text"
+          autocomplete="off"
+          required
+          spellcheck={false}
+          placeholder="the company's own identifier"
+        />
         <p class="hint">Sent in the request body, so that it stays out of addresses and logs.</p>
         <button type="submit">Find</button>
       </form>
@@ -49,7 +57,12 @@ function targetName(score: LiveScoreRow): string {
 }
 
 /** One person's live scores with their top contributions: no contact detail, no other person. */
-export const PersonPage: FC<{ viewer: Viewer; person: PersonRecord; scores: LiveScoreRow[]; populations: Map<number, number> }> = ({ viewer, person, scores, populations }) => (
+export const PersonPage: FC<{ viewer: Viewer; person: PersonRecord; scores: LiveScoreRow[]; populations: Map<number, number> }> = ({
+  viewer,
+  person,
+  scores,
+  populations,
+}) => (
   <Layout title={`Person #${person.id}`} viewer={viewer} active="people">
     <p class="hint">
       <a href="/ui/people">Person lookup</a> › #{person.id}
@@ -63,16 +76,25 @@ export const PersonPage: FC<{ viewer: Viewer; person: PersonRecord; scores: Live
       <dt>in the base since</dt>
       <dd>{f.dateTime(person.createdAt)}</dd>
       <dt>profiling consent</dt>
-      <dd>{person.erasedAt ? `erased ${f.dateTime(person.erasedAt)}` : person.profilingConsent ? 'valid now: may be scored' : 'not valid now: not scored, and any score was deleted'}</dd>
+      <dd>
+        {person.erasedAt
+          ? `erased ${f.dateTime(person.erasedAt)}`
+          : person.profilingConsent
+            ? 'valid now: may be scored'
+            : 'not valid now: not scored, and any score was deleted'}
+      </dd>
     </dl>
     <h2>Live scores and why</h2>
     {scores.length === 0 ? (
-      <div class="notice">No live score for this person{person.profilingConsent ? ' (not in the population of the latest scoring, or no model is live)' : ''}.</div>
+      <div class="notice">
+        No live score for this person{person.profilingConsent ? ' (not in the population of the latest scoring, or no model is live)' : ''}.
+      </div>
     ) : (
       <>
         <p class="hint">
-          A reason is a feature group; its contribution is how much the group raises the log-odds of buying compared with the group at the population's average
-          (occlusion on the scoring network): +0.69 log-odds doubles the odds. Up to three reasons that raise the score are kept per model.
+          A reason is a feature group; its contribution is how much the group raises the log-odds of buying compared with the group at the
+          population's average (occlusion on the scoring network): +0.69 log-odds doubles the odds. Up to three reasons that raise the score
+          are kept per model.
         </p>
         <table id="scores">
           <thead>

@@ -37,13 +37,23 @@ export async function findPerson(db: Kysely<Database>, contactId: number, now: D
 }
 
 export async function personIdByExternalId(db: Kysely<Database>, externalId: string): Promise<number | null> {
-  const row = await db.selectFrom('contacts').select('id').where('external_id', '=', externalId).where('erased_at', 'is', null).executeTakeFirst();
+  const row = await db
+    .selectFrom('contacts')
+    .select('id')
+    .where('external_id', '=', externalId)
+    .where('erased_at', 'is', null)
+    .executeTakeFirst();
   return row ? Number(row.id) : null;
 }
 
 /** How many people each model's live score set holds. */
 export async function livePopulations(db: Kysely<Database>, modelIds: readonly number[]): Promise<Map<number, number>> {
   if (modelIds.length === 0) return new Map();
-  const rows = await db.selectFrom('score_sets').select(['model_id', 'row_count']).where('status', '=', 'live').where('model_id', 'in', [...modelIds]).execute();
+  const rows = await db
+    .selectFrom('score_sets')
+    .select(['model_id', 'row_count'])
+    .where('status', '=', 'live')
+    .where('model_id', 'in', [...modelIds])
+    .execute();
   return new Map(rows.map((row) => [Number(row.model_id), row.row_count]));
 }

@@ -4,9 +4,9 @@ import { HTTPException } from 'hono/http-exception';
 import { timing } from 'hono/timing';
 import { createChartRenderer } from './charts/renderer.ts';
 import { registerLogin } from './routes/login.tsx';
+import { registerModelPage } from './routes/model.get.tsx';
 import { registerModelCharts } from './routes/model-charts.get.tsx';
 import { registerFeaturesPage } from './routes/model-features.get.tsx';
-import { registerModelPage } from './routes/model.get.tsx';
 import { registerOverview } from './routes/overview.get.tsx';
 import { registerPersonLookup } from './routes/people.tsx';
 import { registerPersonPage } from './routes/person.get.tsx';
@@ -21,7 +21,8 @@ import { errorPage, REVIEWERS, signedIn, type UiContext, type UiEnv, type UiRout
 
 const SECURITY_HEADERS: Record<string, string> = {
   // no script at all: the pages work without JavaScript and forbid it
-  'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'Content-Security-Policy':
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'X-Content-Type-Options': 'nosniff',
   'X-Frame-Options': 'DENY',
   'Referrer-Policy': 'no-referrer',
@@ -59,7 +60,9 @@ export function createReviewPages(): Hono<UiEnv> {
   registerRunsPage(ui, deps);
   registerRunPage(ui, deps);
 
-  ui.all('*', (c) => (c.req.path === '/ui/' ? c.redirect('/ui/models', 303) : errorPage(c, 404, 'No such page', 'There is no review page at this address.')));
+  ui.all('*', (c) =>
+    c.req.path === '/ui/' ? c.redirect('/ui/models', 303) : errorPage(c, 404, 'No such page', 'There is no review page at this address.'),
+  );
 
   ui.onError((error, c) => {
     if (error instanceof HTTPException && error.status < 500) {
@@ -68,7 +71,10 @@ export function createReviewPages(): Hono<UiEnv> {
     // as in the API: the message is left out, a database error can quote the values it refused
     const failure = error as Error & { code?: string };
     const frames = (failure.stack ?? '').split('\n').slice(1).join('\n');
-    c.var.deps.logger.error({ requestId: c.var.requestId, route: c.req.routePath, err: { type: failure.name, code: failure.code, frames } }, 'page failed');
+    c.var.deps.logger.error(
+      { requestId: c.var.requestId, route: c.req.routePath, err: { type: failure.name, code: failure.code, frames } },
+      'page failed',
+    );
     return errorPage(c, 500, 'Something went wrong', 'This page could not be drawn. Nothing was changed.');
   });
 

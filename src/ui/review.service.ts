@@ -62,8 +62,10 @@ function problemsOf(row: OverviewModelRow | null, status: ReviewStatus): string[
   if (status === 'kept old') problems.push('latest version not promoted');
   const { auc } = champion;
   if (auc !== null) {
-    if (champion.rfmAuc !== null && auc <= champion.rfmAuc) problems.push(`AUC not above RFM (${fixed3(auc)} ≤ ${fixed3(champion.rfmAuc)})`);
-    if (champion.bgnbdAuc !== null && auc <= champion.bgnbdAuc) problems.push(`AUC not above BG/NBD (${fixed3(auc)} ≤ ${fixed3(champion.bgnbdAuc)})`);
+    if (champion.rfmAuc !== null && auc <= champion.rfmAuc)
+      problems.push(`AUC not above RFM (${fixed3(auc)} ≤ ${fixed3(champion.rfmAuc)})`);
+    if (champion.bgnbdAuc !== null && auc <= champion.bgnbdAuc)
+      problems.push(`AUC not above BG/NBD (${fixed3(auc)} ≤ ${fixed3(champion.bgnbdAuc)})`);
     const previous = champion.previous;
     if (previous?.auc != null && previous.auc - auc > SAME_WINDOW_TOLERANCE) {
       problems.push(`AUC below v${previous.version} on the same window by ${fixed3(previous.auc - auc)}`);
@@ -74,8 +76,10 @@ function problemsOf(row: OverviewModelRow | null, status: ReviewStatus): string[
   } else {
     problems.push('no AUC recorded');
   }
-  if (champion.ece !== null && champion.ece > ECE_LIMIT) problems.push(`calibration error ${(champion.ece * 100).toFixed(1)} points (limit ${ECE_LIMIT * 100})`);
-  if (champion.liftTopDecile !== null && champion.liftTopDecile < WEAK_LIFT) problems.push(`top-decile lift ${champion.liftTopDecile.toFixed(2)}× (below ${WEAK_LIFT}×)`);
+  if (champion.ece !== null && champion.ece > ECE_LIMIT)
+    problems.push(`calibration error ${(champion.ece * 100).toFixed(1)} points (limit ${ECE_LIMIT * 100})`);
+  if (champion.liftTopDecile !== null && champion.liftTopDecile < WEAK_LIFT)
+    problems.push(`top-decile lift ${champion.liftTopDecile.toFixed(2)}× (below ${WEAK_LIFT}×)`);
   return problems;
 }
 
@@ -96,7 +100,16 @@ export function buildOverview(
     seen.add(label);
     const outcome = outcomes.get(label) ?? null;
     const { status, reason } = statusOf(row, outcome);
-    entries.push({ target: row.target, label, name: row.productName, model: row, outcome, status, reason, problems: problemsOf(row, status) });
+    entries.push({
+      target: row.target,
+      label,
+      name: row.productName,
+      model: row,
+      outcome,
+      status,
+      reason,
+      problems: problemsOf(row, status),
+    });
   }
   for (const [label, outcome] of outcomes) {
     if (seen.has(label) || outcome.status !== 'not eligible') continue;
@@ -111,22 +124,58 @@ export function buildOverview(
     const label = targetLabel(target);
     if (seen.has(label)) continue;
     const outcome = outcomes.get(label) ?? null;
-    const reason = outcome ? outcome.reason : 'no run has modelled it: fewer buyers than a run requires, or added to the catalogue since the latest run';
-    entries.push({ target, label, name: product.name, model: null, outcome, status: 'not enough data', reason, problems: problemsOf(null, 'not enough data') });
+    const reason = outcome
+      ? outcome.reason
+      : 'no run has modelled it: fewer buyers than a run requires, or added to the catalogue since the latest run';
+    entries.push({
+      target,
+      label,
+      name: product.name,
+      model: null,
+      outcome,
+      status: 'not enough data',
+      reason,
+      problems: problemsOf(null, 'not enough data'),
+    });
   }
   return entries;
 }
 
 export const SORT_KEYS = [
-  'problems', 'target', 'status', 'version', 'trained', 'snapshot', 'population', 'buyers', 'auc', 'lift', 'ece', 'rfm', 'bgnbd', 'previous',
+  'problems',
+  'target',
+  'status',
+  'version',
+  'trained',
+  'snapshot',
+  'population',
+  'buyers',
+  'auc',
+  'lift',
+  'ece',
+  'rfm',
+  'bgnbd',
+  'previous',
 ] as const;
 export type SortKey = (typeof SORT_KEYS)[number];
 export type SortDirection = 'asc' | 'desc';
 
 /** The direction a column sorts in when its header is first clicked: the interesting end first. */
 export const DEFAULT_DIRECTION: Record<SortKey, SortDirection> = {
-  problems: 'desc', target: 'asc', status: 'asc', version: 'desc', trained: 'desc', snapshot: 'desc', population: 'desc',
-  buyers: 'asc', auc: 'asc', lift: 'asc', ece: 'desc', rfm: 'asc', bgnbd: 'asc', previous: 'asc',
+  problems: 'desc',
+  target: 'asc',
+  status: 'asc',
+  version: 'desc',
+  trained: 'desc',
+  snapshot: 'desc',
+  population: 'desc',
+  buyers: 'asc',
+  auc: 'asc',
+  lift: 'asc',
+  ece: 'desc',
+  rfm: 'asc',
+  bgnbd: 'asc',
+  previous: 'asc',
 };
 
 const STATUS_ORDER: Record<ReviewStatus, number> = { rejected: 0, 'not enough data': 1, 'kept old': 2, promoted: 3 };
@@ -219,7 +268,15 @@ export function computeDrift(
     if (!later || later.shares.length !== reference.shares.length) continue;
     const psi = featurePsi(reference, later);
     const exempt = TIME_GROWING_FEATURES[feature] ?? null;
-    drift.push({ feature, psi, flagged: exempt === null && psi > PSI_THRESHOLD, exempt, edges: reference.edges, training: [...reference.shares, reference.missing], scored: [...later.shares, later.missing] });
+    drift.push({
+      feature,
+      psi,
+      flagged: exempt === null && psi > PSI_THRESHOLD,
+      exempt,
+      edges: reference.edges,
+      training: [...reference.shares, reference.missing],
+      scored: [...later.shares, later.missing],
+    });
   }
   return drift.sort((a, b) => b.psi - a.psi || a.feature.localeCompare(b.feature));
 }
@@ -228,7 +285,12 @@ export interface FunnelView {
   at: string;
   population: Array<{ step: string; people: number }>;
   /** contactDetail: the detail the channel needs ("a mobile number"), null in funnels recorded before it was named */
-  channels: Array<{ channel: string; contactDetail: string | null; steps: Array<{ step: string; people: number }>; blocked: string | null }>;
+  channels: Array<{
+    channel: string;
+    contactDetail: string | null;
+    steps: Array<{ step: string; people: number }>;
+    blocked: string | null;
+  }>;
 }
 
 export const CHANNEL_STEPS = ['channel consent', 'with a contact detail', 'not on an opposition list', 'no objection (reachable)'] as const;

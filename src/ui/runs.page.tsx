@@ -1,8 +1,8 @@
 import type { FC } from 'hono/jsx';
+import type { RunDetail, RunPart, RunListEntry as RunRow } from '../registry/pipeline-runs.repository.ts';
 import * as f from './format.ts';
-import { Badge, type ChartSlot, ChartOrMissing, Layout, type Viewer } from './layout.tsx';
+import { Badge, ChartOrMissing, type ChartSlot, Layout, type Viewer } from './layout.tsx';
 import { modelPath, targetFromPath } from './paths.ts';
-import type { RunDetail, RunListEntry as RunRow, RunPart } from '../registry/pipeline-runs.repository.ts';
 
 function outcomeSummary(outcomes: Record<string, number>): string {
   const parts = Object.entries(outcomes)
@@ -17,10 +17,17 @@ function shortError(error: string | null, limit = 160): string {
   return error.length > limit ? `${error.slice(0, limit)}…` : error;
 }
 
-export const RunsPage: FC<{ viewer: Viewer; runs: RunRow[]; chart: ChartSlot | null; olderThan: number | null }> = ({ viewer, runs, chart, olderThan }) => (
+export const RunsPage: FC<{ viewer: Viewer; runs: RunRow[]; chart: ChartSlot | null; olderThan: number | null }> = ({
+  viewer,
+  runs,
+  chart,
+  olderThan,
+}) => (
   <Layout title="Runs" viewer={viewer} active="runs">
     <h1>Pipeline runs</h1>
-    <p class="lead">The nightly runs (and backtests), newest first: their stages, how long they took, what they decided, and why they failed.</p>
+    <p class="lead">
+      The nightly runs (and backtests), newest first: their stages, how long they took, what they decided, and why they failed.
+    </p>
     {chart ? <ChartOrMissing slot={chart} /> : null}
     {runs.length === 0 ? (
       <div class="notice">No pipeline run yet.</div>
@@ -92,7 +99,9 @@ const partsDone = (parts: RunPart[]) => parts.filter((part) => part.status === '
 /** The jobs of a queued run (same columns as `cible runs show`); an inline run has none. */
 const RunParts: FC<{ run: RunDetail }> = ({ run }) =>
   run.parts.length === 0 ? (
-    <p class="muted">{run.driver === 'queue' ? 'No part taken by a worker yet.' : 'An inline run records no parts: one process ran every stage.'}</p>
+    <p class="muted">
+      {run.driver === 'queue' ? 'No part taken by a worker yet.' : 'An inline run records no parts: one process ran every stage.'}
+    </p>
   ) : (
     <>
       <p>
@@ -158,8 +167,8 @@ export const RunPage: FC<{ viewer: Viewer; run: RunDetail; chart: ChartSlot }> =
         </dd>
         <dt>started, finished</dt>
         <dd>
-          {f.dateTime(run.startedAt)} → {f.dateTime(run.finishedAt)} ({f.duration(f.secondsBetween(run.startedAt, run.finishedAt))} wall clock,{' '}
-          {f.duration(total)} in stages)
+          {f.dateTime(run.startedAt)} → {f.dateTime(run.finishedAt)} ({f.duration(f.secondsBetween(run.startedAt, run.finishedAt))} wall
+          clock, {f.duration(total)} in stages)
         </dd>
         <dt>population</dt>
         <dd>{f.people(run.population)} in the consent snapshot</dd>

@@ -73,7 +73,12 @@ const CHART_CACHE = 'private, max-age=300';
  * own request (nothing is drawn here). `v` names the spec drawn: a new version of the data is a
  * new address, never a stale image from the browser's cache.
  */
-export function chartSlots(c: UiContext, renderer: ChartRenderer, entries: ChartEntry[], src: (chart: Chart, version: string) => string): ChartSlot[] {
+export function chartSlots(
+  c: UiContext,
+  renderer: ChartRenderer,
+  entries: ChartEntry[],
+  src: (chart: Chart, version: string) => string,
+): ChartSlot[] {
   startTime(c, 'charts', 'chart specs (each chart is drawn by its own request)');
   const slots = entries.map((entry): ChartSlot => {
     if ('missing' in entry) return entry;

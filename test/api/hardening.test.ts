@@ -122,7 +122,7 @@ describe('a deeply nested JSON body', () => {
   });
 
   it('a body within the depth limit still reaches the route (its own validation answers)', async () => {
-    const response = await api.call('dpo', '/v1/consents', jsonBody('POST', { consents: [{ note: [[[['"[[[[' ]]]] }] }));
+    const response = await api.call('dpo', '/v1/consents', jsonBody('POST', { consents: [{ note: [[[['"[[[[']]]] }] }));
     expect(response.status).toBe(400);
     expect((await bodyOf(response)).detail).not.toContain('nested deeper');
   });

@@ -39,7 +39,12 @@ describe('POST /v1/keys', () => {
 
     const audit = await api.database.db.selectFrom('audit_log').selectAll().where('action', '=', 'api_key.create').execute();
     expect(audit).toHaveLength(1);
-    expect(audit[0]).toMatchObject({ actor: `api-key:${await adminId()}`, subject_type: 'api_key', subject_id: String(created.id), details: { role: 'scheduler', prefix: created.prefix } });
+    expect(audit[0]).toMatchObject({
+      actor: `api-key:${await adminId()}`,
+      subject_type: 'api_key',
+      subject_id: String(created.id),
+      details: { role: 'scheduler', prefix: created.prefix },
+    });
     expect(audit[0]?.request_id).toBeTruthy();
     expect(JSON.stringify(audit)).not.toContain('nightly');
     expect(JSON.stringify(audit)).not.toContain(created.key);

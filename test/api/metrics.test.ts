@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixedClock } from '../../src/clock.ts';
-import { type ScoredBase, SCORED_SKU, seedScoredBase } from '../targeting/targeting.fixtures.ts';
+import { SCORED_SKU, type ScoredBase, seedScoredBase } from '../targeting/targeting.fixtures.ts';
 import { type ApiHarness, bodyOf, createApiHarness } from './api.fixtures.ts';
 
 const NOW = new Date('2026-11-20T09:00:00Z');
@@ -29,17 +29,59 @@ describe('GET /metrics', () => {
       .insertInto('pipeline_runs')
       .values([
         // two succeeded nightly runs, 20 and 10 minutes long, the 10-minute one the older
-        { status: 'succeeded', kind: 'pipeline', trigger: 'schedule:2026-11-18T01:00:00.000Z', as_of: minutesBefore(3000), params: '{}', driver: 'queue', started_at: minutesBefore(3000), finished_at: minutesBefore(2990) },
-        { status: 'succeeded', kind: 'pipeline', trigger: 'schedule:2026-11-19T01:00:00.000Z', as_of: minutesBefore(1500), params: '{}', driver: 'queue', started_at: minutesBefore(1500), finished_at: minutesBefore(1480) },
-        { status: 'failed', kind: 'pipeline', trigger: 'api', as_of: minutesBefore(200), params: '{}', driver: 'queue', started_at: minutesBefore(200), finished_at: minutesBefore(100), error: 'train failed' },
+        {
+          status: 'succeeded',
+          kind: 'pipeline',
+          trigger: 'schedule:2026-11-18T01:00:00.000Z',
+          as_of: minutesBefore(3000),
+          params: '{}',
+          driver: 'queue',
+          started_at: minutesBefore(3000),
+          finished_at: minutesBefore(2990),
+        },
+        {
+          status: 'succeeded',
+          kind: 'pipeline',
+          trigger: 'schedule:2026-11-19T01:00:00.000Z',
+          as_of: minutesBefore(1500),
+          params: '{}',
+          driver: 'queue',
+          started_at: minutesBefore(1500),
+          finished_at: minutesBefore(1480),
+        },
+        {
+          status: 'failed',
+          kind: 'pipeline',
+          trigger: 'api',
+          as_of: minutesBefore(200),
+          params: '{}',
+          driver: 'queue',
+          started_at: minutesBefore(200),
+          finished_at: minutesBefore(100),
+          error: 'train failed',
+        },
         // a backtest is a run too, but not a nightly duration
-        { status: 'succeeded', kind: 'backtest', trigger: 'cli', as_of: minutesBefore(90), params: '{}', started_at: minutesBefore(90), finished_at: minutesBefore(30) },
+        {
+          status: 'succeeded',
+          kind: 'backtest',
+          trigger: 'cli',
+          as_of: minutesBefore(90),
+          params: '{}',
+          started_at: minutesBefore(90),
+          finished_at: minutesBefore(30),
+        },
       ])
       .returning('id')
       .execute();
     const [older, newer, failed] = runs.map((row) => Number(row.id));
     const part = (runId: number, name: string, status: 'running' | 'succeeded' | 'failed', attempt: number) => ({
-      run_id: runId, part: name, status, attempt, worker: 'worker-1', started_at: minutesBefore(100), finished_at: status === 'running' ? null : minutesBefore(90),
+      run_id: runId,
+      part: name,
+      status,
+      attempt,
+      worker: 'worker-1',
+      started_at: minutesBefore(100),
+      finished_at: status === 'running' ? null : minutesBefore(90),
     });
     await db
       .insertInto('pipeline_run_parts')
@@ -52,7 +94,10 @@ describe('GET /metrics', () => {
         part(failed!, 'publish', 'running', 1),
       ])
       .execute();
-    await db.insertInto('consent_sweeps').values({ ran_at: minutesBefore(5), scores_deleted: 3, contacts_affected: 2, report: '{}' }).execute();
+    await db
+      .insertInto('consent_sweeps')
+      .values({ ran_at: minutesBefore(5), scores_deleted: 3, contacts_affected: 2, report: '{}' })
+      .execute();
 
     // three real lists: two by email, one by SMS
     for (const query of ['channel=email&top=3', 'channel=email&top=2', 'channel=sms&top=2']) {
@@ -131,12 +176,16 @@ describe('GET /metrics', () => {
     await (await api.call('dpo', `/v1/contacts/${person.ref}/export`)).body?.cancel();
     await (await api.call(null, `/v1/contacts/${person.ref}/export`)).body?.cancel();
     await (await api.call(null, `/nowhere/${person.ref}`)).body?.cancel();
-    await (await api.call('marketer', `/v1/products/${SCORED_SKU}/targets?channel=nope&top=1&note=${encodeURIComponent(person.email)}`)).body?.cancel();
+    await (
+      await api.call('marketer', `/v1/products/${SCORED_SKU}/targets?channel=nope&top=1&note=${encodeURIComponent(person.email)}`)
+    ).body?.cancel();
     const { text, samples } = await scrape(api);
 
     expect(samples).toContain('cible_http_requests_total{method="GET",route="/v1/products/:sku/targets",status="200"} 3');
     expect(samples).toContain('cible_http_requests_total{method="GET",route="/v1/products/:sku/targets",status="400"} 1');
-    expect(samples.some((line) => line.startsWith('cible_http_requests_total{method="GET",route="/v1/contacts/:ref/export",status="2'))).toBe(true);
+    expect(
+      samples.some((line) => line.startsWith('cible_http_requests_total{method="GET",route="/v1/contacts/:ref/export",status="2')),
+    ).toBe(true);
     expect(samples).toContain('cible_http_requests_total{method="GET",route="/v1/contacts/:ref/export",status="401"} 1');
     expect(samples).toContain('cible_http_requests_total{method="GET",route="unmatched",status="404"} 1');
     expect(samples.some((line) => line.startsWith('cible_http_requests_total{method="GET",route="/metrics",status="200"}'))).toBe(true);
@@ -167,7 +216,9 @@ describe('GET /metrics when the database does not answer', () => {
     expect(samples.some((line) => line.startsWith('cible_pipeline_jobs'))).toBe(false);
     expect(samples.some((line) => line.startsWith('cible_target_lists'))).toBe(false);
     expect(samples.some((line) => line.startsWith('process_cpu_user_seconds_total'))).toBe(true);
-    const warnings = api.logLines.map((line) => JSON.parse(line)).filter((entry) => entry.msg === 'metrics: the database could not be read');
+    const warnings = api.logLines
+      .map((line) => JSON.parse(line))
+      .filter((entry) => entry.msg === 'metrics: the database could not be read');
     expect(warnings).toHaveLength(1);
     expect(Object.keys(warnings[0].err)).toEqual(['type']);
   });

@@ -13,11 +13,24 @@ const NOW = new Date('2026-11-01T06:00:00Z');
 const HOUR_MS = 3_600_000;
 
 function gains(topLift: number) {
-  return Array.from({ length: 10 }, (_, index) => ({ decile: index + 1, lift: index === 0 ? topLift : 1, cumulativeGain: (index + 1) / 10 }));
+  return Array.from({ length: 10 }, (_, index) => ({
+    decile: index + 1,
+    lift: index === 0 ? topLift : 1,
+    cumulativeGain: (index + 1) / 10,
+  }));
 }
 
 function evaluation(auc: number, topLift: number) {
-  return { rocAuc: auc, prAuc: auc / 2, logLoss: 0.3, brier: 0.1, expectedCalibrationError: 0.02, rows: 300, gains: gains(topLift), reliability: [] };
+  return {
+    rocAuc: auc,
+    prAuc: auc / 2,
+    logLoss: 0.3,
+    brier: 0.1,
+    expectedCalibrationError: 0.02,
+    rows: 300,
+    gains: gains(topLift),
+    reliability: [],
+  };
 }
 
 let api: ApiHarness;
@@ -26,7 +39,11 @@ let runId: number;
 beforeAll(async () => {
   api = await createApiHarness({ clock: fixedClock(NOW) });
   const { db } = api.database;
-  const product = await db.insertInto('products').values({ sku: 'PL-REFILL', name: 'Refill pack', category: 'supplies' }).returning('id').executeTakeFirstOrThrow();
+  const product = await db
+    .insertInto('products')
+    .values({ sku: 'PL-REFILL', name: 'Refill pack', category: 'supplies' })
+    .returning('id')
+    .executeTakeFirstOrThrow();
   runId = await createRun(db, { kind: 'pipeline', trigger: 'test', asOf: NOW, horizonDays: 30, params: {}, startedAt: NOW });
   await finishRun(db, runId, { status: 'succeeded', finishedAt: NOW, summary: {} });
 
@@ -96,7 +113,8 @@ describe('GET /v1/models', () => {
   });
 
   it('is open to data scientists, marketers, schedulers and DPOs only', async () => {
-    for (const role of ['data_scientist', 'marketer', 'scheduler', 'dpo'] as const) expect((await api.call(role, '/v1/models')).status, role).toBe(200);
+    for (const role of ['data_scientist', 'marketer', 'scheduler', 'dpo'] as const)
+      expect((await api.call(role, '/v1/models')).status, role).toBe(200);
     expect((await api.call('admin', '/v1/models')).status).toBe(403);
   });
 });
@@ -138,7 +156,11 @@ describe('GET /v1/models/{sku}', () => {
     const any = await bodyOf(await api.call('dpo', '/v1/models/any'));
     expect(any).toMatchObject({ target: { kind: 'any', key: 'any' }, versionCount: 1, champion: { version: 1 } });
     const crafts = await bodyOf(await api.call('dpo', '/v1/models/category:crafts'));
-    expect(crafts).toMatchObject({ target: { kind: 'category', key: 'crafts' }, champion: null, versions: [{ version: 1, status: 'rejected' }] });
+    expect(crafts).toMatchObject({
+      target: { kind: 'category', key: 'crafts' },
+      champion: null,
+      versions: [{ version: 1, status: 'rejected' }],
+    });
     const encoded = await api.call('dpo', `/v1/models/${encodeURIComponent('category:crafts')}`);
     expect((await bodyOf(encoded)).target).toEqual({ kind: 'category', key: 'crafts' });
     const prefixed = await bodyOf(await api.call('dpo', '/v1/models/product:PL-REFILL'));
@@ -151,6 +173,7 @@ describe('GET /v1/models/{sku}', () => {
     expect(missing.headers.get('content-type')).toContain('application/problem+json');
     expect((await bodyOf(missing)).detail).toBe('no model for product:NOPE-42; GET /v1/models lists them');
     expect((await api.call('data_scientist', '/v1/models/category:nope')).status).toBe(404);
-    for (const role of ['marketer', 'scheduler', 'admin'] as const) expect((await api.call(role, '/v1/models/PL-REFILL')).status, role).toBe(403);
+    for (const role of ['marketer', 'scheduler', 'admin'] as const)
+      expect((await api.call(role, '/v1/models/PL-REFILL')).status, role).toBe(403);
   });
 });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PipelineLauncher } from '../../src/api/api-env.ts';
 import { findActiveKey } from '../../src/auth/api-key.repository.ts';
 import type { DatabaseHandle } from '../../src/db/engine.ts';
-import type { PipelineLauncher } from '../../src/api/api-env.ts';
 import { createQueueLauncher } from '../../src/jobs/queue-launcher.ts';
 import { startWorker, type Worker } from '../../src/jobs/worker.ts';
 import { createRun, finishRun } from '../../src/registry/registry.repository.ts';
@@ -84,7 +84,11 @@ describe('refused before any work', () => {
   });
 
   it('names the unknown SKUs', async () => {
-    const response = await api.call('admin', '/v1/pipeline/runs', jsonBody('POST', { products: ['PL-REFILL', 'NOPE-1', 'NOPE-2', 'NOPE-1'] }));
+    const response = await api.call(
+      'admin',
+      '/v1/pipeline/runs',
+      jsonBody('POST', { products: ['PL-REFILL', 'NOPE-1', 'NOPE-2', 'NOPE-1'] }),
+    );
     expect(response.status).toBe(400);
     const problem = await problemOf(response);
     expect(problem.detail).toBe('body.products: unknown SKUs "NOPE-1", "NOPE-2"');
@@ -92,7 +96,11 @@ describe('refused before any work', () => {
   });
 
   it('refuses a body that is not JSON, and other roles', async () => {
-    const text = await api.call('scheduler', '/v1/pipeline/runs', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'all' });
+    const text = await api.call('scheduler', '/v1/pipeline/runs', {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: 'all',
+    });
     expect(text.status).toBe(415);
     for (const role of ['marketer', 'data_scientist', 'dpo'] as const) {
       expect((await api.call(role, '/v1/pipeline/runs', jsonBody('POST', {}))).status, role).toBe(403);
@@ -113,7 +121,14 @@ describe('refused before any work', () => {
   });
 
   it('refuses (409) while another process runs the pipeline', async () => {
-    const other = await createRun(database.db, { kind: 'pipeline', trigger: 'cli', asOf: NOW, horizonDays: 30, params: {}, startedAt: NOW });
+    const other = await createRun(database.db, {
+      kind: 'pipeline',
+      trigger: 'cli',
+      asOf: NOW,
+      horizonDays: 30,
+      params: {},
+      startedAt: NOW,
+    });
     try {
       const response = await api.call('scheduler', '/v1/pipeline/runs', jsonBody('POST', {}));
       expect(response.status).toBe(409);
@@ -125,7 +140,9 @@ describe('refused before any work', () => {
 });
 
 describe('a run started through the API', () => {
-  it('answers 202 with the run and its Location, refuses a second one while it runs, and is followed to its end', { timeout: 180_000 }, async () => {
+  it('answers 202 with the run and its Location, refuses a second one while it runs, and is followed to its end', {
+    timeout: 180_000,
+  }, async () => {
     const started = await api.call('scheduler', '/v1/pipeline/runs', jsonBody('POST', { products: ['PL-REFILL'], horizonDays: 30 }));
     expect(started.status).toBe(202);
     const body = await bodyOf(started);
@@ -134,11 +151,19 @@ describe('a run started through the API', () => {
 
     const second = await api.call('admin', '/v1/pipeline/runs', jsonBody('POST', {}));
     expect(second.status).toBe(409);
-    expect((await problemOf(second)).detail).toMatch(new RegExp(`^pipeline run ${body.runId} is (queued|running); try again when it has finished$`));
+    expect((await problemOf(second)).detail).toMatch(
+      new RegExp(`^pipeline run ${body.runId} is (queued|running); try again when it has finished$`),
+    );
 
     const following = await api.call('scheduler', started.headers.get('location') as string);
     expect(following.status, await following.clone().text()).toBe(200);
-    expect(await bodyOf(following)).toMatchObject({ id: body.runId, kind: 'pipeline', status: expect.stringMatching(/^(queued|running)$/), finishedAt: null, error: null });
+    expect(await bodyOf(following)).toMatchObject({
+      id: body.runId,
+      kind: 'pipeline',
+      status: expect.stringMatching(/^(queued|running)$/),
+      finishedAt: null,
+      error: null,
+    });
 
     const run = await waitForEnd(body.runId, 150_000);
     const schedulerId = (await findActiveKey(database.db, api.keys.scheduler))?.id;
@@ -161,8 +186,11 @@ describe('a run started through the API', () => {
     expect(names.slice(0, 3)).toEqual(['train', 'score:0', 'score:1']);
     expect(names.at(-1)).toBe('publish');
     expect(names.filter((name) => name.startsWith('rank:')).length).toBeGreaterThan(0);
-    for (const part of run.parts) expect(part).toMatchObject({ status: 'succeeded', attempt: 1, worker: expect.stringMatching(new RegExp(`:${process.pid}$`)) });
-    const refill = (run.summary.targets as Array<{ target: string; status: string }>).find((target) => target.target === 'product:PL-REFILL');
+    for (const part of run.parts)
+      expect(part).toMatchObject({ status: 'succeeded', attempt: 1, worker: expect.stringMatching(new RegExp(`:${process.pid}$`)) });
+    const refill = (run.summary.targets as Array<{ target: string; status: string }>).find(
+      (target) => target.target === 'product:PL-REFILL',
+    );
     expect(refill?.status).toBe('champion');
 
     // the registry shows what the run promoted
@@ -183,7 +211,9 @@ describe('a run started through the API', () => {
     const failingWorker = await startWorker(context, { concurrency: 1, schedule: false, pollingIntervalSeconds: 0.5 });
     await worker.stop(60_000);
     worker = failingWorker;
-    const failing = createQueueLauncher(context, failingWorker.queue, { training: { ...smallOptions().training, algorithms: ['no-such-network' as 'mlp'] } });
+    const failing = createQueueLauncher(context, failingWorker.queue, {
+      training: { ...smallOptions().training, algorithms: ['no-such-network' as 'mlp'] },
+    });
     const runId = await failing.start({ products: ['PL-REFILL'], actor: 'test' });
     const run = await waitForEnd(runId, 60_000);
     expect(run).toMatchObject({ status: 'failed', trigger: 'api:test', error: expect.stringMatching(/^train failed: /) });

@@ -4,9 +4,9 @@ import { importOppositionList } from '../../src/opposition/opposition.import.ts'
 import { erase, object } from '../../src/rights/rights.service.ts';
 import { csv, tempFolder } from '../helpers/files.ts';
 import { captureLogger } from '../helpers/silent-logger.ts';
-import { type ScoredBase, type ScoredPerson, SCORED_SKU, seedScoredBase } from '../targeting/targeting.fixtures.ts';
-import { type ApiHarness, bodyOf, createApiHarness } from './api.fixtures.ts';
 import { TEST_TOMBSTONE_KEYS } from '../helpers/tombstone-keys.ts';
+import { SCORED_SKU, type ScoredBase, type ScoredPerson, seedScoredBase } from '../targeting/targeting.fixtures.ts';
+import { type ApiHarness, bodyOf, createApiHarness } from './api.fixtures.ts';
 
 /*
  * The key promise: eligibility is decided when the list is asked for, not when scores
@@ -54,8 +54,17 @@ describe('eligibility at request time', () => {
     await api!.database.db
       .insertInto('consent_events')
       .values({
-        contact_id: target.id, purpose: 'direct_marketing', channel: 'email', status: 'withdrawn', captured_at: JUST_BEFORE,
-        source: 'preference_centre', method: 'double_opt_in', notice_version: 'privacy-v3', evidence_ref: null, expires_at: null, import_id: null,
+        contact_id: target.id,
+        purpose: 'direct_marketing',
+        channel: 'email',
+        status: 'withdrawn',
+        captured_at: JUST_BEFORE,
+        source: 'preference_centre',
+        method: 'double_opt_in',
+        notice_version: 'privacy-v3',
+        evidence_ref: null,
+        expires_at: null,
+        import_id: null,
       })
       .execute();
     const scores = await api!.database.db.selectFrom('scores').select('contact_id').where('contact_id', '=', target.id).execute();
@@ -72,8 +81,17 @@ describe('eligibility at request time', () => {
     await api!.database.db
       .insertInto('consent_events')
       .values({
-        contact_id: target.id, purpose: 'profiling', channel: null, status: 'withdrawn', captured_at: JUST_BEFORE,
-        source: 'preference_centre', method: 'explicit_checkbox', notice_version: 'privacy-v3', evidence_ref: null, expires_at: null, import_id: null,
+        contact_id: target.id,
+        purpose: 'profiling',
+        channel: null,
+        status: 'withdrawn',
+        captured_at: JUST_BEFORE,
+        source: 'preference_centre',
+        method: 'explicit_checkbox',
+        notice_version: 'privacy-v3',
+        evidence_ref: null,
+        expires_at: null,
+        import_id: null,
       })
       .execute();
     await expectLeftOut();
@@ -87,7 +105,12 @@ describe('eligibility at request time', () => {
   it('leaves out a person on a newly imported opposition list', async () => {
     const report = await importOppositionList(
       { database: api!.database, logger: captureLogger().logger, now: JUST_BEFORE, defaultPhoneCountry: 'FR' },
-      { name: 'company-suppression', channel: 'email', listDate: JUST_BEFORE, file: files.write('suppression.csv', csv('value', target.email.toUpperCase())) },
+      {
+        name: 'company-suppression',
+        channel: 'email',
+        listDate: JUST_BEFORE,
+        file: files.write('suppression.csv', csv('value', target.email.toUpperCase())),
+      },
     );
     expect(report.status).toBe('committed');
     await expectLeftOut();

@@ -3,7 +3,7 @@ import { fixedClock } from '../../src/clock.ts';
 import { loadConfig } from '../../src/config.ts';
 import { MAX_CONSENT_EVENTS } from '../../src/consent/consent-recording.service.ts';
 import { NOW } from '../imports/import.fixtures.ts';
-import { NEIGHBOUR, seedPeople, SUBJECT, THIRD } from '../rights/rights.fixtures.ts';
+import { NEIGHBOUR, SUBJECT, seedPeople, THIRD } from '../rights/rights.fixtures.ts';
 import { type ApiHarness, bodyOf, createApiHarness, jsonBody } from './api.fixtures.ts';
 
 let api: ApiHarness;
@@ -37,14 +37,23 @@ const wheres = (problem: Problem) => (problem.errors ?? []).map((error) => error
 
 // every table a consent or rights request writes (api_keys is left out: authentication keeps the last use to the minute)
 const WRITTEN_TABLES = [
-  'contacts', 'contact_personal_data', 'purchases', 'consent_events', 'consent_state', 'scores', 'target_export_members',
-  'erasure_tombstones', 'audit_log',
+  'contacts',
+  'contact_personal_data',
+  'purchases',
+  'consent_events',
+  'consent_state',
+  'scores',
+  'target_export_members',
+  'erasure_tombstones',
+  'audit_log',
 ];
 
 /** One digest of every row of those tables: equal digests mean nothing was written (one query, unlike a full snapshot). */
 async function fingerprint(): Promise<Record<string, string>> {
   const { rows } = await api.database.pool.query<{ table_name: string; digest: string }>(
-    WRITTEN_TABLES.map((table) => `SELECT '${table}' AS table_name, md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), '')) AS digest FROM ${table} t`).join(' UNION ALL '),
+    WRITTEN_TABLES.map(
+      (table) => `SELECT '${table}' AS table_name, md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), '')) AS digest FROM ${table} t`,
+    ).join(' UNION ALL '),
   );
   return Object.fromEntries(rows.map((row) => [row.table_name, row.digest]));
 }
@@ -61,23 +70,43 @@ async function consentEventCount(): Promise<number> {
   return (await api.database.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM consent_events')).rows[0]!.n;
 }
 
-const GOOD = { externalId: THIRD.ref, purpose: 'direct_marketing', channel: 'sms', status: 'withdrawn', capturedAt: '2026-05-30T09:00:00+02:00' };
+const GOOD = {
+  externalId: THIRD.ref,
+  purpose: 'direct_marketing',
+  channel: 'sms',
+  status: 'withdrawn',
+  capturedAt: '2026-05-30T09:00:00+02:00',
+};
 const postConsents = (body: unknown) => api.call('dpo', '/v1/consents', jsonBody('POST', body));
 
 describe('request shape, for every rights route', () => {
   it('malformed JSON is a 400 problem', async () => {
-    const consents = await api.call('dpo', '/v1/consents', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"externalId": ' });
+    const consents = await api.call('dpo', '/v1/consents', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"externalId": ',
+    });
     expect((await problemOf(consents, 400)).detail).toMatch(/JSON/i);
-    const patch = await api.call('dpo', `/v1/contacts/${THIRD.ref}`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: '{nope' });
+    const patch = await api.call('dpo', `/v1/contacts/${THIRD.ref}`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: '{nope',
+    });
     await problemOf(patch, 400);
   });
 
   it('a body that is not JSON is a 415 problem', async () => {
-    const form = await api.call('dpo', '/v1/consents', { method: 'POST', headers: { 'content-type': 'text/csv' }, body: 'external_id,purpose\nX,profiling' });
+    const form = await api.call('dpo', '/v1/consents', {
+      method: 'POST',
+      headers: { 'content-type': 'text/csv' },
+      body: 'external_id,purpose\nX,profiling',
+    });
     await problemOf(form, 415);
     // PATCH takes application/json and application/merge-patch+json, nothing else
     const patch = await api.call('dpo', `/v1/contacts/${THIRD.ref}`, {
-      method: 'PATCH', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'firstName=Zoe',
+      method: 'PATCH',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'firstName=Zoe',
     });
     await problemOf(patch, 415);
   });
@@ -91,7 +120,10 @@ describe('request shape, for every rights route', () => {
     const document = await bodyOf(await api.call(null, '/openapi.json'));
     expect(document.paths['/v1/consents'].post['x-roles']).toEqual(['dpo']);
     expect(document.paths['/v1/contacts/{ref}'].delete['x-roles']).toEqual(['dpo']);
-    expect(Object.keys(document.paths['/v1/contacts/{ref}'].patch.requestBody.content)).toEqual(['application/json', 'application/merge-patch+json']);
+    expect(Object.keys(document.paths['/v1/contacts/{ref}'].patch.requestBody.content)).toEqual([
+      'application/json',
+      'application/merge-patch+json',
+    ]);
   });
 });
 
@@ -116,7 +148,9 @@ describe('POST /v1/consents refused', () => {
 
   it('an unknown contact: 400 naming the event, without repeating the reference', async () => {
     const refused = await refusedWithoutWrites(() => postConsents({ consents: [GOOD, { ...GOOD, externalId: 'RGT-0000' }] }), 400);
-    expect(refused.errors).toEqual([{ where: 'body.consents[1].externalId', problem: 'no contact has this external id (import the contact first)' }]);
+    expect(refused.errors).toEqual([
+      { where: 'body.consents[1].externalId', problem: 'no contact has this external id (import the contact first)' },
+    ]);
     expect(JSON.stringify(refused)).not.toContain('RGT-0000');
   });
 
@@ -200,7 +234,10 @@ describe('contact rights refused', () => {
     [{ purpose: 'profiling', channel: 'sms' }, 'body.channel'],
     [{ channel: 'sms' }, 'body.purpose'],
   ])('an objection %j: 400 naming the field, nothing written', async (body, where) => {
-    const refused = await refusedWithoutWrites(() => api.call('dpo', `/v1/contacts/${NEIGHBOUR.ref}/objections`, jsonBody('POST', body)), 400);
+    const refused = await refusedWithoutWrites(
+      () => api.call('dpo', `/v1/contacts/${NEIGHBOUR.ref}/objections`, jsonBody('POST', body)),
+      400,
+    );
     expect(wheres(refused)).toEqual([where]);
   });
 
@@ -209,7 +246,9 @@ describe('contact rights refused', () => {
     expect((await api.call('dpo', `/v1/contacts/${NEIGHBOUR.ref}`, { method: 'DELETE' })).status).toBe(200);
     expect(await fingerprint()).not.toEqual(before); // the digest does see writes
     const again = await refusedWithoutWrites(() => api.call('dpo', `/v1/contacts/${NEIGHBOUR.ref}`, { method: 'DELETE' }), 404);
-    expect(again.detail).toBe(`this contact was erased on ${NOW.toISOString().slice(0, 10)} at their request: nothing is held about them any more`);
+    expect(again.detail).toBe(
+      `this contact was erased on ${NOW.toISOString().slice(0, 10)} at their request: nothing is held about them any more`,
+    );
     await problemOf(await api.call('dpo', `/v1/contacts/${NEIGHBOUR.ref}/export`), 404);
   });
 });

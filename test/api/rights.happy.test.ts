@@ -6,10 +6,10 @@ import {
   findAnywhere,
   NEIGHBOUR,
   personalValues,
+  SUBJECT,
   seedExport,
   seedLiveScores,
   seedPeople,
-  SUBJECT,
   THIRD,
 } from '../rights/rights.fixtures.ts';
 import { type ApiHarness, bodyOf, createApiHarness, jsonBody } from './api.fixtures.ts';
@@ -91,13 +91,35 @@ describe('POST /v1/consents', () => {
     const batch = {
       consents: [
         {
-          externalId: NEIGHBOUR.ref, purpose: 'direct_marketing', channel: 'phone', status: 'granted',
-          capturedAt: '2026-05-20T10:00:00Z', source: 'call-centre', method: 'recorded_verbal', noticeVersion: 'notice-v4',
-          evidenceRef: 'rec-5521', expiresAt: '2028-05-20T10:00:00Z',
+          externalId: NEIGHBOUR.ref,
+          purpose: 'direct_marketing',
+          channel: 'phone',
+          status: 'granted',
+          capturedAt: '2026-05-20T10:00:00Z',
+          source: 'call-centre',
+          method: 'recorded_verbal',
+          noticeVersion: 'notice-v4',
+          evidenceRef: 'rec-5521',
+          expiresAt: '2028-05-20T10:00:00Z',
         },
-        { externalId: THIRD.ref, purpose: 'profiling', status: 'refused', capturedAt: '2026-05-21T10:00:00Z', source: 'web', method: 'explicit_checkbox' },
+        {
+          externalId: THIRD.ref,
+          purpose: 'profiling',
+          status: 'refused',
+          capturedAt: '2026-05-21T10:00:00Z',
+          source: 'web',
+          method: 'explicit_checkbox',
+        },
         // kept for the audit, never counts: a pre-ticked box
-        { externalId: ` ${THIRD.ref} `, purpose: 'direct_marketing', channel: 'email', status: 'granted', capturedAt: '2026-05-22T10:00:00Z', source: 'web', method: 'pre_ticked' },
+        {
+          externalId: ` ${THIRD.ref} `,
+          purpose: 'direct_marketing',
+          channel: 'email',
+          status: 'granted',
+          capturedAt: '2026-05-22T10:00:00Z',
+          source: 'web',
+          method: 'pre_ticked',
+        },
       ],
     };
     const before = (await query<{ n: number }>('SELECT count(*)::int AS n FROM consent_events'))[0]!.n;
@@ -108,9 +130,17 @@ describe('POST /v1/consents', () => {
     expect(recorded.eventIds).toHaveLength(3);
     expect([...recorded.eventIds].sort((a: number, b: number) => a - b)).toEqual(recorded.eventIds);
 
-    expect(await stateOf(NEIGHBOUR.ref, 'direct_marketing', 'phone')).toEqual({ event_id: recorded.eventIds[0], status: 'granted', counts: true });
+    expect(await stateOf(NEIGHBOUR.ref, 'direct_marketing', 'phone')).toEqual({
+      event_id: recorded.eventIds[0],
+      status: 'granted',
+      counts: true,
+    });
     expect(await stateOf(THIRD.ref, 'profiling')).toEqual({ event_id: recorded.eventIds[1], status: 'refused', counts: false });
-    expect(await stateOf(THIRD.ref, 'direct_marketing', 'email')).toEqual({ event_id: recorded.eventIds[2], status: 'granted', counts: false });
+    expect(await stateOf(THIRD.ref, 'direct_marketing', 'email')).toEqual({
+      event_id: recorded.eventIds[2],
+      status: 'granted',
+      counts: false,
+    });
     const [proof] = await query<{ notice_version: string; evidence_ref: string; expires_at: Date }>(
       'SELECT notice_version, evidence_ref, expires_at FROM consent_events WHERE id = $1',
       [recorded.eventIds[0]],
@@ -135,7 +165,11 @@ describe('GET /v1/contacts/{ref}/export', () => {
     const contactId = await contactIdOf(api.database, SUBJECT.ref);
     expect(report.subject).toEqual({ contactId, externalId: SUBJECT.ref, createdAt: '2024-01-15T00:00:00.000Z' });
     expect(report.identity).toEqual({
-      email: SUBJECT.email, phone: SUBJECT.phone, firstName: SUBJECT.firstName, lastName: SUBJECT.lastName, country: 'FR',
+      email: SUBJECT.email,
+      phone: SUBJECT.phone,
+      firstName: SUBJECT.firstName,
+      lastName: SUBJECT.lastName,
+      country: 'FR',
     });
     expect(report.consents.events).toHaveLength(3);
     expect(report.purchases).toHaveLength(2);
@@ -149,7 +183,10 @@ describe('GET /v1/contacts/{ref}/export', () => {
     const response = await api.call('dpo', `/v1/contacts/${NEIGHBOUR.ref}/export?right=portability`);
     expect(response.status).toBe(200);
     expect((await bodyOf(response)).subject.externalId).toBe(NEIGHBOUR.ref);
-    expect(await lastAudit('rights.portability')).toMatchObject({ actor: dpoActor, subject_id: String(await contactIdOf(api.database, NEIGHBOUR.ref)) });
+    expect(await lastAudit('rights.portability')).toMatchObject({
+      actor: dpoActor,
+      subject_id: String(await contactIdOf(api.database, NEIGHBOUR.ref)),
+    });
   });
 });
 
@@ -159,12 +196,22 @@ describe('PATCH /v1/contacts/{ref}', () => {
     const response = await api.call('dpo', `/v1/contacts/${NEIGHBOUR.ref}`, {
       method: 'PATCH',
       headers: { 'content-type': 'application/merge-patch+json' },
-      body: JSON.stringify({ email: ' Anatole.Brisebarre@Example.ORG ', firstName: 'Anatole-Marie', lastName: NEIGHBOUR.lastName, country: null }),
+      body: JSON.stringify({
+        email: ' Anatole.Brisebarre@Example.ORG ',
+        firstName: 'Anatole-Marie',
+        lastName: NEIGHBOUR.lastName,
+        country: null,
+      }),
     });
     expect(response.status).toBe(200);
     expect(await bodyOf(response)).toEqual({ contactId, changed: ['email', 'firstName', 'country'] });
     const [row] = await query('SELECT email, first_name, last_name, country FROM contact_personal_data WHERE contact_id = $1', [contactId]);
-    expect(row).toEqual({ email: 'anatole.brisebarre@example.org', first_name: 'Anatole-Marie', last_name: NEIGHBOUR.lastName, country: null });
+    expect(row).toEqual({
+      email: 'anatole.brisebarre@example.org',
+      first_name: 'Anatole-Marie',
+      last_name: NEIGHBOUR.lastName,
+      country: null,
+    });
     expect((await lastAudit('rights.rectification'))?.details).toEqual({ fields: ['email', 'first_name', 'country'] });
   });
 
@@ -188,7 +235,12 @@ describe('POST /v1/contacts/{ref}/objections', () => {
     expect(response.status).toBe(201);
     const result = await bodyOf(response);
     expect(result).toEqual({
-      contactId, eventId: expect.any(Number), purpose: 'profiling', channel: null, capturedAt: NOW.toISOString(), scoresDeleted: scoresBefore.length,
+      contactId,
+      eventId: expect.any(Number),
+      purpose: 'profiling',
+      channel: null,
+      capturedAt: NOW.toISOString(),
+      scoresDeleted: scoresBefore.length,
     });
     const [event] = await query('SELECT status, purpose, channel, source FROM consent_events WHERE id = $1', [result.eventId]);
     expect(event).toEqual({ status: 'objected', purpose: 'profiling', channel: null, source: 'data_subject_request' });
@@ -197,11 +249,19 @@ describe('POST /v1/contacts/{ref}/objections', () => {
   });
 
   it('an objection to direct marketing on one channel', async () => {
-    const response = await api.call('dpo', `/v1/contacts/${NEIGHBOUR.ref}/objections`, jsonBody('POST', { purpose: 'direct_marketing', channel: 'sms' }));
+    const response = await api.call(
+      'dpo',
+      `/v1/contacts/${NEIGHBOUR.ref}/objections`,
+      jsonBody('POST', { purpose: 'direct_marketing', channel: 'sms' }),
+    );
     expect(response.status).toBe(201);
     const result = await bodyOf(response);
     expect(result).toMatchObject({ purpose: 'direct_marketing', channel: 'sms', scoresDeleted: 0 });
-    expect(await stateOf(NEIGHBOUR.ref, 'direct_marketing', 'sms')).toEqual({ event_id: result.eventId, status: 'objected', counts: false });
+    expect(await stateOf(NEIGHBOUR.ref, 'direct_marketing', 'sms')).toEqual({
+      event_id: result.eventId,
+      status: 'objected',
+      counts: false,
+    });
   });
 });
 
@@ -221,7 +281,10 @@ describe('DELETE /v1/contacts/{ref}', () => {
       consentEventsKept: 4,
       tombstoneHashes: ['external_id'],
     });
-    const [contact] = await query<{ external_id: string | null; erased_at: Date | null }>('SELECT external_id, erased_at FROM contacts WHERE id = $1', [contactId]);
+    const [contact] = await query<{ external_id: string | null; erased_at: Date | null }>(
+      'SELECT external_id, erased_at FROM contacts WHERE id = $1',
+      [contactId],
+    );
     expect(contact).toEqual({ external_id: null, erased_at: NOW });
     expect(await query('SELECT 1 FROM contact_personal_data WHERE contact_id = $1', [contactId])).toEqual([]);
     expect(await query('SELECT 1 FROM purchases WHERE contact_id = $1', [contactId])).toEqual([]);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PipelineBusyError, type PipelineLauncher } from '../../src/api/api-env.ts';
-import { createApiKey, revokeApiKey, ROLES } from '../../src/auth/api-key.repository.ts';
+import { createApiKey, ROLES, revokeApiKey } from '../../src/auth/api-key.repository.ts';
 import { type ApiHarness, bodyOf, createApiHarness, jsonBody } from './api.fixtures.ts';
 
 /*
@@ -83,7 +83,15 @@ describe('the role matrix, from the OpenAPI document', () => {
     }
     // the routes of this group are all there
     const names = new Set(operations.map((operation) => `${operation.method} ${operation.path}`));
-    for (const name of ['get /v1/models', 'get /v1/models/{sku}', 'post /v1/pipeline/runs', 'get /v1/pipeline/runs/{id}', 'post /v1/keys', 'get /v1/keys', 'delete /v1/keys/{id}']) {
+    for (const name of [
+      'get /v1/models',
+      'get /v1/models/{sku}',
+      'post /v1/pipeline/runs',
+      'get /v1/pipeline/runs/{id}',
+      'post /v1/keys',
+      'get /v1/keys',
+      'delete /v1/keys/{id}',
+    ]) {
       expect(names, name).toContain(name);
     }
   });
@@ -132,7 +140,8 @@ describe('limits', () => {
   it('answers 429 problem+json once a key has made its requests of the minute; other keys are not affected', async () => {
     const limited = await createApiHarness({ config: { api: { rateLimitPerMinute: 5, bodyLimitBytes: 1_048_576 } } });
     try {
-      for (let request = 1; request <= 5; request++) expect((await limited.call('dpo', '/v1/models')).status, `request ${request}`).toBe(200);
+      for (let request = 1; request <= 5; request++)
+        expect((await limited.call('dpo', '/v1/models')).status, `request ${request}`).toBe(200);
       const refused = await limited.call('dpo', '/v1/models');
       expect(refused.status).toBe(429);
       expect(refused.headers.get('content-type')).toContain('application/problem+json');

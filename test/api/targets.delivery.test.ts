@@ -26,9 +26,15 @@ describe('contact pressure counts delivered lists only', () => {
   const ranks = (list: { members: Array<{ rank: number }> }) => list.members.map((m) => m.rank);
   const first = (n: number, from = 1) => Array.from({ length: n }, (_, i) => from + i);
   const delivery = async (exportId: string) =>
-    api.database.db.selectFrom('target_exports').select(['delivery', 'delivery_settled_at']).where('id', '=', exportId).executeTakeFirstOrThrow();
+    api.database.db
+      .selectFrom('target_exports')
+      .select(['delivery', 'delivery_settled_at'])
+      .where('id', '=', exportId)
+      .executeTakeFirstOrThrow();
   const releasedMembers = async (exportId: string) =>
-    (await api.database.db.selectFrom('target_export_members').select('released').where('export_id', '=', exportId).execute()).filter((m) => m.released).length;
+    (await api.database.db.selectFrom('target_export_members').select('released').where('export_id', '=', exportId).execute()).filter(
+      (m) => m.released,
+    ).length;
 
   /** Starts a list, reads the first chunk of its body, then goes away. */
   async function abandon(query: string): Promise<string> {
@@ -111,7 +117,9 @@ describe('contact pressure counts delivered lists only', () => {
     at = new Date(NOW.getTime() + 30 * MINUTE);
     // the server makes the list, then waits until the client's connection has closed before answering
     let listMade!: () => void;
-    const made = new Promise<void>((resolve) => { listMade = resolve; });
+    const made = new Promise<void>((resolve) => {
+      listMade = resolve;
+    });
     const server = serve({
       hostname: '127.0.0.1',
       port: 0,
@@ -126,7 +134,12 @@ describe('contact pressure counts delivered lists only', () => {
     try {
       await new Promise((resolve) => server.once('listening', resolve));
       const { port } = server.address() as AddressInfo;
-      const request = http.get({ host: '127.0.0.1', port, path: `/v1/products/${SCORED_SKU}/targets?channel=email&top=10`, headers: { authorization: `Bearer ${api.keys.marketer}` } });
+      const request = http.get({
+        host: '127.0.0.1',
+        port,
+        path: `/v1/products/${SCORED_SKU}/targets?channel=email&top=10`,
+        headers: { authorization: `Bearer ${api.keys.marketer}` },
+      });
       request.on('error', () => {});
       await made;
       request.destroy();
@@ -141,7 +154,13 @@ describe('contact pressure counts delivered lists only', () => {
 
   /** The one list of this test settles once the server has seen its client go: waits for that. */
   async function waitForPendingToSettle(): Promise<string> {
-    const latest = () => api.database.db.selectFrom('target_exports').select(['id', 'delivery']).orderBy('created_at', 'desc').limit(1).executeTakeFirstOrThrow();
+    const latest = () =>
+      api.database.db
+        .selectFrom('target_exports')
+        .select(['id', 'delivery'])
+        .orderBy('created_at', 'desc')
+        .limit(1)
+        .executeTakeFirstOrThrow();
     let row = await latest();
     while (row.delivery === 'pending') {
       await new Promise((resolve) => setImmediate(resolve));

@@ -18,9 +18,21 @@ describe('target lists: bad input and refusals', () => {
   const cases: Array<[string, string, number, string, RegExp]> = [
     ['an unknown SKU', 'NOPE-1|channel=email', 404, '', /no product has the SKU "NOPE-1"/],
     ['a product without a model', `${UNSCORED_SKU}|channel=email`, 409, '', /has no live scores/],
-    ['an unknown channel', `${SCORED_SKU}|channel=pigeon`, 400, 'query.channel', /"pigeon" is unknown \(expected one of email, phone, postal, push, sms\)/],
+    [
+      'an unknown channel',
+      `${SCORED_SKU}|channel=pigeon`,
+      400,
+      'query.channel',
+      /"pigeon" is unknown \(expected one of email, phone, postal, push, sms\)/,
+    ],
     ['no channel', `${SCORED_SKU}|top=10`, 400, 'query.channel', /.+/],
-    ['top and percentile together', `${SCORED_SKU}|channel=email&top=10&percentile=5`, 400, 'query.percentile', /give one of top, percentile, minScore, expectedBuyers, not top and percentile/],
+    [
+      'top and percentile together',
+      `${SCORED_SKU}|channel=email&top=10&percentile=5`,
+      400,
+      'query.percentile',
+      /give one of top, percentile, minScore, expectedBuyers, not top and percentile/,
+    ],
     ['a negative top', `${SCORED_SKU}|channel=email&top=-5`, 400, 'query.top', /.+/],
     ['a fractional top', `${SCORED_SKU}|channel=email&top=2.5`, 400, 'query.top', /.+/],
     ['a huge top', `${SCORED_SKU}|channel=email&top=50000000`, 400, 'query.top', /from 1 to 200000/],
@@ -35,7 +47,10 @@ describe('target lists: bad input and refusals', () => {
   for (const [name, request, status, where, detail] of cases) {
     it(`refuses ${name} with a problem naming it`, async () => {
       const [sku, query] = request.split('|') as [string, string];
-      const before = await api.database.db.selectFrom('target_exports').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+      const before = await api.database.db
+        .selectFrom('target_exports')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .executeTakeFirstOrThrow();
       const response = await targets(sku, query);
       expect(response.status).toBe(status);
       expect(response.headers.get('content-type')).toContain('application/problem+json');
@@ -44,7 +59,10 @@ describe('target lists: bad input and refusals', () => {
       expect(problem.requestId).toBeTruthy();
       expect(problem.detail).toMatch(detail);
       if (where) expect(problem.errors.map((e: { where: string }) => e.where)).toContain(where);
-      const after = await api.database.db.selectFrom('target_exports').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+      const after = await api.database.db
+        .selectFrom('target_exports')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .executeTakeFirstOrThrow();
       expect(Number(after.n)).toBe(Number(before.n));
     });
   }

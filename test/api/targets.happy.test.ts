@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixedClock } from '../../src/clock.ts';
 import { loadConfig } from '../../src/config.ts';
-import { type ScoredBase, SCORED_SKU, seedScoredBase } from '../targeting/targeting.fixtures.ts';
-import { type ApiHarness, bodyOf, createApiHarness } from './api.fixtures.ts';
 import { TEST_TOMBSTONE_KEYS } from '../helpers/tombstone-keys.ts';
+import { SCORED_SKU, type ScoredBase, seedScoredBase } from '../targeting/targeting.fixtures.ts';
+import { type ApiHarness, bodyOf, createApiHarness } from './api.fixtures.ts';
 
 const NOW = new Date('2026-11-20T09:00:00Z');
 const COUNT = 200;
@@ -15,7 +15,10 @@ describe('GET /v1/products/{sku}/targets', () => {
 
   beforeAll(async () => {
     // a generous pressure cap: these tests ask for overlapping lists; the cap has its own test
-    api = await createApiHarness({ clock: fixedClock(NOW), config: { targeting: { ...loadConfig({}).targeting, pressureMaxLists: 1000 } } });
+    api = await createApiHarness({
+      clock: fixedClock(NOW),
+      config: { targeting: { ...loadConfig({}).targeting, pressureMaxLists: 1000 } },
+    });
     base = await seedScoredBase(api.database, COUNT, NOW);
   });
   afterAll(() => api?.close());
@@ -32,12 +35,25 @@ describe('GET /v1/products/{sku}/targets', () => {
       { feature: 'recency', contribution: 0.5 },
       { feature: 'frequency', contribution: expect.closeTo(0.2, 5) },
     ]);
-    expect(list.funnel).toEqual({ scored: COUNT, examined: 10, consentedForChannel: 10, notOpposed: 10, underPressureCap: 10, selected: 10, holdout: 0, returned: 10 });
+    expect(list.funnel).toEqual({
+      scored: COUNT,
+      examined: 10,
+      consentedForChannel: 10,
+      notOpposed: 10,
+      underPressureCap: 10,
+      selected: 10,
+      holdout: 0,
+      returned: 10,
+    });
     expect(list.model).toMatchObject({ id: base.modelId, versionId: base.versionId, horizonDays: 30 });
 
     // the consent ids are the ledger's profiling and email events of that person
     const events = await api.database.db
-      .selectFrom('consent_events').select(['id', 'purpose', 'channel']).where('contact_id', '=', first.id).orderBy('id').execute();
+      .selectFrom('consent_events')
+      .select(['id', 'purpose', 'channel'])
+      .where('contact_id', '=', first.id)
+      .orderBy('id')
+      .execute();
     const profiling = events.find((e) => e.purpose === 'profiling')!.id;
     const email = events.find((e) => e.channel === 'email')!.id;
     expect(list.members[0].consentEventIds).toEqual([Number(profiling), Number(email)]);
@@ -45,8 +61,18 @@ describe('GET /v1/products/{sku}/targets', () => {
     expect(response.headers.get('x-export-id')).toBe(list.exportId);
     expect(response.headers.get('x-manifest-sha256')).toBe(list.manifestHash);
     const stored = await api.database.db.selectFrom('target_exports').selectAll().where('id', '=', list.exportId).executeTakeFirstOrThrow();
-    expect(stored).toMatchObject({ channel: 'email', member_count: 10, manifest_hash: list.manifestHash, model_version_id: base.versionId });
-    const members = await api.database.db.selectFrom('target_export_members').selectAll().where('export_id', '=', list.exportId).orderBy('position').execute();
+    expect(stored).toMatchObject({
+      channel: 'email',
+      member_count: 10,
+      manifest_hash: list.manifestHash,
+      model_version_id: base.versionId,
+    });
+    const members = await api.database.db
+      .selectFrom('target_export_members')
+      .selectAll()
+      .where('export_id', '=', list.exportId)
+      .orderBy('position')
+      .execute();
     expect(members.map((m) => Number(m.contact_id))).toEqual(base.people.slice(0, 10).map((p) => p.id));
   });
 
@@ -88,7 +114,12 @@ describe('GET /v1/products/{sku}/targets', () => {
     // not simply the tail of the list
     expect(list.holdout.some((m: { rank: number }) => m.rank <= 40)).toBe(true);
     const flagged = await api.database.db
-      .selectFrom('target_export_members').select('rank').where('export_id', '=', list.exportId).where('is_holdout', '=', true).orderBy('rank').execute();
+      .selectFrom('target_export_members')
+      .select('rank')
+      .where('export_id', '=', list.exportId)
+      .where('is_holdout', '=', true)
+      .orderBy('rank')
+      .execute();
     expect(flagged.map((m) => m.rank)).toEqual(list.holdout.map((m: { rank: number }) => m.rank).sort((a: number, b: number) => a - b));
     expect(list.funnel).toMatchObject({ selected: 50, holdout: 10, returned: 40 });
   });
@@ -110,7 +141,10 @@ describe('GET /v1/products/{sku}/targets', () => {
 describe('contact pressure', () => {
   let api: ApiHarness;
   beforeAll(async () => {
-    api = await createApiHarness({ clock: fixedClock(NOW), config: { targeting: { pressureMaxLists: 2, pressureWindowDays: 7, maxMembers: 1000, deliveryTimeoutSeconds: 900 } } });
+    api = await createApiHarness({
+      clock: fixedClock(NOW),
+      config: { targeting: { pressureMaxLists: 2, pressureWindowDays: 7, maxMembers: 1000, deliveryTimeoutSeconds: 900 } },
+    });
     await seedScoredBase(api.database, 50, NOW);
   });
   afterAll(() => api?.close());
@@ -131,7 +165,10 @@ describe('contact pressure', () => {
     const heldRanks = new Set(held.holdout.map((m: { rank: number }) => m.rank));
     const next = await bodyOf(await api.call('marketer', `/v1/products/${SCORED_SKU}/targets?channel=email&top=10`));
     const earlyHeld = [...heldRanks].filter((rank) => (rank as number) <= 10).sort();
-    const earlyNext = next.members.map((m: { rank: number }) => m.rank).filter((rank: number) => rank <= 10).sort();
+    const earlyNext = next.members
+      .map((m: { rank: number }) => m.rank)
+      .filter((rank: number) => rank <= 10)
+      .sort();
     expect(earlyNext).toEqual(earlyHeld);
   });
 });
@@ -149,7 +186,13 @@ describe('export manifests', () => {
     const response = await api.call('marketer', `/v1/products/${SCORED_SKU}/targets?channel=email&top=8&holdout=25`);
     const list = await bodyOf(response);
     const manifest = await bodyOf(await api.call('marketer', `/v1/exports/${list.exportId}`));
-    expect(manifest).toMatchObject({ exportId: list.exportId, manifestHash: list.manifestHash, memberCount: 8, holdoutCount: 2, channel: 'email' });
+    expect(manifest).toMatchObject({
+      exportId: list.exportId,
+      manifestHash: list.manifestHash,
+      memberCount: 8,
+      holdoutCount: 2,
+      channel: 'email',
+    });
     expect(manifest.members[0]).toMatchObject({ position: 1, externalId: base.people[0]!.ref, contact: base.people[0]!.email });
     expect((await api.call('dpo', `/v1/exports/${list.exportId}`)).status).toBe(200);
 
@@ -159,12 +202,22 @@ describe('export manifests', () => {
     expect(refused.status).toBe(404);
 
     const verification = await bodyOf(await api.call('dpo', `/v1/exports/${list.exportId}/verification`));
-    expect(verification).toMatchObject({ valid: true, storedHash: list.manifestHash, recomputedHash: list.manifestHash, alteredPositions: [] });
+    expect(verification).toMatchObject({
+      valid: true,
+      storedHash: list.manifestHash,
+      recomputedHash: list.manifestHash,
+      alteredPositions: [],
+    });
   });
 
   it('detects a line altered after the fact', async () => {
     const list = await bodyOf(await api.call('marketer', `/v1/products/${SCORED_SKU}/targets?channel=email&top=5`));
-    await api.database.db.updateTable('target_export_members').set({ rank: 99 }).where('export_id', '=', list.exportId).where('position', '=', 3).execute();
+    await api.database.db
+      .updateTable('target_export_members')
+      .set({ rank: 99 })
+      .where('export_id', '=', list.exportId)
+      .where('position', '=', 3)
+      .execute();
     const verification = await bodyOf(await api.call('dpo', `/v1/exports/${list.exportId}/verification`));
     expect(verification).toMatchObject({ valid: false, alteredPositions: [3] });
   });

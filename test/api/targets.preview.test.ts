@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixedClock } from '../../src/clock.ts';
 import { DEFAULT_TARGETING_POLICY } from '../../src/config.ts';
-import { type ScoredBase, SCORED_SKU, seedScoredBase } from '../targeting/targeting.fixtures.ts';
+import { SCORED_SKU, type ScoredBase, seedScoredBase } from '../targeting/targeting.fixtures.ts';
 import { type ApiHarness, bodyOf, createApiHarness } from './api.fixtures.ts';
 
 const NOW = new Date('2026-11-20T09:00:00Z');
@@ -13,11 +13,21 @@ describe('GET /v1/products/{sku}/targets/preview', () => {
   const preview = (query: string) => api.call('marketer', `/v1/products/${SCORED_SKU}/targets/preview?${query}`);
   const list = (query: string) => api.call('marketer', `/v1/products/${SCORED_SKU}/targets?${query}`);
   const exportCount = async () =>
-    Number((await api.database.db.selectFrom('target_exports').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+    Number(
+      (
+        await api.database.db
+          .selectFrom('target_exports')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
 
   beforeAll(async () => {
     // one list per person per window: a preview that used pressure would push the next list down the ranks
-    api = await createApiHarness({ clock: fixedClock(NOW), config: { targeting: { ...DEFAULT_TARGETING_POLICY, pressureMaxLists: 1, maxMembers: 1000 } } });
+    api = await createApiHarness({
+      clock: fixedClock(NOW),
+      config: { targeting: { ...DEFAULT_TARGETING_POLICY, pressureMaxLists: 1, maxMembers: 1000 } },
+    });
     base = await seedScoredBase(api.database, COUNT, NOW);
   });
   afterAll(() => api?.close());
@@ -29,7 +39,16 @@ describe('GET /v1/products/{sku}/targets/preview', () => {
     expect(answer.recorded).toBe(false);
     expect(answer.note).toMatch(/no list was recorded, no manifest written and no contact pressure used/);
     expect(answer.members).toBeUndefined();
-    expect(answer.funnel).toEqual({ scored: COUNT, examined: 10, consentedForChannel: 10, notOpposed: 10, underPressureCap: 10, selected: 10, holdout: 2, returned: 8 });
+    expect(answer.funnel).toEqual({
+      scored: COUNT,
+      examined: 10,
+      consentedForChannel: 10,
+      notOpposed: 10,
+      underPressureCap: 10,
+      selected: 10,
+      holdout: 2,
+      returned: 8,
+    });
     expect(answer.scoreThreshold).toBeCloseTo(base.people[9]!.score, 5);
     const topTen = base.people.slice(0, 10).reduce((sum, p) => sum + Math.fround(p.score), 0);
     // two of the ten held out at random: the expected buyers are 8/10 of the ten's, on average over the draw
@@ -65,7 +84,11 @@ describe('GET /v1/products/{sku}/targets/preview', () => {
     const previewed = await bodyOf(await preview(wanted));
     const sms = base.people.filter((_, i) => i % 2 === 0 && i >= 10);
     const reached = sms.reduce((sum, p) => sum + Math.fround(p.score), 0);
-    expect(previewed.shortfall).toMatchObject({ asked: 1000, of: 'expectedBuyers', reason: expect.stringMatching(/^ran out of eligible people: every one of the 60 people still scored was examined/) });
+    expect(previewed.shortfall).toMatchObject({
+      asked: 1000,
+      of: 'expectedBuyers',
+      reason: expect.stringMatching(/^ran out of eligible people: every one of the 60 people still scored was examined/),
+    });
     expect(previewed.shortfall.reached).toBeCloseTo(reached, 2);
     const made = await bodyOf(await list(wanted));
     expect(made.shortfall).toEqual(previewed.shortfall);
@@ -88,7 +111,11 @@ describe('the list size cap, when it cuts a list short', () => {
   it('names the cap', async () => {
     const answer = await bodyOf(await api.call('marketer', `/v1/products/${SCORED_SKU}/targets/preview?channel=email&expectedBuyers=4.8`));
     expect(answer.funnel.selected).toBe(5);
-    expect(answer.shortfall).toMatchObject({ asked: 4.8, of: 'expectedBuyers', reason: 'the list reached its maximum size of 5 members (CIBLE_TARGETS_MAX_MEMBERS)' });
+    expect(answer.shortfall).toMatchObject({
+      asked: 4.8,
+      of: 'expectedBuyers',
+      reason: 'the list reached its maximum size of 5 members (CIBLE_TARGETS_MAX_MEMBERS)',
+    });
     const byPercentile = await bodyOf(await api.call('marketer', `/v1/products/${SCORED_SKU}/targets/preview?channel=email&percentile=50`));
     expect(byPercentile.shortfall).toMatchObject({ asked: null, reached: 5, of: 'members' });
   });
@@ -109,7 +136,9 @@ describe('query parameters are checked strictly', () => {
       expect(response.headers.get('content-type')).toContain('application/problem+json');
       const problem = await bodyOf(response);
       expect(problem.errors.map((e: { where: string }) => e.where).sort()).toEqual(['query.colour', 'query.tpo']);
-      expect(problem.errors[0].problem).toMatch(/^is not a parameter of this route \(known: channel, top, percentile, minScore, expectedBuyers, holdout/);
+      expect(problem.errors[0].problem).toMatch(
+        /^is not a parameter of this route \(known: channel, top, percentile, minScore, expectedBuyers, holdout/,
+      );
       const exports = await api.database.db.selectFrom('target_exports').select('id').execute();
       expect(exports).toEqual([]);
     });
@@ -135,7 +164,7 @@ describe('responses that carry personal data are not cached', () => {
   });
   afterAll(() => api?.close());
 
-  it('sends Cache-Control: no-store on lists, previews, manifests, a person\'s data and review pages', async () => {
+  it("sends Cache-Control: no-store on lists, previews, manifests, a person's data and review pages", async () => {
     const list = await api.call('marketer', `/v1/products/${SCORED_SKU}/targets?channel=email&top=3`);
     const { exportId } = await bodyOf(list);
     const csv = await api.call('marketer', `/v1/products/${SCORED_SKU}/targets?channel=email&top=3&format=csv`);
@@ -149,7 +178,9 @@ describe('responses that carry personal data are not cached', () => {
       portability: await api.call('dpo', `/v1/contacts/${base.people[0]!.ref}/export`),
       reviewPage: await api.app.request('/ui/login'),
     };
-    const cacheControl = Object.fromEntries(Object.entries(responses).map(([name, response]) => [name, response.headers.get('cache-control')]));
+    const cacheControl = Object.fromEntries(
+      Object.entries(responses).map(([name, response]) => [name, response.headers.get('cache-control')]),
+    );
     expect(cacheControl).toEqual(Object.fromEntries(Object.keys(responses).map((name) => [name, 'no-store'])));
     expect(responses.portability.status).toBe(200);
   });

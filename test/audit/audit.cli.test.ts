@@ -30,7 +30,9 @@ describe('cible audit consents', () => {
   it('prints a summary with the lists of contacts to ask again, and logs none of them', async () => {
     const { stdout, stderr } = await cible('audit', 'consents');
     expect(stdout).toMatch(/ledger: 25 consent events/);
-    expect(stdout).toMatch(/without proof of means, to ask again \(4 collected before 2018-05-25\): 5 consents of 4 contacts\n\s+A03\s+direct_marketing\s+email/);
+    expect(stdout).toMatch(
+      /without proof of means, to ask again \(4 collected before 2018-05-25\): 5 consents of 4 contacts\n\s+A03\s+direct_marketing\s+email/,
+    );
     expect(stdout).toMatch(/non-explicit method, never consent \(bundled 1, pre_ticked 1, implied 1\): 3 consents of 2 contacts/);
     expect(stderr).not.toMatch(/A\d\d/);
   });

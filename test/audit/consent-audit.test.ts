@@ -17,7 +17,13 @@ beforeAll(async () => {
 });
 afterAll(() => database.close());
 
-function state(purpose: string, channel: string | null, contacts: number, counting: number, notCounting: Partial<StateCount['notCounting']>): StateCount {
+function state(
+  purpose: string,
+  channel: string | null,
+  contacts: number,
+  counting: number,
+  notCounting: Partial<StateCount['notCounting']>,
+): StateCount {
   const zero = { withdrawn: 0, refused: 0, objected: 0, noProofOfMeans: 0, invalidMethod: 0, expired: 0 };
   return { purpose, channel, contacts, counting, notCounting: { ...zero, ...notCounting }, noEvent: 13 - contacts };
 }
@@ -93,10 +99,46 @@ describe('consent audit', () => {
       people: 3,
       beforeGdpr: 3,
       contacts: [
-        { externalId: 'A03', purpose: 'direct_marketing', channel: 'email', capturedAt: '2017-03-01T00:00:00.000Z', expiresAt: null, source: null, method: null, beforeGdpr: true },
-        { externalId: 'A03', purpose: 'profiling', channel: null, capturedAt: '2017-03-01T00:00:00.000Z', expiresAt: null, source: null, method: 'explicit_checkbox', beforeGdpr: true },
-        { externalId: 'A04', purpose: 'profiling', channel: null, capturedAt: '2019-06-01T00:00:00.000Z', expiresAt: '2026-06-05T00:00:00.000Z', source: 'web_form', method: null, beforeGdpr: false },
-        { externalId: 'A06', purpose: 'profiling', channel: null, capturedAt: '2018-05-24T23:00:00.000Z', expiresAt: null, source: null, method: 'implied', beforeGdpr: true },
+        {
+          externalId: 'A03',
+          purpose: 'direct_marketing',
+          channel: 'email',
+          capturedAt: '2017-03-01T00:00:00.000Z',
+          expiresAt: null,
+          source: null,
+          method: null,
+          beforeGdpr: true,
+        },
+        {
+          externalId: 'A03',
+          purpose: 'profiling',
+          channel: null,
+          capturedAt: '2017-03-01T00:00:00.000Z',
+          expiresAt: null,
+          source: null,
+          method: 'explicit_checkbox',
+          beforeGdpr: true,
+        },
+        {
+          externalId: 'A04',
+          purpose: 'profiling',
+          channel: null,
+          capturedAt: '2019-06-01T00:00:00.000Z',
+          expiresAt: '2026-06-05T00:00:00.000Z',
+          source: 'web_form',
+          method: null,
+          beforeGdpr: false,
+        },
+        {
+          externalId: 'A06',
+          purpose: 'profiling',
+          channel: null,
+          capturedAt: '2018-05-24T23:00:00.000Z',
+          expiresAt: null,
+          source: null,
+          method: 'implied',
+          beforeGdpr: true,
+        },
       ],
     });
     const noProof = report.state.reduce((sum, row) => sum + row.notCounting.noProofOfMeans, 0);
@@ -109,9 +151,33 @@ describe('consent audit', () => {
       people: 2,
       byMethod: { bundled: 1, pre_ticked: 1, implied: 1 },
       contacts: [
-        { externalId: 'A05', purpose: 'direct_marketing', channel: 'email', capturedAt: '2025-01-05T00:00:00.000Z', expiresAt: null, source: 'checkout', method: 'bundled' },
-        { externalId: 'A05', purpose: 'profiling', channel: null, capturedAt: '2025-01-05T00:00:00.000Z', expiresAt: '2026-06-10T00:00:00.000Z', source: 'checkout', method: 'pre_ticked' },
-        { externalId: 'A06', purpose: 'profiling', channel: null, capturedAt: '2018-05-24T23:00:00.000Z', expiresAt: null, source: null, method: 'implied' },
+        {
+          externalId: 'A05',
+          purpose: 'direct_marketing',
+          channel: 'email',
+          capturedAt: '2025-01-05T00:00:00.000Z',
+          expiresAt: null,
+          source: 'checkout',
+          method: 'bundled',
+        },
+        {
+          externalId: 'A05',
+          purpose: 'profiling',
+          channel: null,
+          capturedAt: '2025-01-05T00:00:00.000Z',
+          expiresAt: '2026-06-10T00:00:00.000Z',
+          source: 'checkout',
+          method: 'pre_ticked',
+        },
+        {
+          externalId: 'A06',
+          purpose: 'profiling',
+          channel: null,
+          capturedAt: '2018-05-24T23:00:00.000Z',
+          expiresAt: null,
+          source: null,
+          method: 'implied',
+        },
       ],
     });
   });
@@ -122,9 +188,33 @@ describe('consent audit', () => {
       total: 3,
       people: 3,
       contacts: [
-        { externalId: 'A01', purpose: 'direct_marketing', channel: 'email', capturedAt: '2024-01-10T00:00:00.000Z', expiresAt: '2026-06-15T00:00:00.000Z', source: 'web_form', method: 'double_opt_in' },
-        { externalId: 'A02', purpose: 'profiling', channel: null, capturedAt: '2024-02-01T00:00:00.000Z', expiresAt: '2026-06-20T00:00:00.000Z', source: 'mobile_app', method: 'explicit_checkbox' },
-        { externalId: 'A11', purpose: 'direct_marketing', channel: 'sms', capturedAt: '2025-06-01T00:00:00.000Z', expiresAt: '2026-07-01T12:00:00.000Z', source: 'web_form', method: 'explicit_checkbox' },
+        {
+          externalId: 'A01',
+          purpose: 'direct_marketing',
+          channel: 'email',
+          capturedAt: '2024-01-10T00:00:00.000Z',
+          expiresAt: '2026-06-15T00:00:00.000Z',
+          source: 'web_form',
+          method: 'double_opt_in',
+        },
+        {
+          externalId: 'A02',
+          purpose: 'profiling',
+          channel: null,
+          capturedAt: '2024-02-01T00:00:00.000Z',
+          expiresAt: '2026-06-20T00:00:00.000Z',
+          source: 'mobile_app',
+          method: 'explicit_checkbox',
+        },
+        {
+          externalId: 'A11',
+          purpose: 'direct_marketing',
+          channel: 'sms',
+          capturedAt: '2025-06-01T00:00:00.000Z',
+          expiresAt: '2026-07-01T12:00:00.000Z',
+          source: 'web_form',
+          method: 'explicit_checkbox',
+        },
       ],
     });
   });
@@ -147,7 +237,9 @@ describe('consent audit', () => {
     expect(text).toMatch(/ledger: 26 consent events/);
     expect(text).toMatch(/by method {3}\(no method\) 5 · bundled \(never valid\) 1/);
     expect(text).toMatch(/profiling\s+-\s+12\s+5\s+1\s+1\s+0\s+3\s+1\s+1\s+1\n/);
-    expect(text).toMatch(/without proof of means, to ask again \(3 collected before 2018-05-25\): 4 consents of 3 contacts\n\s+A03\s+direct_marketing\s+email/);
+    expect(text).toMatch(
+      /without proof of means, to ask again \(3 collected before 2018-05-25\): 4 consents of 3 contacts\n\s+A03\s+direct_marketing\s+email/,
+    );
     expect(text).toMatch(/… and 2 more: --json or --out FILE gives the full list/);
     expect(text).toMatch(/non-explicit method, never consent \(bundled 1, pre_ticked 1, implied 1\): 3 consents of 2 contacts/);
     expect(text).toMatch(/expiring within 30 days: 3 consents of 3 contacts\n\s+A01\s+direct_marketing\s+email\s+expires 2026-06-15/);
@@ -158,7 +250,14 @@ describe('consent audit', () => {
     const id = await recordConsentAudit(database.db, report, 'cli:dpo', 'file');
     const row = await database.db.selectFrom('audit_log').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
     expect(row).toMatchObject({ at: NOW, actor: 'cli:dpo', action: 'audit.consents', subject_type: null, subject_id: null });
-    expect(row.details).toEqual({ at: NOW.toISOString(), output: 'file', expiringWithinDays: 30, withoutProof: 4, nonExplicit: 3, expiring: 3 });
+    expect(row.details).toEqual({
+      at: NOW.toISOString(),
+      output: 'file',
+      expiringWithinDays: 30,
+      withoutProof: 4,
+      nonExplicit: 3,
+      expiring: 3,
+    });
     expect(JSON.stringify(row.details)).not.toMatch(/A\d\d/);
   });
 
@@ -190,4 +289,3 @@ describe('consent audit', () => {
     expect(rows[0]!.n).toBe(0);
   });
 });
-

@@ -96,7 +96,9 @@ async function main(): Promise<void> {
   await client.query('TRUNCATE target_export_members, target_exports');
   await client.end();
   const scored = live.rows.reduce((sum, row) => sum + row.rows, 0);
-  console.log(`${live.rows.length} products with live scores, ${scored.toLocaleString('en-GB')} scores (${Math.round(scored / live.rows.length).toLocaleString('en-GB')} people each)`);
+  console.log(
+    `${live.rows.length} products with live scores, ${scored.toLocaleString('en-GB')} scores (${Math.round(scored / live.rows.length).toLocaleString('en-GB')} people each)`,
+  );
 
   const database = await openDatabase(loadConfig({ DATABASE_URL: url }).database);
   const key = (await createApiKey(database.db, 'bench marketer', 'marketer')).key;
@@ -105,7 +107,15 @@ async function main(): Promise<void> {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const server = spawn('node', ['bin/cible.js', 'serve'], {
-    env: { ...process.env, DATABASE_URL: url, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', CIBLE_API_RATE_LIMIT: '100000000', CIBLE_PRESSURE_MAX_LISTS: '1000000' },
+    env: {
+      ...process.env,
+      DATABASE_URL: url,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      CIBLE_API_RATE_LIMIT: '100000000',
+      CIBLE_PRESSURE_MAX_LISTS: '1000000',
+    },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   try {
@@ -138,7 +148,9 @@ async function main(): Promise<void> {
     }
     const l = result.latency;
     console.log(`\ntop=1000 JSON lists, ${CONNECTIONS} concurrent connections, ${seconds} s (autocannon):`);
-    console.log(`  ${result.requests.total} lists, ${result.requests.average.toFixed(1)} lists/s, ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
+    console.log(
+      `  ${result.requests.total} lists, ${result.requests.average.toFixed(1)} lists/s, ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`,
+    );
     console.log(`  latency ms: p50 ${l.p50}  p90 ${l.p90}  p99 ${l.p99}  max ${l.max}  (target p99 <= 50)`);
     console.log(`  ${(result.throughput.average / 1e6).toFixed(1)} MB/s of JSON`);
 
@@ -154,12 +166,17 @@ async function main(): Promise<void> {
     console.log(`  one request at a time (20): median ${single[10]!.toFixed(1)} ms, max ${single[19]!.toFixed(1)} ms`);
 
     const began = performance.now();
-    const response = await fetch(`${base}/v1/products/${encodeURIComponent(skus[0]!)}/targets?channel=email&top=${CSV_MEMBERS}&format=csv`, { headers });
+    const response = await fetch(
+      `${base}/v1/products/${encodeURIComponent(skus[0]!)}/targets?channel=email&top=${CSV_MEMBERS}&format=csv`,
+      { headers },
+    );
     const firstByte = performance.now() - began;
     const text = await response.text();
     const total = performance.now() - began;
     const lines = text.split('\n').filter(Boolean).length - 1;
-    console.log(`\n${CSV_MEMBERS.toLocaleString('en-GB')}-member CSV: status ${response.status}, ${lines.toLocaleString('en-GB')} members, ${(text.length / 1e6).toFixed(1)} MB`);
+    console.log(
+      `\n${CSV_MEMBERS.toLocaleString('en-GB')}-member CSV: status ${response.status}, ${lines.toLocaleString('en-GB')} members, ${(text.length / 1e6).toFixed(1)} MB`,
+    );
     console.log(`  first byte ${(firstByte / 1000).toFixed(2)} s, last byte ${(total / 1000).toFixed(2)} s (target <= 2 s)`);
     console.log(`\nserver peak RSS ${peakRssMb(server.pid!).toFixed(0)} MB`);
   } finally {

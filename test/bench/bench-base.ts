@@ -62,6 +62,7 @@ export async function generateBase(client: pg.Client): Promise<void> {
     FROM people p CROSS JOIN catalog, generate_series(1, p.n) k`);
   await client.query('ANALYZE');
   const counts = await client.query<{ purchases: string }>('SELECT count(*) AS purchases FROM purchases');
-  console.log(`generated ${contacts} contacts, ${counts.rows[0]?.purchases} purchases, ${PRODUCTS} products in ${((performance.now() - began) / 1000).toFixed(0)} s`);
+  console.log(
+    `generated ${contacts} contacts, ${counts.rows[0]?.purchases} purchases, ${PRODUCTS} products in ${((performance.now() - began) / 1000).toFixed(0)} s`,
+  );
 }
-

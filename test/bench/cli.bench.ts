@@ -54,7 +54,9 @@ function median(command: string, args: string[]): number {
 
 function line(label: string, seconds: number, anchorLabel: string, anchor: number, target?: number): void {
   const goal = target === undefined ? '' : `  (target ≤ ${target} s: ${seconds <= target ? 'met' : 'NOT met'})`;
-  console.log(`${label.padEnd(58)} ${seconds.toFixed(3)} s   ${anchorLabel.padEnd(34)} ${anchor.toFixed(3)} s   ratio ${(seconds / anchor).toFixed(1)}×${goal}`);
+  console.log(
+    `${label.padEnd(58)} ${seconds.toFixed(3)} s   ${anchorLabel.padEnd(34)} ${anchor.toFixed(3)} s   ratio ${(seconds / anchor).toFixed(1)}×${goal}`,
+  );
 }
 
 const BARE_LIST_SQL = `
@@ -106,7 +108,9 @@ async function startServer(): Promise<() => Promise<void>> {
 async function main(): Promise<void> {
   const began = performance.now();
   once('npm', ['run', '--silent', 'build']);
-  console.log(`built dist/ in ${((performance.now() - began) / 1000).toFixed(1)} s; ${runs} runs per figure; load average ${loadavg()[0]!.toFixed(1)} on this machine`);
+  console.log(
+    `built dist/ in ${((performance.now() - began) / 1000).toFixed(1)} s; ${runs} runs per figure; load average ${loadavg()[0]!.toFixed(1)} on this machine`,
+  );
   const cible = (...args: string[]) => ['bin/cible.js', ...args];
 
   const node = median('node', ['-e', '']);
@@ -131,7 +135,14 @@ async function main(): Promise<void> {
   const preview = once('node', cible('targets', '--help')).includes('--preview');
   const timeLists = (where: string) => {
     line(`cible ${list.join(' ')}${where}`, median('node', cible(...list)), 'PGlite open + bare list SQL', bare, 1);
-    if (preview) line(`cible ${list.join(' ')} --preview${where}`, median('node', cible(...list, '--preview')), 'PGlite open + bare list SQL', bare, 1);
+    if (preview)
+      line(
+        `cible ${list.join(' ')} --preview${where}`,
+        median('node', cible(...list, '--preview')),
+        'PGlite open + bare list SQL',
+        bare,
+        1,
+      );
   };
   timeLists('');
   // without an owner, a second process would open the same files: only with a build that has one
@@ -145,7 +156,8 @@ async function main(): Promise<void> {
   } else {
     console.log('beside a running cible serve: not measured (this build has no owner for the embedded database)');
   }
-  if (buildState() !== 'current') console.log('warning: the sources changed during the run: some figures may be of the sources through tsx, not of the build');
+  if (buildState() !== 'current')
+    console.log('warning: the sources changed during the run: some figures may be of the sources through tsx, not of the build');
 }
 
 try {

@@ -242,7 +242,11 @@ async function main(): Promise<void> {
     const sizes = await tableSizes(database);
     console.log(`loaded in ${loadSeconds.toFixed(1)} s (generated in SQL; not what is measured):`);
     console.table(loadSteps);
-    console.log(Object.entries(sizes).map(([table, n]) => `${table} ${n.toLocaleString('en-GB')}`).join(', '));
+    console.log(
+      Object.entries(sizes)
+        .map(([table, n]) => `${table} ${n.toLocaleString('en-GB')}`)
+        .join(', '),
+    );
 
     const results = new Map<string, number | ChannelFunnel>();
     const rows = await measureAll(measures(database), results);
@@ -270,8 +274,16 @@ async function main(): Promise<void> {
       problems.push('the state kept by the trigger and the ledger read as of now disagree');
     }
     const slow = rows.filter((row) => String(row.query).startsWith('channelFunnel') && Number(row['median s']) >= TARGET_SECONDS);
-    console.log(problems.length === 0 ? 'consistency: every funnel step ≤ the previous; live state = ledger as of now' : `INCONSISTENT: ${problems.join('; ')}`);
-    console.log(slow.length === 0 ? `target met: every funnel under ${TARGET_SECONDS} s` : `target missed (${TARGET_SECONDS} s): ${slow.map((row) => row.query).join(', ')}`);
+    console.log(
+      problems.length === 0
+        ? 'consistency: every funnel step ≤ the previous; live state = ledger as of now'
+        : `INCONSISTENT: ${problems.join('; ')}`,
+    );
+    console.log(
+      slow.length === 0
+        ? `target met: every funnel under ${TARGET_SECONDS} s`
+        : `target missed (${TARGET_SECONDS} s): ${slow.map((row) => row.query).join(', ')}`,
+    );
 
     if (problems.length > 0) process.exitCode = 1;
   } finally {

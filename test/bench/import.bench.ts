@@ -40,16 +40,11 @@ await writeLines(files.contacts, 'external_id,created_at', CONTACTS, (i) => `B${
 await writeLines(files.products, 'sku,name,category', PRODUCTS, (i) => `SKU-${i},Product ${i},cat-${i % 5}`);
 const start = Date.UTC(2024, 0, 1);
 // three lines an order, each order of one contact
-await writeLines(
-  files.purchases,
-  'order_id,external_id,sku,quantity,unit_price,purchased_at',
-  ROWS,
-  (i) => {
-    const order = Math.floor(i / 3);
-    const at = new Date(start + order * 37_000).toISOString();
-    return `O${order},B${(order * 7919) % CONTACTS},SKU-${(i * 31) % PRODUCTS},${1 + (i % 4)},${(5 + (i % 100) / 4).toFixed(2)},${at}`;
-  },
-);
+await writeLines(files.purchases, 'order_id,external_id,sku,quantity,unit_price,purchased_at', ROWS, (i) => {
+  const order = Math.floor(i / 3);
+  const at = new Date(start + order * 37_000).toISOString();
+  return `O${order},B${(order * 7919) % CONTACTS},SKU-${(i * 31) % PRODUCTS},${1 + (i % 4)},${(5 + (i % 100) / 4).toFixed(2)},${at}`;
+});
 
 const logger = createLogger('warn');
 const results: Array<Record<string, string | number>> = [];

@@ -38,10 +38,17 @@ async function freshDatabase(): Promise<void> {
   }
 }
 
-async function run(label: string, overrides: Partial<typeof DEFAULT_PIPELINE_OPTIONS.training>): Promise<{ seconds: number; training: number; report: PipelineReport }> {
+async function run(
+  label: string,
+  overrides: Partial<typeof DEFAULT_PIPELINE_OPTIONS.training>,
+): Promise<{ seconds: number; training: number; report: PipelineReport }> {
   await freshDatabase();
   const logger = createLogger(process.env.LOG_LEVEL ?? 'warn');
-  const context = await createContext(loadConfig({ ...process.env, DATABASE_URL: url }), { migrate: true, logger, clock: fixedClock(new Date(END.getTime() + 3_600_000)) });
+  const context = await createContext(loadConfig({ ...process.env, DATABASE_URL: url }), {
+    migrate: true,
+    logger,
+    clock: fixedClock(new Date(END.getTime() + 3_600_000)),
+  });
   try {
     const cohort = await seedCohort(context.database, {
       seed: 1500,
@@ -79,16 +86,26 @@ async function run(label: string, overrides: Partial<typeof DEFAULT_PIPELINE_OPT
 // printed apart, so that neither run carries it
 const warmUp = performance.now();
 const t = await loadTensorflow({ prefer: 'auto' });
-(await trainNetwork(t, { rows: 64, features: 2, x: new Float32Array(128), targets: 1, y: new Uint8Array(64) }, { kind: 'mlp', epochs: 1, batchSize: 64, learningRate: 0.01, l2: 0, seed: 1, positiveWeights: Float32Array.of(1) })).model.dispose();
+(
+  await trainNetwork(
+    t,
+    { rows: 64, features: 2, x: new Float32Array(128), targets: 1, y: new Uint8Array(64) },
+    { kind: 'mlp', epochs: 1, batchSize: 64, learningRate: 0.01, l2: 0, seed: 1, positiveWeights: Float32Array.of(1) },
+  )
+).model.dispose();
 await import('danfojs-node');
-console.log(`process start-up (TensorFlow.js ${t.backend}, danfojs): ${((performance.now() - warmUp) / 1000).toFixed(1)} s, once per process`);
+console.log(
+  `process start-up (TensorFlow.js ${t.backend}, danfojs): ${((performance.now() - warmUp) / 1000).toFixed(1)} s, once per process`,
+);
 
 const early = await run('default', {});
 const fixed = await run('anchor: logistic + MLP, 500k rows seen', { validationShare: 0, minRowsForMlp: 0 });
 console.log(`stages (default | anchor):`);
 for (const [index, stage] of early.report.stages.entries()) {
   const anchor = fixed.report.stages.find((other, at) => other.stage === stage.stage && at >= index - 2) ?? null;
-  console.log(`  ${stage.stage.padEnd(22)} ${stage.seconds.toFixed(1).padStart(6)} s | ${anchor ? `${anchor.seconds.toFixed(1).padStart(6)} s` : '     -'}  ${stage.rows > 0 ? `${stage.rows} rows` : ''}`);
+  console.log(
+    `  ${stage.stage.padEnd(22)} ${stage.seconds.toFixed(1).padStart(6)} s | ${anchor ? `${anchor.seconds.toFixed(1).padStart(6)} s` : '     -'}  ${stage.rows > 0 ? `${stage.rows} rows` : ''}`,
+  );
 }
 console.log(
   `pipeline run: default ${early.seconds.toFixed(1)} s, anchor ${fixed.seconds.toFixed(1)} s, ratio ${(early.seconds / fixed.seconds).toFixed(2)}; training ${early.training.toFixed(1)} s vs ${fixed.training.toFixed(1)} s, ratio ${(early.training / fixed.training).toFixed(2)}; target under 15 s: ${early.seconds < 15 ? 'met' : 'not met'}`,

@@ -8,11 +8,11 @@
  *   BENCH_CONTACTS (default 1000000)
  */
 import pg from 'pg';
+import { logProgress, terminalProgress } from '../../pipelines/progress.ts';
+import { DEFAULT_PIPELINE_OPTIONS, runPipeline } from '../../pipelines/run-pipeline.ts';
+import { fixedClock } from '../../src/clock.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createContext } from '../../src/context.ts';
-import { fixedClock } from '../../src/clock.ts';
-import { DEFAULT_PIPELINE_OPTIONS, runPipeline } from '../../pipelines/run-pipeline.ts';
-import { terminalProgress, logProgress } from '../../pipelines/progress.ts';
 import { createLogger } from '../../src/logger.ts';
 
 import { AS_OF, contacts, ensureDatabase, generateBase, url } from './bench-base.ts';
@@ -20,7 +20,11 @@ import { AS_OF, contacts, ensureDatabase, generateBase, url } from './bench-base
 async function main(): Promise<void> {
   await ensureDatabase();
   const logger = createLogger(process.env.LOG_LEVEL ?? 'warn');
-  const context = await createContext(loadConfig({ ...process.env, DATABASE_URL: url }), { migrate: true, logger, clock: fixedClock(new Date()) });
+  const context = await createContext(loadConfig({ ...process.env, DATABASE_URL: url }), {
+    migrate: true,
+    logger,
+    clock: fixedClock(new Date()),
+  });
   try {
     const client = new pg.Client({ connectionString: url });
     await client.connect();
@@ -41,7 +45,9 @@ async function main(): Promise<void> {
     console.log('stage                    seconds        rows     rows/s');
     for (const stage of report.stages) {
       const rate = stage.rows > 0 ? Math.round(stage.rows / Math.max(stage.seconds, 1e-3)) : 0;
-      console.log(`${stage.stage.padEnd(22)} ${stage.seconds.toFixed(1).padStart(9)} ${String(stage.rows).padStart(11)} ${String(rate).padStart(10)}`);
+      console.log(
+        `${stage.stage.padEnd(22)} ${stage.seconds.toFixed(1).padStart(9)} ${String(stage.rows).padStart(11)} ${String(rate).padStart(10)}`,
+      );
     }
     const champions = report.targets.filter((target) => target.status === 'champion').length;
     console.log(`total ${total.toFixed(1)} s (${(total / 60).toFixed(1)} min); ${champions} champions of ${report.targets.length} targets`);

@@ -118,7 +118,13 @@ interface Figures {
 function figures(samples: Sample[]): Figures | null {
   if (samples.length === 0) return null;
   const sorted = samples.map((sample) => sample.ms).sort((a, b) => a - b);
-  return { n: sorted.length, dropped: samples.filter((sample) => sample.status === 0).length, p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99), max: sorted[sorted.length - 1] as number };
+  return {
+    n: sorted.length,
+    dropped: samples.filter((sample) => sample.status === 0).length,
+    p50: quantile(sorted, 0.5),
+    p99: quantile(sorted, 0.99),
+    max: sorted[sorted.length - 1] as number,
+  };
 }
 
 const ms = (value: number) => `${value.toFixed(1)} ms`;
@@ -163,7 +169,9 @@ async function main(): Promise<void> {
   const sku = /npx cible targets (\S+) --channel email/.exec(demo)?.[1];
   if (!sku) throw new Error(`the demo named no product with a champion model:\n${demo}`);
   const keyOf = async (role: string) => {
-    const created = JSON.parse(await cible('keys', 'create', '--role', role, '--name', `bench:responsive ${role}`, '--json')) as { key: string };
+    const created = JSON.parse(await cible('keys', 'create', '--role', role, '--name', `bench:responsive ${role}`, '--json')) as {
+      key: string;
+    };
     return created.key;
   };
   const marketer = await keyOf('marketer');
@@ -179,7 +187,10 @@ async function main(): Promise<void> {
   try {
     for (;;) {
       if (server.exitCode !== null) throw new Error(`cible serve exited with ${server.exitCode}`);
-      const up = await fetch(`${base}/health`).then((response) => response.ok, () => false);
+      const up = await fetch(`${base}/health`).then(
+        (response) => response.ok,
+        () => false,
+      );
       if (up) break;
       await sleep(200);
     }
@@ -222,9 +233,12 @@ async function main(): Promise<void> {
       from: part.startedAt ? Date.parse(part.startedAt) : Number.POSITIVE_INFINITY,
       to: part.finishedAt ? Date.parse(part.finishedAt) : Number.NEGATIVE_INFINITY,
     }));
-    const within = (kinds: string[]) => (sample: Sample) => intervals.some((part) => kinds.includes(part.kind) && sample.at >= part.from && sample.at <= part.to);
+    const within = (kinds: string[]) => (sample: Sample) =>
+      intervals.some((part) => kinds.includes(part.kind) && sample.at >= part.from && sample.at <= part.to);
     const workers = [...new Set(run.parts.map((part) => part.worker?.split(':').at(-1)))];
-    const where = workers.every((pid) => pid === String(server.pid)) ? 'in the server process' : `in process(es) ${workers.join(', ')}, not the server (${server.pid})`;
+    const where = workers.every((pid) => pid === String(server.pid))
+      ? 'in the server process'
+      : `in process(es) ${workers.join(', ')}, not the server (${server.pid})`;
 
     console.log(`\nrun ${runId} took ${runSeconds.toFixed(1)} s; its parts ran ${where}`);
     const anchorHealth = figures(anchor.health);
@@ -240,7 +254,9 @@ async function main(): Promise<void> {
     for (const kind of ['train', 'score', 'rank', 'publish']) {
       const health = figures(during.health.filter(within([kind])));
       const lists = figures(during.lists.filter(within([kind])));
-      console.log(`  during ${kind.padEnd(7)} /health p99 ${health ? ms(health.p99) : '-'} max ${health ? ms(health.max) : '-'};  list p50 ${lists ? ms(lists.p50) : '-'} p99 ${lists ? ms(lists.p99) : '-'}`);
+      console.log(
+        `  during ${kind.padEnd(7)} /health p99 ${health ? ms(health.p99) : '-'} max ${health ? ms(health.max) : '-'};  list p50 ${lists ? ms(lists.p50) : '-'} p99 ${lists ? ms(lists.p99) : '-'}`,
+      );
     }
   } finally {
     if (server.exitCode === null) {

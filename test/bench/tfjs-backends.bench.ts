@@ -11,14 +11,14 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { rocAuc, strided } from '../../models/metrics.ts';
-import { mulberry32 } from '../../models/random.ts';
 import {
   explainByGroups,
   predictProbabilities,
   type TrainedNetwork,
-  trainNetwork,
   type TrainingSet,
+  trainNetwork,
 } from '../../models/propensity-network.ts';
+import { mulberry32 } from '../../models/random.ts';
 import { type BackendName, loadTensorflow } from '../../models/tensorflow.ts';
 
 const { values } = parseArgs({
@@ -76,7 +76,7 @@ function signal(truth: Truth, x: Float32Array, row: number, target: number): num
 /** Intercepts such that the mean probability of target t is its base rate, 0.5% to 10% log-spaced. */
 function calibrate(truth: Truth, x: Float32Array, rows: number): void {
   for (let t = 0; t < TARGETS; t++) {
-    const rate = 0.005 * Math.pow(20, t / (TARGETS - 1));
+    const rate = 0.005 * 20 ** (t / (TARGETS - 1));
     let low = -20;
     let high = 5;
     for (let step = 0; step < 40; step++) {
@@ -178,7 +178,16 @@ if (values.backend) {
     process.stderr.write(`running ${backend}…\n`);
     const child = spawnSync(
       process.execPath,
-      [...process.execArgv, fileURLToPath(import.meta.url), '--backend', backend, '--rows', String(ROWS), '--explain-rows', String(EXPLAIN_ROWS)],
+      [
+        ...process.execArgv,
+        fileURLToPath(import.meta.url),
+        '--backend',
+        backend,
+        '--rows',
+        String(ROWS),
+        '--explain-rows',
+        String(EXPLAIN_ROWS),
+      ],
       { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 1 << 20 },
     );
     if (child.status !== 0) {

@@ -47,7 +47,9 @@ async function main(): Promise<void> {
   const { db } = database;
   try {
     const { rows: columns } = await sql<{ n: number }>`
-      SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'score_sets' AND column_name = 'feature_profile'`.execute(db);
+      SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'score_sets' AND column_name = 'feature_profile'`.execute(
+      db,
+    );
     if (columns[0]?.n !== 1) {
       console.error(
         `${url} lacks score_sets.feature_profile (migration 20261129_1600_review_pages): migrate it (DATABASE_URL=… npx cible db migrate), then run npm run bench:pipeline so that its scores carry the profiles the pages draw`,
@@ -59,7 +61,12 @@ async function main(): Promise<void> {
       .selectFrom('models as m')
       .innerJoin('model_versions as v', (join) => join.onRef('v.model_id', '=', 'm.id').on('v.status', '=', 'champion'))
       .innerJoin('score_sets as s', (join) => join.onRef('s.model_id', '=', 'm.id').on('s.status', '=', 'live'))
-      .select(['m.target_key', 's.id as set_id', sql<boolean>`v.metrics -> 'evaluation' ? 'curves'`.as('has_curves'), sql<boolean>`s.feature_profile IS NOT NULL`.as('has_profile')])
+      .select([
+        'm.target_key',
+        's.id as set_id',
+        sql<boolean>`v.metrics -> 'evaluation' ? 'curves'`.as('has_curves'),
+        sql<boolean>`s.feature_profile IS NOT NULL`.as('has_profile'),
+      ])
       .where('m.target_kind', '=', 'product')
       .orderBy('m.target_key')
       .execute();
@@ -92,11 +99,20 @@ async function main(): Promise<void> {
     const key = await createApiKey(db, `bench ui ${new Date().toISOString()}`, 'data_scientist');
     try {
       const picked = [champions[0]!, champions[Math.floor(champions.length / 2)]!, champions[champions.length - 1]!];
-      const person = await db.selectFrom('scores').select('contact_id').where('score_set_id', '=', picked[0]!.set_id).orderBy('rank').limit(1).executeTakeFirstOrThrow();
+      const person = await db
+        .selectFrom('scores')
+        .select('contact_id')
+        .where('score_set_id', '=', picked[0]!.set_id)
+        .orderBy('rank')
+        .limit(1)
+        .executeTakeFirstOrThrow();
       const run = await db.selectFrom('pipeline_runs').select('id').orderBy('id', 'desc').limit(1).executeTakeFirstOrThrow();
       const pages: Array<[string, string]> = [
         ['overview', '/ui/models'],
-        ...picked.map((row, i): [string, string] => [`model page ${i + 1} (${row.target_key})`, `/ui/models/${encodeURIComponent(row.target_key)}`]),
+        ...picked.map((row, i): [string, string] => [
+          `model page ${i + 1} (${row.target_key})`,
+          `/ui/models/${encodeURIComponent(row.target_key)}`,
+        ]),
         ['person view', `/ui/people/${person.contact_id}`],
         ['runs', '/ui/runs'],
         [`run #${run.id}`, `/ui/runs/${run.id}`],
@@ -129,10 +145,12 @@ async function main(): Promise<void> {
       for (const [name, path] of pages) {
         // 1. first view, cold cache: the page, then its images
         const first = await timed(path, 'text/html');
-        const images = [...first.body.matchAll(/<figure class="chart" id="chart-[^"]+" data-chart="([^"]+)"[^>]*><img src="([^"]+)"/g)].map((m) => ({
-          kind: m[1]!,
-          src: m[2]!.replaceAll('&amp;', '&'),
-        }));
+        const images = [...first.body.matchAll(/<figure class="chart" id="chart-[^"]+" data-chart="([^"]+)"[^>]*><img src="([^"]+)"/g)].map(
+          (m) => ({
+            kind: m[1]!,
+            src: m[2]!.replaceAll('&amp;', '&'),
+          }),
+        );
         let chartsFirst = 0;
         let slowest = 0;
         for (const image of images) {
@@ -152,17 +170,23 @@ async function main(): Promise<void> {
 
       const ms = (value: number, width: number) => value.toFixed(1).padStart(width);
       let over = 0;
-      console.log(`review pages on ${url}: ${models.n} models, ${champions.length} scored products; ${ROUNDS} requests per page and per chart image after ${WARMUP} warm-up requests`);
+      console.log(
+        `review pages on ${url}: ${models.n} models, ${champions.length} scored products; ${ROUNDS} requests per page and per chart image after ${WARMUP} warm-up requests`,
+      );
       console.log('');
       console.log('PAGES: server time of the page alone (its charts are separate <img> requests, not included)');
       console.log('page                                   first view ms   median ms    p95 ms   max ms');
       for (const row of pageRows) {
         const p95 = percentile(row.times, 0.95);
         if (p95 > BUDGET_MS || row.cold > BUDGET_MS) over++;
-        console.log(`${row.name.slice(0, 38).padEnd(38)} ${ms(row.cold, 13)} ${ms(percentile(row.times, 0.5), 11)} ${ms(p95, 9)} ${ms(row.times[row.times.length - 1]!, 8)}`);
+        console.log(
+          `${row.name.slice(0, 38).padEnd(38)} ${ms(row.cold, 13)} ${ms(percentile(row.times, 0.5), 11)} ${ms(p95, 9)} ${ms(row.times[row.times.length - 1]!, 8)}`,
+        );
       }
       console.log('');
-      console.log('FIRST VIEW (cold cache): the page, then each of its chart images drawn for the first time; server time summed (a browser fetches the images in parallel, this server draws them one at a time)');
+      console.log(
+        'FIRST VIEW (cold cache): the page, then each of its chart images drawn for the first time; server time summed (a browser fetches the images in parallel, this server draws them one at a time)',
+      );
       console.log('page                                    page ms  charts  charts ms  slowest chart ms   page + charts ms');
       for (const row of pageRows.filter((r) => r.charts > 0)) {
         if (row.slowest > BUDGET_MS) over++;
@@ -178,7 +202,10 @@ async function main(): Promise<void> {
         const warmTimes = [...times.warm].sort((a, b) => a - b);
         const p95 = percentile(warmTimes, 0.95);
         if (p95 > BUDGET_MS) over++;
-        const note = times.cachedFirst > 0 ? `  (${times.cachedFirst} first request(s) found the chart drawn already: same spec as another page's)` : '';
+        const note =
+          times.cachedFirst > 0
+            ? `  (${times.cachedFirst} first request(s) found the chart drawn already: same spec as another page's)`
+            : '';
         console.log(
           `${kind.padEnd(21)} ${String(first.length).padStart(6)} ${ms(percentile(first, 0.5), 21)} ${ms(first[first.length - 1]!, 18)} ${ms(percentile(warmTimes, 0.5), 16)} ${ms(p95, 12)} ${ms(warmTimes[warmTimes.length - 1]!, 12)}${note}`,
         );

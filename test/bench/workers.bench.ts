@@ -44,11 +44,17 @@ async function main(): Promise<void> {
       await client.query('TRUNCATE profiling_snapshots');
       const children = Array.from({ length: workers }, () => startWorker());
       const began = performance.now();
-      const runId = await enqueueRun(context, queue, { trigger: `bench:workers:${workers}`, asOf: AS_OF, horizonDays: 30 }, { ...DEFAULT_PIPELINE_OPTIONS, backend: config.tfBackend });
+      const runId = await enqueueRun(
+        context,
+        queue,
+        { trigger: `bench:workers:${workers}`, asOf: AS_OF, horizonDays: 30 },
+        { ...DEFAULT_PIPELINE_OPTIONS, backend: config.tfBackend },
+      );
       let status = 'queued';
       while (status === 'queued' || status === 'running') {
         await new Promise((resolve) => setTimeout(resolve, 2000));
-        status = (await client.query<{ status: string }>('SELECT status FROM pipeline_runs WHERE id = $1', [runId])).rows[0]?.status ?? 'missing';
+        status =
+          (await client.query<{ status: string }>('SELECT status FROM pipeline_runs WHERE id = $1', [runId])).rows[0]?.status ?? 'missing';
       }
       const seconds = (performance.now() - began) / 1000;
       for (const child of children) child.kill('SIGTERM');
@@ -68,13 +74,16 @@ async function main(): Promise<void> {
         const entry = kinds.get(kind) ?? { count: 0, seconds: 0 };
         kinds.set(kind, { count: entry.count + 1, seconds: entry.seconds + part.seconds });
       }
-      for (const [kind, entry] of kinds) console.log(`  ${kind.padEnd(8)} ${String(entry.count).padStart(3)} job(s), ${entry.seconds.toFixed(1).padStart(7)} s of work`);
+      for (const [kind, entry] of kinds)
+        console.log(`  ${kind.padEnd(8)} ${String(entry.count).padStart(3)} job(s), ${entry.seconds.toFixed(1).padStart(7)} s of work`);
       results.push({ workers, seconds, maxRssMb: 0 });
     }
     console.log(`\npipeline on ${contacts} contacts through the job queue (PostgreSQL, ${shards} scoring shards):`);
     const base = results[0];
     for (const result of results) {
-      console.log(`  ${result.workers} worker(s): ${result.seconds.toFixed(1)} s${base && result !== base ? `, speed-up ×${(base.seconds / result.seconds).toFixed(2)} over ${base.workers}` : ''}`);
+      console.log(
+        `  ${result.workers} worker(s): ${result.seconds.toFixed(1)} s${base && result !== base ? `, speed-up ×${(base.seconds / result.seconds).toFixed(2)} over ${base.workers}` : ''}`,
+      );
     }
   } finally {
     await queue.stop({ timeoutMs: 1000 });

@@ -38,7 +38,10 @@ interface Server {
 /** `cible serve` on the data dir; resolves once it listens. */
 async function serve(): Promise<Server> {
   const port = await freePort();
-  const child: ChildProcess = spawn('node', ['bin/cible.js', 'serve'], { env: { ...env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn('node', ['bin/cible.js', 'serve'], {
+    env: { ...env, PORT: String(port) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout!.on('data', (chunk) => (output += chunk));
   child.stderr!.on('data', (chunk) => (output += chunk));

@@ -36,7 +36,18 @@ register(${JSON.stringify(pathToFileURL(join(folder, 'hooks.mjs')).href)}, { dat
 );
 
 /** Loaded by a command that has not run yet: training, charts, data frames, the API, the queue, a database. */
-const HEAVY = ['@tensorflow/tfjs', 'danfojs-node', 'vega', 'vega-lite', 'pg-boss', 'pg', '@electric-sql/pglite', 'hono', '@hono/zod-openapi', '@faker-js/faker'];
+const HEAVY = [
+  '@tensorflow/tfjs',
+  'danfojs-node',
+  'vega',
+  'vega-lite',
+  'pg-boss',
+  'pg',
+  '@electric-sql/pglite',
+  'hono',
+  '@hono/zod-openapi',
+  '@faker-js/faker',
+];
 /** Fast enough for a command that runs, too slow to load for help: the query builder, validation, dates, phone numbers, logs. */
 const START_UP = [...HEAVY, 'kysely', 'zod', 'date-fns', 'libphonenumber-js', 'pino'];
 
@@ -46,13 +57,22 @@ async function packagesLoaded(name: string, ...argvs: string[][]): Promise<{ pac
   writeFileSync(log, '');
   const script = `const { main } = await import('./src/cli/main.ts');
 for (const argv of ${JSON.stringify(argvs)}) await main(['node', 'cible', ...argv]);`;
-  const { stdout } = await run('node', ['--import', 'tsx', '--import', pathToFileURL(join(folder, 'record.mjs')).href, '--input-type=module', '-e', script], {
-    env: { ...process.env, CIBLE_TEST_MODULE_LOG: log },
-    timeout: 120_000,
-  });
+  const { stdout } = await run(
+    'node',
+    ['--import', 'tsx', '--import', pathToFileURL(join(folder, 'record.mjs')).href, '--input-type=module', '-e', script],
+    {
+      env: { ...process.env, CIBLE_TEST_MODULE_LOG: log },
+      timeout: 120_000,
+    },
+  );
   const urls = readFileSync(log, 'utf8').split('\n');
-  const packages = urls.map((url) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url)?.[1]).filter((name): name is string => name !== undefined);
-  expect(urls.some((url) => url.endsWith('/src/cli/main.ts')), 'the hook records what the CLI loads').toBe(true);
+  const packages = urls
+    .map((url) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url)?.[1])
+    .filter((name): name is string => name !== undefined);
+  expect(
+    urls.some((url) => url.endsWith('/src/cli/main.ts')),
+    'the hook records what the CLI loads',
+  ).toBe(true);
   return { packages: [...new Set(packages)].sort(), stdout };
 }
 
@@ -80,8 +100,15 @@ describe('cible start-up', () => {
     expect(loaded.filter((name) => START_UP.includes(name))).toEqual([]);
   });
 
-  it('completes the import and pipeline commands from their modules when they are asked for, still without the heavy ones', { timeout: 150_000 }, async () => {
-    const { packages: loaded, stdout } = await packagesLoaded('deferred', ['import', 'contacts', '--help'], ['pipeline', 'run', '--help'], ['backtest', '--help']);
+  it('completes the import and pipeline commands from their modules when they are asked for, still without the heavy ones', {
+    timeout: 150_000,
+  }, async () => {
+    const { packages: loaded, stdout } = await packagesLoaded(
+      'deferred',
+      ['import', 'contacts', '--help'],
+      ['pipeline', 'run', '--help'],
+      ['backtest', '--help'],
+    );
     expect(loaded.filter((name) => HEAVY.includes(name))).toEqual([]);
     expect(stdout).toMatch(/Usage: cible import contacts \[options\] <file>/);
     expect(stdout).toMatch(/--min-positives <n> +buyers a target needs in each window \(default \d+\)/);

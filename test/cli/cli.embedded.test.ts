@@ -47,10 +47,16 @@ describe('the cible command on the embedded database', () => {
   });
 
   it('refuses a bad schedule or time zone before a worker starts, and exits', async () => {
-    const badHour = await run('node', ['bin/cible.js', 'worker'], { env: { ...env, CIBLE_PIPELINE_CRON: '0 25 * * *' }, timeout: 60_000 }).catch((error) => error);
+    const badHour = await run('node', ['bin/cible.js', 'worker'], {
+      env: { ...env, CIBLE_PIPELINE_CRON: '0 25 * * *' },
+      timeout: 60_000,
+    }).catch((error) => error);
     expect(badHour.code).toBe(2);
     expect(badHour.stderr).toMatch(/^error: schedule cron "0 25 \* \* \*" is not a valid cron expression: .*0-23/m);
-    const badZone = await run('node', ['bin/cible.js', 'worker'], { env: { ...env, CIBLE_PIPELINE_TIMEZONE: 'Mars/Base' }, timeout: 60_000 }).catch((error) => error);
+    const badZone = await run('node', ['bin/cible.js', 'worker'], {
+      env: { ...env, CIBLE_PIPELINE_TIMEZONE: 'Mars/Base' },
+      timeout: 60_000,
+    }).catch((error) => error);
     expect(badZone.code).toBe(2);
     expect(badZone.stderr).toMatch(/CIBLE_PIPELINE_TIMEZONE: must be an IANA time zone such as Europe\/Paris/);
   });

@@ -65,7 +65,9 @@ describe('the compiled build', () => {
     expect(compiled).toEqual(sourceMigrations.map((name) => `${name}.js`));
   });
 
-  it('records the migrations under the names the sources use, and neither applies one the other applied', { timeout: 240_000 }, async () => {
+  it('records the migrations under the names the sources use, and neither applies one the other applied', {
+    timeout: 240_000,
+  }, async () => {
     const applied = await cible('build', 'db', 'migrate');
     expect(applied).toMatch(new RegExp(`^applied ${sourceMigrations.length} migration\\(s\\) on \\w+: ${sourceMigrations.join(', ')}\\n$`));
     expect(await cible('sources', 'db', 'migrate')).toMatch(/^schema up to date/);

@@ -1,10 +1,10 @@
 import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminPool, databaseUrlFor } from '../helpers/postgres.ts';
 
@@ -60,7 +60,10 @@ describe('npm run demo, then the printed request', () => {
     const { stdout } = await cible('demo', '--contacts', '5000', '--no-serve');
     expect(stdout).toMatch(serverUrl ? /demo base loaded into the postgres database/ : /demo base loaded into the pglite database/);
     expect(stdout).toMatch(/running the propensity pipeline/);
-    const request = /curl -s -H "Authorization: Bearer (cible_\S+)" "(http:\/\/127\.0\.0\.1:3000\/v1\/products\/([^/]+)\/targets\?channel=email&top=5)"/.exec(stdout);
+    const request =
+      /curl -s -H "Authorization: Bearer (cible_\S+)" "(http:\/\/127\.0\.0\.1:3000\/v1\/products\/([^/]+)\/targets\?channel=email&top=5)"/.exec(
+        stdout,
+      );
     expect(request, stdout).not.toBeNull();
     [, key, printedUrl, sku] = request as unknown as [string, string, string, string];
     sku = decodeURIComponent(sku);
@@ -83,7 +86,10 @@ describe('npm run demo, then the printed request', () => {
       }
       const response = await fetch(printedUrl.replace('http://127.0.0.1:3000', base), { headers: { authorization: `Bearer ${key}` } });
       expect(response.status).toBe(200);
-      const list = (await response.json()) as { members: Array<{ externalId: string; contact: string; rank: number }>; funnel: Record<string, number> };
+      const list = (await response.json()) as {
+        members: Array<{ externalId: string; contact: string; rank: number }>;
+        funnel: Record<string, number>;
+      };
       expect(list.members).toHaveLength(5);
       expect(list.members[0]!.contact).toMatch(/@/);
       expect(list.funnel.returned).toBe(5);

@@ -37,7 +37,9 @@ afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
 // Each spawn costs seconds: one pass through the commands, in order, on one embedded database.
 describe('cible keys and cible serve', () => {
-  it('creates a key shown once, lists keys without secrets, serves the API with it, stops on SIGTERM, revokes', { timeout: 240_000 }, async () => {
+  it('creates a key shown once, lists keys without secrets, serves the API with it, stops on SIGTERM, revokes', {
+    timeout: 240_000,
+  }, async () => {
     const badRole = await failure('keys', 'create', '--role', 'root', '--name', 'x');
     expect(badRole.code).toBe(2);
     expect(badRole.stderr).toBe('error: --role must be one of marketer, data_scientist, scheduler, dpo, admin; got "root"\n');
@@ -53,7 +55,11 @@ describe('cible keys and cible serve', () => {
     expect(created.stderr).not.toContain(key.slice(20));
 
     const listed = await cible('keys', 'list');
-    expect(listed.stdout).toMatch(new RegExp(`\\n\\s+1  notebook\\s+data_scientist\\s+cible_${key.slice(6, 18)}_…\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d\\s+-\\s+active\\n`));
+    expect(listed.stdout).toMatch(
+      new RegExp(
+        `\\n\\s+1  notebook\\s+data_scientist\\s+cible_${key.slice(6, 18)}_…\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d\\s+-\\s+active\\n`,
+      ),
+    );
     expect(listed.stdout).not.toContain(key.slice(19));
 
     // the API with that key, on a real socket
@@ -94,7 +100,15 @@ describe('cible keys and cible serve', () => {
     const badId = await failure('keys', 'revoke', 'one');
     expect(badId.code).toBe(2);
     const afterwards = JSON.parse((await cible('keys', 'list', '--json')).stdout);
-    expect(afterwards).toEqual([expect.objectContaining({ id: 1, name: 'notebook', role: 'data_scientist', revokedAt: expect.any(String), lastUsedAt: expect.any(String) })]);
+    expect(afterwards).toEqual([
+      expect.objectContaining({
+        id: 1,
+        name: 'notebook',
+        role: 'data_scientist',
+        revokedAt: expect.any(String),
+        lastUsedAt: expect.any(String),
+      }),
+    ]);
     expect(JSON.stringify(afterwards)).not.toContain(key.slice(19));
   });
 });

@@ -4,7 +4,7 @@ import type { DatabaseHandle } from '../../src/db/engine.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { csv, tempFolder } from '../helpers/files.ts';
 import { importFile, NOW } from '../imports/import.fixtures.ts';
-import { NEIGHBOUR, seedPeople, SUBJECT, THIRD } from '../rights/rights.fixtures.ts';
+import { NEIGHBOUR, SUBJECT, seedPeople, THIRD } from '../rights/rights.fixtures.ts';
 
 // The ledger records an event once, whoever writes it and however many at a time: the
 // database's unique natural key decides, not a check that a concurrent writer cannot see.
@@ -20,7 +20,9 @@ beforeAll(async () => {
 afterAll(() => database.close());
 
 async function eventCount(capturedAt: string): Promise<number> {
-  const { rows } = await database.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM consent_events WHERE captured_at = $1', [capturedAt]);
+  const { rows } = await database.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM consent_events WHERE captured_at = $1', [
+    capturedAt,
+  ]);
   return rows[0]!.n;
 }
 
@@ -32,7 +34,10 @@ async function eventCount(capturedAt: string): Promise<number> {
 async function blockedOrSettled(work: Promise<unknown>): Promise<void> {
   if (database.engine === 'pglite') return;
   let settled = false;
-  work.then(() => (settled = true), () => (settled = true));
+  work.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
   const watcher = await database.pool.connect();
   try {
     for (;;) {
@@ -51,8 +56,25 @@ async function blockedOrSettled(work: Promise<unknown>): Promise<void> {
 describe('consent events recorded at the same time', () => {
   it('a retried POST running while the first is still uncommitted records the event once, and answers with its id', async () => {
     const events: ConsentEventInput[] = [
-      { externalId: NEIGHBOUR.ref, purpose: 'direct_marketing', channel: 'sms', status: 'withdrawn', capturedAt: '2026-05-02T10:00:00Z', source: 'sms:STOP', method: 'explicit_checkbox' },
-      { externalId: THIRD.ref, purpose: 'direct_marketing', channel: 'email', status: 'granted', capturedAt: '2026-05-02T10:00:00Z', source: 'web:form', method: 'double_opt_in', evidenceRef: 'form-77' },
+      {
+        externalId: NEIGHBOUR.ref,
+        purpose: 'direct_marketing',
+        channel: 'sms',
+        status: 'withdrawn',
+        capturedAt: '2026-05-02T10:00:00Z',
+        source: 'sms:STOP',
+        method: 'explicit_checkbox',
+      },
+      {
+        externalId: THIRD.ref,
+        purpose: 'direct_marketing',
+        channel: 'email',
+        status: 'granted',
+        capturedAt: '2026-05-02T10:00:00Z',
+        source: 'web:form',
+        method: 'double_opt_in',
+        evidenceRef: 'form-77',
+      },
     ];
     const first = await database.db.startTransaction().execute();
     const firstResult = await recordConsents(first, events, options);
@@ -68,8 +90,14 @@ describe('consent events recorded at the same time', () => {
 
   it('an event differing only by its evidence reference is another event', async () => {
     const event: ConsentEventInput = {
-      externalId: THIRD.ref, purpose: 'direct_marketing', channel: 'email', status: 'granted', capturedAt: '2026-05-02T10:00:00Z',
-      source: 'web:form', method: 'double_opt_in', evidenceRef: 'form-78',
+      externalId: THIRD.ref,
+      purpose: 'direct_marketing',
+      channel: 'email',
+      status: 'granted',
+      capturedAt: '2026-05-02T10:00:00Z',
+      source: 'web:form',
+      method: 'double_opt_in',
+      evidenceRef: 'form-78',
     };
     expect((await recordConsents(database.db, [event], options)).recorded).toBe(1);
   });
@@ -85,7 +113,19 @@ describe('consent events recorded at the same time', () => {
     const recording = await database.db.startTransaction().execute();
     await recordConsents(
       recording,
-      [{ externalId: SUBJECT.ref, purpose: 'direct_marketing', channel: 'phone', status: 'granted', capturedAt: '2026-05-03T09:00:00Z', source: 'call-centre', method: 'recorded_verbal', noticeVersion: 'script-v2', evidenceRef: `rec-${SUBJECT.ref}` }],
+      [
+        {
+          externalId: SUBJECT.ref,
+          purpose: 'direct_marketing',
+          channel: 'phone',
+          status: 'granted',
+          capturedAt: '2026-05-03T09:00:00Z',
+          source: 'call-centre',
+          method: 'recorded_verbal',
+          noticeVersion: 'script-v2',
+          evidenceRef: `rec-${SUBJECT.ref}`,
+        },
+      ],
       options,
     );
     const importing = importFile(database, 'consents', file);

@@ -1,10 +1,10 @@
-import { mulberry32 as seededRandom } from '../../models/random.ts';
 import fc from 'fast-check';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mulberry32 as seededRandom } from '../../models/random.ts';
 import { stateCounts } from '../../src/audit/consent-audit.repository.ts';
-import { countingConsents, objectionStandsAgainst, profileableContacts } from '../../src/consent/eligibility.ts';
 import type { ConsentStatus } from '../../src/consent/consent.table.ts';
+import { countingConsents, objectionStandsAgainst, profileableContacts } from '../../src/consent/eligibility.ts';
 import type { DatabaseHandle } from '../../src/db/engine.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 
@@ -116,7 +116,7 @@ interface GeneratedEvent {
   expiresAfterHours: number | null;
 }
 
-const weighted = <T,>(...entries: Array<[T, number]>) =>
+const weighted = <T>(...entries: Array<[T, number]>) =>
   fc.oneof(...entries.map(([value, weight]) => ({ arbitrary: fc.constant(value), weight })));
 
 function eventArbitrary(statuses: fc.Arbitrary<ConsentStatus>): fc.Arbitrary<GeneratedEvent> {
@@ -124,8 +124,14 @@ function eventArbitrary(statuses: fc.Arbitrary<ConsentStatus>): fc.Arbitrary<Gen
     slot: fc.integer({ min: 0, max: SLOTS - 1 }),
     status: statuses,
     method: weighted<string | null>(
-      ['explicit_checkbox', 3], ['double_opt_in', 3], ['signed_form', 2], ['recorded_verbal', 2],
-      ['pre_ticked', 1], ['implied', 1], ['bundled', 1], [null, 1],
+      ['explicit_checkbox', 3],
+      ['double_opt_in', 3],
+      ['signed_form', 2],
+      ['recorded_verbal', 2],
+      ['pre_ticked', 1],
+      ['implied', 1],
+      ['bundled', 1],
+      [null, 1],
     ),
     source: weighted<string | null>(['web_form', 5], ['shop:lyon-3', 2], ['  call_centre  ', 1], ['', 1], ['   ', 1], [null, 1]),
     expiresAfterHours: fc.option(fc.integer({ min: -1, max: SLOTS + 2 }), { nil: null, freq: 3 }),
@@ -281,15 +287,18 @@ async function writeScenario(value: ScenarioValue, run: number): Promise<Map<str
   const ledger = new Map<string, Map<number, LedgerEvent[]>>(KEYS.map((key) => [key.name, new Map(contacts.map((c) => [c.id, []]))]));
   for (const { tag, contactId, key, generated } of pending) {
     const capturedAt = ORIGIN + generated.slot * HOUR;
-    ledger.get(key.name)!.get(contactId)!.push({
-      id: idOf.get(tag)!,
-      contactId,
-      status: generated.status,
-      method: generated.method,
-      source: generated.source,
-      capturedAt,
-      expiresAt: generated.expiresAfterHours === null ? null : capturedAt + generated.expiresAfterHours * HOUR,
-    });
+    ledger
+      .get(key.name)!
+      .get(contactId)!
+      .push({
+        id: idOf.get(tag)!,
+        contactId,
+        status: generated.status,
+        method: generated.method,
+        source: generated.source,
+        capturedAt,
+        expiresAt: generated.expiresAfterHours === null ? null : capturedAt + generated.expiresAfterHours * HOUR,
+      });
   }
   return ledger;
 }
@@ -313,7 +322,9 @@ function compare(
     checkedCases += 1;
     if (expected.has(contactId)) countingCases += 1;
     if (actual.get(contactId) !== expected.get(contactId)) {
-      mismatches.push(`${label}, contact ${contactId}: expected event ${expected.get(contactId) ?? 'none'}, got ${actual.get(contactId) ?? 'none'}`);
+      mismatches.push(
+        `${label}, contact ${contactId}: expected event ${expected.get(contactId) ?? 'none'}, got ${actual.get(contactId) ?? 'none'}`,
+      );
     }
   }
   for (const contactId of actual.keys()) {
@@ -348,17 +359,29 @@ async function checkScenario(value: ScenarioValue, run: number): Promise<void> {
     const { rows } = await sql<{ contact_id: number; event_id: number }>`
       SELECT m.contact_id, m.event_id FROM ${countingConsents('direct_marketing', channel, new Date(liveAt), true)} m
       WHERE NOT EXISTS (SELECT 1 FROM consent_state o
-        WHERE ${objectionStandsAgainst('o', { contactId: sql`m.contact_id`, purpose: sql`'direct_marketing'`, capturedAt: sql`m.captured_at` })})`.execute(database.db);
-    compare(`${channel}, not objected, live at ${iso(liveAt)}`, contactIds, new Map(rows.map((row) => [row.contact_id, row.event_id])), expected);
+        WHERE ${objectionStandsAgainst('o', { contactId: sql`m.contact_id`, purpose: sql`'direct_marketing'`, capturedAt: sql`m.captured_at` })})`.execute(
+      database.db,
+    );
+    compare(
+      `${channel}, not objected, live at ${iso(liveAt)}`,
+      contactIds,
+      new Map(rows.map((row) => [row.contact_id, row.event_id])),
+      expected,
+    );
     const counting = audit.find((row) => row.purpose === 'direct_marketing' && row.channel_key === channel && row.reason === 'counting');
     if ((counting?.contacts ?? 0) !== expected.size) {
-      mismatches.push(`consent audit, ${channel} live at ${iso(liveAt)}: ${counting?.contacts ?? 0} counting, the reference says ${expected.size}`);
+      mismatches.push(
+        `consent audit, ${channel} live at ${iso(liveAt)}: ${counting?.contacts ?? 0} counting, the reference says ${expected.size}`,
+      );
     }
   }
 
   // the profiling gate as the pipelines call it
   const profilingHistory = ledger.get(PROFILING.name)!;
-  for (const [at, live] of [[value.instants[0]!, false], [value.liveInstants[0]!, true]] as const) {
+  for (const [at, live] of [
+    [value.instants[0]!, false],
+    [value.liveInstants[0]!, true],
+  ] as const) {
     const profileable = await profileableContacts(database.db, new Date(at), live);
     const actual = new Map(profileable.map((row) => [row.contactId, row.consentEventId]));
     compare(`profileableContacts(${iso(at)}, live=${live})`, contactIds, actual, referenceCounting(profilingHistory, at));

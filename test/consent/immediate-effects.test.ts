@@ -56,7 +56,10 @@ const CONSENTS = csv(
 beforeAll(async () => {
   database = await createTestDatabase();
   expect(await importFile(database, 'contacts', files.write('contacts.csv', CONTACTS))).toMatchObject({ status: 'committed', inserted: 7 });
-  expect(await importFile(database, 'consents', files.write('consents.csv', CONSENTS))).toMatchObject({ status: 'committed', inserted: 26 });
+  expect(await importFile(database, 'consents', files.write('consents.csv', CONSENTS))).toMatchObject({
+    status: 'committed',
+    inserted: 26,
+  });
 });
 afterAll(() => database?.close());
 
@@ -156,7 +159,13 @@ describe('the phone channel needs a fresh opposition list (Bloctel: at most 30 d
     expect(phone.blocked).toBe('no opposition list is loaded for channel phone: import one (e.g. Bloctel) before using it');
     expect(phone).toMatchObject({ channelConsent: 6, withContactDetail: 6, notOpposed: 0, notObjected: 0 });
     // the other channels do not need a list; SMS reaches mobiles only (IE-FARID has a fixed line)
-    expect(await funnel('sms')).toMatchObject({ blocked: null, contactDetail: 'a mobile number', channelConsent: 6, withContactDetail: 5, notObjected: 5 });
+    expect(await funnel('sms')).toMatchObject({
+      blocked: null,
+      contactDetail: 'a mobile number',
+      channelConsent: 6,
+      withContactDetail: 5,
+      notObjected: 5,
+    });
     expect(await funnel('email')).toMatchObject({ blocked: null, notObjected: 6 });
   });
 
@@ -186,7 +195,10 @@ describe('a change takes effect in the very next answer', () => {
     const before = await snapshot();
     expect(before.profileable).toContain('IE-ALICE');
 
-    await importConsentLines('alice-withdraws.csv', 'IE-ALICE,profiling,,withdrawn,2026-05-20T09:00:00Z,preference_centre,explicit_checkbox,privacy-v4,ev-a-w,');
+    await importConsentLines(
+      'alice-withdraws.csv',
+      'IE-ALICE,profiling,,withdrawn,2026-05-20T09:00:00Z,preference_centre,explicit_checkbox,privacy-v4,ev-a-w,',
+    );
 
     const after = await snapshot();
     expect(after.profileable).toEqual(without(before.profileable, 'IE-ALICE'));
@@ -229,7 +241,11 @@ describe('a change takes effect in the very next answer', () => {
   it('an objection to direct marketing (no channel) removes the contact from every channel; a later grant restores that channel only', async () => {
     const before = await snapshot();
     await recordEvent('IE-CHLOE', {
-      purpose: 'direct_marketing', channel: null, status: 'objected', capturedAt: '2026-05-25T14:00:00Z', method: null,
+      purpose: 'direct_marketing',
+      channel: null,
+      status: 'objected',
+      capturedAt: '2026-05-25T14:00:00Z',
+      method: null,
     });
     const objected = await snapshot();
     for (const channel of CHANNELS) {
@@ -240,7 +256,13 @@ describe('a change takes effect in the very next answer', () => {
     // an objection to direct marketing is not an objection to profiling
     expect(objected.profileable).toEqual(before.profileable);
 
-    await recordEvent('IE-CHLOE', { purpose: 'direct_marketing', channel: 'sms', status: 'granted', capturedAt: '2026-05-28T09:30:00Z', method: 'double_opt_in' });
+    await recordEvent('IE-CHLOE', {
+      purpose: 'direct_marketing',
+      channel: 'sms',
+      status: 'granted',
+      capturedAt: '2026-05-28T09:30:00Z',
+      method: 'double_opt_in',
+    });
     const regranted = await snapshot();
     expect(regranted.sms.reachable).toEqual(before.sms.reachable);
     expect(regranted.sms.funnel).toEqual(before.sms.funnel);
@@ -255,7 +277,11 @@ describe('a change takes effect in the very next answer', () => {
     expect(before.email.reachable).toContain('IE-FARID');
     await recordEvent('IE-FARID', { purpose: 'direct_marketing', channel: 'email', status: 'granted', capturedAt: '2026-05-29T08:00:00Z' });
     await recordEvent('IE-FARID', {
-      purpose: 'direct_marketing', channel: null, status: 'objected', capturedAt: '2026-05-29T08:00:00Z', method: null,
+      purpose: 'direct_marketing',
+      channel: null,
+      status: 'objected',
+      capturedAt: '2026-05-29T08:00:00Z',
+      method: null,
     });
     const after = await snapshot();
     expect(after.email.reachable).toEqual(without(before.email.reachable, 'IE-FARID'));
@@ -266,9 +292,21 @@ describe('a change takes effect in the very next answer', () => {
   it('a grant whose source is only tabs or line breaks has no proof of means and does not count', async () => {
     const before = await snapshot();
     expect(before.sms.reachable).not.toContain('IE-GINA');
-    await recordEvent('IE-GINA', { purpose: 'profiling', channel: null, status: 'granted', capturedAt: '2026-05-29T09:00:00Z', source: '\t\n' });
+    await recordEvent('IE-GINA', {
+      purpose: 'profiling',
+      channel: null,
+      status: 'granted',
+      capturedAt: '2026-05-29T09:00:00Z',
+      source: '\t\n',
+    });
     expect(await profileable()).not.toContain('IE-GINA');
-    await recordEvent('IE-GINA', { purpose: 'profiling', channel: null, status: 'granted', capturedAt: '2026-05-29T09:00:01Z', source: ' web_form ' });
+    await recordEvent('IE-GINA', {
+      purpose: 'profiling',
+      channel: null,
+      status: 'granted',
+      capturedAt: '2026-05-29T09:00:01Z',
+      source: ' web_form ',
+    });
     expect(await profileable()).toContain('IE-GINA');
   });
 
@@ -301,9 +339,20 @@ describe('a change takes effect in the very next answer', () => {
     expect(scoredBefore).toContain('IE-FARID');
 
     // events that leave the profiling consent counting keep the scores
-    await recordEvent('IE-FARID', { purpose: 'direct_marketing', channel: 'email', status: 'withdrawn', capturedAt: '2026-05-26T08:00:00Z' });
+    await recordEvent('IE-FARID', {
+      purpose: 'direct_marketing',
+      channel: 'email',
+      status: 'withdrawn',
+      capturedAt: '2026-05-26T08:00:00Z',
+    });
     await recordEvent('IE-FARID', { purpose: 'profiling', channel: null, status: 'refused', capturedAt: '2025-12-01T08:00:00Z' }); // arrives late, happened earlier
-    await recordEvent('IE-FARID', { purpose: 'profiling', channel: null, status: 'granted', capturedAt: '2026-05-26T09:00:00Z', method: 'signed_form' });
+    await recordEvent('IE-FARID', {
+      purpose: 'profiling',
+      channel: null,
+      status: 'granted',
+      capturedAt: '2026-05-26T09:00:00Z',
+      method: 'signed_form',
+    });
     expect(await scoredContacts()).toEqual(scoredBefore);
 
     await recordEvent('IE-EMMA', { purpose: 'profiling', channel: null, status: 'withdrawn', capturedAt: '2026-05-27T16:45:00Z' });

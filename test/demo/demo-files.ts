@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { csvRecords, csvRows } from '../helpers/csv.ts';
 import type { DemoFiles } from '../../src/demo/demo.generator.ts';
+import { csvRecords, csvRows } from '../helpers/csv.ts';
 
 /** The five demo files parsed back as the importer will read them. */
 export type Row = Record<string, string>;

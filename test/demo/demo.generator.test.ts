@@ -4,7 +4,7 @@ import { isAbsolute, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_HEADERS, type DemoFiles, type DemoOptions, type DemoSummary, writeDemoFiles } from '../../src/demo/demo.generator.ts';
 import { iso } from '../../src/demo/time.ts';
-import { groupBy, ms, nationalNumber, type ParsedDemo, phoneFormat, readDemo, type Row, signalFigures } from './demo-files.ts';
+import { groupBy, ms, nationalNumber, type ParsedDemo, phoneFormat, type Row, readDemo, signalFigures } from './demo-files.ts';
 
 const NOW = new Date('2026-03-01T00:00:00.000Z');
 const OPTIONS: DemoOptions = { contacts: 2000, seed: 7, now: NOW };
@@ -54,7 +54,16 @@ describe('demo files', () => {
       expect(demo.headers[kind]).toEqual(DEMO_HEADERS[kind]);
     }
     expect(DEMO_HEADERS.consents).toEqual([
-      'external_id', 'purpose', 'channel', 'status', 'captured_at', 'source', 'method', 'notice_version', 'evidence_ref', 'expires_at',
+      'external_id',
+      'purpose',
+      'channel',
+      'status',
+      'captured_at',
+      'source',
+      'method',
+      'notice_version',
+      'evidence_ref',
+      'expires_at',
     ]);
     expect(readFileSync(files.purchases, 'utf8').split('\n', 1)[0]).toBe('order_id,external_id,sku,quantity,unit_price,purchased_at');
   });
@@ -96,7 +105,13 @@ describe('demo files', () => {
   });
 
   it('formats instants exactly like Date#toISOString', () => {
-    for (const instant of [0, GDPR_START + 1, NOW.getTime() - 1, Date.parse('2024-02-29T23:59:59.999Z'), Date.parse('1999-12-31T00:00:00.007Z')]) {
+    for (const instant of [
+      0,
+      GDPR_START + 1,
+      NOW.getTime() - 1,
+      Date.parse('2024-02-29T23:59:59.999Z'),
+      Date.parse('1999-12-31T00:00:00.007Z'),
+    ]) {
       expect(iso(instant)).toBe(new Date(instant).toISOString());
     }
   });
@@ -110,7 +125,9 @@ describe('demo files', () => {
 describe('contacts', () => {
   it('have unique external ids and names', () => {
     expect(contactById.size).toBe(OPTIONS.contacts);
-    expectEvery(demo.contacts, (c) => (!/^C\d{6}$/.test(c.external_id as string) ? 'bad id' : (!c.first_name || !c.last_name) && 'no name'));
+    expectEvery(demo.contacts, (c) =>
+      !/^C\d{6}$/.test(c.external_id as string) ? 'bad id' : (!c.first_name || !c.last_name) && 'no name',
+    );
   });
 
   it('have unique emails on reserved domains only, for about 90% of them', () => {
@@ -172,7 +189,9 @@ describe('products', () => {
 describe('purchases', () => {
   it('reference existing contacts and products', () => {
     const skus = new Set(demo.products.map((p) => p.sku));
-    expectEvery(demo.purchases, (line) => (!contactById.has(line.external_id as string) ? 'unknown contact' : !skus.has(line.sku) && 'unknown sku'));
+    expectEvery(demo.purchases, (line) =>
+      !contactById.has(line.external_id as string) ? 'unknown contact' : !skus.has(line.sku) && 'unknown sku',
+    );
   });
 
   it('have positive integer quantities and prices close to the product price', () => {
@@ -192,8 +211,10 @@ describe('purchases', () => {
   it('have one line per (order_id, sku), one contact and one instant per order', () => {
     const keys = new Set(demo.purchases.map((p) => `${p.order_id}|${p.sku}`));
     expect(keys.size).toBe(demo.purchases.length);
-    expectEvery(groupBy(demo.purchases, (p) => p.order_id as string).values(), (lines) =>
-      new Set(lines.map((l) => `${l.external_id}|${l.purchased_at}`)).size !== 1 && 'order split across contacts or instants');
+    expectEvery(
+      groupBy(demo.purchases, (p) => p.order_id as string).values(),
+      (lines) => new Set(lines.map((l) => `${l.external_id}|${l.purchased_at}`)).size !== 1 && 'order split across contacts or instants',
+    );
   });
 
   it('cover the year before now, after each contact was created', () => {
@@ -317,7 +338,11 @@ function classifyProfiling(events: Row[] | undefined): ProfilingClass {
 }
 
 describe('consent mix', () => {
-  const profilingOf = () => groupBy(demo.consents.filter((c) => c.purpose === 'profiling'), (c) => c.external_id as string);
+  const profilingOf = () =>
+    groupBy(
+      demo.consents.filter((c) => c.purpose === 'profiling'),
+      (c) => c.external_id as string,
+    );
 
   it('looks like a real CRM: about 70-75% may be profiled, the rest for many different reasons', () => {
     const byContact = profilingOf();
@@ -349,7 +374,8 @@ describe('consent mix', () => {
 
   it('has per-channel marketing consents at realistic rates, some withdrawn', () => {
     const marketing = demo.consents.filter((c) => c.purpose === 'direct_marketing');
-    const grantedTo = (channel: string) => new Set(marketing.filter((c) => c.channel === channel && c.status === 'granted').map((c) => c.external_id));
+    const grantedTo = (channel: string) =>
+      new Set(marketing.filter((c) => c.channel === channel && c.status === 'granted').map((c) => c.external_id));
     const withEmail = demo.contacts.filter((c) => c.email).length;
     const withPhone = demo.contacts.filter((c) => c.phone).length;
     const rate = (channel: string, base: number) => share(grantedTo(channel).size, base);

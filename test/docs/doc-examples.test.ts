@@ -16,7 +16,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
  */
 
 const root = resolve(import.meta.dirname, '../..');
-const DOCUMENTS = ['README.md', ...readdirSync(join(root, 'docs')).filter((name) => name.endsWith('.md')).sort().map((name) => `docs/${name}`)];
+const DOCUMENTS = [
+  'README.md',
+  ...readdirSync(join(root, 'docs'))
+    .filter((name) => name.endsWith('.md'))
+    .sort()
+    .map((name) => `docs/${name}`),
+];
 // large enough for the README's example product to have a model, small enough to build in a few minutes
 const DEMO_CONTACTS = 5000;
 
@@ -79,12 +85,18 @@ async function freePort(): Promise<number> {
 /** The shell line a reader's example becomes here: this checkout's cible, this test's server. */
 function shellLine(command: string): string {
   if (command.startsWith('npx cible ')) return `node ${JSON.stringify(bin)} ${command.slice('npx cible '.length)}`;
-  if (command.startsWith('curl ')) return `curl --silent --show-error --fail-with-body ${command.slice('curl '.length).replaceAll('http://127.0.0.1:3000', serverUrl)}`;
+  if (command.startsWith('curl '))
+    return `curl --silent --show-error --fail-with-body ${command.slice('curl '.length).replaceAll('http://127.0.0.1:3000', serverUrl)}`;
   throw new Error(`not an example this check can run (npx cible … or curl …): ${command}`);
 }
 
 beforeAll(async () => {
-  const demo = await run('node', [bin, 'demo', '--contacts', String(DEMO_CONTACTS), '--no-serve'], { env, cwd: workDir, timeout: 600_000, maxBuffer: 16 * 1024 * 1024 });
+  const demo = await run('node', [bin, 'demo', '--contacts', String(DEMO_CONTACTS), '--no-serve'], {
+    env,
+    cwd: workDir,
+    timeout: 600_000,
+    maxBuffer: 16 * 1024 * 1024,
+  });
   demoKey = /API key was created for this demo \(shown once\): (cible_\S+)/.exec(demo.stdout)?.[1] ?? '';
   if (!demoKey) throw new Error(`cible demo printed no key:\n${demo.stdout}`);
   const port = await freePort();
@@ -121,7 +133,19 @@ afterAll(async () => {
 
 describe('runnableExamples', () => {
   it('reads the commands of ```sh runnable blocks only, joins continued lines, and gives each its line', () => {
-    const text = ['# t', '```sh', 'npx cible nope', '```', '```sh runnable', '# a comment', 'npx cible a --x \\', '  --y   # why', '', 'curl -s "u"', '```'].join('\n');
+    const text = [
+      '# t',
+      '```sh',
+      'npx cible nope',
+      '```',
+      '```sh runnable',
+      '# a comment',
+      'npx cible a --x \\',
+      '  --y   # why',
+      '',
+      'curl -s "u"',
+      '```',
+    ].join('\n');
     expect(runnableExamples('t.md', text)).toEqual([
       { file: 't.md', line: 7, command: 'npx cible a --x --y   # why' },
       { file: 't.md', line: 10, command: 'curl -s "u"' },
@@ -147,7 +171,9 @@ describe('the examples of the README and docs/', () => {
         (error: { code: number; stdout: string; stderr: string }) => error,
       );
       if (outcome.code !== 0) {
-        failures.push(`${example.file}:${example.line}: \`${example.command}\` exited with ${outcome.code}: ${outcome.stderr.trim() || outcome.stdout.trim().slice(0, 500)}`);
+        failures.push(
+          `${example.file}:${example.line}: \`${example.command}\` exited with ${outcome.code}: ${outcome.stderr.trim() || outcome.stdout.trim().slice(0, 500)}`,
+        );
         continue;
       }
       exportId = /target list ([0-9a-f-]{36}) for/.exec(`${outcome.stdout}\n${outcome.stderr}`)?.[1] ?? exportId;

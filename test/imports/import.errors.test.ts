@@ -70,7 +70,11 @@ describe('CSV import, bad input: clear messages naming the line, nothing half-im
       csv(PURCHASE_HEADER, 'O1,C1,SKU-1,1,1.00,2025-01-01', 'O2,C1,SKU-1,1,1.00,31/12/2025', 'O3,C1,SKU-1,1,1.00,2025-02-30'),
     );
     expect(report.rejects).toEqual([
-      { line: 3, field: 'purchased_at', message: '"31/12/2025" is not an ISO 8601 date (expected e.g. 2024-03-31 or 2024-03-31T14:05:00Z)' },
+      {
+        line: 3,
+        field: 'purchased_at',
+        message: '"31/12/2025" is not an ISO 8601 date (expected e.g. 2024-03-31 or 2024-03-31T14:05:00Z)',
+      },
       { line: 4, field: 'purchased_at', message: '"2025-02-30" is not a real date' },
     ]);
   });
@@ -78,7 +82,13 @@ describe('CSV import, bad input: clear messages naming the line, nothing half-im
   it('negative or non-numeric amounts and quantities name the line', async () => {
     const report = await expectRefused(
       'purchases',
-      csv(PURCHASE_HEADER, 'O1,C1,SKU-1,1,-2.00,2025-01-01', 'O2,C1,SKU-1,abc,1.00,2025-01-01', 'O3,C1,SKU-1,1,"1,50",2025-01-01', 'O4,C1,SKU-1,-3,1.00,2025-01-01'),
+      csv(
+        PURCHASE_HEADER,
+        'O1,C1,SKU-1,1,-2.00,2025-01-01',
+        'O2,C1,SKU-1,abc,1.00,2025-01-01',
+        'O3,C1,SKU-1,1,"1,50",2025-01-01',
+        'O4,C1,SKU-1,-3,1.00,2025-01-01',
+      ),
     );
     expect(report.rejects.map((reject) => [reject.line, reject.field])).toEqual([
       [2, 'unit_price'],
@@ -102,15 +112,15 @@ describe('CSV import, bad input: clear messages naming the line, nothing half-im
   });
 
   it('duplicate keys name both lines', async () => {
-    const contacts = await expectRefused(
-      'contacts',
-      csv('external_id,created_at', 'D1,2024-01-01', 'D2,2024-01-01', 'D1,2024-02-01'),
-    );
+    const contacts = await expectRefused('contacts', csv('external_id,created_at', 'D1,2024-01-01', 'D2,2024-01-01', 'D1,2024-02-01'));
     expect(contacts.rejects).toEqual([{ line: 4, field: 'external_id', message: 'duplicate external_id "D1": already on line 2' }]);
     const products = await expectRefused('products', csv('sku,name,category', 'P1,A,x', 'P1,B,x'));
     expect(products.rejects[0]).toMatchObject({ line: 3, message: 'duplicate sku "P1": already on line 2' });
     const lines = await expectRefused('purchases', csv(PURCHASE_HEADER, 'O9,C1,SKU-1,1,1.00,2025-01-01', 'O9,C1,SKU-1,2,1.00,2025-01-01'));
-    expect(lines.rejects[0]).toMatchObject({ line: 3, message: 'duplicate order line O9 / SKU-1: already on line 2 (--merge-lines sums them)' });
+    expect(lines.rejects[0]).toMatchObject({
+      line: 3,
+      message: 'duplicate order line O9 / SKU-1: already on line 2 (--merge-lines sums them)',
+    });
   });
 
   it('rows with the wrong number of fields, bad emails and phones, and future dates are named', async () => {
@@ -163,15 +173,13 @@ describe('CSV import, bad input: clear messages naming the line, nothing half-im
   it('counts lines across quoted fields that hold line breaks, and reports broken quoting', async () => {
     const report = await expectRefused(
       'contacts',
-      csv(
-        'external_id,first_name,created_at',
-        'Q1,"Anne',
-        'Marie",2024-01-01',
-        'Q2,Paul,not-a-date',
-        'Q3,"Jo"e,2024-01-01',
-      ),
+      csv('external_id,first_name,created_at', 'Q1,"Anne', 'Marie",2024-01-01', 'Q2,Paul,not-a-date', 'Q3,"Jo"e,2024-01-01'),
     );
-    expect(report.rejects[0]).toEqual({ line: 4, field: 'created_at', message: '"not-a-date" is not an ISO 8601 date (expected e.g. 2024-03-31 or 2024-03-31T14:05:00Z)' });
+    expect(report.rejects[0]).toEqual({
+      line: 4,
+      field: 'created_at',
+      message: '"not-a-date" is not an ISO 8601 date (expected e.g. 2024-03-31 or 2024-03-31T14:05:00Z)',
+    });
     expect(report.rejects[1]).toMatchObject({ line: 5, field: 'row' });
     expect(report.rejects[1]!.message).toMatch(/malformed CSV|expected 3 fields/);
   });

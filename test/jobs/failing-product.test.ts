@@ -1,5 +1,5 @@
-import type PgBoss from 'pg-boss';
 import { sql } from 'kysely';
+import type PgBoss from 'pg-boss';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { TrainingPlan } from '../../pipelines/train-part.ts';
 import type { AppContext } from '../../src/context.ts';
@@ -48,7 +48,12 @@ it('publishes the other products when one product fails for good, and reports it
   const handlers = pipelineHandlers(context, queue);
 
   await handlers.train(await take(QUEUES.train));
-  const train = await database.db.selectFrom('pipeline_run_parts').select('output').where('run_id', '=', runId).where('part', '=', 'train').executeTakeFirstOrThrow();
+  const train = await database.db
+    .selectFrom('pipeline_run_parts')
+    .select('output')
+    .where('run_id', '=', runId)
+    .where('part', '=', 'train')
+    .executeTakeFirstOrThrow();
   const plan = train.output as unknown as TrainingPlan;
   const champions = plan.versions.filter((entry) => entry.scoreSetId !== null);
   expect(champions.length).toBeGreaterThan(1);
@@ -75,10 +80,19 @@ it('publishes the other products when one product fails for good, and reports it
   }
   await handlers.publish(await take(QUEUES.publish));
 
-  const run = await database.db.selectFrom('pipeline_runs').select(['status', 'summary', 'finished_at']).where('id', '=', runId).executeTakeFirstOrThrow();
+  const run = await database.db
+    .selectFrom('pipeline_runs')
+    .select(['status', 'summary', 'finished_at'])
+    .where('id', '=', runId)
+    .executeTakeFirstOrThrow();
   expect(run.status).toBe('succeeded');
   // the publish part is recorded as done when its transaction's work is, not when it begins
-  const publish = await database.db.selectFrom('pipeline_run_parts').select(['status', 'finished_at']).where('run_id', '=', runId).where('part', '=', 'publish').executeTakeFirstOrThrow();
+  const publish = await database.db
+    .selectFrom('pipeline_run_parts')
+    .select(['status', 'finished_at'])
+    .where('run_id', '=', runId)
+    .where('part', '=', 'publish')
+    .executeTakeFirstOrThrow();
   expect(publish.status).toBe('succeeded');
   expect(new Date(publish.finished_at as Date).getTime()).toBeGreaterThanOrEqual(new Date(run.finished_at as Date).getTime());
   const outcomes = (run.summary as { targets: Array<{ target: string; status: string; reason: string }> }).targets;
@@ -89,12 +103,26 @@ it('publishes the other products when one product fails for good, and reports it
 
   // every other champion is live with everyone scored; the failed one has no set at all
   const sets = await database.db.selectFrom('score_sets').select(['id', 'status', 'row_count']).where('run_id', '=', runId).execute();
-  expect(sets.map((set) => set.id).sort()).toEqual(champions.slice(1).map((entry) => entry.scoreSetId).sort());
+  expect(sets.map((set) => set.id).sort()).toEqual(
+    champions
+      .slice(1)
+      .map((entry) => entry.scoreSetId)
+      .sort(),
+  );
   expect(sets.every((set) => set.status === 'live' && set.row_count === CONTACTS)).toBe(true);
   const versions = await database.db.selectFrom('model_versions').select(['status']).where('run_id', '=', runId).execute();
   expect(versions.filter((version) => version.status === 'champion')).toHaveLength(champions.length - 1);
-  const parts = await database.db.selectFrom('pipeline_run_parts').select(['part', 'status']).where('run_id', '=', runId).where('status', '=', 'failed').execute();
+  const parts = await database.db
+    .selectFrom('pipeline_run_parts')
+    .select(['part', 'status'])
+    .where('run_id', '=', runId)
+    .where('status', '=', 'failed')
+    .execute();
   expect(parts).toEqual([{ part: `rank:${victim.scoreSetId}`, status: 'failed' }]);
-  const { rows: leftovers } = await sql<{ name: string }>`SELECT tablename AS name FROM pg_tables WHERE tablename ~ '^score_part_' OR tablename = ${`scores_${victim.scoreSetId}`}`.execute(database.db);
+  const { rows: leftovers } = await sql<{
+    name: string;
+  }>`SELECT tablename AS name FROM pg_tables WHERE tablename ~ '^score_part_' OR tablename = ${`scores_${victim.scoreSetId}`}`.execute(
+    database.db,
+  );
   expect(leftovers).toEqual([]);
 });

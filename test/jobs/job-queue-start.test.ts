@@ -66,7 +66,8 @@ describe('two processes opening the job queue at once on a fresh PostgreSQL data
       for (const context of contexts) await context.stop();
     });
     const opened = await Promise.allSettled(contexts.map((context) => openJobQueue(context)));
-    for (const outcome of opened) if (outcome.status === 'fulfilled') toClose.push(() => outcome.value.stop({ graceful: false, timeoutMs: 1000 }));
+    for (const outcome of opened)
+      if (outcome.status === 'fulfilled') toClose.push(() => outcome.value.stop({ graceful: false, timeoutMs: 1000 }));
     expect(opened.map((outcome) => (outcome.status === 'rejected' ? String(outcome.reason) : 'started'))).toEqual(['started', 'started']);
     for (const context of contexts) {
       const { rows } = await sql<{ open: boolean }>`SELECT now() <> statement_timestamp() AS open`.execute(context.database.db);

@@ -76,7 +76,12 @@ async function tables(): Promise<string[]> {
 
 /** What a run killed during scoring leaves: a part table, a ranked table not attached, a network, snapshot rows. */
 async function leaveLeftovers(runId: number, scoreSetId: number): Promise<void> {
-  const data = { contactIds: Float64Array.from([1, 2]), scores: Float32Array.from([0.9, 0.4]), reasonCodes: new Uint8Array(6), contributions: new Float32Array(6) };
+  const data = {
+    contactIds: Float64Array.from([1, 2]),
+    scores: Float32Array.from([0.9, 0.4]),
+    reasonCodes: new Uint8Array(6),
+    contributions: new Float32Array(6),
+  };
   await writeScoreTable(database, `score_part_${scoreSetId}_0_a1`, scoreSetId, data);
   await writeScoreTable(database, `score_part_${scoreSetId + 1}_0_a1`, scoreSetId + 1, data);
   await buildScoreSetTable(database, scoreSetId + 1, [`score_part_${scoreSetId + 1}_0_a1`]);
@@ -89,7 +94,15 @@ async function leaveLeftovers(runId: number, scoreSetId: number): Promise<void> 
 
 async function leftoversOf(runId: number) {
   const count = async (table: 'model_networks' | 'profiling_snapshots') =>
-    Number((await database.db.selectFrom(table).select((eb) => eb.fn.countAll().as('n')).where('run_id', '=', runId).executeTakeFirstOrThrow()).n);
+    Number(
+      (
+        await database.db
+          .selectFrom(table)
+          .select((eb) => eb.fn.countAll().as('n'))
+          .where('run_id', '=', runId)
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
   return { tables: await tables(), networks: await count('model_networks'), snapshotRows: await count('profiling_snapshots') };
 }
 
@@ -100,7 +113,10 @@ describe('a run whose process was killed', () => {
     expect(await leftoversOf(dead)).toEqual({ tables: ['score_part_501_0_a1', 'scores_502'], networks: 1, snapshotRows: 1 });
 
     const next = await createRun(database.db, run('cli'));
-    expect(await runRow(dead)).toMatchObject({ status: 'failed', error: expect.stringMatching(/^abandoned: its process \(pid \d+ on .+\) is gone$/) });
+    expect(await runRow(dead)).toMatchObject({
+      status: 'failed',
+      error: expect.stringMatching(/^abandoned: its process \(pid \d+ on .+\) is gone$/),
+    });
     expect(await leftoversOf(dead)).toEqual({ tables: [], networks: 0, snapshotRows: 0 });
     expect(await runRow(next)).toMatchObject({ status: 'running', host: hostname(), pid: process.pid });
     await finishRun(database.db, next, { status: 'failed', finishedAt: NOW, summary: {} });
@@ -111,8 +127,12 @@ describe('a run whose process was killed', () => {
     try {
       const working = await createRun(database.db, run('api'), 600, elsewhere(child.pid!));
       await expect(createRun(database.db, run('cli'))).rejects.toThrow(PipelineBusyError);
-      await expect(createRun(database.db, run('cli'))).rejects.toThrow(`pipeline run ${working} is running; try again when it has finished`);
-      await expect(cancelRun(database.db, working, NOW)).rejects.toThrow(`pipeline run ${working} is still working in process ${child.pid} on this host: stop that process first`);
+      await expect(createRun(database.db, run('cli'))).rejects.toThrow(
+        `pipeline run ${working} is running; try again when it has finished`,
+      );
+      await expect(cancelRun(database.db, working, NOW)).rejects.toThrow(
+        `pipeline run ${working} is still working in process ${child.pid} on this host: stop that process first`,
+      );
       await killHard(child);
       expect(await cancelRun(database.db, working, NOW)).toEqual({ runId: working, was: 'running', tablesDropped: 0 });
     } finally {
@@ -130,18 +150,28 @@ describe('cancelling a run', () => {
     expect(await runRow(queued)).toMatchObject({ status: 'cancelled', error: 'cancelled' });
     expect(await leftoversOf(queued)).toEqual({ tables: [], networks: 0, snapshotRows: 0 });
     // a worker that finishes the cancelled run cannot publish it, nor turn it into a failure
-    await expect(finishRun(database.db, queued, { status: 'succeeded', finishedAt: NOW, summary: {} })).rejects.toThrow(RunNoLongerActiveError);
+    await expect(finishRun(database.db, queued, { status: 'succeeded', finishedAt: NOW, summary: {} })).rejects.toThrow(
+      RunNoLongerActiveError,
+    );
     await finishRun(database.db, queued, { status: 'failed', finishedAt: NOW, summary: {}, error: 'late' });
     expect(await runRow(queued)).toMatchObject({ status: 'cancelled' });
 
     const next = await createRun(database.db, run('cli'));
-    await expect(cancelRun(database.db, queued, NOW)).rejects.toThrow(`pipeline run ${queued} is already cancelled: only a queued or running run can be cancelled`);
+    await expect(cancelRun(database.db, queued, NOW)).rejects.toThrow(
+      `pipeline run ${queued} is already cancelled: only a queued or running run can be cancelled`,
+    );
     await expect(cancelRun(database.db, 999_999, NOW)).rejects.toThrow(RunRequestError);
     await cancelRun(database.db, next, NOW);
   });
 
   it('cible runs cancel ID, and its refusals', async () => {
-    const context: AppContext = { config: loadConfig({}), logger: captureLogger().logger, clock: fixedClock(NOW), database, stop: async () => undefined };
+    const context: AppContext = {
+      config: loadConfig({}),
+      logger: captureLogger().logger,
+      clock: fixedClock(NOW),
+      database,
+      stop: async () => undefined,
+    };
     const cible = async (...args: string[]) => {
       const program = new Command('cible').exitOverride();
       registerRunsCommands(program, (work) => work(context));
@@ -156,7 +186,9 @@ describe('cancelling a run', () => {
     };
     const dead = await createRun(database.db, run('cli'), 600, elsewhere(deadPid()));
     await leaveLeftovers(dead, 701);
-    expect(await cible('runs', 'cancel', String(dead))).toBe(`run ${dead} cancelled (it was running); 2 unpublished score table(s) dropped`);
+    expect(await cible('runs', 'cancel', String(dead))).toBe(
+      `run ${dead} cancelled (it was running); 2 unpublished score table(s) dropped`,
+    );
     await expect(cible('runs', 'cancel', String(dead))).rejects.toThrow(UserError);
     await expect(cible('runs', 'cancel', 'abc')).rejects.toThrow(/the run id is a positive whole number/);
   });
@@ -182,7 +214,9 @@ describe('POST /v1/pipeline/runs/{id}/cancel', () => {
 
 describe('run dates', () => {
   it('refuses a run dated before 2000 or in the future, naming the field', () => {
-    expect(() => checkRunDate(new Date('0001-01-01T00:00:00Z'), NOW, '--as-of')).toThrow('--as-of 0001-01-01 is before 2000-01-01: not a date a run can look back to');
+    expect(() => checkRunDate(new Date('0001-01-01T00:00:00Z'), NOW, '--as-of')).toThrow(
+      '--as-of 0001-01-01 is before 2000-01-01: not a date a run can look back to',
+    );
     expect(() => checkRunDate(new Date('2027-01-01T00:00:00Z'), NOW, '--as-of')).toThrow(/is in the future/);
     expect(() => checkRunDate(new Date('2011-09-01T00:00:00Z'), NOW, '--as-of')).not.toThrow();
   });

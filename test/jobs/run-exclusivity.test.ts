@@ -32,10 +32,15 @@ afterAll(async () => {
   await database?.close();
 });
 beforeEach(async () => {
-  await database.db.updateTable('pipeline_runs').set({ status: 'succeeded', finished_at: clock.now() }).where('status', 'in', ['queued', 'running']).execute();
+  await database.db
+    .updateTable('pipeline_runs')
+    .set({ status: 'succeeded', finished_at: clock.now() })
+    .where('status', 'in', ['queued', 'running'])
+    .execute();
 });
 
-const activeRuns = () => database.db.selectFrom('pipeline_runs').select(['id', 'trigger', 'status']).where('status', 'in', ['queued', 'running']).execute();
+const activeRuns = () =>
+  database.db.selectFrom('pipeline_runs').select(['id', 'trigger', 'status']).where('status', 'in', ['queued', 'running']).execute();
 
 describe('one run at a time', () => {
   it('two runs triggered at once: exactly one is queued, the other refused', async () => {
@@ -49,7 +54,7 @@ describe('one run at a time', () => {
     expect(queued).toHaveLength(1);
     expect(refused).toHaveLength(1);
     expect(refused[0]?.reason).toBeInstanceOf(PipelineBusyError);
-    expect((refused[0]?.reason as Error).message).toMatch(/^pipeline run \d+ is queued; try again when it has finished$/);
+    expect((refused[0]!.reason as Error).message).toMatch(/^pipeline run \d+ is queued; try again when it has finished$/);
     const after = await database.db.selectFrom('pipeline_runs').select('id').execute();
     expect(after.length - before.length).toBe(1);
     const jobs = await queue.boss.getQueueSize('pipeline-train');
@@ -75,13 +80,18 @@ describe('one run at a time', () => {
     clock.set(new Date(clock.now().getTime() + 2000));
     const next = await enqueueRun(context, queue, { trigger: 'test:after-stale' });
     const old = await database.db.selectFrom('pipeline_runs').select(['status', 'error']).where('id', '=', stale).executeTakeFirstOrThrow();
-    expect(old).toEqual({ status: 'failed', error: expect.stringMatching(/^abandoned: no sign of life since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/) });
+    expect(old).toEqual({
+      status: 'failed',
+      error: expect.stringMatching(/^abandoned: no sign of life since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/),
+    });
     expect((await activeRuns()).map((run) => run.id)).toEqual([next]);
   });
 });
 
 describe('the nightly schedule (0 2 * * *, Europe/Paris) with a fixed clock', () => {
-  it('enqueues at 02:00 local time across the spring and autumn changes, once per slot with two schedulers', { timeout: 60_000 }, async () => {
+  it('enqueues at 02:00 local time across the spring and autumn changes, once per slot with two schedulers', {
+    timeout: 60_000,
+  }, async () => {
     const triggered: string[] = [];
     const onSlot = async (slot: Date) => {
       try {
@@ -103,7 +113,12 @@ describe('the nightly schedule (0 2 * * *, Europe/Paris) with a fixed clock', ()
           clock.set(new Date(clock.now().getTime() + 15 * 60_000));
           for (const ticker of tickers) await ticker.tick();
           // each night's run finishes before the next night
-          await database.db.updateTable('pipeline_runs').set({ status: 'succeeded' }).where('trigger', 'like', 'schedule:%').where('status', '=', 'queued').execute();
+          await database.db
+            .updateTable('pipeline_runs')
+            .set({ status: 'succeeded' })
+            .where('trigger', 'like', 'schedule:%')
+            .where('status', '=', 'queued')
+            .execute();
         }
       } finally {
         for (const ticker of tickers) ticker.stop();
@@ -122,7 +137,12 @@ describe('the nightly schedule (0 2 * * *, Europe/Paris) with a fixed clock', ()
       '2026-10-26T01:00:00.000Z', // 02:00 CET
       '2026-10-27T01:00:00.000Z',
     ]);
-    const runs = await database.db.selectFrom('pipeline_runs').select('trigger').where('trigger', 'like', 'schedule:%').orderBy('id').execute();
+    const runs = await database.db
+      .selectFrom('pipeline_runs')
+      .select('trigger')
+      .where('trigger', 'like', 'schedule:%')
+      .orderBy('id')
+      .execute();
     expect(runs.map((run) => run.trigger)).toEqual(triggered.map((slot) => `schedule:${slot}`));
   });
 });

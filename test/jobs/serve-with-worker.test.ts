@@ -67,7 +67,13 @@ beforeAll(async () => {
   database = await openDatabase({ kind: 'postgres', url });
   await migrateToLatest(database.db);
   await seedBase(database, { seed: 5, from: new Date(NOW.getTime() - 400 * DAY_MS), to: NOW, consents: allValid(300) });
-  context = { config: loadConfig({ DATABASE_URL: url }), logger: captureLogger().logger, clock: { now: () => new Date() }, database, stop: async () => undefined };
+  context = {
+    config: loadConfig({ DATABASE_URL: url }),
+    logger: captureLogger().logger,
+    clock: { now: () => new Date() },
+    database,
+    stop: async () => undefined,
+  };
   queue = await openJobQueue(context);
   serve = spawn('node', ['bin/cible.js', 'serve', '--with-worker'], {
     env: { ...process.env, DATABASE_URL: url, PORT: String(await freePort()), LOG_LEVEL: 'info', CIBLE_CODE_VERSION: 'serve-worker-test' },
@@ -105,7 +111,11 @@ describe('cible serve --with-worker', () => {
     const run = await waitUntil(
       `run ${runId} to end`,
       async () => {
-        const row = await database.db.selectFrom('pipeline_runs').select(['status', 'error']).where('id', '=', runId).executeTakeFirstOrThrow();
+        const row = await database.db
+          .selectFrom('pipeline_runs')
+          .select(['status', 'error'])
+          .where('id', '=', runId)
+          .executeTakeFirstOrThrow();
         return row.status === 'queued' || row.status === 'running' ? null : row;
       },
       200_000,
@@ -136,7 +146,11 @@ describe('cible serve --with-worker', () => {
     const [code] = await once(serve, 'exit');
     expect(code).toBe(0);
     expect(alive(workerPid)).toBe(false);
-    const row = await database.db.selectFrom('job_workers').select('stopped_at').where('worker', 'like', `%:${workerPid}`).executeTakeFirstOrThrow();
+    const row = await database.db
+      .selectFrom('job_workers')
+      .select('stopped_at')
+      .where('worker', 'like', `%:${workerPid}`)
+      .executeTakeFirstOrThrow();
     expect(row.stopped_at).not.toBeNull();
     expect(output).toMatch(new RegExp(`"pid":${workerPid},"code":0,"signal":null.*"msg":"worker process exited"`));
   });

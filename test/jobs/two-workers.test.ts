@@ -72,7 +72,11 @@ async function runEnd(runId: number, timeoutMs: number) {
   return waitUntil(
     `run ${runId} to end`,
     async () => {
-      const run = await database.db.selectFrom('pipeline_runs').select(['status', 'error']).where('id', '=', runId).executeTakeFirstOrThrow();
+      const run = await database.db
+        .selectFrom('pipeline_runs')
+        .select(['status', 'error'])
+        .where('id', '=', runId)
+        .executeTakeFirstOrThrow();
       return run.status === 'queued' || run.status === 'running' ? null : run;
     },
     timeoutMs,
@@ -80,12 +84,21 @@ async function runEnd(runId: number, timeoutMs: number) {
 }
 
 const partsOf = (runId: number) =>
-  database.db.selectFrom('pipeline_run_parts').select(['part', 'status', 'attempt', 'worker', 'started_at', 'finished_at']).where('run_id', '=', runId).orderBy('part').execute();
+  database.db
+    .selectFrom('pipeline_run_parts')
+    .select(['part', 'status', 'attempt', 'worker', 'started_at', 'finished_at'])
+    .where('run_id', '=', runId)
+    .orderBy('part')
+    .execute();
 
 /** Everything visible of a run is whole and single: one version per target, live sets complete, no leftovers. */
 async function expectCleanRun(runId: number) {
   const { db } = database;
-  const versions = await db.selectFrom('model_versions').select(['model_id', 'status', 'network_id', 'evaluation_network_id']).where('run_id', '=', runId).execute();
+  const versions = await db
+    .selectFrom('model_versions')
+    .select(['model_id', 'status', 'network_id', 'evaluation_network_id'])
+    .where('run_id', '=', runId)
+    .execute();
   expect(versions.length).toBeGreaterThan(0);
   expect(new Set(versions.map((version) => version.model_id)).size, 'one version per target').toBe(versions.length);
   const champions = versions.filter((version) => version.status === 'champion');
@@ -105,9 +118,15 @@ async function expectCleanRun(runId: number) {
   const networks = await db.selectFrom('model_networks').select('id').where('run_id', '=', runId).execute();
   const used = new Set(versions.flatMap((version) => [version.network_id, version.evaluation_network_id]).filter((id) => id !== null));
   expect(new Set(networks.map((network) => network.id))).toEqual(used);
-  const { rows: leftovers } = await sql<{ name: string }>`SELECT tablename AS name FROM pg_tables WHERE tablename LIKE 'score\\_part\\_%'`.execute(db);
+  const { rows: leftovers } = await sql<{
+    name: string;
+  }>`SELECT tablename AS name FROM pg_tables WHERE tablename LIKE 'score\\_part\\_%'`.execute(db);
   expect(leftovers).toEqual([]);
-  const snapshot = await db.selectFrom('profiling_snapshots').select((eb) => eb.fn.countAll<number>().as('n')).where('run_id', '=', runId).executeTakeFirstOrThrow();
+  const snapshot = await db
+    .selectFrom('profiling_snapshots')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('run_id', '=', runId)
+    .executeTakeFirstOrThrow();
   expect(Number(snapshot.n)).toBe(CONTACTS);
 }
 
@@ -151,14 +170,28 @@ describe('two worker processes on one PostgreSQL', () => {
     expect(run).toEqual({ status: 'succeeded', error: null });
 
     const parts = await partsOf(runId);
-    const champions = await database.db.selectFrom('model_versions').select('id').where('run_id', '=', runId).where('status', '=', 'champion').execute();
+    const champions = await database.db
+      .selectFrom('model_versions')
+      .select('id')
+      .where('run_id', '=', runId)
+      .where('status', '=', 'champion')
+      .execute();
     expect(parts.map((part) => part.part).sort()).toEqual(
-      ['publish', 'train', ...Array.from({ length: SHARDS }, (_, shard) => `score:${shard}`), ...parts.filter((part) => part.part.startsWith('rank:')).map((part) => part.part)].sort(),
+      [
+        'publish',
+        'train',
+        ...Array.from({ length: SHARDS }, (_, shard) => `score:${shard}`),
+        ...parts.filter((part) => part.part.startsWith('rank:')).map((part) => part.part),
+      ].sort(),
     );
     expect(parts.filter((part) => part.part.startsWith('rank:'))).toHaveLength(champions.length);
     // a figure, not an assertion: how close the longest part came to the job expiry (beyond it, the part is retried)
-    const longest = parts.map((part) => ({ part: part.part, seconds: (Number(part.finished_at) - Number(part.started_at)) / 1000 })).sort((a, b) => b.seconds - a.seconds)[0];
-    console.log(`two workers: longest part ${longest?.part} took ${longest?.seconds.toFixed(1)} s (job expiry ${SPLIT_JOB_TIMEOUT_SECONDS} s)`);
+    const longest = parts
+      .map((part) => ({ part: part.part, seconds: (Number(part.finished_at) - Number(part.started_at)) / 1000 }))
+      .sort((a, b) => b.seconds - a.seconds)[0];
+    console.log(
+      `two workers: longest part ${longest?.part} took ${longest?.seconds.toFixed(1)} s (job expiry ${SPLIT_JOB_TIMEOUT_SECONDS} s)`,
+    );
     expect(parts.every((part) => part.status === 'succeeded' && part.attempt === 1)).toBe(true);
     const live = [first, second].filter((child) => child.exitCode === null && child.signalCode === null).map((child) => child.pid);
     expect(live, 'both workers still running').toHaveLength(2);
@@ -173,7 +206,9 @@ describe('two worker processes on one PostgreSQL', () => {
     }
   });
 
-  it('finish a run whose training worker was killed with SIGKILL: retried on the other, nothing of the dead attempt visible', { timeout: 720_000 }, async () => {
+  it('finish a run whose training worker was killed with SIGKILL: retried on the other, nothing of the dead attempt visible', {
+    timeout: 720_000,
+  }, async () => {
     const pair = [startWorkerProcess(RECOVERY_JOB_TIMEOUT_SECONDS), startWorkerProcess(RECOVERY_JOB_TIMEOUT_SECONDS)];
     const runId = await enqueueRun(recoveryContext, recoveryQueue, { trigger: 'test:sigkill' }, runDefaults);
     // the worker that claims the training part is killed while it trains
@@ -207,6 +242,5 @@ describe('two worker processes on one PostgreSQL', () => {
     const { rows } = await sql<{ model_id: number }>`
       SELECT model_id FROM model_versions WHERE status = 'champion' GROUP BY model_id HAVING count(*) > 1`.execute(database.db);
     expect(rows).toEqual([]);
-
   });
 });

@@ -79,7 +79,11 @@ describe('a run queued with no live worker', () => {
       clock.set(at(-500));
       await worker.stop(1000);
     }
-    const row = await database.db.selectFrom('job_workers').select(['stopped_at']).where('worker', '=', WORKER_ID).executeTakeFirstOrThrow();
+    const row = await database.db
+      .selectFrom('job_workers')
+      .select(['stopped_at'])
+      .where('worker', '=', WORKER_ID)
+      .executeTakeFirstOrThrow();
     expect(row.stopped_at).toEqual(at(-500));
     expect((await workerPresence(database.db, at(-499), 60)).liveWorkers).toBe(0);
   });

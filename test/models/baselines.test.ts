@@ -20,7 +20,8 @@ describe('a baseline calibration as data', () => {
     const probabilities = scores.map((score) => calibratedWithinBin(table, score));
     const y = Uint8Array.from(labels);
     expect(rocAuc(y, probabilities)).toBeCloseTo(rocAuc(y, scores), 12);
-    for (const [i, score] of scores.entries()) expect(Math.abs((probabilities[i] as number) - calibrated(table, score))).toBeLessThanOrEqual(1e-4);
+    for (const [i, score] of scores.entries())
+      expect(Math.abs((probabilities[i] as number) - calibrated(table, score))).toBeLessThanOrEqual(1e-4);
     // beyond the last edge and at 0, still ordered
     expect(calibratedWithinBin(table, 10)).toBeGreaterThan(calibratedWithinBin(table, 5));
     expect(calibratedWithinBin(table, 0.001)).toBeGreaterThan(calibratedWithinBin(table, 0));

@@ -105,7 +105,14 @@ describe('BG/NBD predictions', () => {
 
   it('says a customer without repeat purchase is alive', () => {
     for (const T of [0, 1, 38.86, 1000]) expect(probabilityAlive(PUBLISHED, 0, 0, T)).toBe(1);
-    const { alive } = expectedPurchasesBatch(PUBLISHED, summary([[0, 0, 5], [0, 0, 50]]), 39);
+    const { alive } = expectedPurchasesBatch(
+      PUBLISHED,
+      summary([
+        [0, 0, 5],
+        [0, 0, 50],
+      ]),
+      39,
+    );
     expect([...alive]).toEqual([1, 1]);
   });
 
@@ -206,7 +213,14 @@ describe('BG/NBD input checks and degenerate data', () => {
   });
 
   it('refuses to fit when nobody bought again, or nobody at all', () => {
-    expect(() => fitBgNbd(summary([[0, 0, 10], [0, 0, 20]]))).toThrow(/no customer has a repeat transaction/);
+    expect(() =>
+      fitBgNbd(
+        summary([
+          [0, 0, 10],
+          [0, 0, 20],
+        ]),
+      ),
+    ).toThrow(/no customer has a repeat transaction/);
     expect(() => fitBgNbd(summary([]))).toThrow(/no customer/);
     expect(() => fitBgNbd({ ...good, weight: Float64Array.from([0, 0]) })).toThrow(/no customer/);
   });

@@ -18,7 +18,8 @@ function bruteDelong(labels: Uint8Array, a: number[], b: number[]) {
   };
   const [a10, b10, a01, b01] = [v10(a), v10(b), v01(a), v01(b)];
   const varA = cov(a10, a10) / pos.length + cov(a01, a01) / neg.length;
-  const varDiff = (cov(a10, a10) + cov(b10, b10) - 2 * cov(a10, b10)) / pos.length + (cov(a01, a01) + cov(b01, b01) - 2 * cov(a01, b01)) / neg.length;
+  const varDiff =
+    (cov(a10, a10) + cov(b10, b10) - 2 * cov(a10, b10)) / pos.length + (cov(a01, a01) + cov(b01, b01) - 2 * cov(a01, b01)) / neg.length;
   return { aucA: mean(a10), aucB: mean(b10), seA: Math.sqrt(varA), seDiff: Math.sqrt(varDiff) };
 }
 

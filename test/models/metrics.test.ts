@@ -1,4 +1,3 @@
-import { mulberry32 as generator } from '../../models/random.ts';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
@@ -12,6 +11,7 @@ import {
   rocAuc,
   strided,
 } from '../../models/metrics.ts';
+import { mulberry32 as generator } from '../../models/random.ts';
 
 const u8 = (...values: number[]) => Uint8Array.from(values);
 
@@ -182,10 +182,7 @@ describe('reliability', () => {
   });
 
   it('is 0 for perfectly calibrated bins and keeps empty bins', () => {
-    const { bins, expectedCalibrationError } = reliability(
-      u8(1, 0, 0, 0, 1, 1, 1, 0),
-      [0.25, 0.25, 0.25, 0.25, 0.75, 0.75, 0.75, 0.75],
-    );
+    const { bins, expectedCalibrationError } = reliability(u8(1, 0, 0, 0, 1, 1, 1, 0), [0.25, 0.25, 0.25, 0.25, 0.75, 0.75, 0.75, 0.75]);
     expect(expectedCalibrationError).toBe(0);
     expect(bins).toHaveLength(10);
     expect(bins.map((b) => b.count)).toEqual([0, 0, 4, 0, 0, 0, 0, 4, 0, 0]);
@@ -238,9 +235,9 @@ describe('gainsTable', () => {
     expect(table.map((r) => r.cumulativePositives)).toEqual([2, 3, 3, 4, 4, 4, 4, 4, 4, 4]);
     expect(table.map((r) => r.cumulativeGain)).toEqual([0.5, 0.75, 0.75, 1, 1, 1, 1, 1, 1, 1]);
     const lifts = [5, 2.5, 0, 2.5, 0, 0, 0, 0, 0, 0];
-    table.forEach((r, i) => expect(r.lift).toBeCloseTo(lifts[i]!, 12));
+    for (const [i, r] of table.entries()) expect(r.lift).toBeCloseTo(lifts[i]!, 12);
     const cumulativeLifts = [5, 3.75, 2.5, 2.5, 2, 10 / 6, 10 / 7, 10 / 8, 10 / 9, 1];
-    table.forEach((r, i) => expect(r.cumulativeLift).toBeCloseTo(cumulativeLifts[i]!, 12));
+    for (const [i, r] of table.entries()) expect(r.cumulativeLift).toBeCloseTo(cumulativeLifts[i]!, 12);
   });
 
   it('splits ties across a boundary by row index', () => {
@@ -441,9 +438,9 @@ describe('permutationImportance', () => {
       if (++calls === 2) throw new Error('model crashed');
       return predict(input, n);
     };
-    await expect(
-      permutationImportance({ x, rows, columns, groups, labels, outputs: 2, predict: failing, seed: 3 }),
-    ).rejects.toThrow('model crashed');
+    await expect(permutationImportance({ x, rows, columns, groups, labels, outputs: 2, predict: failing, seed: 3 })).rejects.toThrow(
+      'model crashed',
+    );
     expect(x).toEqual(original);
   });
 
@@ -453,8 +450,8 @@ describe('permutationImportance', () => {
     await expect(permutationImportance({ ...base, rows: 199 })).rejects.toThrow(/x has length 600/);
     await expect(permutationImportance({ ...base, outputs: 3 })).rejects.toThrow(/labels has length 400/);
     await expect(permutationImportance({ ...base, groups: [{ name: 'bad', columns: [3] }] })).rejects.toThrow(/column 3/);
-    await expect(
-      permutationImportance({ ...base, predict: async (_x, n) => new Float32Array(n * 2 - 1) }),
-    ).rejects.toThrow(/predict returned length 399/);
+    await expect(permutationImportance({ ...base, predict: async (_x, n) => new Float32Array(n * 2 - 1) })).rejects.toThrow(
+      /predict returned length 399/,
+    );
   });
 });

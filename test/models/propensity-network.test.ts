@@ -1,17 +1,17 @@
-import { beforeAll, describe, expect, it } from 'vitest';
 import type * as TF from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { rocAuc, strided } from '../../models/metrics.ts';
-import { mulberry32 } from '../../models/random.ts';
 import {
-  NO_GROUP,
   explainByGroups,
+  NO_GROUP,
   predictProbabilities,
   relativeLogLoss,
-  trainNetwork,
-  type TrainOptions,
   type TrainedNetwork,
   type TrainingSet,
+  type TrainOptions,
+  trainNetwork,
 } from '../../models/propensity-network.ts';
+import { mulberry32 } from '../../models/random.ts';
 import { loadTensorflow, type Tensorflow } from '../../models/tensorflow.ts';
 
 const FEATURES = 8;
@@ -118,9 +118,7 @@ describe('propensity networks', () => {
     const loaded = await tf.loadLayersModel(tf.io.fromMemory(structuredClone(saved!)));
     try {
       const network = { model: loaded, logPositiveWeights: logistic.logPositiveWeights };
-      expect(await predictProbabilities(t, network, test.x, test.rows)).toEqual(
-        await predictProbabilities(t, logistic, test.x, test.rows),
-      );
+      expect(await predictProbabilities(t, network, test.x, test.rows)).toEqual(await predictProbabilities(t, logistic, test.x, test.rows));
     } finally {
       loaded.dispose();
     }
@@ -155,12 +153,12 @@ describe('propensity networks', () => {
     await expect(predictProbabilities(t, logistic, test.x.subarray(1), test.rows)).rejects.toThrow(/x has length 39999/);
     await expect(explainByGroups(t, logistic, test.x, test.rows - 1, GROUPS)).rejects.toThrow(/x has length 40000/);
     await expect(trainNetwork(t, { ...train, y: train.y.subarray(1) }, options())).rejects.toThrow(/y has length/);
-    await expect(
-      trainNetwork(t, train, options({ positiveWeights: new Float32Array(2).fill(5) })),
-    ).rejects.toThrow(/positiveWeights has length 2 but there are 3 targets/);
-    await expect(
-      explainByGroups(t, logistic, test.x, test.rows, [{ name: 'bad', columns: [8] }]),
-    ).rejects.toThrow(/column 8, outside \[0, 8\)/);
+    await expect(trainNetwork(t, train, options({ positiveWeights: new Float32Array(2).fill(5) }))).rejects.toThrow(
+      /positiveWeights has length 2 but there are 3 targets/,
+    );
+    await expect(explainByGroups(t, logistic, test.x, test.rows, [{ name: 'bad', columns: [8] }])).rejects.toThrow(
+      /column 8, outside \[0, 8\)/,
+    );
   });
 });
 
@@ -179,7 +177,11 @@ describe('early stopping on held-out rows', () => {
     const t = await loadTensorflow({ prefer: 'auto' });
     const train = plantedSet(2000, 21);
     const held = plantedSet(1000, 22);
-    const stopped = await trainNetwork(t, train, options({ epochs: 40, validation: { x: held.x, y: held.y, rows: held.rows, patience: 2, minEpochs: 2, minImprovement: 0.001 } }));
+    const stopped = await trainNetwork(
+      t,
+      train,
+      options({ epochs: 40, validation: { x: held.x, y: held.y, rows: held.rows, patience: 2, minEpochs: 2, minImprovement: 0.001 } }),
+    );
     const full = await trainNetwork(t, train, options({ epochs: 6 }));
     try {
       expect(stopped.validationLoss.length).toBeLessThan(40);

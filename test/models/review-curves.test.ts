@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { binShares, featureBins, featurePsi, populationStabilityIndex, PSI_THRESHOLD, quantileEdges } from '../../models/drift.ts';
+import { binShares, featureBins, featurePsi, PSI_THRESHOLD, populationStabilityIndex, quantileEdges } from '../../models/drift.ts';
 import { evaluationCurves, reliability, rocAuc, rocCurve, scoreHistogram } from '../../models/metrics.ts';
 import { mulberry32 } from '../../models/random.ts';
 
@@ -26,7 +26,7 @@ function area(points: Array<{ falsePositiveRate: number; truePositiveRate: numbe
   for (let i = 1; i < points.length; i++) {
     const a = points[i - 1]!;
     const b = points[i]!;
-    sum += (b.falsePositiveRate - a.falsePositiveRate) * (a.truePositiveRate + b.truePositiveRate) / 2;
+    sum += ((b.falsePositiveRate - a.falsePositiveRate) * (a.truePositiveRate + b.truePositiveRate)) / 2;
   }
   return sum;
 }
@@ -117,7 +117,9 @@ describe('evaluationCurves', () => {
     expect(upper).toBe(curves.scoreHistogram.at(-1)!.upper);
     expect(upper).toBeLessThan(1);
     // on [0, 1] the same probabilities crowd the first bins
-    expect(reliability(labels, scores).bins.filter((bin) => bin.count > 0).length).toBeLessThan(curves.calibration.filter((bin) => bin.count > 0).length);
+    expect(reliability(labels, scores).bins.filter((bin) => bin.count > 0).length).toBeLessThan(
+      curves.calibration.filter((bin) => bin.count > 0).length,
+    );
     // stored as JSON: empty bins lose their NaN means to null, nothing else changes
     expect(JSON.parse(JSON.stringify(curves)).roc).toEqual(curves.roc);
   });
@@ -145,8 +147,14 @@ describe('drift', () => {
     expect(Number.isFinite(populationStabilityIndex([1, 0], [0, 1]))).toBe(true);
     expect(() => populationStabilityIndex([1], [0.5, 0.5])).toThrow(/bins/);
     const reference = featureBins(Array.from({ length: 5000 }, (_, i) => i % 100));
-    const same = binShares(Array.from({ length: 5000 }, (_, i) => (i * 7) % 100), reference.edges);
-    const shifted = binShares(Array.from({ length: 5000 }, (_, i) => (i % 100) + 30), reference.edges);
+    const same = binShares(
+      Array.from({ length: 5000 }, (_, i) => (i * 7) % 100),
+      reference.edges,
+    );
+    const shifted = binShares(
+      Array.from({ length: 5000 }, (_, i) => (i % 100) + 30),
+      reference.edges,
+    );
     expect(featurePsi(reference, same)).toBeLessThan(0.01);
     expect(featurePsi(reference, shifted)).toBeGreaterThan(PSI_THRESHOLD);
   });

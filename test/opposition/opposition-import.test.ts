@@ -66,7 +66,10 @@ async function everythingStoredAsText(): Promise<string> {
      UNION ALL SELECT row_to_json(e)::text FROM opposition_entries e
      UNION ALL SELECT row_to_json(a)::text FROM audit_log a`,
   );
-  return rows.map((row) => row.text).join('\n').toLowerCase();
+  return rows
+    .map((row) => row.text)
+    .join('\n')
+    .toLowerCase();
 }
 
 const sorted = (values: string[]) => [...values].sort();
@@ -100,7 +103,16 @@ describe('opposition list import: normalised, hashed values', () => {
       ),
       { name: 'bloctel', channel: 'phone' },
     );
-    expect(report).toMatchObject({ status: 'committed', name: 'bloctel', channel: 'phone', listDate: '2026-05-30', rowsRead: 6, entries: 5, previousEntries: 0, rejected: 0 });
+    expect(report).toMatchObject({
+      status: 'committed',
+      name: 'bloctel',
+      channel: 'phone',
+      listDate: '2026-05-30',
+      rowsRead: 6,
+      entries: 5,
+      previousEntries: 0,
+      rejected: 0,
+    });
     const expected = ['+33639980001', '+33639980002', '+33639980003', '+33639980004', '+33199000005'].map(sha256);
     expect(await entryHashes('bloctel')).toEqual(sorted(expected));
     const list = await listRow('bloctel');
@@ -108,10 +120,13 @@ describe('opposition list import: normalised, hashed values', () => {
   });
 
   it('reads a file of bare values, the first line included: emails lower-cased and trimmed', async () => {
-    const report = await importList(csv('  Alice.Martin@Example.COM', 'bruno.petit@example.com  ', 'BRUNO.PETIT@example.com', 'chloe.roux@example.com'), {
-      name: 'robinson-email',
-      channel: 'email',
-    });
+    const report = await importList(
+      csv('  Alice.Martin@Example.COM', 'bruno.petit@example.com  ', 'BRUNO.PETIT@example.com', 'chloe.roux@example.com'),
+      {
+        name: 'robinson-email',
+        channel: 'email',
+      },
+    );
     expect(report).toMatchObject({ status: 'committed', rowsRead: 4, entries: 3, rejected: 0 });
     expect(await entryHashes('robinson-email')).toEqual(
       sorted(['alice.martin@example.com', 'bruno.petit@example.com', 'chloe.roux@example.com'].map(sha256)),
@@ -121,8 +136,17 @@ describe('opposition list import: normalised, hashed values', () => {
   it('stores only hashes: no raw or normalised value appears in the opposition tables or the audit log', async () => {
     const stored = await everythingStoredAsText();
     for (const value of [
-      '06 39 98 00 01', '0639980001', '+33639980001', '639980001', '06.39.98.00.03', '0033639980004', '199000005',
-      'alice.martin@example.com', 'bruno.petit', 'chloe.roux', 'example.com',
+      '06 39 98 00 01',
+      '0639980001',
+      '+33639980001',
+      '639980001',
+      '06.39.98.00.03',
+      '0033639980004',
+      '199000005',
+      'alice.martin@example.com',
+      'bruno.petit',
+      'chloe.roux',
+      'example.com',
     ]) {
       expect(stored, value).not.toContain(value.toLowerCase());
     }
@@ -141,7 +165,9 @@ describe('opposition list import: normalised, hashed values', () => {
     expect(await entryHashes('bloctel')).toEqual(sorted(['+33639980002', '+33639980009'].map(sha256)));
     const list = await listRow('bloctel');
     expect(list).toMatchObject({ id: previous!.id, entry_count: 2 });
-    const listDate = await database.pool.query<{ day: string }>(`SELECT list_date::text AS day FROM opposition_lists WHERE name = 'bloctel'`);
+    const listDate = await database.pool.query<{ day: string }>(
+      `SELECT list_date::text AS day FROM opposition_lists WHERE name = 'bloctel'`,
+    );
     expect(listDate.rows[0]!.day).toBe('2026-05-31');
     // the other list is untouched
     expect(await entryHashes('robinson-email')).toHaveLength(3);
@@ -153,7 +179,10 @@ describe('opposition list import: normalised, hashed values', () => {
 describe('opposition list import: bad input is refused whole, naming the line', () => {
   it('refuses malformed phone numbers, naming each line, and writes nothing', async () => {
     const before = await oppositionTables();
-    const report = await importList(csv('value', '06 39 98 00 06', 'call me maybe', '12', '+33 6 39 98 00 07'), { name: 'bloctel', channel: 'phone' });
+    const report = await importList(csv('value', '06 39 98 00 06', 'call me maybe', '12', '+33 6 39 98 00 07'), {
+      name: 'bloctel',
+      channel: 'phone',
+    });
     expect(report).toMatchObject({ status: 'rejected', listId: null, rowsRead: 4, rejected: 2, entries: 0 });
     expect(report.rejects).toEqual([
       { line: 3, field: 'value', message: expect.stringMatching(/^"call me maybe" is not a (valid|possible) phone number$/) },
@@ -213,7 +242,11 @@ describe('opposition list import: bad input is refused whole, naming the line', 
 
   it('refuses a bad list name', async () => {
     for (const name of ['Bloctel', 'bloctel 2026', '', '-bloctel', 'b'.repeat(64)]) {
-      await expectRefusedWhole(csv('value', '06 39 98 00 06'), { name, channel: 'phone' }, /must be lower-case letters, digits, - or _ \(at most 63\)/);
+      await expectRefusedWhole(
+        csv('value', '06 39 98 00 06'),
+        { name, channel: 'phone' },
+        /must be lower-case letters, digits, - or _ \(at most 63\)/,
+      );
     }
   });
 
@@ -235,9 +268,11 @@ describe('opposition list import: bad input is refused whole, naming the line', 
   it('with skipInvalid, refuses a file in which no value is valid and keeps the previous list', async () => {
     await importList(csv('value', '06 39 98 00 10', '06 39 98 00 11'), { name: 'company-phone-suppression', channel: 'phone' });
     const before = await oppositionTables();
-    const attempt = await importList(csv('value', 'garbage', 'n/a'), { name: 'company-phone-suppression', channel: 'phone', skipInvalid: true }).catch(
-      (error: unknown) => error,
-    );
+    const attempt = await importList(csv('value', 'garbage', 'n/a'), {
+      name: 'company-phone-suppression',
+      channel: 'phone',
+      skipInvalid: true,
+    }).catch((error: unknown) => error);
     expect(attempt instanceof ImportFileError || (attempt as { status?: string }).status === 'rejected').toBe(true);
     expect(await oppositionTables()).toEqual(before);
   });

@@ -8,7 +8,7 @@ import { DEFAULT_CONSENT_POLICY, DEFAULT_TARGETING_POLICY } from '../../src/conf
 import type { DatabaseHandle } from '../../src/db/engine.ts';
 import { buildTargetList } from '../../src/targeting/target-list.service.ts';
 import { createTestDatabase } from '../helpers/database.ts';
-import { type Cohort, COHORT_SKU, seedCohort } from './cohort.fixtures.ts';
+import { COHORT_SKU, type Cohort, seedCohort } from './cohort.fixtures.ts';
 import { DAY_MS, movableClock, pipelineContext, smallOptions } from './pipeline.fixtures.ts';
 
 /*
@@ -52,7 +52,10 @@ beforeAll(async () => {
   const context = pipelineContext(database, clock);
   // a network that cannot learn (one epoch at a negligible learning rate) loses to BG/NBD
   const base = options();
-  crippled = await runPipeline(context, options({ trigger: 'test:crippled', training: { ...base.training, learningRate: 1e-9, epochs: 1, maxEpochs: 1, minSamples: 1 } }));
+  crippled = await runPipeline(
+    context,
+    options({ trigger: 'test:crippled', training: { ...base.training, learningRate: 1e-9, epochs: 1, maxEpochs: 1, minSamples: 1 } }),
+  );
   crippledReasons = await reasonNames(crippled.runId);
   crippledList = await buildTargetList(
     database.db,
@@ -67,14 +70,22 @@ beforeAll(async () => {
   kept = await runPipeline(context, options({ trigger: 'test:kept', minimumAuc: 0.99 }));
   for (const trigger of ['test:backtest-1', 'test:backtest-2']) {
     clock.set(new Date(clock.now().getTime() + 3_600_000));
-    backtests.push(await runPipeline(context, options({ kind: 'backtest', trigger, asOf: new Date(END.getTime() - 200 * DAY_MS), horizonDays: 150 })));
+    backtests.push(
+      await runPipeline(context, options({ kind: 'backtest', trigger, asOf: new Date(END.getTime() - 200 * DAY_MS), horizonDays: 150 })),
+    );
   }
 }, 600_000);
 afterAll(() => database?.close());
 
 /** The group names of the reason codes in a run's BG/NBD score set, while it is live. */
 async function reasonNames(runId: number): Promise<Array<string | undefined>> {
-  const version = await database.db.selectFrom('model_versions').select('metrics').where('run_id', '=', runId).where('algorithm', '=', 'bgnbd').where('status', '=', 'champion').executeTakeFirstOrThrow();
+  const version = await database.db
+    .selectFrom('model_versions')
+    .select('metrics')
+    .where('run_id', '=', runId)
+    .where('algorithm', '=', 'bgnbd')
+    .where('status', '=', 'champion')
+    .executeTakeFirstOrThrow();
   const groups = version.metrics.explanationGroups as string[];
   const { rows } = await sql<{ code: number | null }>`
     SELECT DISTINCT unnest(ARRAY[reason_1, reason_2, reason_3])::int AS code FROM scores s
@@ -111,7 +122,11 @@ function handPosterior(): Map<number, number> {
     return { x: days.length - 1, tx: (days.at(-1) as number) - first, T: END.getTime() / DAY_MS - first };
   };
   const data = ids.map(summary);
-  const input = { x: Float64Array.from(data, (d) => d.x), tx: Float64Array.from(data, (d) => d.tx), T: Float64Array.from(data, (d) => d.T) };
+  const input = {
+    x: Float64Array.from(data, (d) => d.x),
+    tx: Float64Array.from(data, (d) => d.tx),
+    T: Float64Array.from(data, (d) => d.T),
+  };
   const { params } = fitBgNbd(input);
   const { expected } = expectedPurchasesBatch(params, input, HORIZON);
   return new Map(ids.map((id, i) => [id, expected[i] as number]));
@@ -119,7 +134,10 @@ function handPosterior(): Map<number, number> {
 
 function aucOnFuture(scores: Map<number, number>): number {
   const ids = [...scores.keys()];
-  return rocAuc(Uint8Array.from(ids, (id) => (cohort.future.get(id) ? 1 : 0)), ids.map((id) => scores.get(id) as number));
+  return rocAuc(
+    Uint8Array.from(ids, (id) => (cohort.future.get(id) ? 1 : 0)),
+    ids.map((id) => scores.get(id) as number),
+  );
 }
 
 describe('a young cohort (18 months, one acquisition quarter, horizon 181 d)', () => {
@@ -183,7 +201,9 @@ describe('candidates, not just networks', () => {
       const margin = outcomeOf(crippled)?.margin;
       const signed = (value: number) => `${value >= 0 ? '+' : ''}${value.toFixed(3)}`;
       const line = printed.split('\n').find((text) => text.startsWith(`product:${COHORT_SKU} `));
-      expect(line).toContain(`bgnbd over ${margin?.over} by ${signed(margin?.difference as number)} [${signed(margin?.low as number)}, ${signed(margin?.high as number)}]`);
+      expect(line).toContain(
+        `bgnbd over ${margin?.over} by ${signed(margin?.difference as number)} [${signed(margin?.low as number)}, ${signed(margin?.high as number)}]`,
+      );
     } finally {
       log.mockRestore();
     }
@@ -222,7 +242,14 @@ describe('every run scores every champion', () => {
 describe('decisions that resolve noise', () => {
   it('two runs on the same data and seed make the same decisions with the same figures', () => {
     const decisions = (report: PipelineReport) =>
-      report.targets.map((outcome) => ({ target: outcome.target, status: outcome.status, algorithm: outcome.algorithm, auc: outcome.auc, candidates: outcome.candidates, margin: outcome.margin }));
+      report.targets.map((outcome) => ({
+        target: outcome.target,
+        status: outcome.status,
+        algorithm: outcome.algorithm,
+        auc: outcome.auc,
+        candidates: outcome.candidates,
+        margin: outcome.margin,
+      }));
     expect(backtests[0]?.targets.length).toBeGreaterThan(0);
     expect(decisions(backtests[1] as PipelineReport)).toEqual(decisions(backtests[0] as PipelineReport));
   });
@@ -236,7 +263,11 @@ describe('decisions that resolve noise', () => {
       .innerJoin('models', 'models.id', 'model_versions.model_id')
       .where('models.target_key', '=', COHORT_SKU)
       .executeTakeFirstOrThrow();
-    const champion = version.metrics.champion as { version: number; algorithm: string; difference: { difference: number; low: number; high: number } | null };
+    const champion = version.metrics.champion as {
+      version: number;
+      algorithm: string;
+      difference: { difference: number; low: number; high: number } | null;
+    };
     expect(champion).toMatchObject({ version: 1, algorithm: 'bgnbd' });
     expect(champion.difference?.low).toBeLessThanOrEqual(champion.difference?.difference as number);
     expect(champion.difference?.high).toBeGreaterThanOrEqual(champion.difference?.difference as number);

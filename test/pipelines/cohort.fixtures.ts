@@ -80,7 +80,11 @@ export function cohortPurchases(options: CohortOptions): number[][] {
 /** Inserts the product, the customers (emails, profiling and email consents before they arrive) and their purchases before `end`. */
 export async function seedCohort(database: DatabaseHandle, options: CohortOptions): Promise<Cohort> {
   const { db } = database;
-  const product = await db.insertInto('products').values({ sku: COHORT_SKU, name: 'Monthly box', category: 'boxes' }).returning('id').executeTakeFirstOrThrow();
+  const product = await db
+    .insertInto('products')
+    .values({ sku: COHORT_SKU, name: 'Monthly box', category: 'boxes' })
+    .returning('id')
+    .executeTakeFirstOrThrow();
   const consentAt = new Date(options.acquisitionFrom.getTime() - 10 * DAY_MS);
   const refs = Array.from({ length: options.customers }, (_, i) => `CO-${options.seed}-${String(i + 1).padStart(5, '0')}`);
   const contacts = await db
@@ -92,10 +96,12 @@ export async function seedCohort(database: DatabaseHandle, options: CohortOption
   const contactIds = refs.map((ref) => idOf.get(ref) as number);
   await db
     .insertInto('contact_personal_data')
-    .values(refs.map((ref) => {
-      const email = `${ref.toLowerCase()}@example.com`;
-      return { contact_id: idOf.get(ref) as number, email, email_hash: sha256Hex(email), country: 'FR' };
-    }))
+    .values(
+      refs.map((ref) => {
+        const email = `${ref.toLowerCase()}@example.com`;
+        return { contact_id: idOf.get(ref) as number, email, email_hash: sha256Hex(email), country: 'FR' };
+      }),
+    )
     .execute();
   const event = (contactId: number, purpose: string, channel: string | null, method: string) => ({
     contact_id: contactId,
@@ -112,7 +118,12 @@ export async function seedCohort(database: DatabaseHandle, options: CohortOption
   });
   await db
     .insertInto('consent_events')
-    .values(contactIds.flatMap((id) => [event(id, 'direct_marketing', 'email', 'double_opt_in'), event(id, 'profiling', null, 'explicit_checkbox')]))
+    .values(
+      contactIds.flatMap((id) => [
+        event(id, 'direct_marketing', 'email', 'double_opt_in'),
+        event(id, 'profiling', null, 'explicit_checkbox'),
+      ]),
+    )
     .execute();
 
   const end = options.end.getTime();
@@ -124,8 +135,11 @@ export async function seedCohort(database: DatabaseHandle, options: CohortOption
     const contactId = contactIds[index] as number;
     const before = times.filter((at) => at < end);
     history.set(contactId, before);
-    future.set(contactId, times.some((at) => at >= end && at < horizonEnd));
-    before.forEach((at, k) =>
+    future.set(
+      contactId,
+      times.some((at) => at >= end && at < horizonEnd),
+    );
+    for (const [k, at] of before.entries()) {
       rows.push({
         order_id: `CO-${options.seed}-${index}-${k}`,
         product_id: Number(product.id),
@@ -133,8 +147,8 @@ export async function seedCohort(database: DatabaseHandle, options: CohortOption
         quantity: 1,
         unit_price: 30,
         purchased_at: new Date(Math.floor(at / 1000) * 1000),
-      }),
-    );
+      });
+    }
   });
   for (let start = 0; start < rows.length; start += 20_000) await insertPurchases(database, rows.slice(start, start + 20_000));
   await sql`ANALYZE purchases`.execute(db);

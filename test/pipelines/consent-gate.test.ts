@@ -9,8 +9,8 @@ import type { Target } from '../../pipelines/targets.ts';
 import type { DatabaseHandle } from '../../src/db/engine.ts';
 import { erase } from '../../src/rights/rights.service.ts';
 import { createTestDatabase } from '../helpers/database.ts';
-import { type Base, type ConsentKind, DAY_MS, pipelineContext, refsOf, seedBase, smallOptions } from './pipeline.fixtures.ts';
 import { TEST_TOMBSTONE_KEYS } from '../helpers/tombstone-keys.ts';
+import { type Base, type ConsentKind, DAY_MS, pipelineContext, refsOf, seedBase, smallOptions } from './pipeline.fixtures.ts';
 
 /*
  * The consent gate of the pipeline: only contacts whose profiling consent counts at the
@@ -45,8 +45,12 @@ let invalid: number[];
 beforeAll(async () => {
   database = await createTestDatabase();
   base = await seedBase(database, { seed: SEED, from: FROM, to: RUN_AT, consents: KINDS, withdrawnAt: WITHDRAWN_AT });
-  for (const person of base.people.filter((p) => p.consent === 'erased')) await erase(database.db, person.ref, 'test:consent-gate', ERASED_AT, TEST_TOMBSTONE_KEYS);
-  valid = base.people.filter((p) => p.consent === 'valid').map((p) => p.id).sort((a, b) => a - b);
+  for (const person of base.people.filter((p) => p.consent === 'erased'))
+    await erase(database.db, person.ref, 'test:consent-gate', ERASED_AT, TEST_TOMBSTONE_KEYS);
+  valid = base.people
+    .filter((p) => p.consent === 'valid')
+    .map((p) => p.id)
+    .sort((a, b) => a - b);
   invalid = base.people.filter((p) => p.consent !== 'valid').map((p) => p.id);
   report = await runPipeline(pipelineContext(database, RUN_AT), OPTIONS);
 }, 120_000);
@@ -66,7 +70,9 @@ async function scoredContacts(scoreSetId?: number): Promise<number[]> {
 
 describe('the fixture', () => {
   it('has every kind of consent, and the run promoted at least one model and scored it', () => {
-    const counts = Object.fromEntries(['valid', 'withdrawn', 'never', 'no-proof', 'pre-ticked', 'erased'].map((kind) => [kind, KINDS.filter((k) => k === kind).length]));
+    const counts = Object.fromEntries(
+      ['valid', 'withdrawn', 'never', 'no-proof', 'pre-ticked', 'erased'].map((kind) => [kind, KINDS.filter((k) => k === kind).length]),
+    );
     expect(counts).toEqual({ valid: 225, withdrawn: 15, never: 15, 'no-proof': 15, 'pre-ticked': 15, erased: 15 });
     const champions = report.targets.filter((target) => target.status === 'champion');
     expect(champions.map((target) => target.target)).toContain('product:PL-REFILL');
@@ -84,7 +90,13 @@ describe('contacts without a valid profiling consent are in no snapshot, no trai
       .execute();
     expect(refs(rows.map((row) => row.contact_id))).toEqual(refs(valid));
     for (const row of rows) {
-      expect(row).toMatchObject({ event_contact: row.contact_id, purpose: 'profiling', status: 'granted', method: 'explicit_checkbox', source: 'web:account-form' });
+      expect(row).toMatchObject({
+        event_contact: row.contact_id,
+        purpose: 'profiling',
+        status: 'granted',
+        method: 'explicit_checkbox',
+        source: 'web:account-form',
+      });
     }
     expect(report.population).toBe(valid.length);
   });
@@ -98,7 +110,13 @@ describe('contacts without a valid profiling consent are in no snapshot, no trai
       const matrix = await computeFeatures(database.db, { runId: report.runId, cutoff, horizonDays: report.horizonDays, layout });
       expect(refs(matrix.contactIds), `rows at ${day}`).toEqual(refs(valid));
     }
-    const scoring = await computeFeatures(database.db, { runId: report.runId, cutoff: RUN_AT, horizonDays: report.horizonDays, layout, liveConsentAt: RUN_AT });
+    const scoring = await computeFeatures(database.db, {
+      runId: report.runId,
+      cutoff: RUN_AT,
+      horizonDays: report.horizonDays,
+      layout,
+      liveConsentAt: RUN_AT,
+    });
     expect(refs(scoring.contactIds)).toEqual(refs(valid));
   });
 
@@ -145,7 +163,11 @@ describe('a model version records its lineage', () => {
       }
       for (const networkId of [version.network_id, version.evaluation_network_id]) {
         if (networkId === null) continue;
-        const network = await database.db.selectFrom('model_networks').select(['feature_list', 'run_id']).where('id', '=', networkId).executeTakeFirstOrThrow();
+        const network = await database.db
+          .selectFrom('model_networks')
+          .select(['feature_list', 'run_id'])
+          .where('id', '=', networkId)
+          .executeTakeFirstOrThrow();
         expect(network.run_id).toBe(report.runId);
         expect(version.feature_list).toEqual(network.feature_list);
       }
@@ -153,10 +175,19 @@ describe('a model version records its lineage', () => {
   });
 
   it('the training data hash of each network champion is the hash of the matrices rebuilt from the snapshot alone', async () => {
-    const champions = await database.db.selectFrom('model_versions').selectAll().where('run_id', '=', report.runId).where('status', '=', 'champion').execute();
+    const champions = await database.db
+      .selectFrom('model_versions')
+      .selectAll()
+      .where('run_id', '=', report.runId)
+      .where('status', '=', 'champion')
+      .execute();
     const withNetwork = champions.filter((champion) => champion.network_id !== null);
     expect(withNetwork.length).toBeGreaterThan(0);
-    const network = await database.db.selectFrom('model_networks').selectAll().where('id', '=', withNetwork[0]!.network_id as number).executeTakeFirstOrThrow();
+    const network = await database.db
+      .selectFrom('model_networks')
+      .selectAll()
+      .where('id', '=', withNetwork[0]!.network_id as number)
+      .executeTakeFirstOrThrow();
     const metadata = network.metadata as {
       targets: string[];
       trainingCutoffs: string[];
@@ -203,21 +234,52 @@ describe('a withdrawal after the run', () => {
     expect(rowsBefore.filter((row) => row.contact_id === subject)).toHaveLength(sets.length);
 
     const event = (contactId: number, purpose: string, channel: string | null, capturedAt: Date) => ({
-      contact_id: contactId, purpose, channel, status: 'withdrawn' as const, captured_at: capturedAt, source: 'preference_centre',
-      method: 'explicit_checkbox', notice_version: 'privacy-v2', evidence_ref: null, expires_at: null, import_id: null,
+      contact_id: contactId,
+      purpose,
+      channel,
+      status: 'withdrawn' as const,
+      captured_at: capturedAt,
+      source: 'preference_centre',
+      method: 'explicit_checkbox',
+      notice_version: 'privacy-v2',
+      evidence_ref: null,
+      expires_at: null,
+      import_id: null,
     });
     // withdrawing direct marketing is not withdrawing profiling: scores stay
-    await database.db.insertInto('consent_events').values(event(other as number, 'direct_marketing', 'email', new Date(RUN_AT.getTime() + 3_600_000))).execute();
-    expect(await database.db.selectFrom('scores').select('contact_id').where('contact_id', '=', other as number).execute()).toHaveLength(sets.length);
+    await database.db
+      .insertInto('consent_events')
+      .values(event(other as number, 'direct_marketing', 'email', new Date(RUN_AT.getTime() + 3_600_000)))
+      .execute();
+    expect(
+      await database.db
+        .selectFrom('scores')
+        .select('contact_id')
+        .where('contact_id', '=', other as number)
+        .execute(),
+    ).toHaveLength(sets.length);
 
-    await database.db.insertInto('consent_events').values(event(subject as number, 'profiling', null, new Date(RUN_AT.getTime() + 3_600_000))).execute();
+    await database.db
+      .insertInto('consent_events')
+      .values(event(subject as number, 'profiling', null, new Date(RUN_AT.getTime() + 3_600_000)))
+      .execute();
 
     const rowsAfter = await database.db.selectFrom('scores').select(['score_set_id', 'contact_id', 'score']).execute();
     expect(rowsAfter.filter((row) => row.contact_id === subject)).toEqual([]);
     const key = (row: { score_set_id: number; contact_id: number }) => `${row.score_set_id}:${row.contact_id}`;
-    expect(rowsAfter.map(key).sort()).toEqual(rowsBefore.filter((row) => row.contact_id !== subject).map(key).sort());
+    expect(rowsAfter.map(key).sort()).toEqual(
+      rowsBefore
+        .filter((row) => row.contact_id !== subject)
+        .map(key)
+        .sort(),
+    );
     // lineage: the run's snapshot is history, it keeps the grant the run relied on
-    const kept = await database.db.selectFrom('profiling_snapshots').select('contact_id').where('run_id', '=', report.runId).where('contact_id', '=', subject as number).execute();
+    const kept = await database.db
+      .selectFrom('profiling_snapshots')
+      .select('contact_id')
+      .where('run_id', '=', report.runId)
+      .where('contact_id', '=', subject as number)
+      .execute();
     expect(kept).toHaveLength(1);
   });
 });

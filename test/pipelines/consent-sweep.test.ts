@@ -10,7 +10,7 @@ import type { DatabaseHandle } from '../../src/db/engine.ts';
 import { ensureModel, finishRun, insertVersion, promoteVersion } from '../../src/registry/registry.repository.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { captureLogger } from '../helpers/silent-logger.ts';
-import { type ScoredBase, type ScoredPerson, SCORED_SKU, seedScoredBase } from '../targeting/targeting.fixtures.ts';
+import { SCORED_SKU, type ScoredBase, type ScoredPerson, seedScoredBase } from '../targeting/targeting.fixtures.ts';
 
 /*
  * The light consent job: a profiling consent that expires stops counting with no event, so
@@ -49,8 +49,17 @@ beforeAll(async () => {
   await db
     .insertInto('consent_events')
     .values({
-      contact_id: expiring.id, purpose: 'profiling', channel: null, status: 'granted', captured_at: new Date(SCORED_AT.getTime() - DAY_MS),
-      source: 'web:preferences', method: 'explicit_checkbox', notice_version: 'privacy-v3', evidence_ref: null, expires_at: EXPIRES_AT, import_id: null,
+      contact_id: expiring.id,
+      purpose: 'profiling',
+      channel: null,
+      status: 'granted',
+      captured_at: new Date(SCORED_AT.getTime() - DAY_MS),
+      source: 'web:preferences',
+      method: 'explicit_checkbox',
+      notice_version: 'privacy-v3',
+      evidence_ref: null,
+      expires_at: EXPIRES_AT,
+      import_id: null,
     })
     .execute();
 
@@ -63,7 +72,15 @@ beforeAll(async () => {
   // a second champion, from another run whose snapshot did not include the expiring person
   const run = await db
     .insertInto('pipeline_runs')
-    .values({ status: 'succeeded', trigger: 'test', as_of: SCORED_AT, params: '{}', summary: '{}', started_at: SCORED_AT, finished_at: SCORED_AT })
+    .values({
+      status: 'succeeded',
+      trigger: 'test',
+      as_of: SCORED_AT,
+      params: '{}',
+      summary: '{}',
+      started_at: SCORED_AT,
+      finished_at: SCORED_AT,
+    })
     .returning('id')
     .executeTakeFirstOrThrow();
   lightingRunId = Number(run.id);
@@ -73,9 +90,24 @@ beforeAll(async () => {
     WHERE run_id = ${lampRunId} AND contact_id <> ${expiring.id}`.execute(db);
   const modelId = await ensureModel(db, { kind: 'category', key: 'lighting', productId: null });
   const lighting = await insertVersion(db, {
-    modelId, algorithm: 'logistic', status: 'candidate', runId: lightingRunId, trainedAt: SCORED_AT, consentSnapshotAt: SCORED_AT,
-    populationSize: COUNT - 1, trainingCutoff: SCORED_AT, horizonDays: 30, featureList: ['recency_days'], codeVersion: 'test',
-    trainingDataHash: 'test', metrics: {}, baselineMetrics: {}, decisionReason: 'test', networkId: null, evaluationNetworkId: null, outputIndex: null,
+    modelId,
+    algorithm: 'logistic',
+    status: 'candidate',
+    runId: lightingRunId,
+    trainedAt: SCORED_AT,
+    consentSnapshotAt: SCORED_AT,
+    populationSize: COUNT - 1,
+    trainingCutoff: SCORED_AT,
+    horizonDays: 30,
+    featureList: ['recency_days'],
+    codeVersion: 'test',
+    trainingDataHash: 'test',
+    metrics: {},
+    baselineMetrics: {},
+    decisionReason: 'test',
+    networkId: null,
+    evaluationNetworkId: null,
+    outputIndex: null,
   });
   await promoteVersion(db, modelId, lighting.id, SCORED_AT);
 
@@ -96,7 +128,10 @@ async function scoresOf(contactId: number): Promise<number> {
 }
 
 async function allScores(): Promise<number> {
-  const row = await database.db.selectFrom('scores').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+  const row = await database.db
+    .selectFrom('scores')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirstOrThrow();
   return Number(row.n);
 }
 
@@ -109,11 +144,23 @@ function lineageOf(report: ConsentSweepReport, target: string) {
 describe('the consent sweep', () => {
   it('deletes nothing while the consent still counts', async () => {
     const report = await sweepConsent(context);
-    expect(report).toMatchObject({ at: BEFORE_EXPIRY.toISOString(), scoresDeleted: 0, contactsAffected: 0, scoreSets: [], retrainEarly: [] });
+    expect(report).toMatchObject({
+      at: BEFORE_EXPIRY.toISOString(),
+      scoresDeleted: 0,
+      contactsAffected: 0,
+      scoreSets: [],
+      retrainEarly: [],
+    });
     expect(report.lineage.map((entry) => entry.target)).toEqual([LIGHTING, LAMP]);
     expect(lineageOf(report, LAMP)).toEqual({
-      target: LAMP, versionId: base.versionId, version: 1, runId: lampRunId, consentSnapshotAt: SCORED_AT.toISOString(),
-      snapshotSize: COUNT, withdrawnSinceSnapshot: 0, share: 0,
+      target: LAMP,
+      versionId: base.versionId,
+      version: 1,
+      runId: lampRunId,
+      consentSnapshotAt: SCORED_AT.toISOString(),
+      snapshotSize: COUNT,
+      withdrawnSinceSnapshot: 0,
+      share: 0,
     });
     expect(await scoresOf(expiring.id)).toBe(1);
     expect(await allScores()).toBe(COUNT);
@@ -132,7 +179,12 @@ describe('the consent sweep', () => {
     for (const person of base.people) if (person.id !== expiring.id) expect(await scoresOf(person.id)).toBe(1);
 
     expect(lineageOf(report, LAMP)).toMatchObject({ runId: lampRunId, snapshotSize: COUNT, withdrawnSinceSnapshot: 1, share: 1 / COUNT });
-    expect(lineageOf(report, LIGHTING)).toMatchObject({ runId: lightingRunId, snapshotSize: COUNT - 1, withdrawnSinceSnapshot: 0, share: 0 });
+    expect(lineageOf(report, LIGHTING)).toMatchObject({
+      runId: lightingRunId,
+      snapshotSize: COUNT - 1,
+      withdrawnSinceSnapshot: 0,
+      share: 0,
+    });
     expect(report.retrainEarly).toEqual([LAMP]);
 
     const sweeps = await database.db.selectFrom('consent_sweeps').selectAll().orderBy('id').execute();

@@ -9,7 +9,7 @@ import type { Database } from '../../src/db/database.ts';
 import type { DatabaseHandle } from '../../src/db/engine.ts';
 import { createRun, finishRun } from '../../src/registry/registry.repository.ts';
 import { createTestDatabase } from '../helpers/database.ts';
-import { allTargets, allValid, type Base, DAY_MS, PRODUCTS, type PurchaseRow, seedBase, type Sku } from './pipeline.fixtures.ts';
+import { allTargets, allValid, type Base, DAY_MS, PRODUCTS, type PurchaseRow, type Sku, seedBase } from './pipeline.fixtures.ts';
 
 /*
  * No leakage: a feature at cutoff c may only depend on purchases strictly before c.
@@ -67,7 +67,12 @@ function differingRows(a: FeatureMatrix, b: FeatureMatrix): number[] {
   const rows: number[] = [];
   for (let row = 0; row < a.rows; row++) {
     const start = row * a.columns * 4;
-    if (!bytes(a.x).subarray(start, start + a.columns * 4).equals(bytes(b.x).subarray(start, start + b.columns * 4))) rows.push(row);
+    if (
+      !bytes(a.x)
+        .subarray(start, start + a.columns * 4)
+        .equals(bytes(b.x).subarray(start, start + b.columns * 4))
+    )
+      rows.push(row);
   }
   return rows;
 }
@@ -85,7 +90,9 @@ function describeDifference(actual: FeatureMatrix, expected: FeatureMatrix): str
 function expectSameMatrix(actual: FeatureMatrix, expected: FeatureMatrix, label: string): void {
   expect(Array.from(actual.contactIds), `${label}: row set`).toEqual(Array.from(expected.contactIds));
   expect(actual.columns, `${label}: columns`).toBe(expected.columns);
-  expect(bytes(actual.x).equals(bytes(expected.x)), `${label}: x must be byte-identical (${describeDifference(actual, expected)})`).toBe(true);
+  expect(bytes(actual.x).equals(bytes(expected.x)), `${label}: x must be byte-identical (${describeDifference(actual, expected)})`).toBe(
+    true,
+  );
   // what BG/NBD is fitted on at this cutoff
   expect(bytes(actual.history.repeatDays).equals(bytes(expected.history.repeatDays)), `${label}: history.repeatDays`).toBe(true);
   expect(bytes(actual.history.firstAge).equals(bytes(expected.history.firstAge)), `${label}: history.firstAge`).toBe(true);
@@ -123,7 +130,8 @@ beforeAll(async () => {
     from: FROM,
     to: TO,
     consents: allValid(CONTACTS),
-    consentAt: (index) => (index === LATE_CONSENT_NO_HISTORY || index === LATE_CONSENT_WITH_HISTORY ? LATE_CONSENT_AT : new Date(FROM.getTime() - 10 * DAY_MS)),
+    consentAt: (index) =>
+      index === LATE_CONSENT_NO_HISTORY || index === LATE_CONSENT_WITH_HISTORY ? LATE_CONSENT_AT : new Date(FROM.getTime() - 10 * DAY_MS),
   });
   // the late starters and the late-consent newcomer have no purchase before the later cutoff
   await database.db
@@ -133,7 +141,12 @@ beforeAll(async () => {
     .execute();
 
   runId = await createRun(database.db, {
-    kind: 'pipeline', trigger: 'test:leakage', asOf: SNAPSHOT_AT, horizonDays: HORIZON_DAYS, params: {}, startedAt: SNAPSHOT_AT,
+    kind: 'pipeline',
+    trigger: 'test:leakage',
+    asOf: SNAPSHOT_AT,
+    horizonDays: HORIZON_DAYS,
+    params: {},
+    startedAt: SNAPSHOT_AT,
   });
   const snapshot = await takeConsentSnapshot(database.db, runId, SNAPSHOT_AT, false);
   expect(snapshot.size).toBe(CONTACTS);
@@ -178,7 +191,8 @@ describe('the base is what the leakage property needs', () => {
   });
 
   it('computes the same matrix twice (the comparison itself is deterministic)', async () => {
-    for (const cutoff of CUTOFFS) expectSameMatrix(await features(database.db, cutoff), baseline.get(cutoff.getTime()) as FeatureMatrix, 'recomputed');
+    for (const cutoff of CUTOFFS)
+      expectSameMatrix(await features(database.db, cutoff), baseline.get(cutoff.getTime()) as FeatureMatrix, 'recomputed');
   });
 });
 
@@ -191,7 +205,11 @@ type Modification =
 
 // on or after the cutoff: exactly at it, within its day, or up to 200 days later
 const offsetSeconds = fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 86_400 }), fc.integer({ min: 0, max: 200 * 86_400 }));
-const amount = { product: fc.nat({ max: PRODUCTS.length - 1 }), quantity: fc.integer({ min: 1, max: 9 }), cents: fc.integer({ min: 0, max: 99_999 }) };
+const amount = {
+  product: fc.nat({ max: PRODUCTS.length - 1 }),
+  quantity: fc.integer({ min: 1, max: 9 }),
+  cents: fc.integer({ min: 0, max: 99_999 }),
+};
 const modification: fc.Arbitrary<Modification> = fc.oneof(
   fc.record({ kind: fc.constant('change' as const), pick: fc.nat(), ...amount, offsetSeconds }),
   fc.record({ kind: fc.constant('add' as const), contact: fc.nat({ max: CONTACTS - 1 }), ...amount, offsetSeconds }),
@@ -221,7 +239,10 @@ async function applyModifications(trx: Kysely<Database>, cutoff: Date, value: Sc
   };
   const add = async (contactId: number, values: { product_id: number; quantity: number; unit_price: number; purchased_at: Date }) => {
     added++;
-    await trx.insertInto('purchases').values({ order_id: `LEAK-${added}`, contact_id: contactId, ...values }).execute();
+    await trx
+      .insertInto('purchases')
+      .values({ order_id: `LEAK-${added}`, contact_id: contactId, ...values })
+      .execute();
     counts.added++;
   };
   const remove = async (row: PurchaseRow) => {
@@ -232,13 +253,24 @@ async function applyModifications(trx: Kysely<Database>, cutoff: Date, value: Sc
 
   for (const step of value.modifications) {
     if (step.kind === 'add') {
-      await add(idOf(step.contact), { product_id: productId(step.product), quantity: step.quantity, unit_price: step.cents / 100, purchased_at: at(step.offsetSeconds) });
+      await add(idOf(step.contact), {
+        product_id: productId(step.product),
+        quantity: step.quantity,
+        unit_price: step.cents / 100,
+        purchased_at: at(step.offsetSeconds),
+      });
       continue;
     }
     const row = rows[step.pick % rows.length];
     if (!row) continue;
     if (step.kind === 'delete') await remove(row);
-    else await change(row, { product_id: productId(step.product), quantity: step.quantity, unit_price: step.cents / 100, purchased_at: at(step.offsetSeconds) });
+    else
+      await change(row, {
+        product_id: productId(step.product),
+        quantity: step.quantity,
+        unit_price: step.cents / 100,
+        purchased_at: at(step.offsetSeconds),
+      });
   }
 
   // a person whose first purchase is after the cutoff: their first purchase moves (still after it) and
@@ -272,7 +304,12 @@ describe('changing any purchase on or after the cutoff changes no feature', () =
 
           // a new run's snapshot computes known_since again from the modified purchases
           const rerun = await createRun(trx, {
-            kind: 'pipeline', trigger: 'test:leakage', asOf: SNAPSHOT_AT, horizonDays: HORIZON_DAYS, params: {}, startedAt: SNAPSHOT_AT,
+            kind: 'pipeline',
+            trigger: 'test:leakage',
+            asOf: SNAPSHOT_AT,
+            horizonDays: HORIZON_DAYS,
+            params: {},
+            startedAt: SNAPSHOT_AT,
           });
           await takeConsentSnapshot(trx, rerun, SNAPSHOT_AT, false);
           const fresh = await features(trx, cutoff, rerun);
@@ -302,11 +339,17 @@ describe('changing any purchase on or after the cutoff changes no feature', () =
     const row = Array.from(expected.contactIds).indexOf(owner);
     const purchase = { order_id: 'EDGE-1', contact_id: owner, product_id: base.productIds['PL-MUG'], quantity: 4, unit_price: 123.45 };
     await rolledBack(async (trx) => {
-      await trx.insertInto('purchases').values({ ...purchase, purchased_at: cutoff }).execute();
+      await trx
+        .insertInto('purchases')
+        .values({ ...purchase, purchased_at: cutoff })
+        .execute();
       expectSameMatrix(await features(trx, cutoff), expected, 'purchase at the cutoff');
     });
     await rolledBack(async (trx) => {
-      await trx.insertInto('purchases').values({ ...purchase, purchased_at: new Date(cutoff.getTime() - 1) }).execute();
+      await trx
+        .insertInto('purchases')
+        .values({ ...purchase, purchased_at: new Date(cutoff.getTime() - 1) })
+        .execute();
       const changed = await features(trx, cutoff);
       expect(Array.from(changed.contactIds)).toEqual(Array.from(expected.contactIds));
       expect(differingRows(changed, expected)).toEqual([row]);
@@ -324,12 +367,26 @@ describe('events after the cutoff other than purchases', () => {
       await trx
         .insertInto('consent_events')
         .values({
-          contact_id: renewing, purpose: 'profiling', channel: null, status: 'granted', captured_at: new Date(LAST_CUTOFF + 10 * DAY_MS),
-          source: 'web:account-form', method: 'explicit_checkbox', notice_version: 'privacy-v3', evidence_ref: null, expires_at: null, import_id: null,
+          contact_id: renewing,
+          purpose: 'profiling',
+          channel: null,
+          status: 'granted',
+          captured_at: new Date(LAST_CUTOFF + 10 * DAY_MS),
+          source: 'web:account-form',
+          method: 'explicit_checkbox',
+          notice_version: 'privacy-v3',
+          evidence_ref: null,
+          expires_at: null,
+          import_id: null,
         })
         .execute();
       const rerun = await createRun(trx, {
-        kind: 'pipeline', trigger: 'test:leakage', asOf: SNAPSHOT_AT, horizonDays: HORIZON_DAYS, params: {}, startedAt: SNAPSHOT_AT,
+        kind: 'pipeline',
+        trigger: 'test:leakage',
+        asOf: SNAPSHOT_AT,
+        horizonDays: HORIZON_DAYS,
+        params: {},
+        startedAt: SNAPSHOT_AT,
       });
       await takeConsentSnapshot(trx, rerun, SNAPSHOT_AT, false);
       const fresh = await features(trx, cutoff, rerun);

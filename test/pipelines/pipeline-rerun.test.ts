@@ -37,8 +37,16 @@ interface State {
 
 async function state(): Promise<State> {
   const { db } = database;
-  const versions = await db.selectFrom('model_versions').select(['id', 'model_id', 'version', 'status', 'run_id', 'promoted_at']).orderBy('id').execute();
-  const sets = await db.selectFrom('score_sets').select(['id', 'model_id', 'model_version_id', 'run_id', 'status', 'row_count']).orderBy('id').execute();
+  const versions = await db
+    .selectFrom('model_versions')
+    .select(['id', 'model_id', 'version', 'status', 'run_id', 'promoted_at'])
+    .orderBy('id')
+    .execute();
+  const sets = await db
+    .selectFrom('score_sets')
+    .select(['id', 'model_id', 'model_version_id', 'run_id', 'status', 'row_count'])
+    .orderBy('id')
+    .execute();
   const { rows: partitions } = await sql<{ name: string }>`
     SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
     WHERE i.inhparent = 'scores'::regclass ORDER BY 1`.execute(db);
@@ -75,7 +83,8 @@ afterAll(() => database?.close());
 /** Per model: how many versions have each status. */
 function championsPerModel(current: State): Map<number, number> {
   const models = new Map<number, number>();
-  for (const version of current.versions) models.set(version.model_id, (models.get(version.model_id) ?? 0) + (version.status === 'champion' ? 1 : 0));
+  for (const version of current.versions)
+    models.set(version.model_id, (models.get(version.model_id) ?? 0) + (version.status === 'champion' ? 1 : 0));
   return models;
 }
 
@@ -95,7 +104,10 @@ function expectConsistent(current: State, label: string, scoredBy: number): void
       expect(live[0]?.row_count).toBe(CONTACTS);
     }
   }
-  expect(current.sets.filter((set) => set.status === 'building'), `${label}: no set left building`).toEqual([]);
+  expect(
+    current.sets.filter((set) => set.status === 'building'),
+    `${label}: no set left building`,
+  ).toEqual([]);
   // the only partitions of scores are the live sets; retired sets were dropped with their rows
   const live = current.sets.filter((set) => set.status === 'live');
   expect(current.partitions, `${label}: partitions of scores`).toEqual(live.map((set) => `scores_${set.id}`).sort());
@@ -128,7 +140,9 @@ describe('a second run', () => {
     expectConsistent(afterSecond, 'after the second run', second.runId);
 
     // some model was promoted again: its previous champion and score set retired, the set's partition dropped
-    const replaced = afterFirst.sets.filter((set) => set.status === 'live' && afterSecond.sets.find((s) => s.id === set.id)?.status === 'retired');
+    const replaced = afterFirst.sets.filter(
+      (set) => set.status === 'live' && afterSecond.sets.find((s) => s.id === set.id)?.status === 'retired',
+    );
     expect(replaced.length).toBeGreaterThan(0);
     for (const set of replaced) {
       const { rows } = await sql<{ table: string | null }>`SELECT to_regclass(${`scores_${set.id}`})::text AS table`.execute(database.db);
@@ -168,10 +182,14 @@ describe('a second run', () => {
       }
       const reliability = evaluation.reliability as Array<Record<string, number>>;
       expect(reliability.length, `${label}: reliability bins`).toBeGreaterThan(1);
-      for (const bin of reliability) expect(bin).toEqual(expect.objectContaining({ lower: expect.any(Number), upper: expect.any(Number), count: expect.any(Number) }));
+      for (const bin of reliability)
+        expect(bin).toEqual(expect.objectContaining({ lower: expect.any(Number), upper: expect.any(Number), count: expect.any(Number) }));
       expect(reliability.reduce((sum, bin) => sum + (bin.count ?? 0), 0)).toBe(evaluation.rows);
       const gains = evaluation.gains as Array<Record<string, number>>;
-      expect(gains.map((row) => row.decile), `${label}: gains`).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      expect(
+        gains.map((row) => row.decile),
+        `${label}: gains`,
+      ).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
       expect(gains[9]?.cumulativeGain).toBeCloseTo(1, 6);
       const interval = version.metrics.aucInterval as { auc: number; low: number; high: number };
       expect(interval.auc, `${label}: interval`).toBeCloseTo(evaluation.rocAuc as number, 9);
@@ -188,8 +206,9 @@ describe('a second run', () => {
       for (const name of ['rfm', 'bgnbd']) {
         const metrics = baselines[name];
         expect(metrics, `${label}: ${name} baseline`).toBeTruthy();
-        for (const field of ['rocAuc', 'prAuc', 'logLoss', 'brier', 'expectedCalibrationError']) expect(Number.isFinite(metrics?.[field]), `${label}: ${name}.${field}`).toBe(true);
-        expect((metrics?.gains as unknown[]).length).toBe(10);
+        for (const field of ['rocAuc', 'prAuc', 'logLoss', 'brier', 'expectedCalibrationError'])
+          expect(Number.isFinite(metrics?.[field]), `${label}: ${name}.${field}`).toBe(true);
+        expect((metrics!.gains as unknown[]).length).toBe(10);
         // the champion is the best candidate on the evaluation window: no baseline is above it
         expect(evaluation.rocAuc as number, `${label}: AUC vs ${name}`).toBeGreaterThanOrEqual(metrics?.rocAuc as number);
       }

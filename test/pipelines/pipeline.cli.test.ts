@@ -109,21 +109,31 @@ describe('the feature allowlist', () => {
     expect(() => assertAllowedFeatures(HISTORY_FEATURES.map((feature) => `product:SKU-1:${feature}`))).not.toThrow();
   });
 
-  it.each(['favourite_colour', 'email', 'age', 'postcode', 'category:garden:email', 'product:SKU-1', 'product:SKU-1:gender', 'person:x:recency_decay', ''])(
-    'refuses %j: not in the allowlist',
-    (name) => {
-      expect(() => assertAllowedFeatures(['recency_days', name])).toThrow(FeatureNotAllowedError);
-      expect(() => assertAllowedFeatures([name])).toThrow(`feature "${name}" is not in the declared allowlist`);
-    },
-  );
+  it.each([
+    'favourite_colour',
+    'email',
+    'age',
+    'postcode',
+    'category:garden:email',
+    'product:SKU-1',
+    'product:SKU-1:gender',
+    'person:x:recency_decay',
+    '',
+  ])('refuses %j: not in the allowlist', (name) => {
+    expect(() => assertAllowedFeatures(['recency_days', name])).toThrow(FeatureNotAllowedError);
+    expect(() => assertAllowedFeatures([name])).toThrow(`feature "${name}" is not in the declared allowlist`);
+  });
 
-  it.each(['category:health:purchase_days', 'category:Pharmacy:spend_share', 'category:religious books:recency_decay', 'category:trade union:recent_purchase_days', 'category:sexual wellbeing:purchase_days'])(
-    'refuses %j: special-category data',
-    (name) => {
-      expect(() => assertAllowedFeatures([name])).toThrow(FeatureNotAllowedError);
-      expect(() => assertAllowedFeatures([name])).toThrow(`feature "${name}" describes a special category of data (GDPR art. 9)`);
-    },
-  );
+  it.each([
+    'category:health:purchase_days',
+    'category:Pharmacy:spend_share',
+    'category:religious books:recency_decay',
+    'category:trade union:recent_purchase_days',
+    'category:sexual wellbeing:purchase_days',
+  ])('refuses %j: special-category data', (name) => {
+    expect(() => assertAllowedFeatures([name])).toThrow(FeatureNotAllowedError);
+    expect(() => assertAllowedFeatures([name])).toThrow(`feature "${name}" describes a special category of data (GDPR art. 9)`);
+  });
 
   it('a feature layout with a special category is refused when it is built', () => {
     expect(() => featureLayout([], ['garden', 'health'], DEFAULT_SPECIAL_CATEGORIES)).toThrow(
@@ -136,7 +146,8 @@ describe('the feature allowlist', () => {
     for (const category of ['pharmacy', ' Medical ', 'Health & beauty', 'Religious books', 'trade union']) {
       expect(isSpecialCategory(category, DEFAULT_SPECIAL_CATEGORIES), category).toBe(true);
     }
-    for (const category of ['garden', 'kitchen', 'books', 'supplies']) expect(isSpecialCategory(category, DEFAULT_SPECIAL_CATEGORIES), category).toBe(false);
+    for (const category of ['garden', 'kitchen', 'books', 'supplies'])
+      expect(isSpecialCategory(category, DEFAULT_SPECIAL_CATEGORIES), category).toBe(false);
     expect(isSpecialCategory('tobacco', [...DEFAULT_SPECIAL_CATEGORIES, 'tobacco'])).toBe(true);
   });
 });
@@ -154,7 +165,14 @@ describe('special categories the allowlist names are kept out of the SQL stages 
   beforeAll(async () => {
     database = await createTestDatabase();
     await seedBase(database, { seed: 99, from: new Date(RUN_AT.getTime() - 200 * DAY_MS), to: RUN_AT, consents: allValid(100) });
-    runId = await createRun(database.db, { kind: 'pipeline', trigger: 'test', asOf: RUN_AT, horizonDays: 30, params: {}, startedAt: RUN_AT });
+    runId = await createRun(database.db, {
+      kind: 'pipeline',
+      trigger: 'test',
+      asOf: RUN_AT,
+      horizonDays: 30,
+      params: {},
+      startedAt: RUN_AT,
+    });
     await takeConsentSnapshot(database.db, runId, RUN_AT, true);
     await finishRun(database.db, runId, { status: 'succeeded', finishedAt: RUN_AT, summary: {} });
   });

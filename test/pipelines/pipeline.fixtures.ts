@@ -1,12 +1,12 @@
-import { mulberry32 as seeded } from '../../models/random.ts';
 import { sql } from 'kysely';
-import { sha256Hex } from '../../src/contacts/identity.ts';
-import { type Clock, fixedClock } from '../../src/clock.ts';
-import { loadConfig } from '../../src/config.ts';
-import type { AppContext } from '../../src/context.ts';
-import type { DatabaseHandle } from '../../src/db/engine.ts';
+import { mulberry32 as seeded } from '../../models/random.ts';
 import { DEFAULT_PIPELINE_OPTIONS, type PipelineOptions } from '../../pipelines/run-pipeline.ts';
 import type { Target } from '../../pipelines/targets.ts';
+import { type Clock, fixedClock } from '../../src/clock.ts';
+import { loadConfig } from '../../src/config.ts';
+import { sha256Hex } from '../../src/contacts/identity.ts';
+import type { AppContext } from '../../src/context.ts';
+import type { DatabaseHandle } from '../../src/db/engine.ts';
 import { captureLogger } from '../helpers/silent-logger.ts';
 
 /*
@@ -99,13 +99,19 @@ export async function seedBase(database: DatabaseHandle, options: BaseOptions): 
     .returning(['id', 'external_id'])
     .execute();
   const idOf = new Map(contactRows.map((row) => [row.external_id as string, row.id]));
-  const people: Person[] = refs.map((ref, index) => ({ id: idOf.get(ref) as number, ref, consent: options.consents[index] as ConsentKind }));
+  const people: Person[] = refs.map((ref, index) => ({
+    id: idOf.get(ref) as number,
+    ref,
+    consent: options.consents[index] as ConsentKind,
+  }));
   await db
     .insertInto('contact_personal_data')
-    .values(people.map((person) => {
-      const email = `${person.ref.toLowerCase()}@example.com`;
-      return { contact_id: person.id, email, email_hash: sha256Hex(email), country: 'FR' };
-    }))
+    .values(
+      people.map((person) => {
+        const email = `${person.ref.toLowerCase()}@example.com`;
+        return { contact_id: person.id, email, email_hash: sha256Hex(email), country: 'FR' };
+      }),
+    )
     .execute();
 
   const defaultConsentAt = new Date(options.from.getTime() - 10 * DAY_MS);
@@ -115,7 +121,11 @@ export async function seedBase(database: DatabaseHandle, options: BaseOptions): 
   const events = people.flatMap((person, index) => consentEvents(person, consentAt(index), withdrawnAt));
   await db.insertInto('consent_events').values(events).execute();
 
-  const purchases = generatePurchases(people.map((person) => person.id), productIds, options);
+  const purchases = generatePurchases(
+    people.map((person) => person.id),
+    productIds,
+    options,
+  );
   await insertPurchases(database, purchases);
   return { people, productIds, purchases: purchases.length };
 }
@@ -141,7 +151,11 @@ function consentEvents(person: Person, consentAt: Date, withdrawnAt: Date) {
     case 'erased':
       return [marketing, event('granted', consentAt, 'web:account-form', 'explicit_checkbox')];
     case 'withdrawn':
-      return [marketing, event('granted', consentAt, 'web:account-form', 'explicit_checkbox'), event('withdrawn', withdrawnAt, 'preference_centre', 'explicit_checkbox')];
+      return [
+        marketing,
+        event('granted', consentAt, 'web:account-form', 'explicit_checkbox'),
+        event('withdrawn', withdrawnAt, 'preference_centre', 'explicit_checkbox'),
+      ];
     case 'never':
       return [marketing];
     case 'no-proof':
@@ -208,7 +222,9 @@ export async function insertPurchases(database: DatabaseHandle, rows: readonly P
     SELECT * FROM unnest(
       ${rows.map((row) => row.order_id)}::text[], ${rows.map((row) => row.product_id)}::bigint[],
       ${rows.map((row) => row.contact_id)}::bigint[], ${rows.map((row) => row.quantity)}::int[],
-      ${rows.map((row) => row.unit_price)}::numeric[], ${rows.map((row) => row.purchased_at.toISOString())}::timestamptz[])`.execute(database.db);
+      ${rows.map((row) => row.unit_price)}::numeric[], ${rows.map((row) => row.purchased_at.toISOString())}::timestamptz[])`.execute(
+    database.db,
+  );
 }
 
 /** Every product, category (outside the special ones) and "any", as the pipeline would target them. */

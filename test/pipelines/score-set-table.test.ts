@@ -51,7 +51,15 @@ describe('ranking a score set across its scoring shards', () => {
     for (let shard = 0; shard < 3; shard++) {
       const rows = everyone.flatMap((id, row) => (id % 3 === shard ? [row] : []));
       const table = `score_part_2_${shard}_a1`;
-      await writeScoreTable(database, table, 2, targetScores(rows.map((row) => everyone[row]!), Float32Array.from(rows, (row) => scores[row]!)));
+      await writeScoreTable(
+        database,
+        table,
+        2,
+        targetScores(
+          rows.map((row) => everyone[row]!),
+          Float32Array.from(rows, (row) => scores[row]!),
+        ),
+      );
       parts.push(table);
     }
     expect(await buildScoreSetTable(database, 2, parts)).toBe(PEOPLE);
@@ -72,11 +80,17 @@ describe('ranking a score set across its scoring shards', () => {
     const rankOf = new Map(sharded.map((row) => [row.contact_id, row.rank]));
     expect(expected.every((person, index) => rankOf.get(person.contactId) === index + 1)).toBe(true);
 
-    const { rows: leftovers } = await sql<{ name: string }>`SELECT tablename AS name FROM pg_tables WHERE tablename ~ '^score_part_2_'`.execute(database.db);
+    const { rows: leftovers } = await sql<{
+      name: string;
+    }>`SELECT tablename AS name FROM pg_tables WHERE tablename ~ '^score_part_2_'`.execute(database.db);
     expect(leftovers).toEqual([]);
     const { rows: indexes } = await sql<{ definition: string }>`
       SELECT indexdef AS definition FROM pg_indexes WHERE tablename = ${scoreSetTable(2)}`.execute(database.db);
-    expect(indexes.map((index) => index.definition.replace(/^.* USING btree /, '')).sort()).toEqual(['(contact_id)', '(score_set_id, contact_id)', '(score_set_id, rank)']);
+    expect(indexes.map((index) => index.definition.replace(/^.* USING btree /, '')).sort()).toEqual([
+      '(contact_id)',
+      '(score_set_id, contact_id)',
+      '(score_set_id, rank)',
+    ]);
   });
 
   it('says which parts are missing, and leaves the others in place for a retry', async () => {
@@ -84,7 +98,9 @@ describe('ranking a score set across its scoring shards', () => {
     await expect(buildScoreSetTable(database, 3, ['score_part_3_0_a1', 'score_part_3_1_a1'])).rejects.toThrow(
       'score set 3: 1 of its 2 scored parts are missing',
     );
-    const { rows } = await sql<{ name: string }>`SELECT tablename AS name FROM pg_tables WHERE tablename ~ '^score(s|_part)_3'`.execute(database.db);
+    const { rows } = await sql<{ name: string }>`SELECT tablename AS name FROM pg_tables WHERE tablename ~ '^score(s|_part)_3'`.execute(
+      database.db,
+    );
     expect(rows).toEqual([{ name: 'score_part_3_0_a1' }]);
   });
 });

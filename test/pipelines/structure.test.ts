@@ -18,17 +18,19 @@ function sourceFiles(folder: string): string[] {
 }
 
 /** Every relative module a file imports or re-exports (static or dynamic, types included), as paths from the root. */
-export function importsOf(file: string, text = readFileSync(join(ROOT, file), 'utf8')): string[] {
+function importsOf(file: string, text = readFileSync(join(ROOT, file), 'utf8')): string[] {
   const specifiers = [
     ...text.matchAll(/^\s*(?:import|export)\s[^;]*?\sfrom\s+['"]([^'"]+)['"]/gms),
     ...text.matchAll(/^\s*import\s+['"]([^'"]+)['"]/gm),
     ...text.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g),
   ].map((match) => match[1] as string);
-  return specifiers.filter((specifier) => specifier.startsWith('.')).map((specifier) => relative(ROOT, resolve(ROOT, dirname(file), specifier)));
+  return specifiers
+    .filter((specifier) => specifier.startsWith('.'))
+    .map((specifier) => relative(ROOT, resolve(ROOT, dirname(file), specifier)));
 }
 
 /** The first import cycle found among `files` (each file's imports restricted to `files`), as a path that comes back to its start. */
-export function findCycle(graph: ReadonlyMap<string, readonly string[]>): string[] | null {
+function findCycle(graph: ReadonlyMap<string, readonly string[]>): string[] | null {
   const state = new Map<string, 'open' | 'done'>();
   const path: string[] = [];
   const visit = (file: string): string[] | null => {
@@ -53,9 +55,17 @@ export function findCycle(graph: ReadonlyMap<string, readonly string[]>): string
 
 describe('the layout of pipelines/ and models/', () => {
   it('finds a cycle when there is one, naming its files in order, and none in a chain', () => {
-    const chain = new Map([['a.ts', ['b.ts']], ['b.ts', ['c.ts']], ['c.ts', []]]);
+    const chain = new Map([
+      ['a.ts', ['b.ts']],
+      ['b.ts', ['c.ts']],
+      ['c.ts', []],
+    ]);
     expect(findCycle(chain)).toBeNull();
-    const loop = new Map([['a.ts', ['b.ts']], ['b.ts', ['c.ts']], ['c.ts', ['a.ts']]]);
+    const loop = new Map([
+      ['a.ts', ['b.ts']],
+      ['b.ts', ['c.ts']],
+      ['c.ts', ['a.ts']],
+    ]);
     expect(findCycle(loop)).toEqual(['a.ts', 'b.ts', 'c.ts', 'a.ts']);
   });
 
@@ -71,7 +81,13 @@ describe('the layout of pipelines/ and models/', () => {
       "import 'node:fs';",
       "import { z } from 'zod';",
     ].join('\n');
-    expect(importsOf('pipelines/x.ts', text)).toEqual(['pipelines/a.ts', 'models/b.ts', 'pipelines/c.ts', 'pipelines/d.ts', 'pipelines/e.ts']);
+    expect(importsOf('pipelines/x.ts', text)).toEqual([
+      'pipelines/a.ts',
+      'models/b.ts',
+      'pipelines/c.ts',
+      'pipelines/d.ts',
+      'pipelines/e.ts',
+    ]);
   });
 
   it('has no import cycle among the files of pipelines/', () => {
@@ -86,7 +102,11 @@ describe('the layout of pipelines/ and models/', () => {
   it('models/ imports nothing from src/', () => {
     const files = sourceFiles('models');
     expect(files).toContain('models/propensity-network.ts');
-    const offending = files.flatMap((file) => importsOf(file).filter((target) => target.startsWith('src/')).map((target) => `${file} → ${target}`));
+    const offending = files.flatMap((file) =>
+      importsOf(file)
+        .filter((target) => target.startsWith('src/'))
+        .map((target) => `${file} → ${target}`),
+    );
     expect(offending).toEqual([]);
   });
 });

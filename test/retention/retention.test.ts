@@ -1,13 +1,13 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseHandle } from '../../src/db/engine.ts';
-import { InvalidPeriodError, parseRetentionPeriod, periodBefore } from '../../src/retention/retention-period.ts';
 import { findInactiveProspects, purgeInactive } from '../../src/retention/retention.service.ts';
+import { InvalidPeriodError, parseRetentionPeriod, periodBefore } from '../../src/retention/retention-period.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { csv, tempFolder } from '../helpers/files.ts';
+import { TEST_TOMBSTONE_KEYS } from '../helpers/tombstone-keys.ts';
 import { importFile, NOW } from '../imports/import.fixtures.ts';
 import { contactIdOf, findAnywhere, snapshotTables } from '../rights/rights.fixtures.ts';
-import { TEST_TOMBSTONE_KEYS } from '../helpers/tombstone-keys.ts';
 
 let database: DatabaseHandle;
 const files = tempFolder();
@@ -31,7 +31,9 @@ beforeAll(async () => {
       'consents',
       csv(
         'external_id,purpose,channel,status,captured_at,source,method,evidence_ref',
-        ...BASE.filter((p) => p.consentAt).map((p) => `${p.ref},profiling,,granted,${p.consentAt},web:signup,explicit_checkbox,ev-${p.ref}`),
+        ...BASE.filter((p) => p.consentAt).map(
+          (p) => `${p.ref},profiling,,granted,${p.consentAt},web:signup,explicit_checkbox,ev-${p.ref}`,
+        ),
       ),
     ],
     [
@@ -95,7 +97,13 @@ describe('purge of inactive prospects', () => {
     const before = await snapshotTables(database);
     const report = await purgeInactive(database.db, { inactiveSince: THREE_YEARS_AGO, actor: 'cli', now: NOW });
     expect(report).toEqual({
-      inactiveSince: '2023-06-01T12:00:00.000Z', applied: false, found: 2, foundByCreationYear: { 2020: 1, 2021: 1 }, erased: 0, skipped: 0, receipts: [],
+      inactiveSince: '2023-06-01T12:00:00.000Z',
+      applied: false,
+      found: 2,
+      foundByCreationYear: { 2020: 1, 2021: 1 },
+      erased: 0,
+      skipped: 0,
+      receipts: [],
     });
     expect(JSON.stringify(report)).not.toMatch(/@example\.com|P-OLD/);
     expect(await snapshotTables(database)).toEqual(before);
@@ -104,12 +112,21 @@ describe('purge of inactive prospects', () => {
   it('apply: erases exactly the inactive prospects, each with a receipt, and keeps customers and recently active prospects', async () => {
     const oldId = await contactIdOf(database, 'P-OLD');
     const silentId = await contactIdOf(database, 'P-SILENT');
-    const report = await purgeInactive(database.db, { inactiveSince: THREE_YEARS_AGO, actor: 'scheduler', now: NOW, apply: true, tombstoneKeys: TEST_TOMBSTONE_KEYS });
+    const report = await purgeInactive(database.db, {
+      inactiveSince: THREE_YEARS_AGO,
+      actor: 'scheduler',
+      now: NOW,
+      apply: true,
+      tombstoneKeys: TEST_TOMBSTONE_KEYS,
+    });
     expect(report).toMatchObject({ applied: true, found: 2, erased: 2, skipped: 0 });
     expect(report.receipts).toEqual([
       expect.objectContaining({
-        contactId: oldId, reason: 'retention', deleted: { contact_personal_data: 1, purchases: 0, scores: 0 },
-        scrubbed: { target_export_members: 0, consent_events: 1 }, consentEventsKept: 1,
+        contactId: oldId,
+        reason: 'retention',
+        deleted: { contact_personal_data: 1, purchases: 0, scores: 0 },
+        scrubbed: { target_export_members: 0, consent_events: 1 },
+        consentEventsKept: 1,
       }),
       expect.objectContaining({ contactId: silentId, reason: 'retention', consentEventsKept: 0 }),
     ]);
@@ -133,11 +150,20 @@ describe('purge of inactive prospects', () => {
       ['rights.erasure', String(silentId)],
       ['retention.purge', null],
     ]);
-    expect(audit.rows[2]).toMatchObject({ actor: 'scheduler', details: { found: 2, erased: 2, inactiveSince: '2023-06-01T12:00:00.000Z' } });
+    expect(audit.rows[2]).toMatchObject({
+      actor: 'scheduler',
+      details: { found: 2, erased: 2, inactiveSince: '2023-06-01T12:00:00.000Z' },
+    });
   });
 
   it('a second run finds no one left', async () => {
-    const report = await purgeInactive(database.db, { inactiveSince: THREE_YEARS_AGO, actor: 'cli', now: NOW, apply: true, tombstoneKeys: TEST_TOMBSTONE_KEYS });
+    const report = await purgeInactive(database.db, {
+      inactiveSince: THREE_YEARS_AGO,
+      actor: 'cli',
+      now: NOW,
+      apply: true,
+      tombstoneKeys: TEST_TOMBSTONE_KEYS,
+    });
     expect(report).toMatchObject({ found: 0, erased: 0, receipts: [] });
   });
 });

@@ -1,20 +1,20 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sweepConsent } from '../../pipelines/consent-sweep.ts';
+import { buildScoreSetTable, writeScoreTable } from '../../pipelines/scoring.ts';
 import { loadConfig } from '../../src/config.ts';
 import { recordConsents } from '../../src/consent/consent-recording.service.ts';
 import { sha256Hex } from '../../src/contacts/identity.ts';
 import type { AppContext } from '../../src/context.ts';
 import type { DatabaseHandle } from '../../src/db/engine.ts';
 import { erase } from '../../src/rights/rights.service.ts';
-import { sweepConsent } from '../../pipelines/consent-sweep.ts';
-import { buildScoreSetTable, writeScoreTable } from '../../pipelines/scoring.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { csv, tempFolder } from '../helpers/files.ts';
 import { databaseUrlFor } from '../helpers/postgres.ts';
 import { captureLogger } from '../helpers/silent-logger.ts';
 import { TEST_TOMBSTONE_KEYS } from '../helpers/tombstone-keys.ts';
 import { importFile, NOW } from '../imports/import.fixtures.ts';
-import { contactIdOf, findAnywhere, NEIGHBOUR, personalValues, seedLiveScores, seedPeople, SUBJECT, THIRD } from './rights.fixtures.ts';
+import { contactIdOf, findAnywhere, NEIGHBOUR, personalValues, SUBJECT, seedLiveScores, seedPeople, THIRD } from './rights.fixtures.ts';
 
 // What a crash or a shared identifier must not break: an erasure reaches every table that
 // holds scores, even those a killed run left behind; a tombstone refuses the erased person
@@ -54,7 +54,9 @@ async function scoreRowsOf(contactId: number): Promise<Record<string, number>> {
   );
   const counts: Record<string, number> = {};
   for (const { name } of tables) {
-    const { rows } = await database.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ONLY "${name}" WHERE contact_id = $1`, [contactId]);
+    const { rows } = await database.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ONLY "${name}" WHERE contact_id = $1`, [
+      contactId,
+    ]);
     counts[name] = rows[0]!.n;
   }
   return counts;
@@ -68,10 +70,18 @@ describe('an erasure after a run was killed during scoring', () => {
     // proof fields are free text: whoever collected the consent may have typed the person into them
     await recordConsents(
       database.db,
-      [{
-        externalId: SUBJECT.ref, purpose: 'direct_marketing', channel: 'email', status: 'granted', capturedAt: '2026-05-01T09:00:00Z',
-        source: `call centre, spoke to ${SUBJECT.firstName} ${SUBJECT.lastName}`, method: 'double_opt_in', noticeVersion: `sent to ${SUBJECT.email}`,
-      }],
+      [
+        {
+          externalId: SUBJECT.ref,
+          purpose: 'direct_marketing',
+          channel: 'email',
+          status: 'granted',
+          capturedAt: '2026-05-01T09:00:00Z',
+          source: `call centre, spoke to ${SUBJECT.firstName} ${SUBJECT.lastName}`,
+          method: 'double_opt_in',
+          noticeVersion: `sent to ${SUBJECT.email}`,
+        },
+      ],
       { actor: 'test', now: NOW },
     );
     const before = await scoreRowsOf(ids[SUBJECT.ref]!);
@@ -88,33 +98,42 @@ describe('an erasure after a run was killed during scoring', () => {
       'SELECT purpose, channel, status, method, captured_at FROM consent_events WHERE contact_id = $1 AND channel = $2',
       [ids[SUBJECT.ref], 'email'],
     );
-    expect(rows).toContainEqual({ purpose: 'direct_marketing', channel: 'email', status: 'granted', method: 'double_opt_in', captured_at: new Date('2026-05-01T09:00:00Z') });
+    expect(rows).toContainEqual({
+      purpose: 'direct_marketing',
+      channel: 'email',
+      status: 'granted',
+      method: 'double_opt_in',
+      captured_at: new Date('2026-05-01T09:00:00Z'),
+    });
   });
 
-  it.runIf(process.env.DATABASE_URL)('pg_dump --data-only holds no row of the erased person in any score table, and none of their values', async () => {
-    const { rows } = await database.pool.query<{ name: string }>('SELECT current_database() AS name');
-    const dump = execFileSync('pg_dump', ['--data-only', '--no-owner', databaseUrlFor(process.env.DATABASE_URL!, rows[0]!.name)], {
-      encoding: 'utf8',
-      maxBuffer: 256 * 2 ** 20,
-    });
-    const scoreRows = (contactId: number) => {
-      const found: string[] = [];
-      let table: string | null = null;
-      let contactColumn = -1;
-      for (const line of dump.split('\n')) {
-        const copy = /^COPY (?:public\.)?"?(scores_p?\d+|score_part_\w+)"? \((.*)\) FROM stdin;$/.exec(line);
-        if (copy) {
-          table = copy[1]!;
-          contactColumn = copy[2]!.split(', ').indexOf('contact_id');
-        } else if (line === '\\.') table = null;
-        else if (table && line.split('\t')[contactColumn] === String(contactId)) found.push(`${table}: ${line}`);
-      }
-      return found;
-    };
-    expect(scoreRows(ids[NEIGHBOUR.ref]!).length).toBe(3); // the scan does find people who are there
-    expect(scoreRows(ids[SUBJECT.ref]!)).toEqual([]);
-    for (const value of personalValues(SUBJECT)) expect(dump.toLowerCase()).not.toContain(value.toLowerCase());
-  });
+  it.runIf(process.env.DATABASE_URL)(
+    'pg_dump --data-only holds no row of the erased person in any score table, and none of their values',
+    async () => {
+      const { rows } = await database.pool.query<{ name: string }>('SELECT current_database() AS name');
+      const dump = execFileSync('pg_dump', ['--data-only', '--no-owner', databaseUrlFor(process.env.DATABASE_URL!, rows[0]!.name)], {
+        encoding: 'utf8',
+        maxBuffer: 256 * 2 ** 20,
+      });
+      const scoreRows = (contactId: number) => {
+        const found: string[] = [];
+        let table: string | null = null;
+        let contactColumn = -1;
+        for (const line of dump.split('\n')) {
+          const copy = /^COPY (?:public\.)?"?(scores_p?\d+|score_part_\w+)"? \((.*)\) FROM stdin;$/.exec(line);
+          if (copy) {
+            table = copy[1]!;
+            contactColumn = copy[2]!.split(', ').indexOf('contact_id');
+          } else if (line === '\\.') table = null;
+          else if (table && line.split('\t')[contactColumn] === String(contactId)) found.push(`${table}: ${line}`);
+        }
+        return found;
+      };
+      expect(scoreRows(ids[NEIGHBOUR.ref]!).length).toBe(3); // the scan does find people who are there
+      expect(scoreRows(ids[SUBJECT.ref]!)).toEqual([]);
+      for (const value of personalValues(SUBJECT)) expect(dump.toLowerCase()).not.toContain(value.toLowerCase());
+    },
+  );
 });
 
 describe('withdrawals and the consent sweep', () => {
@@ -122,7 +141,16 @@ describe('withdrawals and the consent sweep', () => {
     expect(total(await scoreRowsOf(ids[NEIGHBOUR.ref]!))).toBe(3);
     await recordConsents(
       database.db,
-      [{ externalId: NEIGHBOUR.ref, purpose: 'profiling', status: 'withdrawn', capturedAt: '2026-05-20T08:00:00Z', source: 'web:preferences', method: 'explicit_checkbox' }],
+      [
+        {
+          externalId: NEIGHBOUR.ref,
+          purpose: 'profiling',
+          status: 'withdrawn',
+          capturedAt: '2026-05-20T08:00:00Z',
+          source: 'web:preferences',
+          method: 'explicit_checkbox',
+        },
+      ],
       { actor: 'test', now: NOW },
     );
     expect(await scoreRowsOf(ids[NEIGHBOUR.ref]!)).toEqual(expect.objectContaining({ score_part_9001_0_a1: 0, scores_9002: 0 }));
@@ -134,14 +162,26 @@ describe('withdrawals and the consent sweep', () => {
     // a profiling consent that counts today and expires in mid-2027
     await recordConsents(
       database.db,
-      [{
-        externalId: THIRD.ref, purpose: 'profiling', status: 'granted', capturedAt: '2026-05-01T08:00:00Z', source: 'web:account-form',
-        method: 'explicit_checkbox', expiresAt: '2027-06-01T00:00:00Z',
-      }],
+      [
+        {
+          externalId: THIRD.ref,
+          purpose: 'profiling',
+          status: 'granted',
+          capturedAt: '2026-05-01T08:00:00Z',
+          source: 'web:account-form',
+          method: 'explicit_checkbox',
+          expiresAt: '2027-06-01T00:00:00Z',
+        },
+      ],
       { actor: 'test', now: NOW },
     );
     expect(total(await scoreRowsOf(ids[THIRD.ref]!))).toBe(3);
-    const context = { database, logger: captureLogger().logger, config: loadConfig({}), clock: { now: () => NOW } } as unknown as AppContext;
+    const context = {
+      database,
+      logger: captureLogger().logger,
+      config: loadConfig({}),
+      clock: { now: () => NOW },
+    } as unknown as AppContext;
     const report = await sweepConsent(context, new Date('2027-07-01T00:00:00Z'));
     expect(report.unpublishedScoresDeleted).toBe(2);
     expect(total(await scoreRowsOf(ids[THIRD.ref]!))).toBe(0);
@@ -159,14 +199,20 @@ describe('tombstones', () => {
 
   it('a living person who shares the erased person’s household phone and email imports; the erased person does not', async () => {
     const household = await importFile(
-      database, 'contacts', files.write('household.csv', csv(header, `RGT-8100,${SUBJECT.email},${SUBJECT.phoneRaw},Octave,Quillardet,FR,2024-02-01`)), {}, keys,
+      database,
+      'contacts',
+      files.write('household.csv', csv(header, `RGT-8100,${SUBJECT.email},${SUBJECT.phoneRaw},Octave,Quillardet,FR,2024-02-01`)),
+      {},
+      keys,
     );
     expect(household.status).toBe('committed');
     expect(household.inserted).toBe(1);
     for (const ref of [SUBJECT.ref, SUBJECT.ref.toLowerCase(), ` ${SUBJECT.ref.toUpperCase()} `]) {
       const back = await importFile(database, 'contacts', files.write('back.csv', csv(header, `${ref},,,,,FR,2024-01-15`)), {}, keys);
       expect(back.status).toBe('rejected');
-      expect(back.rejects).toEqual([{ line: 2, field: 'external_id', message: 'this person was erased on 2026-06-01 at their request and cannot be imported again' }]);
+      expect(back.rejects).toEqual([
+        { line: 2, field: 'external_id', message: 'this person was erased on 2026-06-01 at their request and cannot be imported again' },
+      ]);
     }
   });
 
@@ -174,16 +220,26 @@ describe('tombstones', () => {
     const file = files.write('someone.csv', csv(header, 'RGT-8200,,,,,FR,2024-02-01'));
     await expect(importFile(database, 'contacts', file)).rejects.toThrow(/needs the tombstone secret/);
     const other = (await import('../../src/rights/tombstone-keys.ts')).tombstoneKeys({
-      secret: 'another-secret-0123456789abcdef0123', previousSecrets: [], secretFile: '/nonexistent',
+      secret: 'another-secret-0123456789abcdef0123',
+      previousSecrets: [],
+      secretFile: '/nonexistent',
     });
     await expect(importFile(database, 'contacts', file, {}, { tombstoneKeys: other })).rejects.toThrow(
       /1 erasure tombstone\(s\) were keyed with a secret this process does not hold/,
     );
     // after a rotation, the earlier secret given as a previous one: recognised
     const rotated = (await import('../../src/rights/tombstone-keys.ts')).tombstoneKeys({
-      secret: 'another-secret-0123456789abcdef0123', previousSecrets: ['test-tombstone-secret-0123456789abcdef'], secretFile: '/nonexistent',
+      secret: 'another-secret-0123456789abcdef0123',
+      previousSecrets: ['test-tombstone-secret-0123456789abcdef'],
+      secretFile: '/nonexistent',
     });
-    const back = await importFile(database, 'contacts', files.write('back2.csv', csv(header, `${SUBJECT.ref},,,,,FR,2024-01-15`)), {}, { tombstoneKeys: rotated });
+    const back = await importFile(
+      database,
+      'contacts',
+      files.write('back2.csv', csv(header, `${SUBJECT.ref},,,,,FR,2024-01-15`)),
+      {},
+      { tombstoneKeys: rotated },
+    );
     expect(back.status).toBe('rejected');
   });
 });

@@ -30,7 +30,10 @@ describe('cible rights and retention commands', () => {
   // generous: four to nine seconds a spawn on a busy two-core machine
   it('access to a file, a refused rectification, erasure with --yes, a bad retention period', { timeout: 180_000 }, async () => {
     const contacts = join(dataDir, 'contacts.csv');
-    writeFileSync(contacts, 'external_id,email,phone,first_name,last_name,created_at\nCLI-1,aubin.texier@example.com,06 39 98 55 01,Aubin,Texier,2020-01-01\n');
+    writeFileSync(
+      contacts,
+      'external_id,email,phone,first_name,last_name,created_at\nCLI-1,aubin.texier@example.com,06 39 98 55 01,Aubin,Texier,2020-01-01\n',
+    );
     await cible('import', 'contacts', contacts);
 
     const out = join(dataDir, 'access.json');
@@ -43,7 +46,11 @@ describe('cible rights and retention commands', () => {
     expect(rectify.stderr).toBe('error: email is not a valid email address\n');
 
     const erased = await cible('rights', 'erase', 'CLI-1', '--yes');
-    expect(JSON.parse(erased.stdout)).toMatchObject({ contactId: 1, deleted: { contact_personal_data: 1 }, reason: 'data_subject_request' });
+    expect(JSON.parse(erased.stdout)).toMatchObject({
+      contactId: 1,
+      deleted: { contact_personal_data: 1 },
+      reason: 'data_subject_request',
+    });
     expect(erased.stdout).not.toMatch(/aubin|CLI-1/i);
 
     const period = await failure('retention', 'purge', '--inactive', '3 years');

@@ -3,9 +3,9 @@ import type { DatabaseHandle } from '../../src/db/engine.ts';
 import { InvalidRightsRequestError, SubjectNotFoundError } from '../../src/rights/rights.errors.ts';
 import { accessReport, erase, type IdentityChanges, object, rectify } from '../../src/rights/rights.service.ts';
 import { createTestDatabase } from '../helpers/database.ts';
-import { NOW } from '../imports/import.fixtures.ts';
-import { contactIdOf, NEIGHBOUR, seedExport, seedLiveScores, seedPeople, snapshotTables, SUBJECT, THIRD } from './rights.fixtures.ts';
 import { TEST_TOMBSTONE_KEYS } from '../helpers/tombstone-keys.ts';
+import { NOW } from '../imports/import.fixtures.ts';
+import { contactIdOf, NEIGHBOUR, SUBJECT, seedExport, seedLiveScores, seedPeople, snapshotTables, THIRD } from './rights.fixtures.ts';
 
 let database: DatabaseHandle;
 const FR = { defaultPhoneCountry: 'FR', tombstoneKeys: TEST_TOMBSTONE_KEYS };
@@ -66,7 +66,10 @@ describe('rights requests refused', () => {
 
   it.each([
     [{ purpose: 'newsletters' }, /^purpose "newsletters" is unknown \(expected one of direct_marketing, profiling\)$/],
-    [{ purpose: 'direct_marketing', channel: 'carrier_pigeon' }, /^channel "carrier_pigeon" is unknown \(expected one of email, phone, postal, push, sms\)$/],
+    [
+      { purpose: 'direct_marketing', channel: 'carrier_pigeon' },
+      /^channel "carrier_pigeon" is unknown \(expected one of email, phone, postal, push, sms\)$/,
+    ],
     [{ purpose: 'profiling', channel: 'sms' }, /^channel is not used with purpose profiling$/],
   ])('object %j: refused, nothing written', async (request, message) => {
     const error = await refusedWithoutWrites(() => object(database.db, THIRD.ref, request, 'cli', NOW));

@@ -56,7 +56,11 @@ async function importOrFail(database: DatabaseHandle, kind: Parameters<typeof im
 /** Everyone: profiling + SMS + email consents with proofs, two purchases for the subject, one for the neighbour. */
 export async function seedPeople(database: DatabaseHandle): Promise<void> {
   const files = tempFolder();
-  await importOrFail(database, 'products', files.write('products.csv', csv('sku,name,category', 'SKU-1,Garden hose,garden', 'SKU-2,"Pan, 28 cm",kitchen')));
+  await importOrFail(
+    database,
+    'products',
+    files.write('products.csv', csv('sku,name,category', 'SKU-1,Garden hose,garden', 'SKU-2,"Pan, 28 cm",kitchen')),
+  );
   await importOrFail(
     database,
     'contacts',

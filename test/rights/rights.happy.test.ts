@@ -6,11 +6,14 @@ import { DEFAULT_CONSENT_POLICY } from '../../src/config.ts';
 import { channelFunnel, profileableContacts } from '../../src/consent/eligibility.ts';
 import { sha256Hex } from '../../src/contacts/identity.ts';
 import type { DatabaseHandle } from '../../src/db/engine.ts';
+import { SCRUBBED_SOURCE } from '../../src/rights/erasure.repository.ts';
 import { bundleTables, csvCell, REPORT_FILE, writePortabilityBundle } from '../../src/rights/portability.ts';
 import { SubjectNotFoundError } from '../../src/rights/rights.errors.ts';
 import { accessReport, erase, object, rectify } from '../../src/rights/rights.service.ts';
+import { tombstoneHash } from '../../src/rights/tombstone-keys.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { csv, tempFolder } from '../helpers/files.ts';
+import { TEST_TOMBSTONE_KEYS } from '../helpers/tombstone-keys.ts';
 import { importFile, NOW } from '../imports/import.fixtures.ts';
 import {
   contactIdOf,
@@ -19,16 +22,13 @@ import {
   NEIGHBOUR,
   personalValues,
   type ScoreFixture,
+  SUBJECT,
   seedExport,
   seedLiveScores,
   seedOppositionList,
   seedPeople,
-  SUBJECT,
   THIRD,
 } from './rights.fixtures.ts';
-import { TEST_TOMBSTONE_KEYS } from '../helpers/tombstone-keys.ts';
-import { SCRUBBED_SOURCE } from '../../src/rights/erasure.repository.ts';
-import { tombstoneHash } from '../../src/rights/tombstone-keys.ts';
 
 let database: DatabaseHandle;
 let scores: ScoreFixture;
@@ -38,7 +38,11 @@ const files = tempFolder();
 beforeAll(async () => {
   database = await createTestDatabase();
   await seedPeople(database);
-  const ids = [await contactIdOf(database, SUBJECT.ref), await contactIdOf(database, NEIGHBOUR.ref), await contactIdOf(database, THIRD.ref)];
+  const ids = [
+    await contactIdOf(database, SUBJECT.ref),
+    await contactIdOf(database, NEIGHBOUR.ref),
+    await contactIdOf(database, THIRD.ref),
+  ];
   scores = await seedLiveScores(database, ids);
   exportId = await seedExport(database, scores, [SUBJECT, NEIGHBOUR]);
   await seedOppositionList(database, SUBJECT.phone);
@@ -60,13 +64,24 @@ describe('access and portability', () => {
 
     expect(report.subject).toEqual({ contactId, externalId: SUBJECT.ref, createdAt: '2024-01-15T00:00:00.000Z' });
     expect(report.identity).toEqual({
-      email: SUBJECT.email, phone: SUBJECT.phone, firstName: SUBJECT.firstName, lastName: SUBJECT.lastName, country: 'FR',
+      email: SUBJECT.email,
+      phone: SUBJECT.phone,
+      firstName: SUBJECT.firstName,
+      lastName: SUBJECT.lastName,
+      country: 'FR',
     });
     expect(report.consents.events).toHaveLength(3);
     expect(report.consents.events).toContainEqual(
       expect.objectContaining({
-        purpose: 'profiling', channel: null, status: 'granted', capturedAt: '2025-01-10T10:00:00.000Z', source: 'web:account-form',
-        method: 'explicit_checkbox', methodIsExplicit: true, noticeVersion: 'notice-v3', evidenceRef: `${EVIDENCE_REF}-0p`,
+        purpose: 'profiling',
+        channel: null,
+        status: 'granted',
+        capturedAt: '2025-01-10T10:00:00.000Z',
+        source: 'web:account-form',
+        method: 'explicit_checkbox',
+        methodIsExplicit: true,
+        noticeVersion: 'notice-v3',
+        evidenceRef: `${EVIDENCE_REF}-0p`,
       }),
     );
     expect(report.consents.status.map(({ purpose, channel, validNow }) => ({ purpose, channel, validNow }))).toEqual([
@@ -75,14 +90,38 @@ describe('access and portability', () => {
       { purpose: 'profiling', channel: null, validNow: true },
     ]);
     expect(report.purchases).toEqual([
-      { orderId: 'O-1', sku: 'SKU-1', productName: 'Garden hose', category: 'garden', quantity: 2, unitPrice: 19.9, purchasedAt: '2025-03-01T00:00:00.000Z' },
-      { orderId: 'O-2', sku: 'SKU-2', productName: 'Pan, 28 cm', category: 'kitchen', quantity: 1, unitPrice: 34.5, purchasedAt: '2025-04-02T00:00:00.000Z' },
+      {
+        orderId: 'O-1',
+        sku: 'SKU-1',
+        productName: 'Garden hose',
+        category: 'garden',
+        quantity: 2,
+        unitPrice: 19.9,
+        purchasedAt: '2025-03-01T00:00:00.000Z',
+      },
+      {
+        orderId: 'O-2',
+        sku: 'SKU-2',
+        productName: 'Pan, 28 cm',
+        category: 'kitchen',
+        quantity: 1,
+        unitPrice: 34.5,
+        purchasedAt: '2025-04-02T00:00:00.000Z',
+      },
     ]);
     expect(report.scores).toEqual([
       expect.objectContaining({
-        modelId: scores.modelId, targetKind: 'product', targetKey: 'SKU-1', modelVersion: 1, algorithm: 'logistic_regression',
-        features: ['recency_days', 'frequency_12m'], rank: 1,
-        reasons: [{ feature: 'recency_days', contribution: 0.31 }, { feature: 'frequency_12m', contribution: 0.12 }],
+        modelId: scores.modelId,
+        targetKind: 'product',
+        targetKey: 'SKU-1',
+        modelVersion: 1,
+        algorithm: 'logistic_regression',
+        features: ['recency_days', 'frequency_12m'],
+        rank: 1,
+        reasons: [
+          { feature: 'recency_days', contribution: 0.31 },
+          { feature: 'frequency_12m', contribution: 0.12 },
+        ],
       }),
     ]);
     expect(report.exports).toEqual([
@@ -93,7 +132,11 @@ describe('access and portability', () => {
 
     const audit = await auditRows(contactId);
     expect(audit).toEqual([
-      { actor: 'cli', action: 'rights.access', details: { sections: { consentEvents: 3, purchases: 2, scores: 1, exports: 1, oppositionLists: 1 } } },
+      {
+        actor: 'cli',
+        action: 'rights.access',
+        details: { sections: { consentEvents: 3, purchases: 2, scores: 1, exports: 1, oppositionLists: 1 } },
+      },
     ]);
   });
 
@@ -102,7 +145,14 @@ describe('access and portability', () => {
     const dir = join(files.dir, 'bundle');
     const paths = writePortabilityBundle(report, dir);
     expect(paths.map((path) => path.slice(dir.length + 1)).sort()).toEqual([
-      REPORT_FILE, 'consent-status.csv', 'consents.csv', 'exports.csv', 'identity.csv', 'opposition-lists.csv', 'purchases.csv', 'scores.csv',
+      REPORT_FILE,
+      'consent-status.csv',
+      'consents.csv',
+      'exports.csv',
+      'identity.csv',
+      'opposition-lists.csv',
+      'purchases.csv',
+      'scores.csv',
     ]);
     expect(JSON.parse(readFileSync(join(dir, REPORT_FILE), 'utf8'))).toEqual(report);
 
@@ -112,7 +162,9 @@ describe('access and portability', () => {
       expect(parsed, table.file).toEqual(expected);
     }
     const identity = parse(readFileSync(join(dir, 'identity.csv')), { columns: true }) as Array<Record<string, string>>;
-    expect(identity).toEqual([expect.objectContaining({ externalId: SUBJECT.ref, email: SUBJECT.email, phone: SUBJECT.phone, lastName: SUBJECT.lastName })]);
+    expect(identity).toEqual([
+      expect.objectContaining({ externalId: SUBJECT.ref, email: SUBJECT.email, phone: SUBJECT.phone, lastName: SUBJECT.lastName }),
+    ]);
     const scoreLines = parse(readFileSync(join(dir, 'scores.csv')), { columns: true }) as Array<Record<string, string>>;
     expect(JSON.parse(scoreLines[0]!.reasons!)).toEqual(report.scores[0]!.reasons);
     const purchases = parse(readFileSync(join(dir, 'purchases.csv')), { columns: true }) as Array<Record<string, string>>;
@@ -156,10 +208,14 @@ describe('rectification', () => {
   it('clears a field given empty, and changes nothing when the values are those held', async () => {
     const contactId = await contactIdOf(database, THIRD.ref);
     expect(await rectify(database.db, THIRD.ref, { country: '' }, 'cli', NOW, { defaultPhoneCountry: 'FR' })).toEqual({
-      contactId, changed: ['country'],
+      contactId,
+      changed: ['country'],
     });
-    expect(await rectify(database.db, THIRD.ref, { country: null, last_name: THIRD.lastName }, 'cli', NOW, { defaultPhoneCountry: 'FR' })).toEqual({
-      contactId, changed: [],
+    expect(
+      await rectify(database.db, THIRD.ref, { country: null, last_name: THIRD.lastName }, 'cli', NOW, { defaultPhoneCountry: 'FR' }),
+    ).toEqual({
+      contactId,
+      changed: [],
     });
     const { rows } = await database.pool.query('SELECT country FROM contact_personal_data WHERE contact_id = $1', [contactId]);
     expect(rows).toEqual([{ country: null }]);
@@ -173,7 +229,13 @@ describe('objection', () => {
     const emailBefore = await channelFunnel(database.db, 'email', NOW, DEFAULT_CONSENT_POLICY);
 
     const result = await object(database.db, NEIGHBOUR.ref, { purpose: 'direct_marketing' }, 'cli', NOW);
-    expect(result).toMatchObject({ contactId, purpose: 'direct_marketing', channel: null, capturedAt: NOW.toISOString(), scoresDeleted: 0 });
+    expect(result).toMatchObject({
+      contactId,
+      purpose: 'direct_marketing',
+      channel: null,
+      capturedAt: NOW.toISOString(),
+      scoresDeleted: 0,
+    });
 
     const smsAfter = await channelFunnel(database.db, 'sms', NOW, DEFAULT_CONSENT_POLICY);
     const emailAfter = await channelFunnel(database.db, 'email', NOW, DEFAULT_CONSENT_POLICY);
@@ -201,7 +263,8 @@ describe('objection', () => {
     expect((await channelFunnel(database.db, 'email', NOW, DEFAULT_CONSENT_POLICY)).channelConsent).toBe(emailBefore.channelConsent - 1);
     expect(await channelFunnel(database.db, 'sms', NOW, DEFAULT_CONSENT_POLICY)).toEqual(smsBefore);
     expect((await auditRows(thirdId)).at(-1)).toMatchObject({
-      action: 'rights.objection', details: { purpose: 'direct_marketing', channel: 'email', scoresDeleted: 0 },
+      action: 'rights.objection',
+      details: { purpose: 'direct_marketing', channel: 'email', scoresDeleted: 0 },
     });
   });
 
@@ -217,7 +280,10 @@ describe('objection', () => {
     expect(rows[0]!.n).toBe(0);
     const others = await database.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM scores WHERE contact_id <> $1', [contactId]);
     expect(others.rows[0]!.n).toBe(2);
-    expect((await auditRows(contactId)).at(-1)).toMatchObject({ action: 'rights.objection', details: { purpose: 'profiling', channel: null, scoresDeleted: 1 } });
+    expect((await auditRows(contactId)).at(-1)).toMatchObject({
+      action: 'rights.objection',
+      details: { purpose: 'profiling', channel: null, scoresDeleted: 1 },
+    });
   });
 });
 
@@ -228,13 +294,19 @@ describe('erasure', () => {
     // the scan finds the person before, so its silence afterwards means something
     expect((await findAnywhere(database, needles)).length).toBeGreaterThan(6);
     const profileableBefore = (await profileableContacts(database.db, NOW, true)).map((row) => row.contactId);
-    const funnelsBefore = await Promise.all(['email', 'sms'].map((channel) => channelFunnel(database.db, channel, NOW, DEFAULT_CONSENT_POLICY)));
+    const funnelsBefore = await Promise.all(
+      ['email', 'sms'].map((channel) => channelFunnel(database.db, channel, NOW, DEFAULT_CONSENT_POLICY)),
+    );
 
     const receipt = await erase(database.db, SUBJECT.ref, 'cli', NOW, TEST_TOMBSTONE_KEYS);
     // gone from the very next eligibility answers
     expect(profileableBefore).toContain(contactId);
-    expect((await profileableContacts(database.db, NOW, true)).map((row) => row.contactId)).toEqual(profileableBefore.filter((id) => id !== contactId));
-    const funnelsAfter = await Promise.all(['email', 'sms'].map((channel) => channelFunnel(database.db, channel, NOW, DEFAULT_CONSENT_POLICY)));
+    expect((await profileableContacts(database.db, NOW, true)).map((row) => row.contactId)).toEqual(
+      profileableBefore.filter((id) => id !== contactId),
+    );
+    const funnelsAfter = await Promise.all(
+      ['email', 'sms'].map((channel) => channelFunnel(database.db, channel, NOW, DEFAULT_CONSENT_POLICY)),
+    );
     funnelsAfter.forEach((after, index) => {
       expect(after.contacts).toBe(funnelsBefore[index]!.contacts - 1);
       expect(after.profilingConsent).toBe(funnelsBefore[index]!.profilingConsent - 1);
@@ -260,7 +332,9 @@ describe('erasure', () => {
     );
     expect(ledger.rows).toHaveLength(3);
     // the free-text proof is emptied; the event, its instant, purpose, channel, status and method stay
-    expect(ledger.rows.every((row) => row.evidence_ref === null && row.notice_version === null && row.source === SCRUBBED_SOURCE)).toBe(true);
+    expect(ledger.rows.every((row) => row.evidence_ref === null && row.notice_version === null && row.source === SCRUBBED_SOURCE)).toBe(
+      true,
+    );
     expect(ledger.rows.map((row) => [row.purpose, row.channel, row.status, row.method])).toEqual([
       ['profiling', null, 'granted', 'explicit_checkbox'],
       ['direct_marketing', 'sms', 'granted', 'double_opt_in'],
@@ -271,11 +345,18 @@ describe('erasure', () => {
       [exportId],
     );
     expect(members.rows[0]).toEqual({
-      contact_id: contactId, external_id: null, contact_value: null, score: 0.7, rank: 1, member_hash: sha256Hex(`${exportId}:1`),
+      contact_id: contactId,
+      external_id: null,
+      contact_value: null,
+      score: 0.7,
+      rank: 1,
+      member_hash: sha256Hex(`${exportId}:1`),
     });
     expect(members.rows[1]).toMatchObject({ external_id: NEIGHBOUR.ref, contact_value: NEIGHBOUR.phone });
 
-    const tombstone = await database.pool.query('SELECT external_id_key, key_id, legacy_external_id_sha256, erased_at, receipt FROM erasure_tombstones');
+    const tombstone = await database.pool.query(
+      'SELECT external_id_key, key_id, legacy_external_id_sha256, erased_at, receipt FROM erasure_tombstones',
+    );
     expect(tombstone.rows).toEqual([
       {
         external_id_key: tombstoneHash(TEST_TOMBSTONE_KEYS.current, SUBJECT.ref),
@@ -291,10 +372,22 @@ describe('erasure', () => {
   it('refuses a re-import of the erased person, by external id in any case, with a clear message', async () => {
     const header = 'external_id,email,phone,first_name,last_name,country,created_at';
     const keys = { tombstoneKeys: TEST_TOMBSTONE_KEYS };
-    const again = await importFile(database, 'contacts', files.write('again.csv', csv(header, `${SUBJECT.ref},,,,,FR,2024-01-15`)), {}, keys);
+    const again = await importFile(
+      database,
+      'contacts',
+      files.write('again.csv', csv(header, `${SUBJECT.ref},,,,,FR,2024-01-15`)),
+      {},
+      keys,
+    );
     expect(again.status).toBe('rejected');
     expect(again.rejects[0]!.message).toBe('this person was erased on 2026-06-01 at their request and cannot be imported again');
-    const lower = await importFile(database, 'contacts', files.write('lower.csv', csv(header, `${SUBJECT.ref.toLowerCase()},${SUBJECT.email},,,,FR,2024-01-15`)), {}, keys);
+    const lower = await importFile(
+      database,
+      'contacts',
+      files.write('lower.csv', csv(header, `${SUBJECT.ref.toLowerCase()},${SUBJECT.email},,,,FR,2024-01-15`)),
+      {},
+      keys,
+    );
     expect(lower.status).toBe('rejected');
     expect(lower.rejects[0]!.message).toMatch(/was erased on 2026-06-01/);
     expect(await findAnywhere(database, personalValues(SUBJECT))).toEqual([]);

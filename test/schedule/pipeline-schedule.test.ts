@@ -83,8 +83,12 @@ describe('the nightly schedule across daylight-saving changes (0 2 * * *, Europe
   it('fires once on the DST nights whatever the tick spacing (1 minute, 7 minutes, 2 hours)', async () => {
     for (const step of [MINUTE, 7 * MINUTE, 120 * MINUTE]) {
       // midnight to 06:00 local on each night
-      expect(await slotsFired(PARIS, '2026-03-28T23:00:00Z', '2026-03-29T04:00:00Z', step), `step ${step}`).toEqual(['2026-03-29T01:00:00.000Z']);
-      expect(await slotsFired(PARIS, '2026-10-24T22:00:00Z', '2026-10-25T05:00:00Z', step), `step ${step}`).toEqual(['2026-10-25T00:00:00.000Z']);
+      expect(await slotsFired(PARIS, '2026-03-28T23:00:00Z', '2026-03-29T04:00:00Z', step), `step ${step}`).toEqual([
+        '2026-03-29T01:00:00.000Z',
+      ]);
+      expect(await slotsFired(PARIS, '2026-10-24T22:00:00Z', '2026-10-25T05:00:00Z', step), `step ${step}`).toEqual([
+        '2026-10-25T00:00:00.000Z',
+      ]);
     }
   });
 
@@ -96,7 +100,12 @@ describe('the nightly schedule across daylight-saving changes (0 2 * * *, Europe
 
 describe('another zone and expression (30 6 * * 1-5, America/New_York)', () => {
   it('fires at 06:30 local on weekdays only, before and after the US change (2026-03-08)', async () => {
-    const slots = await slotsFired({ cron: '30 6 * * 1-5', timeZone: 'America/New_York' }, '2026-03-05T00:00:00Z', '2026-03-17T00:00:00Z', 30 * MINUTE);
+    const slots = await slotsFired(
+      { cron: '30 6 * * 1-5', timeZone: 'America/New_York' },
+      '2026-03-05T00:00:00Z',
+      '2026-03-17T00:00:00Z',
+      30 * MINUTE,
+    );
     expect(slots).toEqual([
       '2026-03-05T11:30:00.000Z', // Thu, EST (UTC-5)
       '2026-03-06T11:30:00.000Z', // Fri
@@ -136,11 +145,19 @@ describe('nextSlotAfter and dueSlot', () => {
 
   it('dueSlot stays cheap over long gaps, and finds slots rarer than yearly', () => {
     const started = performance.now();
-    const minutely = dueSlot({ cron: '* * * * *', timeZone: 'Europe/Paris' }, new Date('2025-06-10T12:00:30Z'), new Date('2026-06-10T12:00:30Z'));
+    const minutely = dueSlot(
+      { cron: '* * * * *', timeZone: 'Europe/Paris' },
+      new Date('2025-06-10T12:00:30Z'),
+      new Date('2026-06-10T12:00:30Z'),
+    );
     expect(minutely?.toISOString()).toBe('2026-06-10T12:00:00.000Z');
     expect(performance.now() - started).toBeLessThan(2_000);
     // 29 February at midnight, Paris: the latest before December 2026 is in 2024
-    const leap = dueSlot({ cron: '0 0 29 2 *', timeZone: 'Europe/Paris' }, new Date('2023-01-01T00:00:00Z'), new Date('2026-12-01T00:00:00Z'));
+    const leap = dueSlot(
+      { cron: '0 0 29 2 *', timeZone: 'Europe/Paris' },
+      new Date('2023-01-01T00:00:00Z'),
+      new Date('2026-12-01T00:00:00Z'),
+    );
     expect(leap?.toISOString()).toBe('2024-02-28T23:00:00.000Z');
   });
 });
@@ -153,20 +170,36 @@ describe('validateSchedule', () => {
   });
 
   it('names the cron field and its value when the expression is wrong', () => {
-    expect(() => validateSchedule({ cron: '61 2 * * *', timeZone: 'Europe/Paris' })).toThrow(/schedule cron "61 2 \* \* \*" is not a valid cron expression: .*61/);
-    expect(() => validateSchedule({ cron: 'every night', timeZone: 'Europe/Paris' })).toThrow(/schedule cron "every night" must be a five-field cron expression/);
-    expect(() => validateSchedule({ cron: '0 0 2 * * *', timeZone: 'Europe/Paris' })).toThrow(/schedule cron "0 0 2 \* \* \*" must be a five-field/);
-    expect(() => validateSchedule({ cron: '0 2 31 2 *', timeZone: 'Europe/Paris' })).toThrow(/schedule cron "0 2 31 2 \*" is not a valid cron expression/);
+    expect(() => validateSchedule({ cron: '61 2 * * *', timeZone: 'Europe/Paris' })).toThrow(
+      /schedule cron "61 2 \* \* \*" is not a valid cron expression: .*61/,
+    );
+    expect(() => validateSchedule({ cron: 'every night', timeZone: 'Europe/Paris' })).toThrow(
+      /schedule cron "every night" must be a five-field cron expression/,
+    );
+    expect(() => validateSchedule({ cron: '0 0 2 * * *', timeZone: 'Europe/Paris' })).toThrow(
+      /schedule cron "0 0 2 \* \* \*" must be a five-field/,
+    );
+    expect(() => validateSchedule({ cron: '0 2 31 2 *', timeZone: 'Europe/Paris' })).toThrow(
+      /schedule cron "0 2 31 2 \*" is not a valid cron expression/,
+    );
   });
 
   it('names the timeZone field and its value when the zone is unknown', () => {
-    expect(() => validateSchedule({ cron: '0 2 * * *', timeZone: 'Mars/Olympus_Mons' })).toThrow(/schedule timeZone "Mars\/Olympus_Mons" is not an IANA time zone/);
+    expect(() => validateSchedule({ cron: '0 2 * * *', timeZone: 'Mars/Olympus_Mons' })).toThrow(
+      /schedule timeZone "Mars\/Olympus_Mons" is not an IANA time zone/,
+    );
     expect(() => validateSchedule({ cron: '0 2 * * *', timeZone: '' })).toThrow(/schedule timeZone "" is not an IANA time zone/);
   });
 
   it('the ticker refuses to start on an invalid schedule', () => {
     expect(() =>
-      startScheduleTicker({ clock: manualClock('2026-06-10T00:00:00Z'), schedule: { cron: '0 25 * * *', timeZone: 'Europe/Paris' }, intervalMs: 1000, onSlot: async () => {}, logger: captureLogger().logger }),
+      startScheduleTicker({
+        clock: manualClock('2026-06-10T00:00:00Z'),
+        schedule: { cron: '0 25 * * *', timeZone: 'Europe/Paris' },
+        intervalMs: 1000,
+        onSlot: async () => {},
+        logger: captureLogger().logger,
+      }),
     ).toThrow(/schedule cron "0 25 \* \* \*"/);
   });
 });
@@ -196,7 +229,13 @@ describe('the ticker', () => {
         if (failuresLeft-- > 0) throw new TypeError('duplicate key value (email)=(jeanne.martin@example.com)');
       },
     });
-    for (const instant of ['2026-06-10T00:00:30Z', '2026-06-10T00:01:30Z', '2026-06-10T00:02:30Z', '2026-06-10T00:03:30Z', '2026-06-10T12:00:00Z']) {
+    for (const instant of [
+      '2026-06-10T00:00:30Z',
+      '2026-06-10T00:01:30Z',
+      '2026-06-10T00:02:30Z',
+      '2026-06-10T00:03:30Z',
+      '2026-06-10T12:00:00Z',
+    ]) {
       clock.set(new Date(instant));
       await ticker.tick();
     }

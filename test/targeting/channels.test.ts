@@ -17,13 +17,20 @@ import { createTestDatabase } from '../helpers/database.ts';
 import { csv, tempFolder } from '../helpers/files.ts';
 import { captureLogger } from '../helpers/silent-logger.ts';
 import { importFile } from '../imports/import.fixtures.ts';
-import { type ScoredBase, SCORED_SKU, seedScoredBase } from './targeting.fixtures.ts';
+import { SCORED_SKU, type ScoredBase, seedScoredBase } from './targeting.fixtures.ts';
 
 const NOW = new Date('2026-11-20T09:00:00Z');
 const POLICIES = { consent: DEFAULT_CONSENT_POLICY, targeting: { ...DEFAULT_TARGETING_POLICY, pressureMaxLists: 100 } };
 const files = tempFolder();
 
-const request = (channel: string, top = 10) => ({ sku: SCORED_SKU, channel, size: { top }, holdoutPercent: 0, actor: 'test', apiKeyId: null });
+const request = (channel: string, top = 10) => ({
+  sku: SCORED_SKU,
+  channel,
+  size: { top },
+  holdoutPercent: 0,
+  actor: 'test',
+  apiKeyId: null,
+});
 
 /** Rule 12: a channel reaches a device. SMS goes to mobile numbers; a channel whose detail the base does not hold is closed. */
 describe('SMS reaches mobile numbers only', () => {
@@ -36,7 +43,11 @@ describe('SMS reaches mobile numbers only', () => {
     base = await seedScoredBase(database, 12, NOW);
     // rectified (the same write as the DPO's rectification): rank 1 to a Paris fixed line, rank 3 to a US number
     // (FIXED_LINE_OR_MOBILE: the plan cannot tell), rank 5 to a French VoIP number
-    const rectified: Array<[number, string]> = [[0, '+33199000001'], [2, '+12015550123'], [4, '+33912345678']];
+    const rectified: Array<[number, string]> = [
+      [0, '+33199000001'],
+      [2, '+12015550123'],
+      [4, '+33912345678'],
+    ];
     await database.db.transaction().execute(async (trx) => {
       for (const [index, phone] of rectified) {
         const person = base.people[index]!;
@@ -53,7 +64,13 @@ describe('SMS reaches mobile numbers only', () => {
     expect(list.funnel).toMatchObject({ examined: 12, consentedForChannel: 4, returned: 4 });
 
     const funnel = await channelFunnel(database.db, 'sms', NOW, DEFAULT_CONSENT_POLICY);
-    expect(funnel).toMatchObject({ contactDetail: 'a mobile number', channelConsent: 6, withContactDetail: 4, notObjected: 4, blocked: null });
+    expect(funnel).toMatchObject({
+      contactDetail: 'a mobile number',
+      channelConsent: 6,
+      withContactDetail: 4,
+      notObjected: 4,
+      blocked: null,
+    });
   });
 
   it('keeps every phone for calls', async () => {
@@ -82,14 +99,26 @@ describe('postal and push are closed: contacts hold no address and no device', (
   beforeAll(async () => {
     database = await createTestDatabase();
     await seedScoredBase(database, 4, NOW);
-    await database.db.insertInto('consent_events').values(
-      (await database.db.selectFrom('contacts').select('id').execute()).flatMap(({ id }) =>
-        ['postal', 'push'].map((channel) => ({
-          contact_id: id, purpose: 'direct_marketing', channel, status: 'granted' as const, captured_at: new Date('2026-10-01T00:00:00Z'),
-          source: 'web:account-form', method: 'explicit_checkbox', notice_version: 'privacy-v3', evidence_ref: null, expires_at: null, import_id: null,
-        })),
-      ),
-    ).execute();
+    await database.db
+      .insertInto('consent_events')
+      .values(
+        (await database.db.selectFrom('contacts').select('id').execute()).flatMap(({ id }) =>
+          ['postal', 'push'].map((channel) => ({
+            contact_id: id,
+            purpose: 'direct_marketing',
+            channel,
+            status: 'granted' as const,
+            captured_at: new Date('2026-10-01T00:00:00Z'),
+            source: 'web:account-form',
+            method: 'explicit_checkbox',
+            notice_version: 'privacy-v3',
+            evidence_ref: null,
+            expires_at: null,
+            import_id: null,
+          })),
+        ),
+      )
+      .execute();
   });
   afterAll(() => database?.close());
 
@@ -99,8 +128,16 @@ describe('postal and push are closed: contacts hold no address and no device', (
   ] as const) {
     it(`closes ${channel} with its reason, in the funnel and for lists and previews`, async () => {
       const funnel = await channelFunnel(database.db, channel, NOW, DEFAULT_CONSENT_POLICY);
-      expect(funnel).toMatchObject({ contactDetail: step, channelConsent: 4, withContactDetail: 0, notObjected: 0, blocked: `channel ${channel} reaches no one: ${reason}` });
-      await expect(buildTargetList(database.db, request(channel), POLICIES, NOW)).rejects.toThrow(new ChannelClosedError(`channel ${channel} reaches no one: ${reason}`));
+      expect(funnel).toMatchObject({
+        contactDetail: step,
+        channelConsent: 4,
+        withContactDetail: 0,
+        notObjected: 0,
+        blocked: `channel ${channel} reaches no one: ${reason}`,
+      });
+      await expect(buildTargetList(database.db, request(channel), POLICIES, NOW)).rejects.toThrow(
+        new ChannelClosedError(`channel ${channel} reaches no one: ${reason}`),
+      );
       await expect(previewTargetList(database.db, request(channel), POLICIES, NOW)).rejects.toBeInstanceOf(ChannelClosedError);
     });
   }
@@ -124,17 +161,22 @@ describe('the line type of a number', () => {
   it('is stored by the contacts import', async () => {
     const database = await createTestDatabase();
     try {
-      const file = files.write('contacts.csv', csv(
-        'external_id,email,phone,created_at',
-        'LT-1,,01 99 00 00 01,2026-01-01',
-        'LT-2,,06 12 34 56 78,2026-01-01',
-        'LT-3,,06 39 98 00 03,2026-01-01', // ARCEP's fiction range for mobiles
-        'LT-4,,+1 201 555 0123,2026-01-01',
-        'LT-5,a@example.com,,2026-01-01',
-      ));
+      const file = files.write(
+        'contacts.csv',
+        csv(
+          'external_id,email,phone,created_at',
+          'LT-1,,01 99 00 00 01,2026-01-01',
+          'LT-2,,06 12 34 56 78,2026-01-01',
+          'LT-3,,06 39 98 00 03,2026-01-01', // ARCEP's fiction range for mobiles
+          'LT-4,,+1 201 555 0123,2026-01-01',
+          'LT-5,a@example.com,,2026-01-01',
+        ),
+      );
       expect(await importFile(database, 'contacts', file)).toMatchObject({ status: 'committed', inserted: 5 });
       const rows = await sql<{ external_id: string; phone_line_type: string | null }>`
-        SELECT c.external_id, d.phone_line_type FROM contacts c JOIN contact_personal_data d ON d.contact_id = c.id ORDER BY 1`.execute(database.db);
+        SELECT c.external_id, d.phone_line_type FROM contacts c JOIN contact_personal_data d ON d.contact_id = c.id ORDER BY 1`.execute(
+        database.db,
+      );
       expect(rows.rows.map((row) => row.phone_line_type)).toEqual(['FIXED_LINE', 'MOBILE', 'MOBILE', 'FIXED_LINE_OR_MOBILE', null]);
     } finally {
       await database.close();
@@ -150,14 +192,20 @@ describe('the line type of a number', () => {
       const migrator = new Migrator({ db: database.db, provider: { getMigrations: async () => migrations } });
       const mine = names.findIndex((file) => file.startsWith('20261203_1000_'));
       expect((await migrator.migrateTo(names[mine - 1]!.slice(0, -3))).error).toBeUndefined();
-      await sql`INSERT INTO contacts (external_id, created_at) VALUES ('OLD-1', now()), ('OLD-2', now()), ('OLD-3', now())`.execute(database.db);
+      await sql`INSERT INTO contacts (external_id, created_at) VALUES ('OLD-1', now()), ('OLD-2', now()), ('OLD-3', now())`.execute(
+        database.db,
+      );
       await sql`
         INSERT INTO contact_personal_data (contact_id, phone, phone_hash)
         SELECT id, phone, encode(sha256(phone::bytea), 'hex') FROM contacts
-        JOIN (VALUES ('OLD-1', '+33199000001'), ('OLD-2', '+33612345678'), ('OLD-3', NULL)) v(ref, phone) ON v.ref = external_id`.execute(database.db);
+        JOIN (VALUES ('OLD-1', '+33199000001'), ('OLD-2', '+33612345678'), ('OLD-3', NULL)) v(ref, phone) ON v.ref = external_id`.execute(
+        database.db,
+      );
       expect((await migrator.migrateTo(names[mine]!.slice(0, -3))).error).toBeUndefined();
       const rows = await sql<{ phone_line_type: string | null }>`
-        SELECT d.phone_line_type FROM contacts c JOIN contact_personal_data d ON d.contact_id = c.id ORDER BY c.external_id`.execute(database.db);
+        SELECT d.phone_line_type FROM contacts c JOIN contact_personal_data d ON d.contact_id = c.id ORDER BY c.external_id`.execute(
+        database.db,
+      );
       expect(rows.rows.map((row) => row.phone_line_type)).toEqual(['FIXED_LINE', 'MOBILE', null]);
       const sms = await sql<{ contact_field: string }>`SELECT contact_field FROM channels WHERE code = 'sms'`.execute(database.db);
       expect(sms.rows).toEqual([{ contact_field: 'mobile' }]);

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_CONSENT_POLICY } from '../../src/config.ts';
 import { consentAudit } from '../../src/audit/consent-audit.service.ts';
+import { DEFAULT_CONSENT_POLICY } from '../../src/config.ts';
 import { channelFunnel, reachabilityChecks, reachableContacts } from '../../src/consent/eligibility.ts';
 import type { DatabaseHandle } from '../../src/db/engine.ts';
 import { importOppositionList } from '../../src/opposition/opposition.import.ts';
@@ -10,8 +10,8 @@ import { buildTargetList } from '../../src/targeting/target-list.service.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { csv, tempFolder } from '../helpers/files.ts';
 import { captureLogger } from '../helpers/silent-logger.ts';
-import { type ScoredBase, SCORED_SKU, seedScoredBase } from './targeting.fixtures.ts';
 import { TEST_TOMBSTONE_KEYS } from '../helpers/tombstone-keys.ts';
+import { SCORED_SKU, type ScoredBase, seedScoredBase } from './targeting.fixtures.ts';
 
 /*
  * A target list checks eligibility row by row while it walks the scores (reachabilityChecks);
@@ -32,21 +32,39 @@ describe('row-by-row and set-based eligibility agree', () => {
     database = await createTestDatabase();
     base = await seedScoredBase(database, 80, new Date(NOW.getTime() - 30 * 86_400_000));
     const { db } = database;
-    const event = (contactId: number, purpose: string, channel: string | null, status: 'granted' | 'withdrawn', extra: Record<string, unknown> = {}) => ({
-      contact_id: contactId, purpose, channel, status, captured_at: EARLIER, source: 'web:preferences',
-      method: purpose === 'profiling' ? 'explicit_checkbox' : 'double_opt_in', notice_version: 'privacy-v3', evidence_ref: null,
-      expires_at: null, import_id: null, ...extra,
+    const event = (
+      contactId: number,
+      purpose: string,
+      channel: string | null,
+      status: 'granted' | 'withdrawn',
+      extra: Record<string, unknown> = {},
+    ) => ({
+      contact_id: contactId,
+      purpose,
+      channel,
+      status,
+      captured_at: EARLIER,
+      source: 'web:preferences',
+      method: purpose === 'profiling' ? 'explicit_checkbox' : 'double_opt_in',
+      notice_version: 'privacy-v3',
+      evidence_ref: null,
+      expires_at: null,
+      import_id: null,
+      ...extra,
     });
     const person = (i: number) => base.people[i]!;
-    await db.insertInto('consent_events').values([
-      event(person(1).id, 'direct_marketing', 'email', 'withdrawn'),
-      event(person(4).id, 'profiling', null, 'withdrawn'),
-      event(person(19).id, 'direct_marketing', 'email', 'granted'),
-      // granted again, but only until yesterday: expired now
-      { ...event(person(7).id, 'direct_marketing', 'email', 'granted'), expires_at: new Date(NOW.getTime() - 3_600_000) },
-      // granted without proof of means: never counts
-      { ...event(person(9).id, 'direct_marketing', 'email', 'granted'), captured_at: new Date(EARLIER.getTime() + 1), source: '' },
-    ]).execute();
+    await db
+      .insertInto('consent_events')
+      .values([
+        event(person(1).id, 'direct_marketing', 'email', 'withdrawn'),
+        event(person(4).id, 'profiling', null, 'withdrawn'),
+        event(person(19).id, 'direct_marketing', 'email', 'granted'),
+        // granted again, but only until yesterday: expired now
+        { ...event(person(7).id, 'direct_marketing', 'email', 'granted'), expires_at: new Date(NOW.getTime() - 3_600_000) },
+        // granted without proof of means: never counts
+        { ...event(person(9).id, 'direct_marketing', 'email', 'granted'), captured_at: new Date(EARLIER.getTime() + 1), source: '' },
+      ])
+      .execute();
     await object(db, person(11).ref, { purpose: 'direct_marketing' }, 'test', EARLIER);
     await object(db, person(13).ref, { purpose: 'direct_marketing', channel: 'email' }, 'test', EARLIER);
     await erase(db, person(15).ref, 'test', EARLIER, TEST_TOMBSTONE_KEYS);
@@ -55,7 +73,11 @@ describe('row-by-row and set-based eligibility agree', () => {
     await object(db, person(19).ref, { purpose: 'direct_marketing' }, 'test', new Date(EARLIER.getTime() - 86_400_000));
     // an all-channel objection at the very instant of the email grant, recorded after it (25) or before it (27):
     // the objection wins; one a millisecond before the grant (29) does not stand against it
-    const tieGrant = (i: number) => db.insertInto('consent_events').values(event(person(i).id, 'direct_marketing', 'email', 'granted')).execute();
+    const tieGrant = (i: number) =>
+      db
+        .insertInto('consent_events')
+        .values(event(person(i).id, 'direct_marketing', 'email', 'granted'))
+        .execute();
     await tieGrant(25);
     await object(db, person(25).ref, { purpose: 'direct_marketing' }, 'test', EARLIER);
     await object(db, person(27).ref, { purpose: 'direct_marketing' }, 'test', EARLIER);
@@ -64,7 +86,12 @@ describe('row-by-row and set-based eligibility agree', () => {
     await tieGrant(29);
     await importOppositionList(
       { database, logger: captureLogger().logger, now: EARLIER, defaultPhoneCountry: 'FR' },
-      { name: 'suppression', channel: 'email', listDate: EARLIER, file: files.write('s.csv', csv('value', person(21).email, person(23).email)) },
+      {
+        name: 'suppression',
+        channel: 'email',
+        listDate: EARLIER,
+        file: files.write('s.csv', csv('value', person(21).email, person(23).email)),
+      },
     );
   });
   afterAll(() => database?.close());
@@ -73,7 +100,10 @@ describe('row-by-row and set-based eligibility agree', () => {
     const list = await buildTargetList(
       database.db,
       { sku: SCORED_SKU, channel: 'email', size: { top: 1000 }, holdoutPercent: 0, actor: 'test', apiKeyId: null },
-      { consent: DEFAULT_CONSENT_POLICY, targeting: { pressureMaxLists: 100, pressureWindowDays: 7, maxMembers: 1000, deliveryTimeoutSeconds: 900 } },
+      {
+        consent: DEFAULT_CONSENT_POLICY,
+        targeting: { pressureMaxLists: 100, pressureWindowDays: 7, maxMembers: 1000, deliveryTimeoutSeconds: 900 },
+      },
       NOW,
     );
     const { rows } = await sql<{ contact_id: number }>`
@@ -94,7 +124,9 @@ describe('row-by-row and set-based eligibility agree', () => {
 
   it('the funnel, the access report and the consent audit say what the gate says, ties included', async () => {
     const { db } = database;
-    const { rows: reachable } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM ${reachableContacts('email', 'email', NOW)} r`.execute(db);
+    const { rows: reachable } = await sql<{
+      n: number;
+    }>`SELECT count(*)::int AS n FROM ${reachableContacts('email', 'email', NOW)} r`.execute(db);
     const funnel = await channelFunnel(db, 'email', NOW, DEFAULT_CONSENT_POLICY);
     expect(funnel.blocked).toBeNull();
     expect(funnel.notObjected).toBe(reachable[0]!.n);

@@ -74,7 +74,17 @@ export async function seedScoredBase(database: DatabaseHandle, count: number, no
   }));
   await db
     .insertInto('contact_personal_data')
-    .values(people.map((p) => ({ contact_id: p.id, email: p.email, email_hash: sha256Hex(p.email), phone: p.phone, phone_hash: sha256Hex(p.phone), phone_line_type: phoneLineType(p.phone), country: 'FR' })))
+    .values(
+      people.map((p) => ({
+        contact_id: p.id,
+        email: p.email,
+        email_hash: sha256Hex(p.email),
+        phone: p.phone,
+        phone_hash: sha256Hex(p.phone),
+        phone_line_type: phoneLineType(p.phone),
+        country: 'FR',
+      })),
+    )
     .execute();
   await db
     .insertInto('consent_events')
@@ -92,16 +102,37 @@ export async function seedScoredBase(database: DatabaseHandle, count: number, no
   const network = await db
     .insertInto('model_networks')
     .values({
-      run_id: runId, role: 'production', algorithm: 'logistic', feature_list: JSON.stringify(['recency_days']),
-      metadata: JSON.stringify({ explanationGroups: EXPLANATION_GROUPS }), format: 'layers-model',
-      model_topology: JSON.stringify({}), weight_specs: JSON.stringify([]), weight_data: Buffer.alloc(0),
+      run_id: runId,
+      role: 'production',
+      algorithm: 'logistic',
+      feature_list: JSON.stringify(['recency_days']),
+      metadata: JSON.stringify({ explanationGroups: EXPLANATION_GROUPS }),
+      format: 'layers-model',
+      model_topology: JSON.stringify({}),
+      weight_specs: JSON.stringify([]),
+      weight_data: Buffer.alloc(0),
     })
     .returning('id')
     .executeTakeFirstOrThrow();
   const version = await insertVersion(db, {
-    modelId, algorithm: 'logistic', status: 'candidate', runId, trainedAt: now, consentSnapshotAt: now, populationSize: count,
-    trainingCutoff: now, horizonDays: 30, featureList: ['recency_days'], codeVersion: 'test', trainingDataHash: 'test',
-    metrics: {}, baselineMetrics: {}, decisionReason: 'test', networkId: Number(network.id), evaluationNetworkId: null, outputIndex: 0,
+    modelId,
+    algorithm: 'logistic',
+    status: 'candidate',
+    runId,
+    trainedAt: now,
+    consentSnapshotAt: now,
+    populationSize: count,
+    trainingCutoff: now,
+    horizonDays: 30,
+    featureList: ['recency_days'],
+    codeVersion: 'test',
+    trainingDataHash: 'test',
+    metrics: {},
+    baselineMetrics: {},
+    decisionReason: 'test',
+    networkId: Number(network.id),
+    evaluationNetworkId: null,
+    outputIndex: 0,
   });
   await promoteVersion(db, modelId, version.id, now);
   const set = await db

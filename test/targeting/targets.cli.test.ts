@@ -25,10 +25,13 @@ const target = serverUrl
   : { kind: 'pglite' as const, dataDir: join(dataDir, 'pgdata') };
 const env = { ...process.env, DATABASE_URL: serverUrl ? target.url : '', CIBLE_DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
 const cible = (...args: string[]) => run('node', ['bin/cible.js', ...args], { env, timeout: 120_000 });
-const failure = (...args: string[]) => cible(...args).then(
-  () => { throw new Error(`cible ${args.join(' ')} succeeded`); },
-  (error: { code: number; stderr: string }) => error,
-);
+const failure = (...args: string[]) =>
+  cible(...args).then(
+    () => {
+      throw new Error(`cible ${args.join(' ')} succeeded`);
+    },
+    (error: { code: number; stderr: string }) => error,
+  );
 
 async function withDatabase<T>(work: (database: DatabaseHandle) => Promise<T>): Promise<T> {
   const database = await openDatabase(target);
@@ -76,7 +79,9 @@ describe('cible targets', { timeout: 120_000 }, () => {
   it('says how far a list fell short of its expected buyers, and records it as delivered once written', async () => {
     const { stdout, stderr } = await cible('targets', SCORED_SKU, '--channel', 'sms', '--expected-buyers', '500');
     expect(stdout.trim().split('\n')).toHaveLength(21); // the header and the 20 people with an SMS consent
-    expect(stderr).toMatch(/short of the size asked: asked 500 expected buyers, reached \d+\.\d+ expected buyers: ran out of eligible people/);
+    expect(stderr).toMatch(
+      /short of the size asked: asked 500 expected buyers, reached \d+\.\d+ expected buyers: ran out of eligible people/,
+    );
     expect(await exportRows()).toEqual([{ id: expect.any(String), delivery: 'delivered' }]);
   });
 

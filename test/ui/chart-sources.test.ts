@@ -33,7 +33,10 @@ describe('a baseline ROC curve from its gains table', () => {
       const top = order.slice(0, Math.floor((decile * labels.length) / 10));
       const truePositives = top.filter((i) => labels[i] === 1).length;
       expect(points[decile]!.truePositiveRate, `decile ${decile}`).toBeCloseTo(truePositives / positives, 9);
-      expect(points[decile]!.falsePositiveRate, `decile ${decile}`).toBeCloseTo((top.length - truePositives) / (labels.length - positives), 9);
+      expect(points[decile]!.falsePositiveRate, `decile ${decile}`).toBeCloseTo(
+        (top.length - truePositives) / (labels.length - positives),
+        9,
+      );
     }
     expect(points[10]!.falsePositiveRate).toBeCloseTo(1, 12);
     expect(points[10]!.truePositiveRate).toBeCloseTo(1, 12);
@@ -71,7 +74,11 @@ describe('a baseline ROC curve from its gains table', () => {
   });
 
   it('reads a part of another shape as absent, never as a cast', () => {
-    const metrics = readVersionMetrics({ evaluation: { rocAuc: 'high', gains: [{ decile: 'one' }] }, aucInterval: { auc: 0.7 }, champion: { version: 2, auc: null } });
+    const metrics = readVersionMetrics({
+      evaluation: { rocAuc: 'high', gains: [{ decile: 'one' }] },
+      aucInterval: { auc: 0.7 },
+      champion: { version: 2, auc: null },
+    });
     expect(metrics.evaluation?.rocAuc).toBeNull();
     expect(metrics.evaluation?.gains).toBeUndefined();
     expect(metrics.aucInterval).toBeNull();

@@ -23,6 +23,7 @@ export function legendLabels(svg: string): string[] {
 /** How many line paths the chart draws (one per series and layer). */
 export function linePaths(svg: string): number {
   let paths = 0;
-  for (const group of svg.matchAll(/<g class="mark-line role-mark[^"]*"[^>]*>([\s\S]*?)<\/g>/g)) paths += (group[1]!.match(/<path\b/g) ?? []).length;
+  for (const group of svg.matchAll(/<g class="mark-line role-mark[^"]*"[^>]*>([\s\S]*?)<\/g>/g))
+    paths += (group[1]!.match(/<path\b/g) ?? []).length;
   return paths;
 }

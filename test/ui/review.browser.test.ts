@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { serve, type ServerType } from '@hono/node-server';
+import { type ServerType, serve } from '@hono/node-server';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiHarness, createApiHarness } from '../api/api.fixtures.ts';
@@ -26,7 +26,8 @@ let browser: Browser;
 
 beforeAll(async () => {
   // never skipped: without the browser this test fails and says why
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium) to run the browser tests`);
+  if (!existsSync(CHROMIUM))
+    throw new Error(`${CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium) to run the browser tests`);
   const database = await createTestDatabase();
   seeded = await seedReviewBase(database);
   api = await createApiHarness({ database, clock: seeded.clock });
@@ -34,7 +35,10 @@ beforeAll(async () => {
     const started = serve({ fetch: api.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(started));
   });
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
   await mkdir(ARTIFACTS, { recursive: true });
 }, 170_000);
 
@@ -53,7 +57,17 @@ async function signIn(page: Page, key: string): Promise<void> {
 }
 
 /** Per chart figure: its id, and its image as the browser loaded it. */
-async function chartImages(page: Page): Promise<Array<{ id: string; src: string | null; alt: string | null; complete: boolean; naturalWidth: number; naturalHeight: number; caption: string | null }>> {
+async function chartImages(page: Page): Promise<
+  Array<{
+    id: string;
+    src: string | null;
+    alt: string | null;
+    complete: boolean;
+    naturalWidth: number;
+    naturalHeight: number;
+    caption: string | null;
+  }>
+> {
   return page.$$eval('figure.chart', (figures) =>
     figures.map((figure) => {
       const img = figure.querySelector('img');
@@ -104,7 +118,17 @@ describe('in a browser', () => {
       // every chart is an image of its own, loaded by the browser (no script on the page)
       await expect.poll(() => page.$$eval('figure img', (images) => images.every((img) => img.complete))).toBe(true);
       const charts = await chartImages(page);
-      expect(charts.map((chart) => chart.id).sort()).toEqual(['drift', 'funnel', 'gains', 'history', 'importance', 'lift', 'reliability', 'roc', 'score-distribution']);
+      expect(charts.map((chart) => chart.id).sort()).toEqual([
+        'drift',
+        'funnel',
+        'gains',
+        'history',
+        'importance',
+        'lift',
+        'reliability',
+        'roc',
+        'score-distribution',
+      ]);
       for (const chart of charts) {
         expect(chart.src, `address of the ${chart.id} chart`).toMatch(new RegExp(`^/ui/models/PL-REFILL/charts/${chart.id}\\.svg\\?v=`));
         expect(chart.naturalWidth, `the ${chart.id} chart loaded`).toBeGreaterThan(0);
@@ -130,7 +154,9 @@ describe('in a browser', () => {
       const src = (id: string) => `${base}${charts.find((chart) => chart.id === id)!.src}`;
       await page.goto(src('history'));
       // per axis (grid lines are axes of their own, without labels)
-      const axes = await page.$$eval('g.role-axis', (groups) => groups.map((axis) => [...axis.querySelectorAll('g.role-axis-label text')].map((text) => text.textContent ?? '')));
+      const axes = await page.$$eval('g.role-axis', (groups) =>
+        groups.map((axis) => [...axis.querySelectorAll('g.role-axis-label text')].map((text) => text.textContent ?? '')),
+      );
       const ticks = axes.filter((labels) => labels.length > 0);
       expect(ticks.length).toBe(2);
       for (const labels of ticks) expect(new Set(labels).size, labels.join(' ')).toBe(labels.length);
@@ -142,7 +168,8 @@ describe('in a browser', () => {
         const boxes = (selector: string) => [...svg!.querySelectorAll(selector)].map((element) => element.getBoundingClientRect());
         const titles = boxes('g.role-axis-title text');
         const labels = boxes('g.role-axis-label text');
-        return titles.flatMap((t) => labels.filter((l) => t.left < l.right && l.left < t.right && t.top < l.bottom && l.top < t.bottom)).length;
+        return titles.flatMap((t) => labels.filter((l) => t.left < l.right && l.left < t.right && t.top < l.bottom && l.top < t.bottom))
+          .length;
       });
       expect(overlaps).toBe(0);
       expect(await page.locator('g.role-legend-label text', { hasText: 'grows with time (not flagged)' }).count()).toBe(1);
@@ -150,7 +177,11 @@ describe('in a browser', () => {
 
       await page.goto(src('roc'));
       const legend = await page.$$eval('g.role-legend-label text', (texts) => texts.map((text) => text.textContent ?? ''));
-      for (const series of ['model', 'RFM', 'BG/NBD']) expect(legend.some((label) => label.startsWith(`${series}, AUC`)), series).toBe(true);
+      for (const series of ['model', 'RFM', 'BG/NBD'])
+        expect(
+          legend.some((label) => label.startsWith(`${series}, AUC`)),
+          series,
+        ).toBe(true);
       // chance, the model and both baselines: one line each
       expect(await page.locator('g.mark-line path').count()).toBe(4);
       await page.screenshot({ path: `${ARTIFACTS}chart-roc.png` });
@@ -193,7 +224,10 @@ describe('in a browser', () => {
     try {
       await page.goto(`${base}/ui/login`);
       await page.fill('input[name="key"]', api.keys.marketer);
-      const [response] = await Promise.all([page.waitForResponse((r) => new URL(r.url()).pathname === '/ui/models'), page.click('button[type="submit"]')]);
+      const [response] = await Promise.all([
+        page.waitForResponse((r) => new URL(r.url()).pathname === '/ui/models'),
+        page.click('button[type="submit"]'),
+      ]);
       expect(response.status()).toBe(403);
       expect(await page.locator('h1').textContent()).toBe('Not for this role');
       expect(await page.locator('figure.chart').count()).toBe(0);

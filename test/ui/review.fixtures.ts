@@ -1,6 +1,6 @@
-import { runPipeline, type PipelineReport } from '../../pipelines/run-pipeline.ts';
+import { type PipelineReport, runPipeline } from '../../pipelines/run-pipeline.ts';
 import type { DatabaseHandle } from '../../src/db/engine.ts';
-import { allValid, DAY_MS, movableClock, pipelineContext, seedBase, smallOptions, type Base } from '../pipelines/pipeline.fixtures.ts';
+import { allValid, type Base, DAY_MS, movableClock, pipelineContext, seedBase, smallOptions } from '../pipelines/pipeline.fixtures.ts';
 
 /*
  * A small real base for the review pages: the pipeline fixtures' synthetic people (example.com
@@ -22,7 +22,12 @@ export interface ReviewBase {
 export async function seedReviewBase(database: DatabaseHandle): Promise<ReviewBase> {
   process.env.CIBLE_CODE_VERSION ??= 'review-pages-test';
   const clock = movableClock(FIRST_RUN);
-  const base = await seedBase(database, { seed: 4242, from: new Date(FIRST_RUN.getTime() - 400 * DAY_MS), to: FIRST_RUN, consents: allValid(CONTACTS) });
+  const base = await seedBase(database, {
+    seed: 4242,
+    from: new Date(FIRST_RUN.getTime() - 400 * DAY_MS),
+    to: FIRST_RUN,
+    consents: allValid(CONTACTS),
+  });
   const context = pipelineContext(database, clock);
   const first = await runPipeline(context, smallOptions({ trigger: 'test:review-first' }));
   clock.set(SECOND_RUN);

@@ -1,15 +1,15 @@
-import { Kysely, sql } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { featurePsi, PSI_THRESHOLD } from '../../models/drift.ts';
-import { TIME_GROWING_FEATURES } from '../../src/ui/review.service.ts';
-import { axisTickLabels, axisTitles, legendLabels, linePaths } from './chart-svg.ts';
 import { createApp } from '../../src/api/app.ts';
-import { revokeApiKey, createApiKey } from '../../src/auth/api-key.repository.ts';
+import { createApiKey, revokeApiKey } from '../../src/auth/api-key.repository.ts';
 import type { Role } from '../../src/auth/api-key.table.ts';
 import type { Database } from '../../src/db/database.ts';
+import { TIME_GROWING_FEATURES } from '../../src/ui/review.service.ts';
 import { type ApiHarness, createApiHarness } from '../api/api.fixtures.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { captureLogger } from '../helpers/silent-logger.ts';
+import { axisTickLabels, axisTitles, legendLabels, linePaths } from './chart-svg.ts';
 import { type ReviewBase, seedReviewBase } from './review.fixtures.ts';
 
 /*
@@ -70,13 +70,27 @@ async function championSku(): Promise<string> {
 const REVIEW_PAGES = async () => {
   const run = seeded.runs[1]!.runId;
   const person = seeded.base.people[0]!.id;
-  return ['/ui/models', '/ui/models?sort=auc&dir=asc', '/ui/models/PL-REFILL', '/ui/models/PL-REFILL/features', '/ui/runs', `/ui/runs/${run}`, '/ui/people', `/ui/people/${person}`];
+  return [
+    '/ui/models',
+    '/ui/models?sort=auc&dir=asc',
+    '/ui/models/PL-REFILL',
+    '/ui/models/PL-REFILL/features',
+    '/ui/runs',
+    `/ui/runs/${run}`,
+    '/ui/people',
+    `/ui/people/${person}`,
+  ];
 };
 
 /** The chart images of the review pages: the same sign-in and roles as their pages. */
 const CHART_ADDRESSES = async () => {
   const run = seeded.runs[1]!.runId;
-  return ['/ui/models/PL-REFILL/charts/roc.svg', '/ui/models/PL-REFILL/charts/funnel.svg', '/ui/runs/charts/durations.svg', `/ui/runs/${run}/charts/stages.svg`];
+  return [
+    '/ui/models/PL-REFILL/charts/roc.svg',
+    '/ui/models/PL-REFILL/charts/funnel.svg',
+    '/ui/runs/charts/durations.svg',
+    `/ui/runs/${run}/charts/stages.svg`,
+  ];
 };
 
 describe('signing in', () => {
@@ -205,7 +219,8 @@ describe('the overview', () => {
     const firstClean = flags.indexOf(false);
     expect(firstClean === -1 || flags.slice(firstClean).every((flag) => !flag)).toBe(true);
     // every column header is a link that sorts
-    for (const key of ['auc', 'lift', 'ece', 'rfm', 'bgnbd', 'previous', 'trained', 'population', 'buyers']) expect(html).toContain(`href="/ui/models?sort=${key}&amp;dir=`);
+    for (const key of ['auc', 'lift', 'ece', 'rfm', 'bgnbd', 'previous', 'trained', 'population', 'buyers'])
+      expect(html).toContain(`href="/ui/models?sort=${key}&amp;dir=`);
     // labelled figures
     expect(html).toContain('ROC AUC (0–1)');
     expect(html).toContain('lift, top decile (× base rate)');
@@ -280,8 +295,14 @@ interface ChartImage {
 }
 
 const decodeHtml = (text: string) =>
-  text.replace(/&(?:#(\d+)|#x([0-9a-f]+)|(amp|lt|gt|quot|apos));/gi, (_, dec: string | undefined, hex: string | undefined, name: string | undefined) =>
-    dec ? String.fromCodePoint(Number(dec)) : hex ? String.fromCodePoint(parseInt(hex, 16)) : ({ amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" } as Record<string, string>)[name!.toLowerCase()]!,
+  text.replace(
+    /&(?:#(\d+)|#x([0-9a-f]+)|(amp|lt|gt|quot|apos));/gi,
+    (_, dec: string | undefined, hex: string | undefined, name: string | undefined) =>
+      dec
+        ? String.fromCodePoint(Number(dec))
+        : hex
+          ? String.fromCodePoint(parseInt(hex, 16))
+          : ({ amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" } as Record<string, string>)[name!.toLowerCase()]!,
   );
 
 /** The image of one chart figure on a page: where it is drawn, its alternative text and size, its caption. */
@@ -291,7 +312,13 @@ function chartImage(html: string, id: string): ChartImage {
   ).exec(html);
   expect(match, `chart ${id}`).not.toBeNull();
   expect(Number(match![1]), `points of ${id}`).toBeGreaterThan(0);
-  return { src: decodeHtml(match![2]!), alt: decodeHtml(match![3]!), width: Number(match![4]), height: Number(match![5]), caption: decodeHtml(match![6]!) };
+  return {
+    src: decodeHtml(match![2]!),
+    alt: decodeHtml(match![3]!),
+    width: Number(match![4]),
+    height: Number(match![5]),
+    caption: decodeHtml(match![6]!),
+  };
 }
 
 /** How many drawn data marks (paths, rects, circles inside Vega mark groups) an SVG holds. */
@@ -365,12 +392,19 @@ describe('a model page', () => {
       expect({ width: image.width, height: image.height }, id).toEqual(sizes.get(id));
     }
     // figures with their units, both baselines, the decision, the lineage
-    for (const text of ['ROC AUC (0–1, 0.5 = chance)', 'RFM baseline', 'BG/NBD baseline', 'expected calibration error, ECE (percentage points)', 'consent snapshot', 'Version history']) {
+    for (const text of [
+      'ROC AUC (0–1, 0.5 = chance)',
+      'RFM baseline',
+      'BG/NBD baseline',
+      'expected calibration error, ECE (percentage points)',
+      'consent snapshot',
+      'Version history',
+    ]) {
       expect(html).toContain(text);
     }
   });
 
-  it('a chart that is not one of the model\'s, or not an SVG, is a 404', async () => {
+  it("a chart that is not one of the model's, or not an SVG, is a 404", async () => {
     const sku = await championSku();
     for (const file of ['nope.svg', 'roc.png', 'ROC.svg', 'roc', '..%2Froc.svg']) {
       const response = await page('data_scientist', `/ui/models/${sku}/charts/${file}`);
@@ -422,10 +456,21 @@ describe('a model page', () => {
       .where('model_id', '=', model.id)
       .where('status', '=', 'champion')
       .executeTakeFirstOrThrow();
-    const network = await api.database.db.selectFrom('model_networks').select('metadata').where('id', '=', version.network_id!).executeTakeFirstOrThrow();
-    const set = await api.database.db.selectFrom('score_sets').select('feature_profile').where('model_id', '=', model.id).where('status', '=', 'live').executeTakeFirstOrThrow();
-    const training = (network.metadata.featureProfile as { rows: number; bins: Record<string, { edges: number[]; shares: number[]; missing: number }> }).bins;
-    const scored = (set.feature_profile as { rows: number; population: number; bins: Record<string, { shares: number[]; missing: number }> });
+    const network = await api.database.db
+      .selectFrom('model_networks')
+      .select('metadata')
+      .where('id', '=', version.network_id!)
+      .executeTakeFirstOrThrow();
+    const set = await api.database.db
+      .selectFrom('score_sets')
+      .select('feature_profile')
+      .where('model_id', '=', model.id)
+      .where('status', '=', 'live')
+      .executeTakeFirstOrThrow();
+    const training = (
+      network.metadata.featureProfile as { rows: number; bins: Record<string, { edges: number[]; shares: number[]; missing: number }> }
+    ).bins;
+    const scored = set.feature_profile as { rows: number; population: number; bins: Record<string, { shares: number[]; missing: number }> };
     expect(scored.population).toBe(300);
     expect(Object.keys(scored.bins).sort()).toEqual(Object.keys(training).sort());
     for (const [feature, bins] of Object.entries(training)) {
@@ -442,9 +487,11 @@ describe('a model page', () => {
 
     const html = await (await page('data_scientist', `/ui/models/${sku}`)).text();
     expect(html).toContain(`${flagged.length} of ${psi.length} features above ${PSI_THRESHOLD} (flagged)`);
-    for (const entry of flagged) expect(html).toContain(`<th scope="row">${entry.feature}</th><td class="num">${entry.psi.toFixed(3)}</td>`);
+    for (const entry of flagged)
+      expect(html).toContain(`<th scope="row">${entry.feature}</th><td class="num">${entry.psi.toFixed(3)}</td>`);
     expect(html).not.toContain('<th scope="row">tenure_days</th>');
-    for (const entry of exempt) expect(html).toContain(`id="drift-exempt-${entry.feature}">${entry.feature} (PSI ${entry.psi.toFixed(3)}) is never flagged: `);
+    for (const entry of exempt)
+      expect(html).toContain(`id="drift-exempt-${entry.feature}">${entry.feature} (PSI ${entry.psi.toFixed(3)}) is never flagged: `);
     const driftSvg = await (await page('data_scientist', `/ui/models/${sku}/charts/drift.svg`)).text();
     expect(legendLabels(driftSvg)).toContain('grows with time (not flagged)');
 
@@ -459,7 +506,10 @@ describe('a model page', () => {
     const html = await (await page('data_scientist', `/ui/models/${await championSku()}/features`)).text();
     const nav = /<nav id="feature-groups"[^>]*>([\s\S]*?)<\/nav>/.exec(html)?.[1] ?? '';
     const links = [...nav.matchAll(/href="#([^"]+)"/g)].map((m) => m[1]!);
-    const sections = [...html.matchAll(/<details class="feature-group" id="([^"]+)"( open="")?>/g)].map((m) => ({ id: m[1]!, open: m[2] !== undefined }));
+    const sections = [...html.matchAll(/<details class="feature-group" id="([^"]+)"( open="")?>/g)].map((m) => ({
+      id: m[1]!,
+      open: m[2] !== undefined,
+    }));
     expect(links.length).toBeGreaterThan(3);
     expect(links).toEqual(sections.map((section) => section.id));
     expect(new Set(links).size).toBe(links.length);
@@ -516,7 +566,12 @@ describe('a model page', () => {
     expect([...body.matchAll(/PL-0\d{4}/g)].map((m) => m[0])).toEqual([person.ref]);
     expect(body).toMatch(/<li><strong>[a-z -]+<\/strong>: \+\d\.\d\d log-odds \(×[\d.]+ odds\)<\/li>/);
     expect(body).toContain('probability of buying (%)');
-    const audit = await api.database.db.selectFrom('audit_log').select(['actor', 'details']).where('action', '=', 'ui.person_scores_viewed').where('subject_id', '=', String(person.id)).execute();
+    const audit = await api.database.db
+      .selectFrom('audit_log')
+      .select(['actor', 'details'])
+      .where('action', '=', 'ui.person_scores_viewed')
+      .where('subject_id', '=', String(person.id))
+      .execute();
     expect(audit.length).toBeGreaterThan(0);
     expect(audit[0]!.actor).toMatch(/^apikey:\d+:test data_scientist$/);
   });
@@ -555,7 +610,14 @@ describe('a model page', () => {
     expect(detail).toContain('consent funnel');
     const failed = await api.database.db
       .insertInto('pipeline_runs')
-      .values({ status: 'failed', trigger: 'test', as_of: new Date(), params: '{}', summary: JSON.stringify({ stages: [{ stage: 'features', seconds: 1.5, rows: 10 }] }), error: 'out of memory in features' })
+      .values({
+        status: 'failed',
+        trigger: 'test',
+        as_of: new Date(),
+        params: '{}',
+        summary: JSON.stringify({ stages: [{ stage: 'features', seconds: 1.5, rows: 10 }] }),
+        error: 'out of memory in features',
+      })
       .returning('id')
       .executeTakeFirstOrThrow();
     const withFailure = await (await page('dpo', '/ui/runs')).text();
@@ -565,10 +627,23 @@ describe('a model page', () => {
     await api.database.db.updateTable('pipeline_runs').set({ driver: 'queue', shards: 2 }).where('id', '=', failed.id).execute();
     await api.database.db
       .insertInto('pipeline_run_parts')
-      .values({ run_id: failed.id, part: 'score:1', status: 'failed', attempt: 2, worker: 'worker-b:4242', started_at: new Date('2026-11-02T07:00:00Z'), finished_at: new Date('2026-11-02T07:00:12Z'), rows: 150, output: null, error: 'shard lost its lease' })
+      .values({
+        run_id: failed.id,
+        part: 'score:1',
+        status: 'failed',
+        attempt: 2,
+        worker: 'worker-b:4242',
+        started_at: new Date('2026-11-02T07:00:00Z'),
+        finished_at: new Date('2026-11-02T07:00:12Z'),
+        rows: 150,
+        output: null,
+        error: 'shard lost its lease',
+      })
       .execute();
     const queued = await (await page('data_scientist', `/ui/runs/${failed.id}`)).text();
-    expect(queued).toMatch(/<tr class="problem" data-part="score:1"><td>score:1<\/td><td><span[^>]*>failed<\/span><\/td><td class="num">2<\/td><td>worker-b:4242<\/td><td>2026-11-02 07:00 UTC<\/td><td class="num">12\.0<\/td><td class="num">150<\/td><td class="reason">shard lost its lease<\/td><\/tr>/);
+    expect(queued).toMatch(
+      /<tr class="problem" data-part="score:1"><td>score:1<\/td><td><span[^>]*>failed<\/span><\/td><td class="num">2<\/td><td>worker-b:4242<\/td><td>2026-11-02 07:00 UTC<\/td><td class="num">12\.0<\/td><td class="num">150<\/td><td class="reason">shard lost its lease<\/td><\/tr>/,
+    );
     expect(queued).toContain('job queue, 2 scoring shards');
   });
 });
@@ -618,7 +693,11 @@ describe('bad input', () => {
   });
 
   it('a model without any version yet gets a page that says so', async () => {
-    const product = await api.database.db.insertInto('products').values({ sku: 'PL-NEW', name: 'New thing', category: 'kitchen' }).returning('id').executeTakeFirstOrThrow();
+    const product = await api.database.db
+      .insertInto('products')
+      .values({ sku: 'PL-NEW', name: 'New thing', category: 'kitchen' })
+      .returning('id')
+      .executeTakeFirstOrThrow();
     await api.database.db.insertInto('models').values({ target_kind: 'product', target_key: 'PL-NEW', product_id: product.id }).execute();
     const response = await page('data_scientist', '/ui/models/PL-NEW');
     expect(response.status).toBe(200);

@@ -83,7 +83,10 @@ describe('review-page sessions', () => {
     const response = await api.app.request('/ui/models', { headers: { cookie }, redirect: 'manual' });
     expect(response.status).toBe(303);
     expect(response.headers.get('set-cookie')).toMatch(/cible_ui_session=;.*Max-Age=0/);
-    const { rows } = await api.database.pool.query('SELECT count(*)::int AS open FROM ui_sessions WHERE api_key_id = $1 AND revoked_at IS NULL', [key.id]);
+    const { rows } = await api.database.pool.query(
+      'SELECT count(*)::int AS open FROM ui_sessions WHERE api_key_id = $1 AND revoked_at IS NULL',
+      [key.id],
+    );
     expect(rows).toEqual([{ open: 0 }]);
   });
 

@@ -7,10 +7,10 @@ import {
   RECORDABLE_STATUSES,
   recordConsents,
 } from '../../consent/consent-recording.service.ts';
+import { tombstoneKeys } from '../../rights/tombstone-keys.ts';
 import type { AppEnv } from '../api-env.ts';
 import { ApiError, problemResponses, validationError } from '../problem.ts';
 import { apiKeyActor, securedRoute } from '../secured-route.ts';
-import { tombstoneKeys } from '../../rights/tombstone-keys.ts';
 
 const Instant = (description: string) =>
   z.iso
@@ -32,10 +32,18 @@ export const ConsentEventSchema = z
       .min(1)
       .max(CONSENT_FIELD_LIMITS.purpose)
       .openapi({ description: 'a purpose code, e.g. profiling or direct_marketing', example: 'direct_marketing' }),
-    channel: OptionalText(CONSENT_FIELD_LIMITS.channel, 'a channel code: required for a per-channel purpose (direct_marketing), absent otherwise', 'sms'),
+    channel: OptionalText(
+      CONSENT_FIELD_LIMITS.channel,
+      'a channel code: required for a per-channel purpose (direct_marketing), absent otherwise',
+      'sms',
+    ),
     status: z.enum(RECORDABLE_STATUSES),
     capturedAt: Instant('when the person gave (or withdrew, or refused) consent; not in the future'),
-    source: OptionalText(CONSENT_FIELD_LIMITS.source, 'where it was collected: without it the event is kept but never counts as consent', 'web:account-form'),
+    source: OptionalText(
+      CONSENT_FIELD_LIMITS.source,
+      'where it was collected: without it the event is kept but never counts as consent',
+      'web:account-form',
+    ),
     method: OptionalText(
       CONSENT_FIELD_LIMITS.method,
       'a consent method code; a non-explicit one (pre_ticked, implied, bundled) is kept but never counts',
@@ -60,9 +68,7 @@ export const ConsentsRecordedSchema = z
       .number()
       .int()
       .openapi({ description: 'events identical to one already in the ledger (a retried request): not written again' }),
-    eventIds: z
-      .array(z.number().int())
-      .openapi({ description: 'the ledger event id of each event given, in the order given' }),
+    eventIds: z.array(z.number().int()).openapi({ description: 'the ledger event id of each event given, in the order given' }),
   })
   .openapi('ConsentsRecorded');
 
@@ -120,10 +126,11 @@ export function registerRecordConsents(app: OpenAPIHono<AppEnv>): void {
       const events = batch ? body.consents : [body];
       const { deps, apiKey, requestId } = c.var;
       const result = await recordConsents(c.var.db, events, {
-        actor: apiKeyActor(apiKey), now: deps.clock.now(), requestId, tombstoneKeys: tombstoneKeys(deps.config.tombstones),
-      }).catch(
-        (error: unknown) => consentsProblem(error, batch),
-      );
+        actor: apiKeyActor(apiKey),
+        now: deps.clock.now(),
+        requestId,
+        tombstoneKeys: tombstoneKeys(deps.config.tombstones),
+      }).catch((error: unknown) => consentsProblem(error, batch));
       return c.json(result, 201);
     },
     consentsBodyHook,

@@ -21,12 +21,10 @@ export const ErasureReceiptSchema = z
       .number()
       .int()
       .openapi({ description: 'ledger events kept without evidence reference, as proof that processing before the erasure was lawful' }),
-    tombstoneHashes: z
-      .array(z.enum(['external_id', 'email', 'phone']))
-      .openapi({
-        description:
-          'identifiers kept only as keyed hashes (HMAC-SHA-256, secret outside the database), so that a later import cannot bring the person back: the external id alone',
-      }),
+    tombstoneHashes: z.array(z.enum(['external_id', 'email', 'phone'])).openapi({
+      description:
+        'identifiers kept only as keyed hashes (HMAC-SHA-256, secret outside the database), so that a later import cannot bring the person back: the external id alone',
+    }),
   })
   .openapi('ErasureReceipt');
 
@@ -48,13 +46,10 @@ const route = securedRoute(['dpo'], {
 });
 
 export function registerEraseContact(app: OpenAPIHono<AppEnv>): void {
-  app.openapi(
-    route,
-    async (c) => {
-      const { ref } = c.req.valid('param');
-      const { deps, apiKey } = c.var;
-      const receipt = await erase(c.var.db, ref, apiKeyActor(apiKey), deps.clock.now(), tombstoneKeys(deps.config.tombstones));
-      return c.json(receipt, 200);
-    },
-  );
+  app.openapi(route, async (c) => {
+    const { ref } = c.req.valid('param');
+    const { deps, apiKey } = c.var;
+    const receipt = await erase(c.var.db, ref, apiKeyActor(apiKey), deps.clock.now(), tombstoneKeys(deps.config.tombstones));
+    return c.json(receipt, 200);
+  });
 }

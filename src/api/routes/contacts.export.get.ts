@@ -129,16 +129,13 @@ const route = securedRoute(['dpo'], {
 });
 
 export function registerExportContact(app: OpenAPIHono<AppEnv>): void {
-  app.openapi(
-    route,
-    async (c) => {
-      const { ref } = c.req.valid('param');
-      const { right } = c.req.valid('query');
-      const { deps, apiKey } = c.var;
-      const report = await accessReport(c.var.db, ref, apiKeyActor(apiKey), deps.clock.now(), right, tombstoneKeys(deps.config.tombstones));
-      // personal data: no cache on the way may keep it
-      c.header('Cache-Control', 'no-store');
-      return c.json(report, 200);
-    },
-  );
+  app.openapi(route, async (c) => {
+    const { ref } = c.req.valid('param');
+    const { right } = c.req.valid('query');
+    const { deps, apiKey } = c.var;
+    const report = await accessReport(c.var.db, ref, apiKeyActor(apiKey), deps.clock.now(), right, tombstoneKeys(deps.config.tombstones));
+    // personal data: no cache on the way may keep it
+    c.header('Cache-Control', 'no-store');
+    return c.json(report, 200);
+  });
 }

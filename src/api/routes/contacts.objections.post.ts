@@ -8,7 +8,11 @@ import { ContactRefParamsSchema } from './rights.shared.ts';
 
 export const ObjectionRequestSchema = z
   .strictObject({
-    purpose: z.string().min(1).max(100).openapi({ description: 'a purpose code, e.g. profiling or direct_marketing', example: 'direct_marketing' }),
+    purpose: z
+      .string()
+      .min(1)
+      .max(100)
+      .openapi({ description: 'a purpose code, e.g. profiling or direct_marketing', example: 'direct_marketing' }),
     channel: z
       .string()
       .max(100)
@@ -48,14 +52,18 @@ const route = securedRoute(['dpo'], {
 });
 
 export function registerObjectToContact(app: OpenAPIHono<AppEnv>): void {
-  app.openapi(
-    route,
-    async (c) => {
-      const { ref } = c.req.valid('param');
-      const { purpose, channel } = c.req.valid('json');
-      const { deps, apiKey } = c.var;
-      const result = await object(c.var.db, ref, { purpose, channel }, apiKeyActor(apiKey), deps.clock.now(), tombstoneKeys(deps.config.tombstones));
-      return c.json(result, 201);
-    },
-  );
+  app.openapi(route, async (c) => {
+    const { ref } = c.req.valid('param');
+    const { purpose, channel } = c.req.valid('json');
+    const { deps, apiKey } = c.var;
+    const result = await object(
+      c.var.db,
+      ref,
+      { purpose, channel },
+      apiKeyActor(apiKey),
+      deps.clock.now(),
+      tombstoneKeys(deps.config.tombstones),
+    );
+    return c.json(result, 201);
+  });
 }

@@ -7,7 +7,11 @@ import { apiKeyActor, securedRoute } from '../secured-route.ts';
 import { ContactRefParamsSchema, IDENTITY_FIELD_NAMES } from './rights.shared.ts';
 
 const NewValue = (description: string, example: string) =>
-  z.string().nullable().optional().openapi({ description: `${description}; null or "" clears it`, example });
+  z
+    .string()
+    .nullable()
+    .optional()
+    .openapi({ description: `${description}; null or "" clears it`, example });
 
 export const RectificationRequestSchema = z
   .strictObject({
@@ -35,7 +39,8 @@ const route = securedRoute(['dpo'], {
   path: '/v1/contacts/{ref}',
   tags: ['data-subject rights'],
   summary: "Rectify a contact's identity fields (GDPR art. 16)",
-  description: 'A JSON merge patch: fields left out are kept, null clears. Values are normalised as an import does, and their hashes recomputed.',
+  description:
+    'A JSON merge patch: fields left out are kept, null clears. Values are normalised as an import does, and their hashes recomputed.',
   request: {
     params: ContactRefParamsSchema,
     body: {
@@ -58,21 +63,18 @@ const API_NAME_TO_FIELD = Object.fromEntries(Object.entries(IDENTITY_FIELD_NAMES
 >;
 
 export function registerRectifyContact(app: OpenAPIHono<AppEnv>): void {
-  app.openapi(
-    route,
-    async (c) => {
-      const { ref } = c.req.valid('param');
-      const body = c.req.valid('json');
-      const changes: IdentityChanges = {};
-      for (const [name, value] of Object.entries(body)) {
-        if (value !== undefined) changes[API_NAME_TO_FIELD[name as keyof typeof API_NAME_TO_FIELD]] = value;
-      }
-      const { deps, apiKey } = c.var;
-      const result = await rectify(c.var.db, ref, changes, apiKeyActor(apiKey), deps.clock.now(), {
-        defaultPhoneCountry: deps.config.defaultPhoneCountry,
-        tombstoneKeys: tombstoneKeys(deps.config.tombstones),
-      });
-      return c.json({ contactId: result.contactId, changed: result.changed.map((field) => IDENTITY_FIELD_NAMES[field]) }, 200);
-    },
-  );
+  app.openapi(route, async (c) => {
+    const { ref } = c.req.valid('param');
+    const body = c.req.valid('json');
+    const changes: IdentityChanges = {};
+    for (const [name, value] of Object.entries(body)) {
+      if (value !== undefined) changes[API_NAME_TO_FIELD[name as keyof typeof API_NAME_TO_FIELD]] = value;
+    }
+    const { deps, apiKey } = c.var;
+    const result = await rectify(c.var.db, ref, changes, apiKeyActor(apiKey), deps.clock.now(), {
+      defaultPhoneCountry: deps.config.defaultPhoneCountry,
+      tombstoneKeys: tombstoneKeys(deps.config.tombstones),
+    });
+    return c.json({ contactId: result.contactId, changed: result.changed.map((field) => IDENTITY_FIELD_NAMES[field]) }, 200);
+  });
 }

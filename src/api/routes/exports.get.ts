@@ -6,7 +6,10 @@ import { problemResponses } from '../problem.ts';
 import { securedRoute } from '../secured-route.ts';
 
 export const ExportIdParams = z.object({
-  id: z.string().uuid({ message: 'must be an export id (a UUID, as returned in X-Export-Id)' }).openapi({ example: '0b6c5a8e-1f0e-4c8e-9a55-3f1c2b7d9e10' }),
+  id: z
+    .string()
+    .uuid({ message: 'must be an export id (a UUID, as returned in X-Export-Id)' })
+    .openapi({ example: '0b6c5a8e-1f0e-4c8e-9a55-3f1c2b7d9e10' }),
 });
 
 const ManifestSchema = z
@@ -25,7 +28,8 @@ const ManifestSchema = z
     holdoutSeed: z.string().nullable(),
     manifestHash: z.string(),
     delivery: z.enum(['pending', 'delivered', 'undelivered']).openapi({
-      description: 'pending while the response is being sent; undelivered when it was not fully sent: its members were released from contact pressure',
+      description:
+        'pending while the response is being sent; undelivered when it was not fully sent: its members were released from contact pressure',
     }),
     deliverySettledAt: z.string().nullable(),
     members: z.array(
@@ -50,7 +54,8 @@ export type ExportManifestResponse = z.infer<typeof ManifestSchema>;
 const route = securedRoute(['marketer', 'dpo'], {
   method: 'get',
   path: '/v1/exports/{id}',
-  summary: 'The manifest of a served list: who asked, when, the model, the parameters, each member and the consent events that made them eligible',
+  summary:
+    'The manifest of a served list: who asked, when, the model, the parameters, each member and the consent events that made them eligible',
   description: 'A marketer reads the lists made with their own key; the DPO reads any.',
   request: { params: ExportIdParams },
   responses: {

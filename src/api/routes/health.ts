@@ -32,7 +32,8 @@ const ReadySchema = z
       lastHeartbeatAt: z.string().nullable().openapi({ description: 'the latest sign of life of any worker, null when none ever ran' }),
     }),
     warnings: z.array(ReadyWarningSchema).openapi({
-      description: 'what needs an operator without making this API unready: a queued run that has had no live worker for longer than CIBLE_WORKER_ABSENT_SECONDS',
+      description:
+        'what needs an operator without making this API unready: a queued run that has had no live worker for longer than CIBLE_WORKER_ABSENT_SECONDS',
     }),
   })
   .openapi('Ready');

@@ -28,9 +28,10 @@ const VersionSchema = z
       trainingDataHash: z.string().openapi({ description: 'SHA-256 of the training matrix' }),
       features: z.array(z.string()),
     }),
-    metrics: z
-      .record(z.string(), z.unknown())
-      .openapi({ description: 'evaluation (ROC AUC, PR AUC, log loss, Brier, ECE, reliability, gains by decile), importance, champion comparison, training windows' }),
+    metrics: z.record(z.string(), z.unknown()).openapi({
+      description:
+        'evaluation (ROC AUC, PR AUC, log loss, Brier, ECE, reliability, gains by decile), importance, champion comparison, training windows',
+    }),
     baselineMetrics: z.record(z.string(), z.unknown()).openapi({ description: 'the RFM and BG/NBD baselines on the same window' }),
   })
   .openapi('ModelVersion');

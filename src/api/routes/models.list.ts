@@ -4,9 +4,9 @@ import type { AppEnv } from '../api-env.ts';
 import { securedRoute } from '../secured-route.ts';
 
 const Figure = z.number().nullable();
-const ComparisonSchema = z
-  .object({ model: Figure, rfm: Figure, bgnbd: Figure })
-  .openapi('Comparison', { description: 'one figure for the model and each baseline, on the same evaluation window; null when it could not be computed' });
+const ComparisonSchema = z.object({ model: Figure, rfm: Figure, bgnbd: Figure }).openapi('Comparison', {
+  description: 'one figure for the model and each baseline, on the same evaluation window; null when it could not be computed',
+});
 
 export const TargetSchema = z
   .object({
@@ -40,7 +40,10 @@ const route = securedRoute(['data_scientist', 'marketer', 'scheduler', 'dpo'], {
   tags: ['models'],
   summary: 'Every model with its champion, compared with the RFM and BG/NBD baselines',
   responses: {
-    200: { description: 'the models, by target kind and key', content: { 'application/json': { schema: z.object({ models: z.array(ModelSummarySchema) }) } } },
+    200: {
+      description: 'the models, by target kind and key',
+      content: { 'application/json': { schema: z.object({ models: z.array(ModelSummarySchema) }) } },
+    },
   },
 });
 

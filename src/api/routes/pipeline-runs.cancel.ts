@@ -8,7 +8,10 @@ const CancelledRunSchema = z
   .object({
     runId: z.number().int(),
     was: z.enum(['queued', 'running']).openapi({ description: 'the status the run had' }),
-    tablesDropped: z.number().int().openapi({ description: 'score tables the run (or an earlier dead one) wrote and never published, dropped' }),
+    tablesDropped: z
+      .number()
+      .int()
+      .openapi({ description: 'score tables the run (or an earlier dead one) wrote and never published, dropped' }),
   })
   .openapi('CancelledPipelineRun');
 
@@ -43,7 +46,8 @@ export function registerCancelPipelineRun(app: OpenAPIHono<AppEnv>): void {
       deps.logger.info({ requestId, keyId: apiKey.id, runId: id, tablesDropped: cancelled.tablesDropped }, 'pipeline run cancelled');
       return c.json(cancelled, 200);
     } catch (error) {
-      if (error instanceof RunRequestError) throw new ApiError(error.status, error.status === 404 ? 'Not found' : 'Conflict', error.message);
+      if (error instanceof RunRequestError)
+        throw new ApiError(error.status, error.status === 404 ? 'Not found' : 'Conflict', error.message);
       throw error;
     }
   });

@@ -20,9 +20,13 @@ const PipelineRunSchema = z
     createdAt: DateTime,
     startedAt: DateTime.nullable(),
     finishedAt: DateTime.nullable(),
-    summary: z.record(z.string(), z.unknown()).openapi({ description: 'the run report once finished: targets and their outcome, stages and timings' }),
+    summary: z
+      .record(z.string(), z.unknown())
+      .openapi({ description: 'the run report once finished: targets and their outcome, stages and timings' }),
     error: z.string().nullable(),
-    driver: z.enum(['inline', 'queue']).openapi({ description: '"queue": its parts were jobs taken by workers; "inline": one process ran it' }),
+    driver: z
+      .enum(['inline', 'queue'])
+      .openapi({ description: '"queue": its parts were jobs taken by workers; "inline": one process ran it' }),
     parts: z
       .array(
         z.object({

@@ -1,9 +1,9 @@
 import { type OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/database.ts';
-import { type AppEnv, PipelineBusyError } from '../api-env.ts';
 import { runStatus } from '../../registry/pipeline-runs.repository.ts';
 import { EARLIEST_RUN_DATE } from '../../registry/registry.repository.ts';
+import { type AppEnv, PipelineBusyError } from '../api-env.ts';
 import { ApiError, problemResponses } from '../problem.ts';
 import { securedRoute } from '../secured-route.ts';
 import { RunStatusSchema } from './pipeline-runs.get.ts';
@@ -20,8 +20,18 @@ const RunRequestSchema = z
     asOf: z
       .union([z.iso.date(), z.iso.datetime({ offset: true })])
       .optional()
-      .openapi({ description: 'run as if today were this date (UTC) or instant; only data before it is used. Default: now, with the live consent state', example: '2026-10-01' }),
-    horizonDays: z.number().int().min(1).max(MAX_HORIZON_DAYS).optional().openapi({ description: 'the prediction horizon in days (default 30)', example: 30 }),
+      .openapi({
+        description:
+          'run as if today were this date (UTC) or instant; only data before it is used. Default: now, with the live consent state',
+        example: '2026-10-01',
+      }),
+    horizonDays: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_HORIZON_DAYS)
+      .optional()
+      .openapi({ description: 'the prediction horizon in days (default 30)', example: 30 }),
   })
   .openapi('PipelineRunRequest');
 
@@ -36,7 +46,9 @@ const route = securedRoute(['scheduler', 'admin'], {
     202: {
       description: 'the run is started',
       headers: { Location: { description: 'where to follow the run', schema: { type: 'string' } } },
-      content: { 'application/json': { schema: z.object({ runId: z.number().int(), status: RunStatusSchema }).openapi('PipelineRunStarted') } },
+      content: {
+        'application/json': { schema: z.object({ runId: z.number().int(), status: RunStatusSchema }).openapi('PipelineRunStarted') },
+      },
     },
     ...problemResponses(400, 409, 413, 415),
   },
@@ -54,7 +66,10 @@ async function unknownSkus(db: Kysely<Database>, skus: string[]): Promise<string
 }
 
 function naming(values: string[], most = 20): string {
-  const shown = values.slice(0, most).map((value) => JSON.stringify(value)).join(', ');
+  const shown = values
+    .slice(0, most)
+    .map((value) => JSON.stringify(value))
+    .join(', ');
   return values.length > most ? `${shown} and ${values.length - most} more` : shown;
 }
 
@@ -64,7 +79,9 @@ export function registerStartPipelineRun(app: OpenAPIHono<AppEnv>): void {
     const { clock, pipeline, logger } = c.var.deps;
     const asOf = body.asOf === undefined ? undefined : parseAsOf(body.asOf);
     if (asOf && asOf.getTime() > clock.now().getTime()) {
-      throw new ApiError(400, 'Bad request', 'body.asOf: is in the future; a run can only look back', [{ where: 'body.asOf', problem: 'is in the future; a run can only look back' }]);
+      throw new ApiError(400, 'Bad request', 'body.asOf: is in the future; a run can only look back', [
+        { where: 'body.asOf', problem: 'is in the future; a run can only look back' },
+      ]);
     }
     if (asOf && asOf < EARLIEST_RUN_DATE) {
       const problem = `is before ${EARLIEST_RUN_DATE.toISOString().slice(0, 10)}: not a date a run can look back to`;

@@ -12,4 +12,10 @@ export const ContactRefParamsSchema = z.object({
 });
 
 /** The API's name for each identity field of the rights service. */
-export const IDENTITY_FIELD_NAMES = { email: 'email', phone: 'phone', first_name: 'firstName', last_name: 'lastName', country: 'country' } as const;
+export const IDENTITY_FIELD_NAMES = {
+  email: 'email',
+  phone: 'phone',
+  first_name: 'firstName',
+  last_name: 'lastName',
+  country: 'country',
+} as const;

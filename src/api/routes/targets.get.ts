@@ -1,7 +1,7 @@
 import { type OpenAPIHono, z } from '@hono/zod-openapi';
+import { listSizeOf } from '../../targeting/list-size.ts';
 import { targetListCsv } from '../../targeting/target-list.csv.ts';
 import { targetListJson } from '../../targeting/target-list.json.ts';
-import { listSizeOf } from '../../targeting/list-size.ts';
 import { buildTargetList, settleDelivery } from '../../targeting/target-list.service.ts';
 import type { AppEnv } from '../api-env.ts';
 import { problemResponses } from '../problem.ts';
@@ -52,7 +52,11 @@ const route = securedRoute(['marketer'], {
       description: 'the list; headers X-Export-Id and X-Manifest-SHA256 identify its manifest',
       content: {
         'application/json': { schema: TargetListSchema },
-        'text/csv': { schema: z.string().openapi({ description: 'group,position,external_id,contact,score,percentile,rank,reason_1..3,consent_event_ids' }) },
+        'text/csv': {
+          schema: z
+            .string()
+            .openapi({ description: 'group,position,external_id,contact,score,percentile,rank,reason_1..3,consent_event_ids' }),
+        },
       },
     },
     ...problemResponses(400, 404, 409),
@@ -67,7 +71,14 @@ export function registerTargetsRoute(app: OpenAPIHono<AppEnv>): void {
     const { db } = deps.database;
     const list = await buildTargetList(
       db,
-      { sku, channel: query.channel, size: listSizeOf(query), holdoutPercent: query.holdout, actor: apiKeyActor(apiKey), apiKeyId: apiKey.id },
+      {
+        sku,
+        channel: query.channel,
+        size: listSizeOf(query),
+        holdoutPercent: query.holdout,
+        actor: apiKeyActor(apiKey),
+        apiKeyId: apiKey.id,
+      },
       { consent: deps.config.consentPolicy, targeting: deps.config.targeting },
       deps.clock.now(),
     );
@@ -77,7 +88,10 @@ export function registerTargetsRoute(app: OpenAPIHono<AppEnv>): void {
     const settle = (delivered: boolean) => settleDelivery(db, list.exportId, delivered, deps.clock.now());
     if (query.format === 'csv') {
       c.header('Content-Type', 'text/csv; charset=utf-8');
-      c.header('Content-Disposition', `attachment; filename="targets-${sku.replace(/[^A-Za-z0-9_-]/g, '_')}-${query.channel}-${list.exportId}.csv"`);
+      c.header(
+        'Content-Disposition',
+        `attachment; filename="targets-${sku.replace(/[^A-Za-z0-9_-]/g, '_')}-${query.channel}-${list.exportId}.csv"`,
+      );
       return c.body(deliveryStream(targetListCsv(list), settle), 200);
     }
     c.header('Content-Type', 'application/json');

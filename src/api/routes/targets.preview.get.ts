@@ -20,7 +20,8 @@ const route = securedRoute(['marketer'], {
   method: 'get',
   path: '/v1/products/{sku}/targets/preview',
   summary: 'What the list for these parameters would be now (funnel, size, expected buyers, score threshold), without recording it',
-  description: 'The same parameters and the same selection as the list; nothing is recorded, no manifest is written, no contact pressure is used.',
+  description:
+    'The same parameters and the same selection as the list; nothing is recorded, no manifest is written, no contact pressure is used.',
   request: { params: SkuParams, query: strictQuery(LIST_PARAMETERS) },
   responses: {
     200: { description: 'the preview', content: { 'application/json': { schema: TargetPreviewSchema } } },
@@ -35,7 +36,14 @@ export function registerTargetsPreviewRoute(app: OpenAPIHono<AppEnv>): void {
     const { deps, apiKey } = c.var;
     const preview = await previewTargetList(
       deps.database.db,
-      { sku, channel: query.channel, size: listSizeOf(query), holdoutPercent: query.holdout, actor: apiKeyActor(apiKey), apiKeyId: apiKey.id },
+      {
+        sku,
+        channel: query.channel,
+        size: listSizeOf(query),
+        holdoutPercent: query.holdout,
+        actor: apiKeyActor(apiKey),
+        apiKeyId: apiKey.id,
+      },
       { consent: deps.config.consentPolicy, targeting: deps.config.targeting },
       deps.clock.now(),
     );

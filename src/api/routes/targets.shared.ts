@@ -19,7 +19,11 @@ const positive = (description: string) => z.coerce.number().positive().optional(
 
 /** The parameters that decide a list, shared by the list and its preview. */
 export const LIST_PARAMETERS = {
-  channel: z.string().min(1).max(50).openapi({ example: 'email', description: 'email, sms, phone (postal and push are closed: no contact holds an address or device)' }),
+  channel: z
+    .string()
+    .min(1)
+    .max(50)
+    .openapi({ example: 'email', description: 'email, sms, phone (postal and push are closed: no contact holds an address or device)' }),
   top: z.coerce.number().int().positive().optional().openapi({ description: 'the best N reachable people (default 1000)', example: 1000 }),
   percentile: positive('the reachable people among the best-scored P percent'),
   minScore: z.coerce.number().min(0).max(1).optional().openapi({ description: 'the reachable people scored at least this' }),
@@ -30,16 +34,26 @@ export const LIST_PARAMETERS = {
 export const SkuParams = z.object({ sku: z.string().min(1).max(100).openapi({ example: 'SKU-BEA-001' }) });
 
 export const FunnelSchema = z.object({
-  scored: z.number().int(), examined: z.number().int(), consentedForChannel: z.number().int(), notOpposed: z.number().int(),
-  underPressureCap: z.number().int(), selected: z.number().int(), holdout: z.number().int(), returned: z.number().int(),
+  scored: z.number().int(),
+  examined: z.number().int(),
+  consentedForChannel: z.number().int(),
+  notOpposed: z.number().int(),
+  underPressureCap: z.number().int(),
+  selected: z.number().int(),
+  holdout: z.number().int(),
+  returned: z.number().int(),
 });
 
 /** The fields a list and its preview share. */
 export const SELECTION_FIELDS = {
   product: z.object({ sku: z.string(), name: z.string() }),
   model: z.object({
-    id: z.number().int(), version: z.number().int(), versionId: z.number().int(), algorithm: z.string(),
-    horizonDays: z.number().int(), scoredAt: z.string(),
+    id: z.number().int(),
+    version: z.number().int(),
+    versionId: z.number().int(),
+    algorithm: z.string(),
+    horizonDays: z.number().int(),
+    scoredAt: z.string(),
   }),
   channel: z.string(),
   params: z.record(z.string(), z.unknown()),
@@ -54,7 +68,10 @@ export const SELECTION_FIELDS = {
       reason: z.string(),
     })
     .nullable()
-    .openapi({ description: 'set when the list is shorter than asked (top N or expectedBuyers not reached, or the size cap hit): what it reached and why' }),
+    .openapi({
+      description:
+        'set when the list is shorter than asked (top N or expectedBuyers not reached, or the size cap hit): what it reached and why',
+    }),
 };
 
 /**

@@ -35,7 +35,16 @@ const CONFIG = {
   background: 'white',
   padding: 8,
   view: { stroke: '#ddd' },
-  axis: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: 'normal', titleColor: '#333', labelColor: '#444', gridColor: '#eee', domainColor: '#888', tickColor: '#888' },
+  axis: {
+    labelFontSize: 11,
+    titleFontSize: 12,
+    titleFontWeight: 'normal',
+    titleColor: '#333',
+    labelColor: '#444',
+    gridColor: '#eee',
+    domainColor: '#888',
+    tickColor: '#888',
+  },
   title: { fontSize: 14, fontWeight: 600, anchor: 'start', color: '#222', subtitleFontSize: 11, subtitleColor: '#555', offset: 10 },
   legend: { orient: 'bottom', labelFontSize: 11, titleFontSize: 11, titleFontWeight: 'normal', symbolSize: 80, labelLimit: 280 },
   // the SVG carries one label for the whole chart (set on the <svg>): no ARIA per mark
@@ -66,8 +75,8 @@ export function colourScale(domain: string[], range: string[]): Spec {
   return { scale: { domain, range }, legend: { title: null } };
 }
 
-export const fixed = (value: number | null | undefined, digits: number) => (value === null || value === undefined || !Number.isFinite(value) ? 'n/a' : value.toFixed(digits));
-
+export const fixed = (value: number | null | undefined, digits: number) =>
+  value === null || value === undefined || !Number.isFinite(value) ? 'n/a' : value.toFixed(digits);
 
 export type Series = 'model' | 'RFM' | 'BG/NBD';
 export const SERIES_ORDER: Series[] = ['model', 'RFM', 'BG/NBD'];

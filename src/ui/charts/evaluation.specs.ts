@@ -1,5 +1,17 @@
 import type { CalibrationInput, GainsInput, HistogramInput, RocInput } from '../../registry/model-metrics.ts';
-import { type Chart, colourScale, fixed, HEIGHT, percent, SERIES_COLOURS, SERIES_ORDER, SERIES_RANGE, type Series, topLevel, WIDTH } from './chart.ts';
+import {
+  type Chart,
+  colourScale,
+  fixed,
+  HEIGHT,
+  percent,
+  SERIES_COLOURS,
+  SERIES_ORDER,
+  SERIES_RANGE,
+  type Series,
+  topLevel,
+  WIDTH,
+} from './chart.ts';
 
 /*
  * The charts of a model's evaluation window: ROC, cumulative gains, lift, reliability, score
@@ -20,8 +32,11 @@ const CHANCE = 'chance (random order)';
 /** The model's ROC curve, with the baselines' on the same evaluation window when they are recorded. */
 export function rocChart(curves: readonly RocSeries[]): Chart {
   const drawn = curves.filter((curve) => curve.points.length > 0);
-  const label = (curve: RocSeries) => `${curve.series}, AUC ${fixed(curve.auc, 3)}${curve.resolution === 'deciles' ? ' (decile cut-offs)' : ''}`;
-  const values = drawn.flatMap((curve) => curve.points.map((p) => ({ fpr: p.falsePositiveRate, tpr: p.truePositiveRate, series: label(curve) })));
+  const label = (curve: RocSeries) =>
+    `${curve.series}, AUC ${fixed(curve.auc, 3)}${curve.resolution === 'deciles' ? ' (decile cut-offs)' : ''}`;
+  const values = drawn.flatMap((curve) =>
+    curve.points.map((p) => ({ fpr: p.falsePositiveRate, tpr: p.truePositiveRate, series: label(curve) })),
+  );
   const chance = [
     { fpr: 0, tpr: 0, series: CHANCE },
     { fpr: 1, tpr: 1, series: CHANCE },
@@ -41,7 +56,9 @@ export function rocChart(curves: readonly RocSeries[]): Chart {
   const byDeciles = baselines.some((curve) => curve.resolution === 'deciles');
   const description =
     `ROC curve of the model on the evaluation window, area under the curve ${fixed(model?.auc, 3)}` +
-    (baselines.length > 0 ? `, with ${baselines.map((curve) => `${curve.series} (AUC ${fixed(curve.auc, 3)})`).join(' and ')} on the same window` : ', no baseline recorded') +
+    (baselines.length > 0
+      ? `, with ${baselines.map((curve) => `${curve.series} (AUC ${fixed(curve.auc, 3)})`).join(' and ')} on the same window`
+      : ', no baseline recorded') +
     `: ${values.length} points`;
   const subtitle =
     baselines.length === 0
@@ -85,7 +102,11 @@ export function gainsChart(gains: Partial<Record<Series, readonly GainsInput[] |
   ];
   const x = { field: 'population', ...percent('people contacted, highest scores first (% of population)', [0, 1]) };
   const y = { field: 'gain', ...percent('buyers reached (% of all buyers in the window)', [0, 1]) };
-  const colour = { field: 'series', type: 'nominal', ...colourScale([...SERIES_ORDER, 'random order'], [...SERIES_RANGE, SERIES_COLOURS.reference]) };
+  const colour = {
+    field: 'series',
+    type: 'nominal',
+    ...colourScale([...SERIES_ORDER, 'random order'], [...SERIES_RANGE, SERIES_COLOURS.reference]),
+  };
   const description = `Cumulative gains by decile for the model and its baselines: ${values.length} points`;
   return {
     id: 'gains',
@@ -128,7 +149,11 @@ export function liftChart(gains: Partial<Record<Series, readonly GainsInput[] | 
             color: { field: 'series', type: 'nominal', ...colourScale(SERIES_ORDER, SERIES_RANGE) },
           },
         },
-        { data: { values: [{ lift: 1 }] }, mark: { type: 'rule', strokeDash: [4, 4], color: SERIES_COLOURS.reference }, encoding: { y: { field: 'lift', type: 'quantitative' } } },
+        {
+          data: { values: [{ lift: 1 }] },
+          mark: { type: 'rule', strokeDash: [4, 4], color: SERIES_COLOURS.reference },
+          encoding: { y: { field: 'lift', type: 'quantitative' } },
+        },
       ],
     }),
   };
@@ -141,46 +166,66 @@ export function reliabilityChart(bins: readonly CalibrationInput[], ece: number 
   const counts = bins.map((bin) => ({ lower: bin.lower, upper: bin.upper, count: bin.count }));
   const top = Math.max(upper, ...points.map((p) => p.observed as number));
   const description = `Reliability diagram: mean predicted probability against the observed buying rate in ${filled.length} non-empty bins, with the number of people per bin below`;
-  const x = (title: string | null) => ({ field: 'predicted', ...percent(title ?? '', [0, upper]), ...(title === null ? { axis: { format: '.1%', title: null, labels: false } } : {}) });
+  const x = (title: string | null) => ({
+    field: 'predicted',
+    ...percent(title ?? '', [0, upper]),
+    ...(title === null ? { axis: { format: '.1%', title: null, labels: false } } : {}),
+  });
   return {
     id: 'reliability',
     title: 'Reliability (calibration)',
     description,
     points: points.length + counts.length,
-    spec: topLevel('Reliability (calibration) diagram', `expected calibration error (ECE) ${ece === null ? 'n/a' : `${(ece * 100).toFixed(2)} percentage points`}; on the dashed line predictions match reality`, description, {
-      vconcat: [
-        {
-          width: WIDTH,
-          height: 200,
-          layer: [
-            {
-              data: { values: [{ predicted: 0, observed: 0 }, { predicted: top, observed: top }] },
-              mark: { type: 'line', strokeDash: [4, 4], color: SERIES_COLOURS.reference, clip: true },
-              encoding: { x: x(null), y: { field: 'observed', type: 'quantitative' } },
-            },
-            {
-              data: { values: points },
-              mark: { type: 'line', point: { size: 40 }, color: SERIES_COLOURS.model, strokeWidth: 2 },
-              encoding: {
-                x: { ...x(null), axis: { format: '.1%', title: null } },
-                y: { field: 'observed', type: 'quantitative', title: 'observed buying rate (%)', axis: { format: '.1%' } },
+    spec: topLevel(
+      'Reliability (calibration) diagram',
+      `expected calibration error (ECE) ${ece === null ? 'n/a' : `${(ece * 100).toFixed(2)} percentage points`}; on the dashed line predictions match reality`,
+      description,
+      {
+        vconcat: [
+          {
+            width: WIDTH,
+            height: 200,
+            layer: [
+              {
+                data: {
+                  values: [
+                    { predicted: 0, observed: 0 },
+                    { predicted: top, observed: top },
+                  ],
+                },
+                mark: { type: 'line', strokeDash: [4, 4], color: SERIES_COLOURS.reference, clip: true },
+                encoding: { x: x(null), y: { field: 'observed', type: 'quantitative' } },
               },
-            },
-          ],
-        },
-        {
-          width: WIDTH,
-          height: 80,
-          data: { values: counts },
-          mark: { type: 'rect', color: '#9bb7d6', stroke: 'white' },
-          encoding: {
-            x: { field: 'lower', type: 'quantitative', title: 'predicted probability (%)', axis: { format: '.1%' }, scale: { domain: [0, upper] } },
-            x2: { field: 'upper' },
-            y: { field: 'count', type: 'quantitative', title: 'people per bin' },
+              {
+                data: { values: points },
+                mark: { type: 'line', point: { size: 40 }, color: SERIES_COLOURS.model, strokeWidth: 2 },
+                encoding: {
+                  x: { ...x(null), axis: { format: '.1%', title: null } },
+                  y: { field: 'observed', type: 'quantitative', title: 'observed buying rate (%)', axis: { format: '.1%' } },
+                },
+              },
+            ],
           },
-        },
-      ],
-    }),
+          {
+            width: WIDTH,
+            height: 80,
+            data: { values: counts },
+            mark: { type: 'rect', color: '#9bb7d6', stroke: 'white' },
+            encoding: {
+              x: {
+                field: 'lower',
+                type: 'quantitative',
+                title: 'predicted probability (%)',
+                axis: { format: '.1%' },
+                scale: { domain: [0, upper] },
+              },
+              x2: { field: 'upper' },
+              y: { field: 'count', type: 'quantitative', title: 'people per bin' },
+            },
+          },
+        ],
+      },
+    ),
   };
 }
 
@@ -189,7 +234,13 @@ export function scoreDistributionChart(bins: readonly HistogramInput[]): Chart {
   const nonBuyers = bins.reduce((sum, bin) => sum + bin.nonBuyers, 0);
   const values = bins.flatMap((bin) => [
     { lower: bin.lower, upper: bin.upper, share: buyers > 0 ? bin.buyers / buyers : 0, people: bin.buyers, group: 'buyers' },
-    { lower: bin.lower, upper: bin.upper, share: nonBuyers > 0 ? bin.nonBuyers / nonBuyers : 0, people: bin.nonBuyers, group: 'non-buyers' },
+    {
+      lower: bin.lower,
+      upper: bin.upper,
+      share: nonBuyers > 0 ? bin.nonBuyers / nonBuyers : 0,
+      people: bin.nonBuyers,
+      group: 'non-buyers',
+    },
   ]);
   const upper = Math.max(...bins.map((bin) => bin.upper), 0) || 1;
   const description = `Distribution of predicted probabilities for the ${buyers} buyers and ${nonBuyers} non-buyers of the evaluation window, in ${bins.length} bins`;
@@ -198,40 +249,61 @@ export function scoreDistributionChart(bins: readonly HistogramInput[]): Chart {
     title: 'Score distribution',
     description,
     points: values.length,
-    spec: topLevel('Score distribution: buyers vs non-buyers', 'each group sums to 100%; the further apart, the better the ranking', description, {
-      width: WIDTH,
-      height: HEIGHT,
-      data: { values },
-      mark: { type: 'rect', opacity: 0.55, stroke: 'white', strokeWidth: 0.5 },
-      encoding: {
-        x: { field: 'lower', type: 'quantitative', title: 'predicted probability (%)', axis: { format: '.1%' }, scale: { domain: [0, upper] } },
-        x2: { field: 'upper' },
-        y: { field: 'share', ...percent('share of the group in the bin (%)'), stack: null },
-        color: { field: 'group', type: 'nominal', ...colourScale(['buyers', 'non-buyers'], [SERIES_COLOURS.buyers, SERIES_COLOURS.nonBuyers]) },
+    spec: topLevel(
+      'Score distribution: buyers vs non-buyers',
+      'each group sums to 100%; the further apart, the better the ranking',
+      description,
+      {
+        width: WIDTH,
+        height: HEIGHT,
+        data: { values },
+        mark: { type: 'rect', opacity: 0.55, stroke: 'white', strokeWidth: 0.5 },
+        encoding: {
+          x: {
+            field: 'lower',
+            type: 'quantitative',
+            title: 'predicted probability (%)',
+            axis: { format: '.1%' },
+            scale: { domain: [0, upper] },
+          },
+          x2: { field: 'upper' },
+          y: { field: 'share', ...percent('share of the group in the bin (%)'), stack: null },
+          color: {
+            field: 'group',
+            type: 'nominal',
+            ...colourScale(['buyers', 'non-buyers'], [SERIES_COLOURS.buyers, SERIES_COLOURS.nonBuyers]),
+          },
+        },
       },
-    }),
+    ),
   };
 }
 
 export function importanceChart(importance: ReadonlyArray<{ group: string; aucDrop: number | null }>): Chart {
-  const values = importance.filter((entry) => entry.aucDrop !== null && Number.isFinite(entry.aucDrop)).map((entry) => ({ group: entry.group, drop: entry.aucDrop }));
+  const values = importance
+    .filter((entry) => entry.aucDrop !== null && Number.isFinite(entry.aucDrop))
+    .map((entry) => ({ group: entry.group, drop: entry.aucDrop }));
   const description = `Permutation importance of ${values.length} feature groups: how much the AUC drops when the group is shuffled`;
   return {
     id: 'importance',
     title: 'Feature importance',
     description,
     points: values.length,
-    spec: topLevel('Feature importance (permutation)', 'one bar per feature group: the drop in AUC when it is shuffled on the evaluation window', description, {
-      width: WIDTH,
-      height: Math.max(120, values.length * 20),
-      data: { values },
-      mark: { type: 'bar', color: SERIES_COLOURS.model },
-      encoding: {
-        // no axis title: drawn beside long labels it overlapped them; the subtitle names the rows
-        y: { field: 'group', type: 'nominal', sort: '-x', title: null, axis: { labelLimit: 420 } },
-        x: { field: 'drop', type: 'quantitative', title: 'AUC drop (AUC points, 0–1 scale)', axis: { format: '.3f' } },
+    spec: topLevel(
+      'Feature importance (permutation)',
+      'one bar per feature group: the drop in AUC when it is shuffled on the evaluation window',
+      description,
+      {
+        width: WIDTH,
+        height: Math.max(120, values.length * 20),
+        data: { values },
+        mark: { type: 'bar', color: SERIES_COLOURS.model },
+        encoding: {
+          // no axis title: drawn beside long labels it overlapped them; the subtitle names the rows
+          y: { field: 'group', type: 'nominal', sort: '-x', title: null, axis: { labelLimit: 420 } },
+          x: { field: 'drop', type: 'quantitative', title: 'AUC drop (AUC points, 0–1 scale)', axis: { format: '.3f' } },
+        },
       },
-    }),
+    ),
   };
 }
-

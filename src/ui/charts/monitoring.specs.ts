@@ -27,7 +27,8 @@ export function historyChart(versions: readonly HistoryInput[]): Chart {
     const label = `v${v.version}`;
     if (v.auc !== null && Number.isFinite(v.auc)) values.push({ version: label, auc: v.auc, series: 'model', status: v.status });
     if (v.rfmAuc !== null && Number.isFinite(v.rfmAuc)) values.push({ version: label, auc: v.rfmAuc, series: 'RFM', status: v.status });
-    if (v.bgnbdAuc !== null && Number.isFinite(v.bgnbdAuc)) values.push({ version: label, auc: v.bgnbdAuc, series: 'BG/NBD', status: v.status });
+    if (v.bgnbdAuc !== null && Number.isFinite(v.bgnbdAuc))
+      values.push({ version: label, auc: v.bgnbdAuc, series: 'BG/NBD', status: v.status });
   }
   const description = `AUC of each of the ${ordered.length} versions on its own evaluation window, with both baselines on the same windows`;
   return {
@@ -35,25 +36,36 @@ export function historyChart(versions: readonly HistoryInput[]): Chart {
     title: 'Metric history',
     description,
     points: values.length,
-    spec: topLevel('AUC across versions', 'each version judged on its own evaluation window; a falling model line means degrading', description, {
-      width: WIDTH,
-      height: 200,
-      data: { values },
-      mark: { type: 'line', point: { size: 36 }, strokeWidth: 2 },
-      encoding: {
-        x: { field: 'version', type: 'ordinal', sort: ordered.map((v) => `v${v.version}`), title: 'model version', axis: { labelAngle: 0, labelOverlap: 'greedy' } },
-        // ticks at least 0.01 apart on a domain of whole hundredths: two ticks never print the same
-        // two-decimal label (a narrow automatic domain put 0.712 and 0.714 both as "0.71")
-        y: {
-          field: 'auc',
-          type: 'quantitative',
-          title: 'ROC AUC (0.5 = chance, 1 = perfect)',
-          scale: { domain: values.length > 0 ? aucDomain(values.map((v) => v.auc)) : [0.5, 1] },
-          axis: { format: '.2f', tickMinStep: 0.01 },
+    spec: topLevel(
+      'AUC across versions',
+      'each version judged on its own evaluation window; a falling model line means degrading',
+      description,
+      {
+        width: WIDTH,
+        height: 200,
+        data: { values },
+        mark: { type: 'line', point: { size: 36 }, strokeWidth: 2 },
+        encoding: {
+          x: {
+            field: 'version',
+            type: 'ordinal',
+            sort: ordered.map((v) => `v${v.version}`),
+            title: 'model version',
+            axis: { labelAngle: 0, labelOverlap: 'greedy' },
+          },
+          // ticks at least 0.01 apart on a domain of whole hundredths: two ticks never print the same
+          // two-decimal label (a narrow automatic domain put 0.712 and 0.714 both as "0.71")
+          y: {
+            field: 'auc',
+            type: 'quantitative',
+            title: 'ROC AUC (0.5 = chance, 1 = perfect)',
+            scale: { domain: values.length > 0 ? aucDomain(values.map((v) => v.auc)) : [0.5, 1] },
+            axis: { format: '.2f', tickMinStep: 0.01 },
+          },
+          color: { field: 'series', type: 'nominal', ...colourScale(SERIES_ORDER, SERIES_RANGE) },
         },
-        color: { field: 'series', type: 'nominal', ...colourScale(SERIES_ORDER, SERIES_RANGE) },
       },
-    }),
+    ),
   };
 }
 
@@ -93,10 +105,18 @@ export function driftChart(features: readonly DriftInput[], threshold: number, s
               // no axis title: drawn beside long feature names it overlapped them; the subtitle names the rows
               y: { field: 'feature', type: 'nominal', sort: '-x', title: null, axis: { labelLimit: 420 } },
               x: { field: 'psi', type: 'quantitative', title: 'PSI (unitless; > 0.25 major shift)', axis: { format: '.2~f' } },
-              color: { field: 'flag', type: 'nominal', ...colourScale([below, above, exempt], [SERIES_COLOURS.model, SERIES_COLOURS.flagged, SERIES_COLOURS.reference]) },
+              color: {
+                field: 'flag',
+                type: 'nominal',
+                ...colourScale([below, above, exempt], [SERIES_COLOURS.model, SERIES_COLOURS.flagged, SERIES_COLOURS.reference]),
+              },
             },
           },
-          { data: { values: [{ psi: threshold }] }, mark: { type: 'rule', strokeDash: [4, 4], color: SERIES_COLOURS.flagged }, encoding: { x: { field: 'psi', type: 'quantitative' } } },
+          {
+            data: { values: [{ psi: threshold }] },
+            mark: { type: 'rule', strokeDash: [4, 4], color: SERIES_COLOURS.flagged },
+            encoding: { x: { field: 'psi', type: 'quantitative' } },
+          },
         ],
       },
     ),
@@ -139,8 +159,19 @@ export function funnelChart(population: readonly FunnelStep[], channels: readonl
       encoding: {
         y: { field: 'channel', type: 'nominal', title: 'channel' },
         yOffset: { field: 'step', type: 'nominal', sort: stepNames },
-        x: { field: 'people', type: 'quantitative', title: 'people who may be contacted (after each rule, cumulative)', axis: { format: ',d' } },
-        color: { field: 'step', type: 'nominal', sort: stepNames, scale: { scheme: 'blues', reverse: true }, legend: { title: null, orient: 'bottom', columns: 2 } },
+        x: {
+          field: 'people',
+          type: 'quantitative',
+          title: 'people who may be contacted (after each rule, cumulative)',
+          axis: { format: ',d' },
+        },
+        color: {
+          field: 'step',
+          type: 'nominal',
+          sort: stepNames,
+          scale: { scheme: 'blues', reverse: true },
+          legend: { title: null, orient: 'bottom', columns: 2 },
+        },
       },
     });
   }
@@ -149,7 +180,10 @@ export function funnelChart(population: readonly FunnelStep[], channels: readonl
     title: 'Consent funnel',
     description,
     points: overall.length + perChannel.length,
-    spec: topLevel('Consent funnel of the population', 'counts of people; each rule keeps fewer', description, { vconcat: panels, resolve: { scale: { x: 'independent', color: 'independent' } } }),
+    spec: topLevel('Consent funnel of the population', 'counts of people; each rule keeps fewer', description, {
+      vconcat: panels,
+      resolve: { scale: { x: 'independent', color: 'independent' } },
+    }),
   };
 }
 
@@ -174,7 +208,10 @@ export function runDurationsChart(runs: ReadonlyArray<{ id: number; minutes: num
         color: {
           field: 'status',
           type: 'nominal',
-          ...colourScale(['succeeded', 'failed', 'running', 'queued', 'cancelled'], ['#4f9a4c', '#c0392b', '#1f5fa8', '#8c8c8c', '#d0842c']),
+          ...colourScale(
+            ['succeeded', 'failed', 'running', 'queued', 'cancelled'],
+            ['#4f9a4c', '#c0392b', '#1f5fa8', '#8c8c8c', '#d0842c'],
+          ),
         },
       },
     }),
@@ -201,4 +238,3 @@ export function stageDurationsChart(stages: ReadonlyArray<{ stage: string; secon
     }),
   };
 }
-

@@ -8,7 +8,6 @@ import { type Chart, HEIGHT, type Spec, WIDTH } from './chart.ts';
  * page each chart's size before it is drawn.
  */
 
-
 export interface ChartSize {
   width: number;
   height: number;
@@ -47,7 +46,9 @@ function charWidth(ch: string): number {
  */
 function useTextEstimate(): void {
   // re-exported from vega-scenegraph at run time, missing from vega's type declarations
-  const metrics = (vega as unknown as { textMetrics?: { width: (item: { fontSize?: number; limit?: number; text?: unknown }, text?: unknown) => number } }).textMetrics;
+  const metrics = (
+    vega as unknown as { textMetrics?: { width: (item: { fontSize?: number; limit?: number; text?: unknown }, text?: unknown) => number } }
+  ).textMetrics;
   if (!metrics) return;
   metrics.width = (item, text) => {
     const value = String(text ?? item.text ?? '').trim();
@@ -69,7 +70,9 @@ async function renderSvg(chart: Chart): Promise<string> {
   try {
     const svg = await view.toSVG();
     // one accessible name for the whole picture; the title doubles as a tooltip
-    return svg.replace(/^<svg /, `<svg role="img" aria-label="${escapeXml(chart.description)}" `).replace(/^(<svg[^>]*>)/, `$1<title>${escapeXml(chart.title)}</title>`);
+    return svg
+      .replace(/^<svg /, `<svg role="img" aria-label="${escapeXml(chart.description)}" `)
+      .replace(/^(<svg[^>]*>)/, `$1<title>${escapeXml(chart.title)}</title>`);
   } finally {
     view.finalize();
   }
@@ -77,7 +80,10 @@ async function renderSvg(chart: Chart): Promise<string> {
 
 /** The width and height of the plotting areas a spec declares (concatenated views stacked). */
 function declaredSize(spec: Spec): ChartSize {
-  const own = (view: Spec): ChartSize => ({ width: typeof view.width === 'number' ? view.width : WIDTH, height: typeof view.height === 'number' ? view.height : HEIGHT });
+  const own = (view: Spec): ChartSize => ({
+    width: typeof view.width === 'number' ? view.width : WIDTH,
+    height: typeof view.height === 'number' ? view.height : HEIGHT,
+  });
   if (Array.isArray(spec.vconcat)) {
     const views = (spec.vconcat as Spec[]).map(own);
     return { width: Math.max(...views.map((v) => v.width)), height: views.reduce((sum, v) => sum + v.height, 0) };
@@ -156,7 +162,10 @@ export function createChartRenderer(options: { maxEntries?: number; maxSizes?: n
       if (known) return known;
       const declared = declaredSize(chart.spec);
       const margin = margins.get(chart.id) ?? DEFAULT_MARGINS[chart.id] ?? FALLBACK_MARGIN;
-      return { width: Math.max(1, Math.round(declared.width + margin.width)), height: Math.max(1, Math.round(declared.height + margin.height)) };
+      return {
+        width: Math.max(1, Math.round(declared.width + margin.width)),
+        height: Math.max(1, Math.round(declared.height + margin.height)),
+      };
     },
     render(chart) {
       const hash = key(chart);

@@ -7,7 +7,8 @@ import { modelPath, targetFromPath } from '../paths.ts';
 import { chartName, chartRefusal, chartResponse, type UiApp, type UiRouteDeps } from '../ui-env.tsx';
 
 /** The address of a model chart's image. */
-export const chartSrc = (target: ModelTarget) => (chart: Chart, version: string) => modelPath(target, `/charts/${chart.id}.svg?v=${version}`);
+export const chartSrc = (target: ModelTarget) => (chart: Chart, version: string) =>
+  modelPath(target, `/charts/${chart.id}.svg?v=${version}`);
 
 /** GET /ui/models/:target/charts/:name.svg: one chart of a model, reading only its own source. */
 export function registerModelCharts(ui: UiApp, { reviewers, charts }: UiRouteDeps): void {
@@ -15,7 +16,8 @@ export function registerModelCharts(ui: UiApp, { reviewers, charts }: UiRouteDep
     const target = targetFromPath(c.req.param('target'));
     if (!target) return chartRefusal(c, 400, 'Not a model name.');
     const name = chartName(c.req.param('file'));
-    if (name === null || !isModelChart(name)) return chartRefusal(c, 404, `No such chart: a model has the charts ${MODEL_CHART_NAMES.map((n) => `${n}.svg`).join(', ')}.`);
+    if (name === null || !isModelChart(name))
+      return chartRefusal(c, 404, `No such chart: a model has the charts ${MODEL_CHART_NAMES.map((n) => `${n}.svg`).join(', ')}.`);
     startTime(c, 'db', 'database');
     const head = await modelChartHead(c.var.db, target);
     if (!head) {

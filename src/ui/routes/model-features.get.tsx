@@ -15,18 +15,26 @@ export function registerFeaturesPage(ui: UiApp, { reviewers }: UiRouteDeps): voi
     const { target, record } = resolved;
     const champion = record?.champion ?? null;
     if (!record || !champion) {
-      return errorPage(c, 404, 'No feature profile', `${targetLabel(target)} has no live model, so no feature profile to show. Its model page says why.`);
+      return errorPage(
+        c,
+        404,
+        'No feature profile',
+        `${targetLabel(target)} has no live model, so no feature profile to show. Its model page says why.`,
+      );
     }
     const network = champion.networkId ? await networkProfile(c.var.db, champion.networkId) : null;
     const profile = network?.featureProfile ?? null;
     const live = record.liveSet && record.liveSet.modelVersionId === champion.id ? record.liveSet : null;
     const scored = live ? await scoreSetProfile(c.var.db, live.id) : null;
     endTime(c, 'db');
-    if (!profile) return errorPage(c, 404, 'No feature profile', `No feature profile was stored with v${champion.version} of ${targetLabel(target)}.`);
+    if (!profile)
+      return errorPage(c, 404, 'No feature profile', `No feature profile was stored with v${champion.version} of ${targetLabel(target)}.`);
     const drift = new Map(computeDrift(profile.bins, scored?.bins).map((entry) => [entry.feature, entry.psi]));
     // jsonb keeps no key order: the rows follow the network's columns
     const order = new Map(champion.features.map((feature, index) => [feature, index]));
-    const ordered = Object.entries(profile.features).sort(([a], [b]) => (order.get(a) ?? Infinity) - (order.get(b) ?? Infinity) || a.localeCompare(b));
+    const ordered = Object.entries(profile.features).sort(
+      ([a], [b]) => (order.get(a) ?? Infinity) - (order.get(b) ?? Infinity) || a.localeCompare(b),
+    );
     const features: FeatureRow[] = ordered.map(([feature, statistics]) => ({
       feature,
       statistics,

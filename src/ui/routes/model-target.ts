@@ -1,12 +1,18 @@
+import type { ModelTarget } from '../../registry/model-catalog.repository.ts';
 import { findModelRecord, type ModelChartHead, type ModelRecord } from '../model.repository.ts';
 import { targetFromPath } from '../paths.ts';
 import { errorPage, type UiContext } from '../ui-env.tsx';
-import type { ModelTarget } from '../../registry/model-catalog.repository.ts';
 
 /** A target named in the path with its record, or the page that says why not. */
 export async function resolveTarget(c: UiContext): Promise<{ target: ModelTarget; record: ModelRecord | null } | Response> {
   const target = targetFromPath(c.req.param('target') ?? '');
-  if (!target) return errorPage(c, 400, 'Not a model name', 'A model is named by its product SKU, by category:NAME or by any, in at most 200 characters.');
+  if (!target)
+    return errorPage(
+      c,
+      400,
+      'Not a model name',
+      'A model is named by its product SKU, by category:NAME or by any, in at most 200 characters.',
+    );
   const record = await findModelRecord(c.var.db, target);
   return { target, record };
 }

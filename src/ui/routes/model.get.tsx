@@ -2,8 +2,8 @@ import { endTime, startTime } from 'hono/timing';
 import { targetLabel } from '../../registry/model-catalog.repository.ts';
 import { latestPipelineRun, latestRunOutcomes } from '../../registry/pipeline-runs.repository.ts';
 import { driftSource, evaluationData, funnelSource, MODEL_CHARTS, modelCharts } from '../chart-sources.ts';
-import { categoryExists, findProduct, topScored } from '../model.repository.ts';
 import { ModelPage, NoChampionPage } from '../model.page.tsx';
+import { categoryExists, findProduct, topScored } from '../model.repository.ts';
 import { chartSlots, errorPage, type UiApp, type UiRouteDeps, viewerOf } from '../ui-env.tsx';
 import { chartSrc } from './model-charts.get.tsx';
 import { headOf, resolveTarget } from './model-target.ts';
@@ -52,8 +52,22 @@ export function registerModelPage(ui: UiApp, { reviewers, charts }: UiRouteDeps)
         typeof minPositives === 'number'
           ? `A target is modelled when at least ${minPositives} people bought it in each of the two latest ${run?.horizonDays ?? ''}-day windows before a run (and at least ${String(run?.params.minNegatives ?? '')} did not).`
           : null;
-      const slots = record && record.history.length > 0 ? chartSlots(c, charts, [MODEL_CHARTS.history.draw({ history: record.history })], chartSrc(target)) : [];
-      return c.html(<NoChampionPage viewer={viewer} target={target} name={name} record={record} status={status} reason={reason} rules={rules} charts={slots} />);
+      const slots =
+        record && record.history.length > 0
+          ? chartSlots(c, charts, [MODEL_CHARTS.history.draw({ history: record.history })], chartSrc(target))
+          : [];
+      return c.html(
+        <NoChampionPage
+          viewer={viewer}
+          target={target}
+          name={name}
+          record={record}
+          status={status}
+          reason={reason}
+          rules={rules}
+          charts={slots}
+        />,
+      );
     }
 
     const champion = record.champion;

@@ -16,13 +16,15 @@ export function registerPersonLookup(ui: UiApp, { reviewers }: UiRouteDeps): voi
     }
     const id = await personIdByExternalId(c.var.db, externalId);
     // the id typed is not repeated back: it stays in the request body
-    if (id === null) return c.html(<PersonLookupPage viewer={viewerOf(c)!} error="No contact has this external id (or the contact was erased)." />, 404);
+    if (id === null)
+      return c.html(<PersonLookupPage viewer={viewerOf(c)!} error="No contact has this external id (or the contact was erased)." />, 404);
     return c.redirect(`/ui/people/${id}`, 303);
   });
 
   ui.get('/people/by-id', reviewers, (c) => {
     const id = idFrom(c.req.query('id')?.trim());
-    if (id === null) return c.html(<PersonLookupPage viewer={viewerOf(c)!} error="An internal id is a positive whole number, such as 1234." />, 400);
+    if (id === null)
+      return c.html(<PersonLookupPage viewer={viewerOf(c)!} error="An internal id is a positive whole number, such as 1234." />, 400);
     return c.redirect(`/ui/people/${id}`, 303);
   });
 }

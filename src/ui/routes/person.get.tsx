@@ -11,7 +11,8 @@ import { errorPage, type UiApp, type UiRouteDeps, viewerOf } from '../ui-env.tsx
 export function registerPersonPage(ui: UiApp, { reviewers }: UiRouteDeps): void {
   ui.get('/people/:contactId', reviewers, async (c) => {
     const id = idFrom(c.req.param('contactId'));
-    if (id === null) return errorPage(c, 400, 'Not a person id', 'A person is opened by their internal id, a positive whole number such as 1234.');
+    if (id === null)
+      return errorPage(c, 400, 'Not a person id', 'A person is opened by their internal id, a positive whole number such as 1234.');
     startTime(c, 'db', 'database');
     const person = await findPerson(c.var.db, id, c.var.deps.clock.now());
     if (!person) return errorPage(c, 404, 'No such person', `No contact has the internal id ${id}.`);

@@ -12,16 +12,29 @@ export function registerRunsPage(ui: UiApp, { reviewers, charts }: UiRouteDeps):
   ui.get('/runs', reviewers, async (c) => {
     const beforeParam = c.req.query('before');
     const before = beforeParam === undefined ? null : idFrom(beforeParam);
-    if (beforeParam !== undefined && before === null) return errorPage(c, 400, 'Not a run id', 'before= takes a run id, a positive whole number.');
+    if (beforeParam !== undefined && before === null)
+      return errorPage(c, 400, 'Not a run id', 'before= takes a run id, a positive whole number.');
     startTime(c, 'db', 'database');
     const runs = await listRuns(c.var.db, RUNS_PER_PAGE + 1, before);
     endTime(c, 'db');
     const shown = runs.slice(0, RUNS_PER_PAGE);
     const durations = runDurationsEntry(shown);
     const [slot] = durations
-      ? chartSlots(c, charts, [durations], (_, version) => `/ui/runs/charts/durations.svg?${before === null ? '' : `before=${before}&`}v=${version}`)
+      ? chartSlots(
+          c,
+          charts,
+          [durations],
+          (_, version) => `/ui/runs/charts/durations.svg?${before === null ? '' : `before=${before}&`}v=${version}`,
+        )
       : [null];
-    return c.html(<RunsPage viewer={viewerOf(c)!} runs={shown} chart={slot ?? null} olderThan={runs.length > RUNS_PER_PAGE ? (shown[shown.length - 1]?.id ?? null) : null} />);
+    return c.html(
+      <RunsPage
+        viewer={viewerOf(c)!}
+        runs={shown}
+        chart={slot ?? null}
+        olderThan={runs.length > RUNS_PER_PAGE ? (shown[shown.length - 1]?.id ?? null) : null}
+      />,
+    );
   });
 
   ui.get('/runs/charts/:file', reviewers, async (c) => {
@@ -32,6 +45,10 @@ export function registerRunsPage(ui: UiApp, { reviewers, charts }: UiRouteDeps):
     startTime(c, 'db', 'database');
     const timings = await recentRunTimings(c.var.db, RUNS_PER_PAGE, before);
     endTime(c, 'db');
-    return chartResponse(c, charts, runDurationsEntry(timings) ?? missingChart('run-durations', 'Run durations', 'No run on this page has stage timings.'));
+    return chartResponse(
+      c,
+      charts,
+      runDurationsEntry(timings) ?? missingChart('run-durations', 'Run durations', 'No run on this page has stage timings.'),
+    );
   });
 }
