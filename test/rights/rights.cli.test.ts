@@ -43,7 +43,7 @@ describe('cible rights and retention commands', () => {
 
     const rectify = await failure('rights', 'rectify', 'CLI-1', '--email', 'aubin-at-example');
     expect(rectify.code).toBe(2);
-    expect(rectify.stderr).toBe('error: email is not a valid email address\n');
+    expect(rectify.stderr).toBe('error: --email is not a valid email address\n');
 
     const erased = await cible('rights', 'erase', 'CLI-1', '--yes');
     expect(JSON.parse(erased.stdout)).toMatchObject({
