@@ -144,9 +144,10 @@ async function startServerThread(address: string, dataDir: string): Promise<Serv
         `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})` +
           `.then(({ register }) => { register(); return import(${JSON.stringify(module.href)}); })` +
           '.catch((error) => { process.exitCode = 1; throw error; })',
-        { eval: true, workerData },
+        { eval: true, workerData, execArgv: [] },
       )
-    : new Worker(module, { workerData });
+    : // the thread needs no flag of the process (one such as --input-type would even stop it)
+      new Worker(module, { workerData, execArgv: [] });
   const messages: ServerThreadMessage[] = [];
   let wake: (() => void) | null = null;
   worker.on('message', (message: ServerThreadMessage) => {

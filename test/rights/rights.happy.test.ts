@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CONSENT_POLICY } from '../../src/config.ts';
 import { channelFunnel, profileableContacts } from '../../src/consent/eligibility.ts';
@@ -11,6 +10,7 @@ import { bundleTables, csvCell, REPORT_FILE, writePortabilityBundle } from '../.
 import { SubjectNotFoundError } from '../../src/rights/rights.errors.ts';
 import { accessReport, erase, object, rectify } from '../../src/rights/rights.service.ts';
 import { tombstoneHash } from '../../src/rights/tombstone-keys.ts';
+import { csvRecords } from '../helpers/csv.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { csv, tempFolder } from '../helpers/files.ts';
 import { TEST_TOMBSTONE_KEYS } from '../helpers/tombstone-keys.ts';
@@ -157,17 +157,17 @@ describe('access and portability', () => {
     expect(JSON.parse(readFileSync(join(dir, REPORT_FILE), 'utf8'))).toEqual(report);
 
     for (const table of bundleTables(report)) {
-      const parsed = parse(readFileSync(join(dir, table.file)), { columns: true }) as Array<Record<string, string>>;
+      const parsed = csvRecords(readFileSync(join(dir, table.file)));
       const expected = table.rows.map((row) => Object.fromEntries(table.columns.map((column) => [column, csvCell(row[column])])));
       expect(parsed, table.file).toEqual(expected);
     }
-    const identity = parse(readFileSync(join(dir, 'identity.csv')), { columns: true }) as Array<Record<string, string>>;
+    const identity = csvRecords(readFileSync(join(dir, 'identity.csv')));
     expect(identity).toEqual([
       expect.objectContaining({ externalId: SUBJECT.ref, email: SUBJECT.email, phone: SUBJECT.phone, lastName: SUBJECT.lastName }),
     ]);
-    const scoreLines = parse(readFileSync(join(dir, 'scores.csv')), { columns: true }) as Array<Record<string, string>>;
+    const scoreLines = csvRecords(readFileSync(join(dir, 'scores.csv')));
     expect(JSON.parse(scoreLines[0]!.reasons!)).toEqual(report.scores[0]!.reasons);
-    const purchases = parse(readFileSync(join(dir, 'purchases.csv')), { columns: true }) as Array<Record<string, string>>;
+    const purchases = csvRecords(readFileSync(join(dir, 'purchases.csv')));
     expect(purchases.map((line) => line.productName)).toEqual(['Garden hose', 'Pan, 28 cm']);
 
     const audit = await auditRows(report.subject.contactId);
