@@ -32,8 +32,3 @@ export function securedRoute<const R extends Omit<RouteConfig, 'middleware' | 's
     responses: { ...config.responses, ...problemResponses(401, 403, 429) } as R['responses'],
   });
 }
-
-/** Who acts, in audit lines and manifests, for a request made with an API key. */
-export function apiKeyActor(key: { id: number; name: string }): string {
-  return `apikey:${key.id}:${key.name}`;
-}

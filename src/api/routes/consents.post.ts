@@ -1,4 +1,5 @@
 import { type OpenAPIHono, z } from '@hono/zod-openapi';
+import { apiKeyActor } from '../../auth/actor.ts';
 import {
   CONSENT_FIELD_LIMITS,
   type ConsentEventProblem,
@@ -10,7 +11,7 @@ import {
 import { tombstoneKeys } from '../../rights/tombstone-keys.ts';
 import type { AppEnv } from '../api-env.ts';
 import { ApiError, problemResponses, validationError } from '../problem.ts';
-import { apiKeyActor, securedRoute } from '../secured-route.ts';
+import { securedRoute } from '../secured-route.ts';
 
 const Instant = (description: string) =>
   z.iso

@@ -1,9 +1,10 @@
 import { type OpenAPIHono, z } from '@hono/zod-openapi';
+import { apiKeyActor } from '../../auth/actor.ts';
 import { erase } from '../../rights/rights.service.ts';
 import { tombstoneKeys } from '../../rights/tombstone-keys.ts';
 import type { AppEnv } from '../api-env.ts';
 import { problemResponses } from '../problem.ts';
-import { apiKeyActor, securedRoute } from '../secured-route.ts';
+import { securedRoute } from '../secured-route.ts';
 import { ContactRefParamsSchema } from './rights.shared.ts';
 
 export const ErasureReceiptSchema = z

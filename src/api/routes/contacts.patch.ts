@@ -1,9 +1,10 @@
 import { type OpenAPIHono, z } from '@hono/zod-openapi';
+import { apiKeyActor } from '../../auth/actor.ts';
 import { type IdentityChanges, type IdentityField, rectify } from '../../rights/rights.service.ts';
 import { tombstoneKeys } from '../../rights/tombstone-keys.ts';
 import type { AppEnv } from '../api-env.ts';
 import { problemResponses } from '../problem.ts';
-import { apiKeyActor, securedRoute } from '../secured-route.ts';
+import { securedRoute } from '../secured-route.ts';
 import { ContactRefParamsSchema, IDENTITY_FIELD_NAMES } from './rights.shared.ts';
 
 const NewValue = (description: string, example: string) =>

@@ -1,11 +1,12 @@
 import { type OpenAPIHono, z } from '@hono/zod-openapi';
+import { apiKeyActor } from '../../auth/actor.ts';
 import { listSizeOf } from '../../targeting/list-size.ts';
 import { targetListCsv } from '../../targeting/target-list.csv.ts';
 import { targetListJson } from '../../targeting/target-list.json.ts';
 import { buildTargetList, settleDelivery } from '../../targeting/target-list.service.ts';
 import type { AppEnv } from '../api-env.ts';
 import { problemResponses } from '../problem.ts';
-import { apiKeyActor, securedRoute } from '../secured-route.ts';
+import { securedRoute } from '../secured-route.ts';
 import { deliveryStream, LIST_PARAMETERS, SELECTION_FIELDS, SkuParams, strictQuery } from './targets.shared.ts';
 
 const ReasonSchema = z.object({ feature: z.string(), contribution: z.number() });

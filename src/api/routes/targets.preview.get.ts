@@ -1,9 +1,10 @@
 import { type OpenAPIHono, z } from '@hono/zod-openapi';
+import { apiKeyActor } from '../../auth/actor.ts';
 import { listSizeOf } from '../../targeting/list-size.ts';
 import { previewTargetList } from '../../targeting/target-list.service.ts';
 import type { AppEnv } from '../api-env.ts';
 import { problemResponses } from '../problem.ts';
-import { apiKeyActor, securedRoute } from '../secured-route.ts';
+import { securedRoute } from '../secured-route.ts';
 import { LIST_PARAMETERS, SELECTION_FIELDS, SkuParams, strictQuery } from './targets.shared.ts';
 
 export const TargetPreviewSchema = z

@@ -1,6 +1,6 @@
 import { endTime, startTime } from 'hono/timing';
-import { apiKeyActor } from '../../api/secured-route.ts';
 import { appendAuditLog } from '../../audit/audit-log.repository.ts';
+import { apiKeyActor } from '../../auth/actor.ts';
 import { liveScoresOf } from '../../rights/access.repository.ts';
 import { idFrom } from '../paths.ts';
 import { PersonPage } from '../person.page.tsx';
