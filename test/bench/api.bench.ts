@@ -14,28 +14,17 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { createApiKey } from '../../src/auth/api-key.repository.ts';
 import { loadConfig } from '../../src/config.ts';
 import { openDatabase } from '../../src/db/engine.ts';
+import { freePort } from '../helpers/cible-serve.ts';
 
 const url = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/cible_bench_pipeline';
 const seconds = Number(process.env.BENCH_SECONDS ?? 20);
 const CONNECTIONS = 100;
 const CSV_MEMBERS = 100_000;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
 
 /** The bench base has no contact details: give everyone an example.com address and most an email consent, once. */
 async function ensureReachableBase(client: pg.Client): Promise<void> {

@@ -21,10 +21,10 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildState } from '../../scripts/build-state.js';
+import { freePort } from '../helpers/cible-serve.ts';
 
 const runs = Number(process.env.BENCH_RUNS ?? 7);
 const contacts = Number(process.env.BENCH_CONTACTS ?? 20_000);
@@ -71,14 +71,6 @@ const db = await PGlite.create(${JSON.stringify(join(dataDir, 'pgdata'))});
 const { rows } = await db.query(${JSON.stringify(BARE_LIST_SQL)}, [${JSON.stringify(sku)}]);
 if (rows.length !== 10) throw new Error('expected 10 rows, got ' + rows.length);
 await db.close();`;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** Starts `cible serve` on the demo base; resolves once it listens, with a function that stops it. */

@@ -22,10 +22,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
+import { freePort } from '../helpers/cible-serve.ts';
 
 const root = resolve(process.env.BENCH_CIBLE_ROOT ?? '.');
 const givenDataDir = process.env.BENCH_DATA_DIR;
@@ -68,14 +68,6 @@ async function cible(...args: string[]): Promise<string> {
   const [code] = await once(child, 'exit');
   if (code !== 0) throw new Error(`cible ${args.join(' ')} exited with ${code}:\n${out}`);
   return out;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const { port } = server.address() as { port: number };
-  await new Promise((done) => server.close(done));
-  return port;
 }
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));

@@ -1,12 +1,12 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db/engine.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
+import { startCibleServe } from '../helpers/cible-serve.ts';
 import { SCORED_SKU, seedScoredBase } from '../targeting/targeting.fixtures.ts';
 
 /*
@@ -21,52 +21,8 @@ const dataDir = mkdtempSync(join(tmpdir(), 'cible-beside-server-'));
 const env = { ...process.env, DATABASE_URL: '', CIBLE_DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
 const cible = (...args: string[]) => run('node', ['bin/cible.js', ...args], { env, timeout: 180_000 });
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-interface Server {
-  url: string;
-  /** SIGTERM, then the exit code */
-  stop(): Promise<number | null>;
-}
-
 /** `cible serve` on the data dir; resolves once it listens. */
-async function serve(): Promise<Server> {
-  const port = await freePort();
-  const child: ChildProcess = spawn('node', ['bin/cible.js', 'serve'], {
-    env: { ...env, PORT: String(port) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout!.on('data', (chunk) => (output += chunk));
-  child.stderr!.on('data', (chunk) => (output += chunk));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  // a server that neither listens nor exits (a start-up failure that leaves it running) fails the test with its output
-  const deadline = Date.now() + 240_000;
-  await new Promise<void>((resolve, reject) => {
-    const check = () => {
-      if (output.includes('listening on')) resolve();
-      else if (child.exitCode !== null) reject(new Error(`cible serve exited with ${child.exitCode}: ${output}`));
-      else if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        reject(new Error(`cible serve did not listen within 240 s: ${output}`));
-      } else setTimeout(check, 200);
-    };
-    check();
-  });
-  return {
-    url: `http://127.0.0.1:${port}`,
-    async stop() {
-      child.kill('SIGTERM');
-      return exited;
-    },
-  };
-}
+const serve = () => startCibleServe({ bin: 'bin/cible.js', env });
 
 const bearer = (key: string) => ({ headers: { authorization: `Bearer ${key}` } });
 

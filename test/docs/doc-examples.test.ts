@@ -1,10 +1,10 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningServe, startCibleServe } from '../helpers/cible-serve.ts';
 
 /*
  * The examples in README.md and docs/*.md still run. A fenced block opened with ```sh runnable
@@ -70,17 +70,9 @@ const dataDir = mkdtempSync(join(tmpdir(), 'cible-doc-examples-'));
 const workDir = mkdtempSync(join(tmpdir(), 'cible-doc-examples-work-'));
 const env = { ...process.env, DATABASE_URL: '', CIBLE_DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
 const bin = join(root, 'bin/cible.js');
-let server: ChildProcess | null = null;
+let server: RunningServe | null = null;
 let serverUrl = '';
 let demoKey = '';
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((done) => probe.listen(0, '127.0.0.1', done));
-  const { port } = probe.address() as { port: number };
-  await new Promise((done) => probe.close(done));
-  return port;
-}
 
 /** The shell line a reader's example becomes here: this checkout's cible, this test's server. */
 function shellLine(command: string): string {
@@ -99,34 +91,12 @@ beforeAll(async () => {
   });
   demoKey = /API key was created for this demo \(shown once\): (cible_\S+)/.exec(demo.stdout)?.[1] ?? '';
   if (!demoKey) throw new Error(`cible demo printed no key:\n${demo.stdout}`);
-  const port = await freePort();
-  serverUrl = `http://127.0.0.1:${port}`;
-  const child = spawn('node', [bin, 'serve'], { env: { ...env, PORT: String(port) }, cwd: workDir, stdio: ['ignore', 'pipe', 'pipe'] });
-  server = child;
-  let output = '';
-  child.stdout!.on('data', (chunk) => (output += chunk));
-  child.stderr!.on('data', (chunk) => (output += chunk));
-  // a server that neither listens nor exits (a start-up failure that leaves it running) fails the test with its output
-  const deadline = Date.now() + 240_000;
-  await new Promise<void>((resolve, reject) => {
-    const check = () => {
-      if (output.includes('listening on')) resolve();
-      else if (child.exitCode !== null) reject(new Error(`cible serve exited with ${child.exitCode}: ${output}`));
-      else if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        reject(new Error(`cible serve did not listen within 240 s: ${output}`));
-      } else setTimeout(check, 200);
-    };
-    check();
-  });
+  server = await startCibleServe({ bin, env, cwd: workDir });
+  serverUrl = server.url;
 }, 660_000);
 
 afterAll(async () => {
-  if (server && server.exitCode === null) {
-    const exited = new Promise((done) => server!.once('exit', done));
-    server.kill('SIGTERM');
-    await exited;
-  }
+  await server?.stop();
   rmSync(dataDir, { recursive: true, force: true });
   rmSync(workDir, { recursive: true, force: true });
 });

@@ -1,7 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import type { AppContext } from '../../src/context.ts';
@@ -9,6 +8,7 @@ import { type DatabaseHandle, openDatabase } from '../../src/db/engine.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 import { type JobQueue, openJobQueue } from '../../src/jobs/job-queue.ts';
 import { enqueueRun, type RunDefaults } from '../../src/jobs/pipeline-jobs.ts';
+import { freePort } from '../helpers/cible-serve.ts';
 import { adminPool, databaseUrlFor } from '../helpers/postgres.ts';
 import { captureLogger } from '../helpers/silent-logger.ts';
 import { allValid, DAY_MS, seedBase, smallOptions } from '../pipelines/pipeline.fixtures.ts';
@@ -32,14 +32,6 @@ let serve: ChildProcess;
 let output = '';
 const { kind: _kind, trigger: _trigger, asOf: _asOf, products: _products, ...defaults } = smallOptions();
 const runDefaults: RunDefaults = defaults;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const { port } = server.address() as { port: number };
-  await new Promise((done) => server.close(done));
-  return port;
-}
 
 async function waitUntil<T>(what: string, probe: () => Promise<T | null | undefined>, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;
