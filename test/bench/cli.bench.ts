@@ -3,8 +3,8 @@
  * that `npm ci` makes (rebuilt first), each figure beside an anchor measured in the same run:
  *
  *   1. `cible --help` beside `node -e ''` (node's own start-up), and `npx cible --help` beside
- *      `npx --version` (npm's own start-up; to find the project's own bin, npx also reads the
- *      whole installed tree, about a second more here: `npm link` puts `cible` on the PATH);
+ *      `npx --version` (npm's own start-up) and `npx biome --version` (npx running another local
+ *      bin of node_modules/.bin, a native program that answers at once: npx's own floor);
  *   2. on a demo base in a temporary CIBLE_DATA_DIR (embedded database):
  *      `cible targets SKU --channel email --top 10` (and `--preview` when the command has it)
  *      beside a node process that opens the same database with PGlite and runs the bare SQL of
@@ -107,7 +107,9 @@ async function main(): Promise<void> {
 
   const node = median('node', ['-e', '']);
   line('cible --help', median('node', cible('--help')), "node -e ''", node, 0.3);
-  line('npx cible --help', median('npx', ['cible', '--help']), 'npx --version', median('npx', ['--version']));
+  const npxCible = median('npx', ['cible', '--help']);
+  line('npx cible --help', npxCible, 'npx --version', median('npx', ['--version']), 0.3);
+  line('npx cible --help', npxCible, 'npx biome --version (a local bin)', median('npx', ['biome', '--version']));
 
   const demoBegan = performance.now();
   // on a base already loaded, demo loads nothing, runs no pipeline, and prints the same request
