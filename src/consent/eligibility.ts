@@ -188,6 +188,11 @@ function contactDetail(contactField: string): ContactDetail {
   return detail;
 }
 
+/** The channel's contact detail (email, phone) from contact_personal_data aliased `d`: NULL::text when the channel holds none. */
+export function contactValueOf(contactField: string): RawBuilder<string | null> {
+  return contactDetail(contactField).value;
+}
+
 /** Which normalised identifier a contact field holds (what an opposition list of its channel is matched on), or null. */
 export function identifierOfContactField(contactField: string): 'email' | 'phone' | null {
   if (contactDetail(contactField).closed) return null;

@@ -19,7 +19,7 @@ import type {
   ProfilingSnapshotTable,
 } from '../registry/registry.table.ts';
 import type { ScoreSetTable, ScoreTable } from '../scores/score.table.ts';
-import type { TargetExportMemberTable, TargetExportTable } from '../targeting/export.table.ts';
+import type { ContactPressureTable, TargetExportManifestTable, TargetExportTable } from '../targeting/export.table.ts';
 
 /** The whole schema as Kysely sees it; each stage's folder owns its tables. */
 export interface Database {
@@ -49,6 +49,7 @@ export interface Database {
   api_keys: ApiKeyTable;
   ui_sessions: UiSessionTable;
   target_exports: TargetExportTable;
-  target_export_members: TargetExportMemberTable;
+  target_export_manifests: TargetExportManifestTable;
+  contact_pressure: ContactPressureTable;
   audit_log: AuditLogTable;
 }

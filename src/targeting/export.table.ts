@@ -22,19 +22,23 @@ export interface TargetExportTable {
 /** pending while the list is being sent (it counts towards pressure), then delivered or undelivered (released) */
 export type ListDelivery = 'pending' | 'delivered' | 'undelivered';
 
-export interface TargetExportMemberTable {
+/** A list's members in list order, one array per field; see the migration that made them one row per list. */
+export interface TargetExportManifestTable {
   export_id: string;
-  position: number;
-  contact_id: number | null;
-  exported_at: Date;
-  external_id: string | null;
-  contact_value: string | null;
-  score: number;
-  rank: number;
-  percentile: number;
-  is_holdout: boolean;
-  consent_event_ids: number[];
-  member_hash: string;
-  /** the list was not delivered: this member no longer counts towards contact pressure */
-  released: Generated<boolean>;
+  hash_scheme: 1 | 2;
+  contact_ids: number[];
+  scores: number[];
+  ranks: number[];
+  percentiles: number[];
+  holdout: boolean[];
+  profiling_event_ids: number[];
+  channel_event_ids: number[];
+  /** 32 bytes per member */
+  member_hashes: Buffer;
+}
+
+/** The lists a contact was sent within the pressure window, as (export_id, sent_at) pairs: written only in SQL. */
+export interface ContactPressureTable {
+  contact_id: number;
+  sends: string;
 }
