@@ -19,7 +19,8 @@ export type DemoOutcome = { loaded: true; summary: DemoSummary; seconds: number 
 // Every table the demo fills; reference data (purposes, channels, methods) and migrations stay.
 const DOMAIN_TABLES = [
   'audit_log',
-  'target_export_members',
+  'target_export_manifests',
+  'contact_pressure',
   'target_exports',
   'api_keys',
   'scores',

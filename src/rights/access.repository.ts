@@ -1,5 +1,5 @@
 import { type Kysely, sql } from 'kysely';
-import { objectionStandsAgainst, stateCountsAt } from '../consent/eligibility.ts';
+import { contactValueOf, objectionStandsAgainst, stateCountsAt } from '../consent/eligibility.ts';
 import type { Database } from '../db/database.ts';
 import type { ScoreReason } from '../scores/score.table.ts';
 
@@ -160,26 +160,33 @@ export interface ExportAppearanceRow {
   consentEventIds: number[];
 }
 
-export function exportsOf(db: Kysely<Database>, contactId: number): Promise<ExportAppearanceRow[]> {
-  return db
-    .selectFrom('target_export_members as tm')
-    .innerJoin('target_exports as te', 'te.id', 'tm.export_id')
-    .select([
-      'te.id as exportId',
-      'tm.exported_at as exportedAt',
-      'te.channel',
-      'te.model_id as modelId',
-      'tm.position',
-      'tm.is_holdout as isHoldout',
-      'tm.contact_value as contactValue',
-      'tm.score',
-      'tm.rank',
-      'tm.consent_event_ids as consentEventIds',
-    ])
-    .where('tm.contact_id', '=', contactId)
-    .orderBy('tm.exported_at')
-    .orderBy('te.id')
-    .execute();
+/**
+ * The lists the person was in, found through the manifests' GIN index on contact ids; their
+ * place, score and consent events read from the manifest arrays at the person's position. A
+ * person twice in one list (never written so) would show once per position.
+ */
+export async function exportsOf(db: Kysely<Database>, contactId: number): Promise<ExportAppearanceRow[]> {
+  const channels = await db.selectFrom('channels').select(['code', 'contact_field']).execute();
+  if (channels.length === 0) return [];
+  // each list's contact value is the detail its channel reaches, read now (manifests hold none)
+  const contactValue = sql`CASE e.channel ${sql.join(
+    channels.map((channel) => sql`WHEN ${channel.code} THEN ${contactValueOf(channel.contact_field)}`),
+    sql` `,
+  )} END`;
+  const { rows } = await sql<ExportAppearanceRow>`
+    SELECT e.id AS "exportId", e.created_at AS "exportedAt", e.channel, e.model_id AS "modelId",
+           p.position::int AS position, m.holdout[p.position] AS "isHoldout",
+           CASE WHEN c.erased_at IS NULL THEN ${contactValue} END AS "contactValue",
+           m.scores[p.position] AS score, m.ranks[p.position] AS rank,
+           array_remove(ARRAY[m.profiling_event_ids[p.position], m.channel_event_ids[p.position]], NULL) AS "consentEventIds"
+    FROM target_export_manifests m
+    JOIN target_exports e ON e.id = m.export_id
+    CROSS JOIN LATERAL unnest(m.contact_ids) WITH ORDINALITY AS p (contact_id, position)
+    JOIN contacts c ON c.id = p.contact_id
+    LEFT JOIN contact_personal_data d ON d.contact_id = p.contact_id
+    WHERE m.contact_ids @> ARRAY[${contactId}]::bigint[] AND p.contact_id = ${contactId}
+    ORDER BY e.created_at, e.id, p.position`.execute(db);
+  return rows;
 }
 
 export interface OppositionMatchRow {

@@ -28,14 +28,20 @@ export async function deleteScores(trx: Trx, contactId: number): Promise<number>
   return published + Number(rows[0]?.n ?? 0);
 }
 
-/** Export lines lose who they were (id, email/phone); score, rank and member_hash stay so the manifest still verifies. */
-export async function scrubExportMembers(trx: Trx, contactId: number): Promise<number> {
-  const result = await trx
-    .updateTable('target_export_members')
-    .set({ external_id: null, contact_value: null })
-    .where('contact_id', '=', contactId)
-    .executeTakeFirstOrThrow();
-  return Number(result.numUpdatedRows);
+/** The lists the person was sent within the pressure window: nothing will be sent to them again. */
+export async function deleteContactPressure(trx: Trx, contactId: number): Promise<number> {
+  return deletedCount(await trx.deleteFrom('contact_pressure').where('contact_id', '=', contactId).executeTakeFirstOrThrow());
+}
+
+/**
+ * Lists the person was in. Their manifests stay as they are: they hold the internal id, score,
+ * rank and consent event ids, no identifier (external ids and contact details are read from
+ * the contact, gone now), so every manifest still verifies.
+ */
+export async function manifestsHolding(trx: Trx, contactId: number): Promise<number> {
+  const { rows } = await sql<{ n: number }>`
+    SELECT count(*)::int AS n FROM target_export_manifests WHERE contact_ids @> ARRAY[${contactId}]::bigint[]`.execute(trx);
+  return rows[0]?.n ?? 0;
 }
 
 /** What an erased person's consent events say in place of a source someone typed: non-blank, so "as of T" answers stay as they were. */

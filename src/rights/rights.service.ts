@@ -13,13 +13,14 @@ import {
   purchasesOf,
 } from './access.repository.ts';
 import {
+  deleteContactPressure,
   deletePersonalData,
   deletePurchases,
   deleteScores,
   insertTombstone,
+  manifestsHolding,
   markContactErased,
   scrubConsentEvidence,
-  scrubExportMembers,
 } from './erasure.repository.ts';
 import { channelCodes, countScores, insertObjectionEvent, purposeRules } from './objection.repository.ts';
 import { InvalidRightsRequestError } from './rights.errors.ts';
@@ -334,9 +335,11 @@ export interface ErasureReceipt {
   erasedAt: string;
   reason: ErasureReason;
   /** rows deleted, per table */
-  deleted: { contact_personal_data: number; purchases: number; scores: number };
+  deleted: { contact_personal_data: number; purchases: number; scores: number; contact_pressure: number };
   /** rows kept with their personal fields emptied, per table */
-  scrubbed: { target_export_members: number; consent_events: number };
+  scrubbed: { consent_events: number };
+  /** lists that keep the person's internal id, score, rank and consent event ids, and no identifier: their manifests still verify */
+  manifestsKept: number;
   /** ledger events kept without their free-text proof, as proof that processing before the erasure was lawful */
   consentEventsKept: number;
   /**
@@ -366,8 +369,9 @@ export async function eraseSubject(
     contact_personal_data: await deletePersonalData(trx, contactId),
     purchases: await deletePurchases(trx, contactId),
     scores: await deleteScores(trx, contactId),
+    contact_pressure: await deleteContactPressure(trx, contactId),
   };
-  const exportLines = await scrubExportMembers(trx, contactId);
+  const manifestsKept = await manifestsHolding(trx, contactId);
   const ledger = await scrubConsentEvidence(trx, contactId, now);
   await markContactErased(trx, contactId, now);
   const receipt: ErasureReceipt = {
@@ -375,7 +379,8 @@ export async function eraseSubject(
     erasedAt: iso(now),
     reason,
     deleted,
-    scrubbed: { target_export_members: exportLines, consent_events: ledger.evidenceRemoved },
+    scrubbed: { consent_events: ledger.evidenceRemoved },
+    manifestsKept,
     consentEventsKept: ledger.kept,
     tombstoneHashes: ['external_id'],
   };

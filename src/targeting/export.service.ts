@@ -1,7 +1,14 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/database.ts';
-import { type ExportMemberRecord, exportById, exportMembers, type StoredExport } from './export.repository.ts';
-import { manifestHash, memberHash } from './manifest.ts';
+import {
+  type ExportMemberRecord,
+  erasedMemberCount,
+  exportById,
+  exportMembers,
+  manifestLines,
+  type StoredExport,
+} from './export.repository.ts';
+import { manifestHash, memberHashOf } from './manifest.ts';
 import { ExportNotFoundError } from './targeting.errors.ts';
 
 export interface ExportManifest extends StoredExport {
@@ -20,28 +27,30 @@ export interface ExportVerification {
   storedHash: string;
   recomputedHash: string;
   memberCount: number;
-  /** positions whose stored line no longer matches its hash */
+  /** positions whose stored fields no longer match their stored member hash */
   alteredPositions: number[];
-  /** members whose personal fields were blanked by an erasure (their hashes still verify) */
+  /** members whose person has been erased since (the manifest holds no personal data: their hashes still verify) */
   erasedMembers: number;
 }
 
-/** Recomputes every member hash from the stored lines, then the manifest hash, and compares. */
+/** Recomputes every member hash from the stored arrays, with the list's scheme, then the manifest hash, and compares. */
 export async function verifyExport(db: Kysely<Database>, exportId: string): Promise<ExportVerification> {
-  const manifest = await exportManifest(db, exportId);
-  const recomputedMembers = manifest.members.map(memberHash);
-  const alteredPositions = manifest.members
+  const stored = await exportById(db, exportId);
+  if (!stored) throw new ExportNotFoundError(`no export has the id ${exportId}`);
+  const { hashScheme, members } = await manifestLines(db, exportId);
+  const memberCount = members.length;
+  const recomputedMembers = members.map((member) => memberHashOf(hashScheme, member));
+  const alteredPositions = members
     .filter((member, index) => member.memberHash !== recomputedMembers[index])
     .map((member) => member.position);
-  const countMatches = manifest.members.length === manifest.header.memberCount;
-  const recomputedHash = manifestHash(manifest.header, recomputedMembers);
+  const recomputedHash = manifestHash(hashScheme, stored.header, recomputedMembers);
   return {
     exportId,
-    valid: countMatches && alteredPositions.length === 0 && recomputedHash === manifest.manifestHash,
-    storedHash: manifest.manifestHash,
+    valid: memberCount === stored.header.memberCount && alteredPositions.length === 0 && recomputedHash === stored.manifestHash,
+    storedHash: stored.manifestHash,
     recomputedHash,
-    memberCount: manifest.members.length,
+    memberCount,
     alteredPositions,
-    erasedMembers: manifest.members.filter((member) => member.externalId === null).length,
+    erasedMembers: await erasedMemberCount(db, exportId),
   };
 }

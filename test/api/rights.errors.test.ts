@@ -43,7 +43,8 @@ const WRITTEN_TABLES = [
   'consent_events',
   'consent_state',
   'scores',
-  'target_export_members',
+  'target_export_manifests',
+  'contact_pressure',
   'erasure_tombstones',
   'audit_log',
 ];

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type Http2Bindings, type HttpBindings, serve } from '@hono/node-server';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/clock.ts';
 import { DEFAULT_CONSENT_POLICY, DEFAULT_TARGETING_POLICY } from '../../src/config.ts';
@@ -31,10 +32,17 @@ describe('contact pressure counts delivered lists only', () => {
       .select(['delivery', 'delivery_settled_at'])
       .where('id', '=', exportId)
       .executeTakeFirstOrThrow();
+  // members sent the list (holdouts are not) whose contact pressure no longer counts it
   const releasedMembers = async (exportId: string) =>
-    (await api.database.db.selectFrom('target_export_members').select('released').where('export_id', '=', exportId).execute()).filter(
-      (m) => m.released,
-    ).length;
+    (
+      await sql<{ n: number }>`
+        SELECT count(*)::int AS n
+        FROM target_export_manifests m
+        CROSS JOIN LATERAL unnest(m.contact_ids, m.holdout) AS u (contact_id, is_holdout)
+        WHERE m.export_id = ${exportId}::uuid AND NOT u.is_holdout
+          AND NOT EXISTS (SELECT 1 FROM contact_pressure p CROSS JOIN LATERAL unnest(p.sends) AS s
+                          WHERE p.contact_id = u.contact_id AND s.export_id = m.export_id)`.execute(api.database.db)
+    ).rows[0]!.n;
 
   /** Starts a list, reads the first chunk of its body, then goes away. */
   async function abandon(query: string): Promise<string> {

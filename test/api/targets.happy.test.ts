@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixedClock } from '../../src/clock.ts';
 import { loadConfig } from '../../src/config.ts';
@@ -67,13 +68,12 @@ describe('GET /v1/products/{sku}/targets', () => {
       manifest_hash: list.manifestHash,
       model_version_id: base.versionId,
     });
-    const members = await api.database.db
-      .selectFrom('target_export_members')
-      .selectAll()
+    const manifest = await api.database.db
+      .selectFrom('target_export_manifests')
+      .select('contact_ids')
       .where('export_id', '=', list.exportId)
-      .orderBy('position')
-      .execute();
-    expect(members.map((m) => Number(m.contact_id))).toEqual(base.people.slice(0, 10).map((p) => p.id));
+      .executeTakeFirstOrThrow();
+    expect(manifest.contact_ids).toEqual(base.people.slice(0, 10).map((p) => p.id));
   });
 
   it('keeps only people with a consent for the requested channel and counts who dropped out', async () => {
@@ -113,14 +113,13 @@ describe('GET /v1/products/{sku}/targets', () => {
     expect(ranks).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
     // not simply the tail of the list
     expect(list.holdout.some((m: { rank: number }) => m.rank <= 40)).toBe(true);
-    const flagged = await api.database.db
-      .selectFrom('target_export_members')
-      .select('rank')
+    const stored = await api.database.db
+      .selectFrom('target_export_manifests')
+      .select(['ranks', 'holdout'])
       .where('export_id', '=', list.exportId)
-      .where('is_holdout', '=', true)
-      .orderBy('rank')
-      .execute();
-    expect(flagged.map((m) => m.rank)).toEqual(list.holdout.map((m: { rank: number }) => m.rank).sort((a: number, b: number) => a - b));
+      .executeTakeFirstOrThrow();
+    const flagged = stored.ranks.filter((_, index) => stored.holdout[index]).sort((a, b) => a - b);
+    expect(flagged).toEqual(list.holdout.map((m: { rank: number }) => m.rank).sort((a: number, b: number) => a - b));
     expect(list.funnel).toMatchObject({ selected: 50, holdout: 10, returned: 40 });
   });
 
@@ -212,12 +211,7 @@ describe('export manifests', () => {
 
   it('detects a line altered after the fact', async () => {
     const list = await bodyOf(await api.call('marketer', `/v1/products/${SCORED_SKU}/targets?channel=email&top=5`));
-    await api.database.db
-      .updateTable('target_export_members')
-      .set({ rank: 99 })
-      .where('export_id', '=', list.exportId)
-      .where('position', '=', 3)
-      .execute();
+    await sql`UPDATE target_export_manifests SET ranks[3] = 99 WHERE export_id = ${list.exportId}::uuid`.execute(api.database.db);
     const verification = await bodyOf(await api.call('dpo', `/v1/exports/${list.exportId}/verification`));
     expect(verification).toMatchObject({ valid: false, alteredPositions: [3] });
   });

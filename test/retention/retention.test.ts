@@ -124,8 +124,9 @@ describe('purge of inactive prospects', () => {
       expect.objectContaining({
         contactId: oldId,
         reason: 'retention',
-        deleted: { contact_personal_data: 1, purchases: 0, scores: 0 },
-        scrubbed: { target_export_members: 0, consent_events: 1 },
+        deleted: { contact_personal_data: 1, purchases: 0, scores: 0, contact_pressure: 0 },
+        scrubbed: { consent_events: 1 },
+        manifestsKept: 0,
         consentEventsKept: 1,
       }),
       expect.objectContaining({ contactId: silentId, reason: 'retention', consentEventsKept: 0 }),

@@ -15,7 +15,12 @@ beforeAll(async () => {
   await seedPeople(database);
   const ids = [await contactIdOf(database, SUBJECT.ref), await contactIdOf(database, NEIGHBOUR.ref)];
   const scores = await seedLiveScores(database, ids);
-  await seedExport(database, scores, [SUBJECT, NEIGHBOUR]);
+  const exportId = await seedExport(database, scores, [SUBJECT, NEIGHBOUR]);
+  // the list counts towards their contact pressure: erasure deletes that row too
+  await database.pool.query(
+    `INSERT INTO contact_pressure (contact_id, sends) VALUES ($1, ARRAY[ROW($2::uuid, '2026-05-31T09:00:00Z')::pressure_send])`,
+    [ids[0], exportId],
+  );
 });
 afterAll(() => database.close());
 
@@ -81,7 +86,7 @@ describe('rights requests refused', () => {
 describe('erasure is all or nothing', () => {
   it.each([
     ['scores', 'BEFORE DELETE', 'OLD'],
-    ['target_export_members', 'BEFORE UPDATE', 'OLD'],
+    ['contact_pressure', 'BEFORE DELETE', 'OLD'],
     ['erasure_tombstones', 'BEFORE INSERT', 'NEW'],
   ])('a failure while writing %s leaves every table exactly as it was', async (table, timing, row) => {
     const contactId = await contactIdOf(database, SUBJECT.ref);
@@ -104,7 +109,7 @@ describe('erasure is all or nothing', () => {
 
   it('once the failure is gone, the same erasure goes through; then every right says the person was erased', async () => {
     const receipt = await erase(database.db, SUBJECT.ref, 'cli', NOW, TEST_TOMBSTONE_KEYS);
-    expect(receipt.deleted).toEqual({ contact_personal_data: 1, purchases: 2, scores: 1 });
+    expect(receipt.deleted).toEqual({ contact_personal_data: 1, purchases: 2, scores: 1, contact_pressure: 1 });
 
     const requests = [
       () => accessReport(database.db, SUBJECT.ref, 'cli', NOW, 'access', TEST_TOMBSTONE_KEYS),

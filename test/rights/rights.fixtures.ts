@@ -1,7 +1,9 @@
 import { sha256Hex } from '../../src/contacts/identity.ts';
 import type { DatabaseHandle } from '../../src/db/engine.ts';
+import type { ManifestMember } from '../../src/targeting/manifest.ts';
 import { csv, tempFolder } from '../helpers/files.ts';
 import { importFile } from '../imports/import.fixtures.ts';
+import { recordManifest } from '../targeting/manifest.fixtures.ts';
 
 // A small synthetic base loaded through the real imports, plus the model, score set,
 // scores and list export that later stages will write (inserted here with plain SQL).
@@ -150,7 +152,7 @@ export async function seedLiveScores(database: DatabaseHandle, contactIds: numbe
   return { modelId, modelVersionId, scoreSetId };
 }
 
-/** An SMS list export holding the given people, as the targeting stage records it. */
+/** An SMS list export holding the given people, as the targeting stage records it (a scheme-2 manifest). */
 export async function seedExport(database: DatabaseHandle, scores: ScoreFixture, people: Person[]): Promise<string> {
   const { pool } = database;
   const exported = await pool.query<{ id: string }>(
@@ -159,16 +161,25 @@ export async function seedExport(database: DatabaseHandle, scores: ScoreFixture,
     [scores.modelId, scores.modelVersionId, scores.scoreSetId, people.length],
   );
   const exportId = exported.rows[0]!.id;
+  const members: ManifestMember[] = [];
   for (const [index, person] of people.entries()) {
     const contactId = await contactIdOf(database, person.ref);
-    const events = await pool.query<{ id: number }>('SELECT id FROM consent_events WHERE contact_id = $1 ORDER BY id', [contactId]);
-    await pool.query(
-      `INSERT INTO target_export_members (export_id, position, contact_id, exported_at, external_id, contact_value, score, rank,
-         percentile, is_holdout, consent_event_ids, member_hash)
-       VALUES ($1, $2, $3, '2026-05-31T09:00:00Z', $4, $5, 0.7, $2, 0.9, false, $6, $7)`,
-      [exportId, index + 1, contactId, person.ref, person.phone, events.rows.map((row) => row.id), sha256Hex(`${exportId}:${index + 1}`)],
+    // the events that made them eligible for an SMS list: profiling, then the SMS grant
+    const events = await pool.query<{ id: number }>(
+      `SELECT id FROM consent_events WHERE contact_id = $1 AND (purpose = 'profiling' OR channel = 'sms') ORDER BY purpose = 'profiling' DESC, id`,
+      [contactId],
     );
+    members.push({
+      position: index + 1,
+      contactId,
+      score: 0.7,
+      rank: index + 1,
+      percentile: 0.9,
+      isHoldout: false,
+      consentEventIds: events.rows.map((row) => Number(row.id)),
+    });
   }
+  await recordManifest(database.db, exportId, members, 2);
   return exportId;
 }
 

@@ -10,6 +10,8 @@ import { bundleTables, csvCell, REPORT_FILE, writePortabilityBundle } from '../.
 import { SubjectNotFoundError } from '../../src/rights/rights.errors.ts';
 import { accessReport, erase, object, rectify } from '../../src/rights/rights.service.ts';
 import { tombstoneHash } from '../../src/rights/tombstone-keys.ts';
+import { exportMembers } from '../../src/targeting/export.repository.ts';
+import { verifyExport } from '../../src/targeting/export.service.ts';
 import { csvRecords } from '../helpers/csv.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { csv, tempFolder } from '../helpers/files.ts';
@@ -127,7 +129,10 @@ describe('access and portability', () => {
     expect(report.exports).toEqual([
       expect.objectContaining({ exportId, channel: 'sms', position: 1, contactValue: SUBJECT.phone, isHoldout: false }),
     ]);
-    expect(report.exports[0]!.consentEventIds).toEqual(report.consents.events.map((event) => event.eventId));
+    // the events that made the person eligible for the SMS list: profiling, then the SMS grant
+    expect(report.exports[0]!.consentEventIds).toEqual(
+      ['profiling', 'sms'].map((kind) => report.consents.events.find((event) => (event.channel ?? event.purpose) === kind)!.eventId),
+    );
     expect(report.oppositionLists).toEqual([{ listName: 'own-suppression', channel: 'phone', listDate: '2026-05-20', matchedOn: 'phone' }]);
 
     const audit = await auditRows(contactId);
@@ -293,6 +298,7 @@ describe('erasure', () => {
     const needles = personalValues(SUBJECT);
     // the scan finds the person before, so its silence afterwards means something
     expect((await findAnywhere(database, needles)).length).toBeGreaterThan(6);
+    const manifestBefore = (await database.pool.query('SELECT * FROM target_export_manifests WHERE export_id = $1', [exportId])).rows[0];
     const profileableBefore = (await profileableContacts(database.db, NOW, true)).map((row) => row.contactId);
     const funnelsBefore = await Promise.all(
       ['email', 'sms'].map((channel) => channelFunnel(database.db, channel, NOW, DEFAULT_CONSENT_POLICY)),
@@ -315,8 +321,9 @@ describe('erasure', () => {
       contactId,
       erasedAt: NOW.toISOString(),
       reason: 'data_subject_request',
-      deleted: { contact_personal_data: 1, purchases: 2, scores: 1 },
-      scrubbed: { target_export_members: 1, consent_events: 3 },
+      deleted: { contact_personal_data: 1, purchases: 2, scores: 1, contact_pressure: 0 },
+      scrubbed: { consent_events: 3 },
+      manifestsKept: 1,
       consentEventsKept: 3,
       tombstoneHashes: ['external_id'],
     });
@@ -340,19 +347,17 @@ describe('erasure', () => {
       ['direct_marketing', 'sms', 'granted', 'double_opt_in'],
       ['direct_marketing', 'email', 'granted', 'double_opt_in'],
     ]);
-    const members = await database.pool.query(
-      'SELECT contact_id, external_id, contact_value, score, rank, member_hash FROM target_export_members WHERE export_id = $1 ORDER BY position',
-      [exportId],
-    );
-    expect(members.rows[0]).toEqual({
-      contact_id: contactId,
-      external_id: null,
-      contact_value: null,
-      score: 0.7,
-      rank: 1,
-      member_hash: sha256Hex(`${exportId}:1`),
-    });
-    expect(members.rows[1]).toMatchObject({ external_id: NEIGHBOUR.ref, contact_value: NEIGHBOUR.phone });
+    // the manifest is kept as it was, still verifies, and names the person no more
+    const manifest = await database.pool.query('SELECT * FROM target_export_manifests WHERE export_id = $1', [exportId]);
+    expect(manifest.rows).toEqual([manifestBefore]);
+    expect(await verifyExport(database.db, exportId)).toMatchObject({ valid: true, alteredPositions: [], erasedMembers: 1 });
+    const members = await exportMembers(database.db, exportId);
+    expect(members[0]).toMatchObject({ contactId, externalId: null, contactValue: null, score: 0.7, rank: 1 });
+    expect(members[1]).toMatchObject({ externalId: NEIGHBOUR.ref, contactValue: NEIGHBOUR.phone });
+    const neighbourReport = await accessReport(database.db, NEIGHBOUR.ref, 'cli', NOW);
+    expect(neighbourReport.exports).toEqual([expect.objectContaining({ exportId, position: 2, contactValue: NEIGHBOUR.phone })]);
+    const read = JSON.stringify([members, neighbourReport]);
+    expect(needles.filter((needle) => read.includes(needle))).toEqual([]);
 
     const tombstone = await database.pool.query(
       'SELECT external_id_key, key_id, legacy_external_id_sha256, erased_at, receipt FROM erasure_tombstones',

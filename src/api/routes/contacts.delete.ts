@@ -13,11 +13,20 @@ export const ErasureReceiptSchema = z
     erasedAt: z.string().openapi({ format: 'date-time' }),
     reason: z.enum(['data_subject_request', 'retention']),
     deleted: z
-      .object({ contact_personal_data: z.number().int(), purchases: z.number().int(), scores: z.number().int() })
+      .object({
+        contact_personal_data: z.number().int(),
+        purchases: z.number().int(),
+        scores: z.number().int(),
+        contact_pressure: z.number().int(),
+      })
       .openapi({ description: 'rows deleted, per table' }),
     scrubbed: z
-      .object({ target_export_members: z.number().int(), consent_events: z.number().int() })
+      .object({ consent_events: z.number().int() })
       .openapi({ description: 'rows kept with their personal fields emptied, per table' }),
+    manifestsKept: z.number().int().openapi({
+      description:
+        "served lists whose manifests keep the person's internal id, score, rank and consent event ids, and no identifier: they still verify",
+    }),
     consentEventsKept: z
       .number()
       .int()
@@ -37,7 +46,7 @@ const route = securedRoute(['dpo'], {
   tags: ['data-subject rights'],
   summary: 'Erase a contact for good (GDPR art. 17) and return the receipt',
   description:
-    'Personal data, purchases, scores (published or not) and consent evidence go in one transaction; a keyed-hash tombstone is kept so that a re-import ' +
+    'Personal data, purchases, scores (published or not), contact pressure and consent evidence go in one transaction; list manifests are kept (they hold no identifier); a keyed-hash tombstone is kept so that a re-import ' +
     'cannot bring the person back. Cannot be undone; a second request answers 404.',
   request: { params: ContactRefParamsSchema },
   responses: {
