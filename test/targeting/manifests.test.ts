@@ -199,10 +199,14 @@ describe('after an erasure', () => {
     ]);
     holdsNone(neighbour);
 
-    for (const exportId of [converted, current]) {
+    for (const [exportId, hashScheme] of [
+      [converted, 1],
+      [current, 2],
+    ] as const) {
       const response = await api.call('dpo', `/v1/exports/${exportId}`);
       expect(response.status).toBe(200);
       const manifest = await bodyOf(response);
+      expect(manifest).toMatchObject({ exportId, hashScheme, memberCount: exportId === converted ? 3 : 2 });
       expect(manifest.members.filter((member: { externalId: string | null }) => member.externalId === null)).toHaveLength(1);
       holdsNone(manifest);
     }

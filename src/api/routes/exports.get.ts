@@ -27,6 +27,10 @@ const ManifestSchema = z
     holdoutCount: z.number().int(),
     holdoutSeed: z.string().nullable(),
     manifestHash: z.string(),
+    hashScheme: z.union([z.literal(1), z.literal(2)]).openapi({
+      description:
+        'how member hashes are computed: 1 for lists recorded before manifests were one row per list (SHA-256 of a text line), 2 since (SHA-256 of a fixed binary layout)',
+    }),
     delivery: z.enum(['pending', 'delivered', 'undelivered']).openapi({
       description:
         'pending while the response is being sent; undelivered when it was not fully sent: its members were released from contact pressure',
@@ -77,6 +81,7 @@ export function registerExportRoute(app: OpenAPIHono<AppEnv>): void {
         modelId: manifest.modelId,
         funnel: manifest.funnel,
         manifestHash: manifest.manifestHash,
+        hashScheme: manifest.hashScheme,
         delivery: manifest.delivery,
         deliverySettledAt: manifest.deliverySettledAt,
         members: manifest.members.map(({ contactValue, ...member }) => ({ ...member, contact: contactValue })),
