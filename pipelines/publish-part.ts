@@ -2,10 +2,11 @@ import { type Kysely, sql } from 'kysely';
 import { type ChannelFunnel, channelFunnel } from '../src/consent/eligibility.ts';
 import type { AppContext } from '../src/context.ts';
 import type { Database } from '../src/db/database.ts';
+import { describeError } from '../src/logger.ts';
 import { ensureModel, finishRun, insertVersion, promoteVersion } from '../src/registry/registry.repository.ts';
 import type { PipelineReport, StageFigure, TrainingPlan } from './run-types.ts';
 import { mergeScoringProfiles, type ShardOutput } from './score-part.ts';
-import { scoreSetTable, switchLive } from './scoring.ts';
+import { CLEANUP_LOCK_TIMEOUT, dropRetiredScoreSets, isLockTimeout, scoreSetTable, switchLive } from './scoring.ts';
 import { targetId } from './targets.ts';
 
 export interface PublishInput {
@@ -28,8 +29,11 @@ export interface PublishInput {
  * The last part of a run: everything it produced becomes visible in one transaction, or
  * nothing does. Versions are numbered and written, champions promoted, each champion's
  * score set attached as a partition and switched live (people who withdrew meanwhile are
- * removed first), the run's unused networks and leftover tables of dead attempts dropped,
- * and the run marked succeeded.
+ * removed first), the run's unused networks deleted, and the run marked succeeded.
+ * The transaction locks `scores` in SHARE UPDATE EXCLUSIVE mode at most (ATTACH PARTITION),
+ * which target lists, person pages and erasures pass; tables are dropped only after it
+ * commits, each on a short lock timeout: the retired sets' partitions (DETACH locks all of
+ * `scores`) and the leftover tables of dead attempts and failed sets.
  */
 export async function publishRun(context: AppContext, input: PublishInput): Promise<PipelineReport> {
   const { db } = context.database;
@@ -62,6 +66,7 @@ export async function publishRun(context: AppContext, input: PublishInput): Prom
     await switchLive(trx, modelId, scoreSetId, now);
   };
 
+  const leftovers: string[] = [];
   await db.transaction().execute(async (trx) => {
     await input.attempt?.fence(trx);
     const now = context.clock.now();
@@ -83,7 +88,7 @@ export async function publishRun(context: AppContext, input: PublishInput): Prom
           .where('status', '=', 'champion')
           .executeTakeFirst();
         if (!stillChampion) {
-          await sql.raw(`DROP TABLE IF EXISTS ${scoreSetTable(entry.scoreSetId)}`).execute(trx);
+          leftovers.push(scoreSetTable(entry.scoreSetId));
           continue;
         }
         await attachScoreSet(trx, entry.kept.modelId, entry.kept.versionId, entry.scoreSetId, now);
@@ -118,7 +123,8 @@ export async function publishRun(context: AppContext, input: PublishInput): Prom
       await attachScoreSet(trx, modelId, version.id, entry.scoreSetId, now);
       if (outcome) outcome.scored = input.ranked.get(entry.scoreSetId) ?? 0;
     }
-    await dropLeftovers(trx, plan, input.failedScoreSets);
+    await deleteUnusedNetworks(trx, plan);
+    leftovers.push(...(await leftoverTables(trx, plan, input.failedScoreSets)));
     report.stages = [
       ...report.stages,
       ...(input.stages ?? []),
@@ -129,25 +135,69 @@ export async function publishRun(context: AppContext, input: PublishInput): Prom
     await finishRun(trx, plan.runId, { status: 'succeeded', finishedAt: context.clock.now(), summary: { ...report } });
     await input.attempt?.complete(trx);
   });
+  await cleanUpAfterPublish(context, leftovers);
   return report;
 }
 
-/** Networks of dead attempts (never referenced by a version) and their score tables. */
-async function dropLeftovers(trx: Kysely<Database>, plan: TrainingPlan, failed: ReadonlyMap<number, string> | undefined): Promise<void> {
+/** Networks of dead attempts: never referenced by a version. */
+async function deleteUnusedNetworks(trx: Kysely<Database>, plan: TrainingPlan): Promise<void> {
   const kept = plan.versions
     .flatMap((entry) => [entry.version.networkId, entry.version.evaluationNetworkId])
     .filter((id): id is number => id !== null);
   let networks = trx.deleteFrom('model_networks').where('run_id', '=', plan.runId);
   if (kept.length > 0) networks = networks.where('id', 'not in', kept);
   await networks.execute();
+}
+
+/** Score parts of dead attempts, and the ranked tables of sets whose scoring failed: none is attached. */
+async function leftoverTables(
+  trx: Kysely<Database>,
+  plan: TrainingPlan,
+  failed: ReadonlyMap<number, string> | undefined,
+): Promise<string[]> {
+  const names: string[] = [];
   for (const entry of plan.versions) {
     if (entry.scoreSetId === null) continue;
     const { rows } = await sql<{ name: string }>`
       SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema() AND tablename ~ ${`^score_part_${entry.scoreSetId}_`}`.execute(
       trx,
     );
-    for (const { name } of rows) await sql.raw(`DROP TABLE IF EXISTS ${name}`).execute(trx);
-    if (failed?.has(entry.scoreSetId)) await sql.raw(`DROP TABLE IF EXISTS ${scoreSetTable(entry.scoreSetId)}`).execute(trx);
+    names.push(...rows.map((row) => row.name));
+    if (failed?.has(entry.scoreSetId)) names.push(scoreSetTable(entry.scoreSetId));
+  }
+  return names;
+}
+
+/**
+ * After the publish committed: its leftover tables and every retired set's partition are
+ * dropped, each in a short transaction that gives up after the lock timeout (an erasure may be
+ * deleting from a leftover, a reader may hold `scores`). What is left, the next publish
+ * sweeps (retired partitions) or the next run drops (unattached tables); the publish itself
+ * has succeeded either way.
+ */
+async function cleanUpAfterPublish(context: AppContext, leftovers: readonly string[]): Promise<void> {
+  const { db } = context.database;
+  try {
+    const waiting: string[] = [];
+    for (const table of leftovers) {
+      try {
+        await db.transaction().execute(async (trx) => {
+          await sql.raw(`SET LOCAL lock_timeout = '${CLEANUP_LOCK_TIMEOUT}'`).execute(trx);
+          await sql.raw(`DROP TABLE IF EXISTS ${table}`).execute(trx);
+        });
+      } catch (error) {
+        if (!isLockTimeout(error)) throw error;
+        waiting.push(table);
+      }
+    }
+    const retired = await dropRetiredScoreSets(db);
+    if (waiting.length > 0 || retired.left.length > 0)
+      context.logger.info(
+        { tablesLeft: waiting.length, retiredSetsLeft: retired.left },
+        'tables in use by readers are left for the next publish to drop',
+      );
+  } catch (error) {
+    context.logger.warn({ err: describeError(error) }, 'score tables not dropped after publish');
   }
 }
 

@@ -19,8 +19,11 @@ export interface TargetScores {
   contributions: Float32Array;
 }
 
-/** Rank 1 = highest score; ties by contact id so that ranks are reproducible. */
-export function rankDescending(scores: Float32Array): Uint32Array {
+/**
+ * Rows best first: highest score, ties by row (the scoring matrix is in contact id order, so
+ * ties go by contact id and ranks are reproducible). Position i holds the row of rank i + 1.
+ */
+export function rankOrder(scores: Float32Array): Uint32Array {
   const rows = scores.length;
   const order = new Uint32Array(rows);
   if (rows < 2 ** 21) {
@@ -34,18 +37,17 @@ export function rankDescending(scores: Float32Array): Uint32Array {
     for (let i = 0; i < rows; i++) order[i] = i;
     order.sort((a, b) => (scores[b] as number) - (scores[a] as number) || a - b);
   }
-  const ranks = new Uint32Array(rows);
-  for (let i = 0; i < rows; i++) ranks[order[i] as number] = i + 1;
-  return ranks;
+  return order;
 }
 
 const COPY_CHUNK = 50_000;
 
-function scoreLines(scoreSetId: number, data: TargetScores, ranks: Uint32Array, from: number, to: number): string {
+function scoreLines(scoreSetId: number, data: TargetScores, order: Uint32Array, from: number, to: number): string {
   const rows = data.scores.length;
   let text = '';
-  for (let row = from; row < to; row++) {
-    const rank = ranks[row] as number;
+  for (let at = from; at < to; at++) {
+    const row = order[at] as number;
+    const rank = at + 1;
     const percentile = (100 * (rows - rank + 1)) / rows;
     let reasons = '';
     for (let k = 0; k < 3; k++) {
@@ -66,18 +68,27 @@ const SCORE_COLUMNS =
   'score_set_id, contact_id, score, rank, percentile, reason_1, reason_2, reason_3, contribution_1, contribution_2, contribution_3';
 
 /**
- * Loads one target's scores into a new table of its own, without indexes while loading
- * (ranks are within these rows). COPY on PostgreSQL; PGlite cannot COPY over its socket, so
- * it reads the same text through unnest.
+ * A table shaped like `scores` whose CHECK already implies the partition constraint of the
+ * set, so that attaching it does not scan it (adding the CHECK afterwards scanned it once more).
+ */
+function createScoreTable(table: string, scoreSetId: number): string {
+  return `CREATE TABLE ${table} (LIKE scores INCLUDING DEFAULTS INCLUDING CONSTRAINTS, CHECK (score_set_id = ${Number(scoreSetId)}))`;
+}
+
+/**
+ * Loads one target's scores into a new table of its own, best rank first (target lists read
+ * in rank order: consecutive ranks share heap pages), without indexes while loading (ranks
+ * are within these rows). COPY on PostgreSQL; PGlite cannot COPY over its socket, so it reads
+ * the same text through unnest.
  */
 export async function writeScoreTable(database: DatabaseHandle, table: string, scoreSetId: number, data: TargetScores): Promise<number> {
-  const ranks = rankDescending(data.scores);
+  const order = rankOrder(data.scores);
   const client = await database.pool.connect();
   try {
     await client.query(`DROP TABLE IF EXISTS ${table}`);
-    await client.query(`CREATE TABLE ${table} (LIKE scores INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`);
-    if (database.engine === 'postgres') await copyLines(client, table, scoreSetId, data, ranks);
-    else await insertLines(client, table, scoreSetId, data, ranks);
+    await client.query(createScoreTable(table, scoreSetId));
+    if (database.engine === 'postgres') await copyLines(client, table, scoreSetId, data, order);
+    else await insertLines(client, table, scoreSetId, data, order);
   } catch (error) {
     await client.query(`DROP TABLE IF EXISTS ${table}`).catch(() => undefined);
     throw error;
@@ -93,10 +104,12 @@ export function scoreSetTable(scoreSetId: number): string {
 
 /**
  * A score set's table from the parts its scoring jobs wrote: one part already holds global
- * ranks; several are ranked together (ties by contact id, as rankDescending does). Then the
- * keys and indexes of `scores`, built here so that attaching it later (in the publishing
- * transaction) reuses them instead of building them under a lock. One transaction (DDL is
- * transactional in PostgreSQL): a retry after a crash finds either the parts or the table.
+ * ranks, in rank order; several are ranked together (ties by contact id, as rankOrder does)
+ * and written in rank order. Then the keys and indexes of `scores`, built here so that
+ * attaching it later (in the publishing transaction) reuses them instead of building them
+ * under a lock; the contact_id index serves erasures and withdrawals, which look a person up
+ * in every partition. One transaction (DDL is transactional in PostgreSQL): a retry after a
+ * crash finds either the parts or the table.
  */
 export async function buildScoreSetTable(database: DatabaseHandle, scoreSetId: number, parts: readonly string[]): Promise<number> {
   const table = scoreSetTable(scoreSetId);
@@ -116,7 +129,7 @@ export async function buildScoreSetTable(database: DatabaseHandle, scoreSetId: n
       if (parts.length === 1) {
         await client.query(`ALTER TABLE ${parts[0]} RENAME TO ${table}`);
       } else {
-        await client.query(`CREATE TABLE ${table} (LIKE scores INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`);
+        await client.query(createScoreTable(table, scoreSetId));
         // counted first: count(*) OVER () beside the ranking kept every row for a second pass (700k rows: 1.5 s, 1.3 s without, measured)
         const { rows } = await client.query<{ total: string }>(
           `SELECT ${parts.map((part) => `(SELECT count(*) FROM ${part})`).join(' + ')} AS total`,
@@ -127,13 +140,12 @@ export async function buildScoreSetTable(database: DatabaseHandle, scoreSetId: n
            SELECT score_set_id, contact_id, score, place::int, (100.0 * (${total} - place + 1) / ${total})::real,
              reason_1, reason_2, reason_3, contribution_1, contribution_2, contribution_3
            FROM (SELECT *, row_number() OVER (ORDER BY score DESC, contact_id) AS place
-                 FROM (${parts.map((part) => `SELECT * FROM ${part}`).join(' UNION ALL ')}) AS every_part) AS ranked`,
+                 FROM (${parts.map((part) => `SELECT * FROM ${part}`).join(' UNION ALL ')}) AS every_part) AS ranked
+           ORDER BY score DESC, contact_id`,
         );
         for (const part of parts) await client.query(`DROP TABLE ${part}`);
       }
-      await client.query(
-        `ALTER TABLE ${table} ADD CHECK (score_set_id = ${Number(scoreSetId)}), ADD PRIMARY KEY (score_set_id, contact_id)`,
-      );
+      await client.query(`ALTER TABLE ${table} ADD PRIMARY KEY (score_set_id, contact_id)`);
       await client.query(`CREATE INDEX ON ${table} (score_set_id, rank)`);
       await client.query(`CREATE INDEX ON ${table} (contact_id)`);
       await client.query('COMMIT');
@@ -167,7 +179,7 @@ const BINARY_ROW_BYTES = 92;
  * setters straight from the typed arrays (measured several times faster than building
  * text lines, which was the bottleneck of scoring).
  */
-function binaryRows(scoreSetId: number, data: TargetScores, ranks: Uint32Array, from: number, to: number): Buffer {
+function binaryRows(scoreSetId: number, data: TargetScores, order: Uint32Array, from: number, to: number): Buffer {
   const rows = data.scores.length;
   const buffer = Buffer.allocUnsafe((to - from) * BINARY_ROW_BYTES);
   const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
@@ -191,8 +203,9 @@ function binaryRows(scoreSetId: number, data: TargetScores, ranks: Uint32Array, 
     view.setInt32(at, -1);
     at += 4;
   };
-  for (let row = from; row < to; row++) {
-    const rank = ranks[row] as number;
+  for (let position = from; position < to; position++) {
+    const row = order[position] as number;
+    const rank = position + 1;
     view.setInt16(at, 11);
     at += 2;
     int64(scoreSetId);
@@ -217,7 +230,7 @@ function binaryRows(scoreSetId: number, data: TargetScores, ranks: Uint32Array, 
   return buffer.subarray(0, at);
 }
 
-async function copyLines(client: pg.PoolClient, table: string, scoreSetId: number, data: TargetScores, ranks: Uint32Array): Promise<void> {
+async function copyLines(client: pg.PoolClient, table: string, scoreSetId: number, data: TargetScores, order: Uint32Array): Promise<void> {
   const stream: Writable = client.query(copyFrom(`COPY ${table} (${SCORE_COLUMNS}) FROM STDIN (FORMAT binary)`));
   const finished = once(stream, 'finish');
   const failed = once(stream, 'error').then(([error]) => Promise.reject(error as Error));
@@ -226,7 +239,7 @@ async function copyLines(client: pg.PoolClient, table: string, scoreSetId: numbe
   COPY_SIGNATURE.copy(header);
   stream.write(header);
   for (let from = 0; from < data.scores.length; from += COPY_CHUNK) {
-    const chunk = binaryRows(scoreSetId, data, ranks, from, Math.min(data.scores.length, from + COPY_CHUNK));
+    const chunk = binaryRows(scoreSetId, data, order, from, Math.min(data.scores.length, from + COPY_CHUNK));
     if (!stream.write(chunk)) await Promise.race([once(stream, 'drain'), failed]);
   }
   const trailer = Buffer.alloc(2);
@@ -240,10 +253,10 @@ async function insertLines(
   table: string,
   scoreSetId: number,
   data: TargetScores,
-  ranks: Uint32Array,
+  order: Uint32Array,
 ): Promise<void> {
   for (let from = 0; from < data.scores.length; from += COPY_CHUNK) {
-    const text = scoreLines(scoreSetId, data, ranks, from, Math.min(data.scores.length, from + COPY_CHUNK));
+    const text = scoreLines(scoreSetId, data, order, from, Math.min(data.scores.length, from + COPY_CHUNK));
     await client.query(
       `INSERT INTO ${table} (${SCORE_COLUMNS})
        SELECT f[1]::bigint, f[2]::bigint, f[3]::real, f[4]::int, f[5]::real,
@@ -258,8 +271,10 @@ async function insertLines(
 /**
  * Makes a score set the one marketers read, in one transaction (the caller's, when it is
  * publishing a whole run): people whose profiling consent stopped counting while it was
- * built are removed first (the consent trigger only reaches attached partitions), the
- * previous live set retires and its rows are dropped.
+ * built are removed first (the consent trigger only reaches attached partitions), then the
+ * previous live set retires. Its partition stays attached until dropRetiredScoreSets runs
+ * after the caller commits: dropping or detaching a partition locks all of `scores`, and
+ * readers pick their set by its live status, so a retired one is already out of their sight.
  */
 export async function switchLive(db: Kysely<Database>, modelId: number, scoreSetId: number, now: Date): Promise<number[]> {
   return inTransaction(db, async (trx) => {
@@ -276,7 +291,44 @@ export async function switchLive(db: Kysely<Database>, modelId: number, scoreSet
       .returning('id')
       .execute();
     await trx.updateTable('score_sets').set({ status: 'live' }).where('id', '=', scoreSetId).execute();
-    for (const { id } of retired) await sql.raw(`DROP TABLE IF EXISTS ${scoreSetTable(id)}`).execute(trx);
-    return retired.map((row) => row.id);
+    return retired.map((row) => Number(row.id));
   });
+}
+
+/** How long a cleanup waits for the lock of a table that someone reads before leaving it for later. */
+export const CLEANUP_LOCK_TIMEOUT = '2s';
+
+export function isLockTimeout(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === '55P03';
+}
+
+/**
+ * Detaches and drops the partitions of retired score sets, each in a short transaction of its
+ * own: DETACH takes ACCESS EXCLUSIVE on `scores`, so it waits for readers (a target list held
+ * open) and makes new ones queue behind it, both for at most the lock timeout. The first
+ * timeout ends the sweep (the same readers would hold up the rest); the next publish sweeps again.
+ */
+export async function dropRetiredScoreSets(db: Kysely<Database>): Promise<{ dropped: number[]; left: number[] }> {
+  const { rows } = await sql<{ id: string }>`
+    SELECT ss.id FROM pg_inherits i
+    JOIN pg_class c ON c.oid = i.inhrelid
+    JOIN score_sets ss ON ss.id = substring(c.relname FROM '^scores_([0-9]+)$')::bigint
+    WHERE i.inhparent = 'scores'::regclass AND ss.status = 'retired'
+    ORDER BY ss.id`.execute(db);
+  const ids = rows.map((row) => Number(row.id));
+  const dropped: number[] = [];
+  for (const [index, id] of ids.entries()) {
+    try {
+      await db.transaction().execute(async (trx) => {
+        await sql.raw(`SET LOCAL lock_timeout = '${CLEANUP_LOCK_TIMEOUT}'`).execute(trx);
+        await sql.raw(`ALTER TABLE scores DETACH PARTITION ${scoreSetTable(id)}`).execute(trx);
+        await sql.raw(`DROP TABLE ${scoreSetTable(id)}`).execute(trx);
+      });
+      dropped.push(id);
+    } catch (error) {
+      if (!isLockTimeout(error)) throw error;
+      return { dropped, left: ids.slice(index) };
+    }
+  }
+  return { dropped, left: [] };
 }
