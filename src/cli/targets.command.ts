@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import type { Command } from 'commander';
 import { type ListSize, type ListSizeField, listSizeOf } from '../targeting/list-size.ts';
-import type { TargetList, TargetPreview, TargetSelection } from '../targeting/target-list.service.ts';
+import type { RecordedTargetList, TargetPreview, TargetSelection } from '../targeting/target-list.service.ts';
 import { cliActor, UserError, withContext } from './cli-context.ts';
 
 interface TargetFlags {
@@ -67,7 +67,7 @@ function funnelLines(list: TargetSelection, title: string): string {
   return lines.join('\n');
 }
 
-function listLines(list: TargetList): string {
+function listSummary(list: RecordedTargetList['list']): string {
   return `${funnelLines(list, `target list ${list.exportId}`)}\nmanifest SHA-256 ${list.manifestHash}`;
 }
 
@@ -75,11 +75,16 @@ function previewLines(preview: TargetPreview): string {
   return `${funnelLines(preview, 'preview')}\n${preview.note}`;
 }
 
+async function* lineEnded(chunks: AsyncIterable<string>): AsyncGenerator<string> {
+  yield* chunks;
+  yield '\n';
+}
+
 /** Writes every chunk, waiting when the stream is full; rejects if the stream fails (a closed pipe). */
-async function writeAll(out: NodeJS.WritableStream, chunks: Iterable<string>): Promise<void> {
+async function writeAll(out: NodeJS.WritableStream, chunks: Iterable<string> | AsyncIterable<string>): Promise<void> {
   const failed = new Promise<never>((_, reject) => out.once('error', reject));
   failed.catch(() => {}); // raced below; an error after the last write is not this function's
-  for (const chunk of chunks) {
+  for await (const chunk of chunks) {
     if (!out.write(chunk)) await Promise.race([once(out, 'drain'), failed]);
   }
   await Promise.race([new Promise<void>((resolve) => out.write('', () => resolve())), failed]);
@@ -103,11 +108,12 @@ export function registerTargetCommands(program: Command): void {
     )
     .action((sku: string, flags: TargetFlags) =>
       withContext({ migrate: true }, async (context) => {
-        const [{ buildTargetList, previewTargetList, settleDelivery }, { targetListCsv }, { targetListJson }] = await Promise.all([
-          import('../targeting/target-list.service.ts'),
-          import('../targeting/target-list.csv.ts'),
-          import('../targeting/target-list.json.ts'),
-        ]);
+        const [{ recordTargetList, recordedMembers, previewTargetList, settleDelivery }, { targetListCsv }, { targetListJson }] =
+          await Promise.all([
+            import('../targeting/target-list.service.ts'),
+            import('../targeting/target-list.csv.ts'),
+            import('../targeting/target-list.json.ts'),
+          ]);
         const holdout = number('--holdout', flags.holdout);
         const request = { sku, channel: flags.channel, size: listSize(flags), holdoutPercent: holdout, actor: cliActor(), apiKeyId: null };
         const policies = { consent: context.config.consentPolicy, targeting: context.config.targeting };
@@ -117,9 +123,11 @@ export function registerTargetCommands(program: Command): void {
           console.log(flags.json ? JSON.stringify(preview, null, 2) : previewLines(preview));
           return;
         }
-        const list = await buildTargetList(context.database.db, request, policies, context.clock.now());
+        const { db } = context.database;
+        const recorded = await recordTargetList(db, request, policies, context.clock.now());
+        const { list } = recorded;
         // the list counts towards contact pressure only if it was written out in full
-        const deliver = async (out: NodeJS.WritableStream, chunks: Iterable<string>) => {
+        const deliver = async (out: NodeJS.WritableStream, chunks: AsyncIterable<string>) => {
           try {
             await writeAll(out, chunks);
           } catch (error) {
@@ -131,19 +139,19 @@ export function registerTargetCommands(program: Command): void {
           await settleDelivery(context.database.db, list.exportId, true, context.clock.now());
         };
         if (flags.json) {
-          await deliver(process.stdout, [...targetListJson(list), '\n']);
+          await deliver(process.stdout, lineEnded(targetListJson(list, recordedMembers(db, recorded))));
           return;
         }
         if (!flags.out) {
-          await deliver(process.stdout, targetListCsv(list));
-          console.error(listLines(list));
+          await deliver(process.stdout, targetListCsv(db, recorded));
+          console.error(listSummary(list));
           return;
         }
         const file = createWriteStream(flags.out, { mode: 0o600 });
-        await deliver(file, targetListCsv(list));
+        await deliver(file, targetListCsv(db, recorded));
         file.end();
         await once(file, 'finish');
-        console.log(listLines(list));
+        console.log(listSummary(list));
         console.log(`written to ${flags.out}`);
       }),
     );

@@ -232,10 +232,10 @@ export function reachableContacts(
 /**
  * The rules of reachableContacts, checked row by row for the contact in `contactColumn`,
  * so that a target list can walk a score index in rank order and stop once it has enough
- * members instead of computing the whole reachable set. One look at the person's consent
- * state (a primary-key range: all their purposes and channels sit together) and one at their
- * personal data; the joins add aliases cs and d. The columns say which rule each row passes,
- * so the caller can count its funnel.
+ * members instead of computing the whole reachable set. Plain equality joins on the consent
+ * state's primary key (profiling, the channel grant, an objection standing against it) and on
+ * the personal data, so the planner may hash-join a long walk; the joins add aliases p, m, o
+ * and d. The columns say which rule each row passes, so the caller can count its funnel.
  */
 export function reachabilityChecks(
   contactColumn: RawBuilder<number>,
@@ -243,27 +243,24 @@ export function reachabilityChecks(
   contactField: string,
   now: Date,
 ): { joins: RawBuilder<unknown>; columns: RawBuilder<unknown> } {
-  const { hash, held, value } = contactDetail(contactField);
-  const isProfiling = sql`purpose = 'profiling' AND channel_key = '' AND ${stateCountsAt(now)}`;
-  const isChannel = sql`purpose = 'direct_marketing' AND channel_key = ${channel} AND ${stateCountsAt(now)}`;
+  const { hash, held } = contactDetail(contactField);
   return {
     joins: sql`
-      LEFT JOIN LATERAL (
-        SELECT max(event_id) FILTER (WHERE ${isProfiling}) AS profiling_event_id,
-               max(event_id) FILTER (WHERE ${isChannel}) AS channel_event_id,
-               max(captured_at) FILTER (WHERE ${isChannel}) AS channel_captured_at,
-               max(captured_at) FILTER (WHERE purpose = 'direct_marketing' AND ${isObjectionToEveryChannel()}) AS objected_at
-        FROM consent_state WHERE contact_id = ${contactColumn}) cs ON true
+      LEFT JOIN consent_state p
+        ON p.contact_id = ${contactColumn} AND p.purpose = 'profiling' AND p.channel_key = '' AND ${stateCountsAt(now, 'p')}
+      LEFT JOIN consent_state m
+        ON m.contact_id = ${contactColumn} AND m.purpose = 'direct_marketing' AND m.channel_key = ${channel} AND ${stateCountsAt(now, 'm')}
+      LEFT JOIN consent_state o
+        ON ${objectionStandsAgainst('o', { contactId: contactColumn, purpose: sql`'direct_marketing'`, capturedAt: sql`m.captured_at` })}
       LEFT JOIN contact_personal_data d ON d.contact_id = ${contactColumn}`,
     columns: sql`
-      cs.profiling_event_id,
-      cs.channel_event_id,
-      ${value} AS contact_value,
+      p.event_id AS profiling_event_id,
+      m.event_id AS channel_event_id,
       coalesce(${held}, false) AS has_contact_detail,
       EXISTS (
         SELECT 1 FROM opposition_entries e JOIN opposition_lists l ON l.id = e.list_id
         WHERE l.channel = ${channel} AND e.value_hash = ${hash}) AS opposed,
-      coalesce(${objectionOutranks(sql`cs.objected_at`, sql`cs.channel_captured_at`)}, false) AS objected`,
+      (o.contact_id IS NOT NULL) AS objected`,
   };
 }
 

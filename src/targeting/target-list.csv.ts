@@ -1,5 +1,7 @@
+import type { Kysely } from 'kysely';
 import { csvLines } from '../csv/csv-writer.ts';
-import type { TargetList, TargetMember } from './target-list.service.ts';
+import type { Database } from '../db/database.ts';
+import { type ListLine, type RecordedTargetList, recordedMembers, type TargetMember } from './target-list.service.ts';
 
 export const TARGET_CSV_COLUMNS = [
   'group',
@@ -15,11 +17,9 @@ export const TARGET_CSV_COLUMNS = [
   'consent_event_ids',
 ] as const;
 
-const CHUNK_ROWS = 5_000;
-
-function line(group: 'contact' | 'holdout', member: TargetMember): unknown[] {
+function line(member: TargetMember, isHoldout: boolean): unknown[] {
   return [
-    group,
+    isHoldout ? 'holdout' : 'contact',
     member.position,
     member.externalId,
     member.contact,
@@ -34,16 +34,16 @@ function line(group: 'contact' | 'holdout', member: TargetMember): unknown[] {
 }
 
 /**
- * The list as CSV text in chunks (header first): members to contact, then the holdout,
- * told apart by the `group` column so the control group travels with the list.
+ * A recorded list as CSV text in chunks (header first), read from its manifest as it is sent:
+ * members to contact, then the holdout, told apart by the `group` column so the control group
+ * travels with the list.
  */
-export function* targetListCsv(list: TargetList): Generator<string> {
+export async function* targetListCsv(db: Kysely<Database>, recorded: RecordedTargetList): AsyncGenerator<string> {
   yield csvLines([[...TARGET_CSV_COLUMNS]]);
-  const rows: Array<['contact' | 'holdout', TargetMember]> = [
-    ...list.members.map((member) => ['contact', member] as ['contact', TargetMember]),
-    ...list.holdout.map((member) => ['holdout', member] as ['holdout', TargetMember]),
-  ];
-  for (let from = 0; from < rows.length; from += CHUNK_ROWS) {
-    yield csvLines(rows.slice(from, from + CHUNK_ROWS).map(([group, member]) => line(group, member)));
-  }
+  for await (const lines of recordedMembers(db, recorded)) yield targetCsvRows(lines);
+}
+
+/** CSV rows of list members (no header). */
+export function targetCsvRows(lines: readonly ListLine[]): string {
+  return csvLines(lines.map(({ member, isHoldout }) => line(member, isHoldout)));
 }

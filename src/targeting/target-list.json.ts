@@ -1,27 +1,27 @@
-import type { TargetList, TargetMember } from './target-list.service.ts';
-
-const CHUNK_MEMBERS = 2_000;
-
-function* memberArray(members: TargetMember[]): Generator<string> {
-  for (let from = 0; from < members.length; from += CHUNK_MEMBERS) {
-    const text = members
-      .slice(from, from + CHUNK_MEMBERS)
-      .map((member) => JSON.stringify(member))
-      .join(',');
-    yield from === 0 ? text : `,${text}`;
-  }
-}
+import type { ListLine, RecordedTargetList } from './target-list.service.ts';
 
 /**
- * The list as JSON text in chunks, the same document as JSON.stringify(list) with the member
- * arrays last: a large list is sent as it is written instead of as one string.
+ * The list as JSON text in chunks, the same document as JSON.stringify of the whole list with
+ * the member arrays last: the members (contacts first, then the holdout, as recordedMembers
+ * reads them) are written as they are read instead of as one string.
  */
-export function* targetListJson(list: TargetList): Generator<string> {
-  const { members, holdout, ...summary } = list;
-  const head = JSON.stringify(summary);
+export async function* targetListJson(list: RecordedTargetList['list'], lines: AsyncIterable<ListLine[]>): AsyncGenerator<string> {
+  const head = JSON.stringify(list);
   yield `${head.slice(0, -1)}${head === '{}' ? '' : ','}"members":[`;
-  yield* memberArray(members);
-  yield '],"holdout":[';
-  yield* memberArray(holdout);
-  yield ']}';
+  let inHoldout = false;
+  let first = true;
+  for await (const chunk of lines) {
+    let text = '';
+    for (const { member, isHoldout } of chunk) {
+      if (isHoldout && !inHoldout) {
+        inHoldout = true;
+        text += '],"holdout":[';
+        first = true;
+      }
+      text += `${first ? '' : ','}${JSON.stringify(member)}`;
+      first = false;
+    }
+    yield text;
+  }
+  yield inHoldout ? ']}' : '],"holdout":[]}';
 }

@@ -1,14 +1,15 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { type Kysely, sql, type Transaction } from 'kysely';
-import { mulberry32 } from '../../models/random.ts';
 import type { TargetingPolicy } from '../config.ts';
 import { channelBlock } from '../consent/eligibility.ts';
 import type { Database } from '../db/database.ts';
 import type { ScoreReason } from '../scores/score.table.ts';
-import { type Candidate, candidateBatch, type LiveScoreSet, liveScoreSetOf } from './candidates.repository.ts';
-import { insertExport, markDelivered, releaseUndelivered } from './export.repository.ts';
+import { type ManifestMemberRow, manifestMembersQuery } from './export.repository.ts';
+import { markDelivered, numberSelection, recordSelection, releaseUndelivered } from './list-recording.repository.ts';
 import { LIST_SIZE_FIELDS, type ListSizeField, listSizeOf } from './list-size.ts';
-import { type ManifestHeader, manifestHash, memberHash } from './manifest.ts';
+import type { ManifestHeader } from './manifest.ts';
+import { type Reservation, releaseHoldout, reserveSelection } from './pressure.repository.ts';
+import { type LiveScoreSet, liveScoreSetOf, prepareSelection, type WalkLimit, walkStretch } from './selection.repository.ts';
 import {
   PREVIEW_NOTE,
   type Shortfall,
@@ -36,10 +37,9 @@ export type {
 } from './target-list.types.ts';
 export { PREVIEW_NOTE } from './target-list.types.ts';
 
-// lists are built one at a time, so two lists asked at once cannot both take a contact
-// who has room for one more list under the pressure cap
-const LIST_LOCK = 0x63_69_62_6c; // "cibl"
 const DAY_MS = 86_400_000;
+// two lists reserving overlapping people in several stretches can deadlock; PostgreSQL aborts one, which starts again
+const DEADLOCK_RETRIES = 3;
 
 /** Checks the size and holdout parameters; throws InvalidTargetRequestError naming the field. */
 export function validateListRequest(request: TargetListRequest, policy: TargetingPolicy): void {
@@ -96,6 +96,13 @@ async function listTarget(db: Kysely<Database>, request: TargetListRequest, poli
   return { product, live, contactField: channel.contact_field };
 }
 
+/** A recorded list without its members, and what reading them needs. */
+export interface RecordedTargetList {
+  list: Omit<TargetList, 'members' | 'holdout'>;
+  contactField: string;
+  explanationGroups: string[];
+}
+
 /**
  * The ranked list of people to contact about a product on a channel, decided now: every
  * member has valid profiling and channel consent at this instant, a contact detail for the
@@ -109,13 +116,38 @@ export async function buildTargetList(
   policies: TargetListPolicies,
   now: Date,
 ): Promise<TargetList> {
+  const recorded = await recordTargetList(db, request, policies, now);
+  const members: TargetMember[] = [];
+  const holdout: TargetMember[] = [];
+  for await (const rows of recordedMembers(db, recorded)) {
+    for (const line of rows) (line.isHoldout ? holdout : members).push(line.member);
+  }
+  return { ...recorded.list, members, holdout };
+}
+
+/** buildTargetList without reading the members back: a large list is then read by recordedMembers as it is sent. */
+export async function recordTargetList(
+  db: Kysely<Database>,
+  request: TargetListRequest,
+  policies: TargetListPolicies,
+  now: Date,
+): Promise<RecordedTargetList> {
   const target = await listTarget(db, request, policies, now);
-  return db.transaction().execute(async (trx) => {
-    await sql`SELECT pg_advisory_xact_lock(${LIST_LOCK})`.execute(trx);
-    await releaseStaleDeliveries(trx, policies.targeting, now);
-    const walk = await selectMembers(trx, request, target, policies.targeting, now);
-    return recordList(trx, request, target, walk, policies.targeting, now);
-  });
+  const policy = policies.targeting;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const list = await db.transaction().execute(async (trx) => {
+        await releaseStaleDeliveries(trx, policy, now);
+        const exportId = randomUUID();
+        const reservation: Reservation = { exportId, sentAt: now, since: pressureSince(policy, now), cap: policy.pressureMaxLists };
+        const walk = await walkList(trx, request, target, policy, now, reservation);
+        return recordWalk(trx, request, target, walk, policy, now, exportId);
+      });
+      return { list, contactField: target.contactField, explanationGroups: target.live.explanationGroups };
+    } catch (error) {
+      if (attempt >= DEADLOCK_RETRIES || (error as { code?: string }).code !== '40P01') throw error;
+    }
+  }
 }
 
 /**
@@ -132,17 +164,16 @@ export async function previewTargetList(
   const target = await listTarget(db, request, policies, now);
   const walk = await db.transaction().execute(async (trx) => {
     await releaseStaleDeliveries(trx, policies.targeting, now);
-    return selectMembers(trx, request, target, policies.targeting, now);
+    return walkList(trx, request, target, policies.targeting, now, null);
   });
-  const count = walk.selected.length;
+  const count = walk.members;
   const holdout = holdoutSize(count, request.holdoutPercent);
-  const summed = walk.selected.reduce((sum, candidate) => sum + candidate.score, 0);
   return {
     recorded: false,
     note: PREVIEW_NOTE,
     ...selectionSummary(request, target, walk, policies.targeting, { selected: count, holdout, returned: count - holdout }),
     // the holdout is drawn at random when the list is made: each person is held out with probability holdout / count
-    expectedBuyers: count === 0 ? 0 : (summed * (count - holdout)) / count,
+    expectedBuyers: count === 0 ? 0 : (walk.summed * (count - holdout)) / count,
   };
 }
 
@@ -161,70 +192,99 @@ async function releaseStaleDeliveries(trx: Transaction<Database>, policy: Target
 type StopReason = 'size' | 'cut' | 'exhausted' | 'maxMembers';
 
 interface Walk {
-  selected: Candidate[];
+  /** people in list_selection */
+  members: number;
   funnel: Omit<TargetFunnel, 'selected' | 'holdout' | 'returned'>;
   /** summed scores of everyone selected */
   summed: number;
+  /** the lowest score selected (the last member's), null for an empty list */
+  lowestScore: number | null;
   stoppedBy: StopReason;
 }
 
-/** Who the list takes, in rank order: the one walk behind lists and previews. */
-async function selectMembers(
+function pressureSince(policy: TargetingPolicy, now: Date): Date {
+  return new Date(now.getTime() - policy.pressureWindowDays * DAY_MS);
+}
+
+/** How far the walk goes for the list's size. */
+function walkLimit(request: TargetListRequest, policy: TargetingPolicy): WalkLimit {
+  const { size } = request;
+  return {
+    members: 'top' in size ? Math.min(size.top, policy.maxMembers) : policy.maxMembers,
+    summedScores: 'expectedBuyers' in size ? size.expectedBuyers : null,
+    cut:
+      'percentile' in size
+        ? sql<boolean>`s.percentile <= ${100 - size.percentile}`
+        : 'minScore' in size
+          ? sql<boolean>`s.score < ${size.minScore}`
+          : null,
+  };
+}
+
+/**
+ * Who the list takes, in rank order, into list_selection: the one walk behind lists and
+ * previews, in stretches down the score index. With a reservation, each stretch's people are
+ * reserved under the pressure cap; people a concurrent list took meanwhile are replaced by
+ * the next ones in rank order.
+ */
+async function walkList(
   trx: Transaction<Database>,
   request: TargetListRequest,
   target: ListTarget,
   policy: TargetingPolicy,
   now: Date,
+  reservation: Reservation | null,
 ): Promise<Walk> {
-  const { live } = target;
-  const size = request.size;
-  const funnel = { scored: live.rowCount, examined: 0, consentedForChannel: 0, notOpposed: 0, underPressureCap: 0 };
-  const selected: Candidate[] = [];
-  const pressureSince = new Date(now.getTime() - policy.pressureWindowDays * DAY_MS);
-  let summed = 0;
+  const { size } = request;
+  const limit = walkLimit(request, policy);
+  const funnel = { scored: target.live.rowCount, examined: 0, consentedForChannel: 0, notOpposed: 0, underPressureCap: 0 };
+  const taken = { members: 0, summedScores: 0 };
   let afterRank = 0;
-  // most scored people are reachable: a fifth more than asked usually fills the list in one query
-  let batch = 'top' in size ? Math.ceil(size.top * 1.2) + 50 : 5_000;
+  // most scored people are reachable: a fifth more than asked usually fills the list in one stretch
+  let read = 'top' in size ? Math.ceil(limit.members * 1.2) + 50 : 5_000;
+  await prepareSelection(trx);
 
   const fullAt = (): StopReason | null => {
-    if (('top' in size && selected.length >= size.top) || ('expectedBuyers' in size && summed >= size.expectedBuyers)) return 'size';
-    return selected.length >= policy.maxMembers ? 'maxMembers' : null;
+    if (('top' in size && taken.members >= size.top) || ('expectedBuyers' in size && taken.summedScores >= size.expectedBuyers))
+      return 'size';
+    return taken.members >= policy.maxMembers ? 'maxMembers' : null;
   };
-  const beyondCut = (candidate: Candidate) =>
-    ('percentile' in size && candidate.percentile <= 100 - size.percentile) || ('minScore' in size && candidate.score < size.minScore);
-  const stop = (stoppedBy: StopReason): Walk => ({ selected, funnel, summed, stoppedBy });
+  const stop = async (stoppedBy: StopReason): Promise<Walk> => {
+    const { rows } = await sql<{ lowest: number | null }>`SELECT min(score) AS lowest FROM list_selection`.execute(trx);
+    return { members: taken.members, funnel, summed: taken.summedScores, lowestScore: rows[0]?.lowest ?? null, stoppedBy };
+  };
 
   for (;;) {
-    const candidates = await candidateBatch(trx, {
-      scoreSetId: live.scoreSetId,
+    const stretch = await walkStretch(trx, {
+      scoreSetId: target.live.scoreSetId,
       channel: request.channel,
       contactField: target.contactField,
       now,
-      pressureSince,
+      pressureSince: pressureSince(policy, now),
       pressureCap: policy.pressureMaxLists,
       afterRank,
-      limit: batch,
+      read,
+      limit,
+      taken,
     });
-    for (const candidate of candidates) {
-      const full = fullAt();
-      if (full) return stop(full);
-      if (beyondCut(candidate)) return stop('cut');
-      funnel.examined += 1;
-      if (candidate.erased || candidate.profilingEventId === null || candidate.channelEventId === null || !candidate.hasContactDetail)
-        continue;
-      funnel.consentedForChannel += 1;
-      if (candidate.opposed || candidate.objected) continue;
-      funnel.notOpposed += 1;
-      if (candidate.recentLists >= policy.pressureMaxLists) continue;
-      funnel.underPressureCap += 1;
-      selected.push(candidate);
-      summed += candidate.score;
+    funnel.examined += stretch.examined;
+    funnel.consentedForChannel += stretch.consentedForChannel;
+    funnel.notOpposed += stretch.notOpposed;
+    funnel.underPressureCap += stretch.underPressureCap;
+    taken.members += stretch.kept;
+    taken.summedScores += stretch.keptScores;
+    if (reservation && stretch.kept > 0) {
+      const { refused, refusedScores } = await reserveSelection(trx, reservation);
+      funnel.underPressureCap -= refused;
+      taken.members -= refused;
+      taken.summedScores -= refusedScores;
     }
     const full = fullAt();
     if (full) return stop(full);
-    if (candidates.length < batch) return stop('exhausted');
-    afterRank = candidates[candidates.length - 1]!.rank;
-    batch = Math.min(batch * 2, 100_000);
+    if (stretch.cutReached) return stop('cut');
+    if (stretch.read < read) return stop('exhausted');
+    afterRank = stretch.lastRank ?? afterRank;
+    read = Math.min(read * 2, 100_000);
   }
 }
 
@@ -250,7 +310,7 @@ function selectionSummary(
     channel: request.channel,
     params: listParams(request),
     funnel: { ...walk.funnel, ...counts },
-    scoreThreshold: walk.selected.at(-1)?.score ?? null,
+    scoreThreshold: walk.lowestScore,
     shortfall: shortfallOf(request, walk, policy),
   };
 }
@@ -265,44 +325,32 @@ function shortfallOf(request: TargetListRequest, walk: Walk, policy: TargetingPo
     walk.stoppedBy === 'maxMembers'
       ? `the list reached its maximum size of ${policy.maxMembers} members (CIBLE_TARGETS_MAX_MEMBERS)`
       : `ran out of eligible people: every one of the ${walk.funnel.examined} people still scored was examined, and only those counted in the funnel may be contacted on ${request.channel}`;
-  if ('top' in size && walk.selected.length < size.top) {
-    return { asked: size.top, reached: walk.selected.length, of: 'members', reason };
+  if ('top' in size && walk.members < size.top) {
+    return { asked: size.top, reached: walk.members, of: 'members', reason };
   }
   if ('expectedBuyers' in size && walk.summed < size.expectedBuyers) {
     return { asked: size.expectedBuyers, reached: Math.round(walk.summed * 1000) / 1000, of: 'expectedBuyers', reason };
   }
   if (walk.stoppedBy === 'maxMembers' && !('top' in size)) {
-    return { asked: null, reached: walk.selected.length, of: 'members', reason };
+    return { asked: null, reached: walk.members, of: 'members', reason };
   }
   return null;
 }
 
-async function recordList(
+async function recordWalk(
   trx: Transaction<Database>,
   request: TargetListRequest,
   target: ListTarget,
   walk: Walk,
   policy: TargetingPolicy,
   now: Date,
-): Promise<TargetList> {
+  exportId: string,
+): Promise<RecordedTargetList['list']> {
   const { live } = target;
-  const { selected } = walk;
   const holdoutSeed = request.holdoutPercent > 0 ? randomBytes(8).toString('hex') : null;
-  const isHoldout = holdoutFlags(selected.length, request.holdoutPercent, holdoutSeed);
-  const exportId = randomUUID();
-  const params = listParams(request);
-
-  const manifestMembers = selected.map((candidate, index) => ({
-    position: index + 1,
-    contactId: candidate.contactId,
-    score: candidate.score,
-    rank: candidate.rank,
-    percentile: candidate.percentile,
-    isHoldout: isHoldout[index] === 1,
-    consentEventIds: [candidate.profilingEventId!, candidate.channelEventId!],
-  }));
-  const memberHashes = manifestMembers.map(memberHash);
-  const holdoutCount = manifestMembers.filter((member) => member.isHoldout).length;
+  const holdoutCount = holdoutSize(walk.members, request.holdoutPercent);
+  const contactedScores = await numberSelection(trx, holdoutSeed, holdoutCount);
+  if (holdoutCount > 0) await releaseHoldout(trx, exportId);
   const header: ManifestHeader = {
     exportId,
     createdAt: now.toISOString(),
@@ -310,88 +358,80 @@ async function recordList(
     modelVersionId: live.modelVersionId,
     scoreSetId: live.scoreSetId,
     channel: request.channel,
-    params,
-    memberCount: selected.length,
+    params: listParams(request),
+    memberCount: walk.members,
     holdoutCount,
     holdoutSeed,
   };
   const summary = selectionSummary(request, target, walk, policy, {
-    selected: selected.length,
+    selected: walk.members,
     holdout: holdoutCount,
-    returned: selected.length - holdoutCount,
+    returned: walk.members - holdoutCount,
   });
-  const hash = manifestHash(header, memberHashes);
-
-  await insertExport(trx, {
-    header,
-    apiKeyId: request.apiKeyId,
-    modelId: live.modelId,
-    funnel: summary.funnel,
-    manifestHash: hash,
-    members: manifestMembers.map((member, index) => ({
-      ...member,
-      externalId: selected[index]!.externalId,
-      contactValue: selected[index]!.contactValue,
-      memberHash: memberHashes[index]!,
-    })),
-  });
-
-  const members: TargetMember[] = [];
-  const holdout: TargetMember[] = [];
-  manifestMembers.forEach((member, index) => {
-    const candidate = selected[index]!;
-    const line: TargetMember = {
-      position: member.position,
-      externalId: candidate.externalId!,
-      contact: candidate.contactValue!,
-      score: candidate.score,
-      percentile: candidate.percentile,
-      rank: candidate.rank,
-      reasons: reasonsOf(candidate, live.explanationGroups),
-      consentEventIds: member.consentEventIds,
-    };
-    (member.isHoldout ? holdout : members).push(line);
-  });
+  const manifestHash = await recordSelection(trx, { header, apiKeyId: request.apiKeyId, modelId: live.modelId, funnel: summary.funnel });
   return {
     recorded: true,
     exportId,
     createdAt: header.createdAt,
     ...summary,
-    expectedBuyers: members.reduce((sum, member) => sum + member.score, 0),
-    members,
-    holdout,
+    expectedBuyers: contactedScores,
     holdoutSeed,
-    manifestHash: hash,
+    manifestHash,
+  };
+}
+
+export interface ListLine {
+  isHoldout: boolean;
+  member: TargetMember;
+}
+
+const LINES_PER_FETCH = 5_000;
+
+/**
+ * A recorded list's members as stored in its manifest, members to contact first, then the
+ * holdout, in chunks read through a cursor: a list of any size is sent without being held in
+ * memory. External ids and contact details are read now (an erasure since removes them).
+ */
+export async function* recordedMembers(db: Kysely<Database>, recorded: RecordedTargetList): AsyncGenerator<ListLine[]> {
+  const query = manifestMembersQuery(recorded.list.exportId, recorded.contactField);
+  const cursor = `list_lines_${recorded.list.exportId.replaceAll('-', '')}`;
+  // WITH HOLD: the rows are kept once the statement commits, so no transaction stays open while a slow client reads
+  await sql`DECLARE ${sql.raw(cursor)} NO SCROLL CURSOR WITH HOLD FOR ${query}`.execute(db);
+  try {
+    for (;;) {
+      const { rows } = await sql<ManifestMemberRow>`FETCH ${sql.raw(String(LINES_PER_FETCH))} FROM ${sql.raw(cursor)}`.execute(db);
+      if (rows.length === 0) return;
+      yield rows.map((row) => lineOf(row, recorded.explanationGroups));
+      if (rows.length < LINES_PER_FETCH) return;
+    }
+  } finally {
+    await sql`CLOSE ${sql.raw(cursor)}`.execute(db);
+  }
+}
+
+function lineOf(row: ManifestMemberRow, groups: string[]): ListLine {
+  const reasons: ScoreReason[] = [];
+  const codes = [row.reason_1, row.reason_2, row.reason_3];
+  const contributions = [row.contribution_1, row.contribution_2, row.contribution_3];
+  codes.forEach((code, index) => {
+    if (code === null || groups[code] === undefined) return;
+    reasons.push({ feature: groups[code]!, contribution: contributions[index] ?? 0 });
+  });
+  return {
+    isHoldout: row.is_holdout,
+    member: {
+      position: row.position,
+      externalId: row.external_id ?? '',
+      contact: row.contact ?? '',
+      score: row.score,
+      percentile: row.percentile,
+      rank: row.rank,
+      reasons,
+      consentEventIds: [Number(row.profiling_event_id), Number(row.channel_event_id)],
+    },
   };
 }
 
 function holdoutSize(count: number, percent: number): number {
   return percent === 0 ? 0 : Math.round((count * percent) / 100);
-}
-
-/** A seeded random choice of round(n × percent / 100) positions: 1 marks a holdout member. */
-function holdoutFlags(count: number, percent: number, seed: string | null): Uint8Array {
-  const flags = new Uint8Array(count);
-  if (seed === null || percent === 0) return flags;
-  const random = mulberry32(Number.parseInt(seed.slice(0, 8), 16));
-  const wanted = holdoutSize(count, percent);
-  // a partial Fisher-Yates over positions: every subset of that size is equally likely
-  const positions = Uint32Array.from({ length: count }, (_, i) => i);
-  for (let i = 0; i < wanted; i++) {
-    const j = i + Math.floor(random() * (count - i));
-    const chosen = positions[j]!;
-    positions[j] = positions[i]!;
-    positions[i] = chosen;
-    flags[chosen] = 1;
-  }
-  return flags;
-}
-
-function reasonsOf(candidate: Candidate, groups: string[]): ScoreReason[] {
-  const reasons: ScoreReason[] = [];
-  candidate.reasonCodes.forEach((code, index) => {
-    if (code === null || groups[code] === undefined) return;
-    reasons.push({ feature: groups[code]!, contribution: candidate.contributions[index] ?? 0 });
-  });
-  return reasons;
 }

@@ -7,8 +7,8 @@ import { prepareOnlineRetail } from '../../src/datasets/online-retail.ts';
 import type { DatabaseHandle } from '../../src/db/engine.ts';
 import { writePortabilityBundle } from '../../src/rights/portability.ts';
 import { accessReport } from '../../src/rights/rights.service.ts';
-import { targetListCsv } from '../../src/targeting/target-list.csv.ts';
-import type { TargetList, TargetMember } from '../../src/targeting/target-list.service.ts';
+import { TARGET_CSV_COLUMNS, targetCsvRows } from '../../src/targeting/target-list.csv.ts';
+import type { TargetMember } from '../../src/targeting/target-list.service.ts';
 import { csvRecords, csvRows } from '../helpers/csv.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { csv, tempFolder } from '../helpers/files.ts';
@@ -81,11 +81,12 @@ describe('every CSV the product writes goes through it', () => {
       reasons: [{ feature: '=evil()' } as TargetMember['reasons'][number]],
       consentEventIds: [7, 8],
     });
-    const list = {
-      members: [member(1, '=HYPERLINK("http://evil.example")', '+33612345678'), member(2, 'C2', '@SUM(1+1)')],
-      holdout: [member(3, '-2+3', 'holdout@example.com')],
-    } as unknown as TargetList;
-    const lines = cells([...targetListCsv(list)].join(''));
+    const rows = [
+      { isHoldout: false, member: member(1, '=HYPERLINK("http://evil.example")', '+33612345678') },
+      { isHoldout: false, member: member(2, 'C2', '@SUM(1+1)') },
+      { isHoldout: true, member: member(3, '-2+3', 'holdout@example.com') },
+    ];
+    const lines = cells(`${TARGET_CSV_COLUMNS.join(',')}\n${targetCsvRows(rows)}`);
     expect(lines.slice(1).map((line) => line.slice(0, 8))).toEqual([
       ['contact', '1', `'=HYPERLINK("http://evil.example")`, '+33612345678', '0.75', '99.5', '1', "'=evil()"],
       ['contact', '2', 'C2', "'@SUM(1+1)", '0.75', '99.5', '2', "'=evil()"],

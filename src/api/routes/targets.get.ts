@@ -3,7 +3,7 @@ import { apiKeyActor } from '../../auth/actor.ts';
 import { listSizeOf } from '../../targeting/list-size.ts';
 import { targetListCsv } from '../../targeting/target-list.csv.ts';
 import { targetListJson } from '../../targeting/target-list.json.ts';
-import { buildTargetList, settleDelivery } from '../../targeting/target-list.service.ts';
+import { recordedMembers, recordTargetList, settleDelivery } from '../../targeting/target-list.service.ts';
 import type { AppEnv } from '../api-env.ts';
 import { problemResponses } from '../problem.ts';
 import { securedRoute } from '../secured-route.ts';
@@ -70,7 +70,7 @@ export function registerTargetsRoute(app: OpenAPIHono<AppEnv>): void {
     const query = c.req.valid('query');
     const { deps, apiKey } = c.var;
     const { db } = deps.database;
-    const list = await buildTargetList(
+    const recorded = await recordTargetList(
       db,
       {
         sku,
@@ -83,6 +83,7 @@ export function registerTargetsRoute(app: OpenAPIHono<AppEnv>): void {
       { consent: deps.config.consentPolicy, targeting: deps.config.targeting },
       deps.clock.now(),
     );
+    const { list } = recorded;
     c.header('X-Export-Id', list.exportId);
     c.header('X-Manifest-SHA256', list.manifestHash);
     c.header('Link', `</v1/exports/${list.exportId}>; rel="manifest"`);
@@ -93,9 +94,9 @@ export function registerTargetsRoute(app: OpenAPIHono<AppEnv>): void {
         'Content-Disposition',
         `attachment; filename="targets-${sku.replace(/[^A-Za-z0-9_-]/g, '_')}-${query.channel}-${list.exportId}.csv"`,
       );
-      return c.body(deliveryStream(targetListCsv(list), settle), 200);
+      return c.body(deliveryStream(targetListCsv(db, recorded), settle), 200);
     }
     c.header('Content-Type', 'application/json');
-    return c.body(deliveryStream(targetListJson(list), settle), 200);
+    return c.body(deliveryStream(targetListJson(recorded.list, recordedMembers(db, recorded)), settle), 200);
   });
 }

@@ -81,14 +81,17 @@ export const SELECTION_FIELDS = {
  * (high-water mark 0), so a client that stops reading holds the rest back. When settle(true)
  * answers false (the list was released meanwhile), the response ends in an error.
  */
-export function deliveryStream(chunks: Iterable<string>, settle: (delivered: boolean) => Promise<boolean>): ReadableStream<Uint8Array> {
-  const iterator = chunks[Symbol.iterator]();
+export function deliveryStream(
+  chunks: Iterable<string> | AsyncIterable<string>,
+  settle: (delivered: boolean) => Promise<boolean>,
+): ReadableStream<Uint8Array> {
+  const iterator = Symbol.asyncIterator in chunks ? chunks[Symbol.asyncIterator]() : chunks[Symbol.iterator]();
   const encoder = new TextEncoder();
   let settled = false;
   return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
-        const next = iterator.next();
+        const next = await iterator.next();
         if (!next.done) {
           controller.enqueue(encoder.encode(next.value));
           return;
@@ -100,6 +103,7 @@ export function deliveryStream(chunks: Iterable<string>, settle: (delivered: boo
       async cancel() {
         if (settled) return;
         settled = true;
+        await iterator.return?.();
         await settle(false);
       },
     },
