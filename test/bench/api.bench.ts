@@ -31,7 +31,9 @@
  * Every list is a real one (consent checked now, recorded with its manifest, counted towards
  * contact pressure), so successive lists reach deeper into the ranking as the best people reach
  * the cap: that is what production serves. Pressure is reset (TRUNCATE of the recorded lists and,
- * when the table exists, of contact_pressure) before the anchor, phases 2, 3, 4 and 5. The bench
+ * when the table exists, of contact_pressure) before the anchor, phases 2, 3, 4 and 5, once the
+ * server's database sessions are idle (lists a load phase left queued, their clients gone, would
+ * otherwise be recorded after the reset; pg_stat_activity, whatever the schema). The bench
  * talks to the server over HTTP only; SQL serves the anchor, the reset and the one-time setup
  * (email addresses and email consents for the base, an API key).
  *
@@ -303,15 +305,22 @@ async function main(): Promise<void> {
     const listPath = (sku: string, top: number, format = 'json') =>
       `/v1/products/${encodeURIComponent(sku)}/targets?channel=${CHANNEL}&top=${top}${format === 'json' ? '' : `&format=${format}`}`;
 
-    /** Waits until lists still queued in the server (abandoned by a load phase) are done: a small list then answers quickly. */
-    let quickMs = 1_000;
+    /**
+     * Waits until the server has finished the lists a load phase left queued (their clients gone,
+     * their work not): no database session but ours busy for three polls in a row. Otherwise they
+     * would record lists, and use pressure, after the next reset.
+     */
     const drain = async () => {
-      const deadline = Date.now() + 180_000;
-      while (Date.now() < deadline) {
-        const outcome = await request(base, listPath(skus[0]!, 1), headers);
-        if (outcome.ms < quickMs) return;
+      const deadline = Date.now() + 300_000;
+      let quietPolls = 0;
+      while (quietPolls < 3 && Date.now() < deadline) {
+        const { rows } = await client.query<{ busy: number }>(`
+          SELECT count(*)::int AS busy FROM pg_stat_activity
+          WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND state <> 'idle'`);
+        quietPolls = rows[0]!.busy === 0 ? quietPolls + 1 : 0;
+        await sleep(250);
       }
-      console.log('  (the server was still busy 180 s after the phase ended)');
+      if (quietPolls < 3) console.log('  (the server was still working 300 s after the phase ended)');
     };
 
     // warm-up: connections, plans, caches; unmeasured
@@ -343,7 +352,6 @@ async function main(): Promise<void> {
       memberCounts.push((JSON.parse(outcome.body) as { members: unknown[] }).members.length);
     }
     const singleMedian = percentile(single, 50);
-    if (Number.isFinite(singleMedian)) quickMs = Math.max(quickMs, 3 * singleMedian);
     console.log(
       `\n1. one top=${TOP} JSON list at a time, ${sequentialLists} lists rotating over ${skus.length} products (pressure cap 3 per 7 days):`,
     );
@@ -396,6 +404,7 @@ async function main(): Promise<void> {
     const anchorPerSecond = anchorQueries / anchorSeconds;
 
     // 2. closed loop, with the probes alongside
+    await drain();
     await resetPressure(client);
     let loading = true;
     const loadedProbe = probes.map(() => [] as number[]);
@@ -474,6 +483,7 @@ async function main(): Promise<void> {
     await drain();
 
     // 3. open loop
+    await drain();
     await resetPressure(client);
     const scheduled = Math.round(OPEN_LOOP_RATE * seconds);
     const interval = 1000 / OPEN_LOOP_RATE;
@@ -518,6 +528,7 @@ async function main(): Promise<void> {
         anchorRows = (await client.query(anchorSql(true), [sku, CHANNEL, size])).rowCount ?? 0;
         anchorTimes.push(performance.now() - began);
       }
+      await drain();
       await resetPressure(client);
       const sampler = size === LARGE_CSV ? rssSampler(server.pid!, 20) : null;
       await sampler?.started;
