@@ -139,16 +139,16 @@ export function registerTargetCommands(program: Command): void {
           await settleDelivery(context.database.db, list.exportId, true, context.clock.now());
         };
         if (flags.json) {
-          await deliver(process.stdout, lineEnded(targetListJson(list, recordedMembers(db, recorded))));
+          await deliver(process.stdout, lineEnded(targetListJson(list, recordedMembers(context.database, recorded))));
           return;
         }
         if (!flags.out) {
-          await deliver(process.stdout, targetListCsv(db, recorded));
+          await deliver(process.stdout, targetListCsv(context.database, recorded));
           console.error(listSummary(list));
           return;
         }
         const file = createWriteStream(flags.out, { mode: 0o600 });
-        await deliver(file, targetListCsv(db, recorded));
+        await deliver(file, targetListCsv(context.database, recorded));
         file.end();
         await once(file, 'finish');
         console.log(listSummary(list));

@@ -107,6 +107,8 @@ export interface WalkStretch {
   keptScores: number;
   /** the rank of the last person examined (the next stretch starts after it) */
   lastRank: number | null;
+  /** the rank of the last person read: beyond lastRank when the list filled up before it */
+  lastReadRank: number | null;
   /** a person beyond the cut was reached */
   cutReached: boolean;
 }
@@ -146,6 +148,7 @@ export async function walkStretch(trx: Transaction<Database>, query: WalkQuery):
     kept: number;
     kept_scores: number;
     last_rank: number | null;
+    last_read_rank: number | null;
     cut_reached: boolean;
   }>`
     WITH walk AS MATERIALIZED (
@@ -195,6 +198,7 @@ export async function walkStretch(trx: Transaction<Database>, query: WalkQuery):
            (SELECT count(*) FROM taken)::int AS kept,
            coalesce(sum(score::float8) FILTER (WHERE kept), 0) AS kept_scores,
            max(rank) AS last_rank,
+           (SELECT max(rank) FROM walk) AS last_read_rank,
            coalesce((SELECT bool_or(beyond_cut) FROM walk), false) AS cut_reached
     FROM examined`.execute(trx);
   const row = rows[0]!;
@@ -207,6 +211,7 @@ export async function walkStretch(trx: Transaction<Database>, query: WalkQuery):
     kept: row.kept,
     keptScores: Number(row.kept_scores),
     lastRank: row.last_rank,
+    lastReadRank: row.last_read_rank,
     cutReached: row.cut_reached,
   };
 }

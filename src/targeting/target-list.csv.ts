@@ -1,6 +1,5 @@
-import type { Kysely } from 'kysely';
 import { csvLines } from '../csv/csv-writer.ts';
-import type { Database } from '../db/database.ts';
+import type { DatabaseHandle } from '../db/engine.ts';
 import { type ListLine, type RecordedTargetList, recordedMembers, type TargetMember } from './target-list.service.ts';
 
 export const TARGET_CSV_COLUMNS = [
@@ -38,9 +37,9 @@ function line(member: TargetMember, isHoldout: boolean): unknown[] {
  * members to contact, then the holdout, told apart by the `group` column so the control group
  * travels with the list.
  */
-export async function* targetListCsv(db: Kysely<Database>, recorded: RecordedTargetList): AsyncGenerator<string> {
+export async function* targetListCsv(database: Pick<DatabaseHandle, 'db' | 'pool'>, recorded: RecordedTargetList): AsyncGenerator<string> {
   yield csvLines([[...TARGET_CSV_COLUMNS]]);
-  for await (const lines of recordedMembers(db, recorded)) yield targetCsvRows(lines);
+  for await (const lines of recordedMembers(database, recorded)) yield targetCsvRows(lines);
 }
 
 /** CSV rows of list members (no header). */

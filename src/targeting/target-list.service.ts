@@ -3,6 +3,7 @@ import { type Kysely, sql, type Transaction } from 'kysely';
 import type { TargetingPolicy } from '../config.ts';
 import { channelBlock } from '../consent/eligibility.ts';
 import type { Database } from '../db/database.ts';
+import type { DatabaseHandle } from '../db/engine.ts';
 import type { ScoreReason } from '../scores/score.table.ts';
 import { type ManifestMemberRow, manifestMembersQuery } from './export.repository.ts';
 import { markDelivered, numberSelection, recordSelection, releaseUndelivered } from './list-recording.repository.ts';
@@ -117,11 +118,10 @@ export async function buildTargetList(
   now: Date,
 ): Promise<TargetList> {
   const recorded = await recordTargetList(db, request, policies, now);
+  const { rows } = await manifestMembersQuery(recorded.list.exportId, recorded.contactField).execute(db);
   const members: TargetMember[] = [];
   const holdout: TargetMember[] = [];
-  for await (const rows of recordedMembers(db, recorded)) {
-    for (const line of rows) (line.isHoldout ? holdout : members).push(line.member);
-  }
+  for (const row of rows) (row.is_holdout ? holdout : members).push(lineOf(row, recorded.explanationGroups).member);
   return { ...recorded.list, members, holdout };
 }
 
@@ -282,6 +282,11 @@ async function walkList(
     const full = fullAt();
     if (full) return stop(full);
     if (stretch.cutReached) return stop('cut');
+    // the list was full before the end of the stretch, then lost members to concurrent lists: go on from there
+    if (stretch.lastRank !== stretch.lastReadRank) {
+      afterRank = stretch.lastRank ?? afterRank;
+      continue;
+    }
     if (stretch.read < read) return stop('exhausted');
     afterRank = stretch.lastRank ?? afterRank;
     read = Math.min(read * 2, 100_000);
@@ -389,23 +394,35 @@ const LINES_PER_FETCH = 5_000;
 
 /**
  * A recorded list's members as stored in its manifest, members to contact first, then the
- * holdout, in chunks read through a cursor: a list of any size is sent without being held in
- * memory. External ids and contact details are read now (an erasure since removes them).
+ * holdout, in chunks read through a cursor on a connection of its own: a list of any size is
+ * sent without being held in memory. External ids and contact details are read now (an
+ * erasure since removes them).
  */
-export async function* recordedMembers(db: Kysely<Database>, recorded: RecordedTargetList): AsyncGenerator<ListLine[]> {
-  const query = manifestMembersQuery(recorded.list.exportId, recorded.contactField);
-  const cursor = `list_lines_${recorded.list.exportId.replaceAll('-', '')}`;
-  // WITH HOLD: the rows are kept once the statement commits, so no transaction stays open while a slow client reads
-  await sql`DECLARE ${sql.raw(cursor)} NO SCROLL CURSOR WITH HOLD FOR ${query}`.execute(db);
+export async function* recordedMembers(
+  database: Pick<DatabaseHandle, 'db' | 'pool'>,
+  recorded: RecordedTargetList,
+): AsyncGenerator<ListLine[]> {
+  const query = manifestMembersQuery(recorded.list.exportId, recorded.contactField).compile(database.db);
+  const client = await database.pool.connect();
+  let broken: Error | undefined;
   try {
-    for (;;) {
-      const { rows } = await sql<ManifestMemberRow>`FETCH ${sql.raw(String(LINES_PER_FETCH))} FROM ${sql.raw(cursor)}`.execute(db);
-      if (rows.length === 0) return;
-      yield rows.map((row) => lineOf(row, recorded.explanationGroups));
-      if (rows.length < LINES_PER_FETCH) return;
+    // WITH HOLD: the rows are kept once the statement commits, so no transaction stays open while a slow client reads
+    await client.query(`DECLARE list_lines NO SCROLL CURSOR WITH HOLD FOR ${query.sql}`, [...query.parameters]);
+    try {
+      for (;;) {
+        const { rows } = await client.query<ManifestMemberRow>(`FETCH ${LINES_PER_FETCH} FROM list_lines`);
+        if (rows.length > 0) yield rows.map((row) => lineOf(row, recorded.explanationGroups));
+        if (rows.length < LINES_PER_FETCH) return;
+      }
+    } finally {
+      await client.query('CLOSE list_lines');
     }
+  } catch (error) {
+    broken = error as Error;
+    throw error;
   } finally {
-    await sql`CLOSE ${sql.raw(cursor)}`.execute(db);
+    // a connection whose cursor could not be closed is not given back to others
+    client.release(broken);
   }
 }
 

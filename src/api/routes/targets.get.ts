@@ -94,9 +94,9 @@ export function registerTargetsRoute(app: OpenAPIHono<AppEnv>): void {
         'Content-Disposition',
         `attachment; filename="targets-${sku.replace(/[^A-Za-z0-9_-]/g, '_')}-${query.channel}-${list.exportId}.csv"`,
       );
-      return c.body(deliveryStream(targetListCsv(db, recorded), settle), 200);
+      return c.body(deliveryStream(targetListCsv(deps.database, recorded), settle), 200);
     }
     c.header('Content-Type', 'application/json');
-    return c.body(deliveryStream(targetListJson(recorded.list, recordedMembers(db, recorded)), settle), 200);
+    return c.body(deliveryStream(targetListJson(recorded.list, recordedMembers(deps.database, recorded)), settle), 200);
   });
 }
