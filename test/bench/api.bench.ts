@@ -30,10 +30,11 @@
  *
  * Every list is a real one (consent checked now, recorded with its manifest, counted towards
  * contact pressure), so successive lists reach deeper into the ranking as the best people reach
- * the cap: that is what production serves. Pressure is reset (TRUNCATE of the recorded lists and,
- * when the table exists, of contact_pressure) before the anchor, phases 2, 3, 4 and 5, once the
- * server's database sessions are idle (lists a load phase left queued, their clients gone, would
- * otherwise be recorded after the reset; pg_stat_activity, whatever the schema). The bench
+ * the cap: that is what production serves. Pressure is reset (TRUNCATE of target_exports CASCADE
+ * and of whichever of target_export_members and contact_pressure exist) before the anchor and
+ * phases 2, 3, 4 and 5, once the server's database sessions are idle (lists a load phase left
+ * queued, their clients gone, would otherwise be recorded after the reset; read in
+ * pg_stat_activity, whatever the schema). The bench
  * talks to the server over HTTP only; SQL serves the anchor, the reset and the one-time setup
  * (email addresses and email consents for the base, an API key).
  *
@@ -100,11 +101,15 @@ async function ensureReachableBase(client: pg.Client): Promise<void> {
   console.log(`gave ${people} contacts an email address and 90% an email consent in ${((performance.now() - began) / 1000).toFixed(0)} s`);
 }
 
-/** Forgets every list served, on the schema before and after per-contact pressure (issue 18). */
+/**
+ * Forgets every list served, on the schema before and after per-contact pressure (issue 18): the
+ * members table of the old schema has no foreign key to target_exports, so CASCADE alone leaves it.
+ */
 async function resetPressure(client: pg.Client): Promise<void> {
-  await client.query('TRUNCATE target_exports CASCADE');
-  const { rows } = await client.query<{ present: boolean }>("SELECT to_regclass('contact_pressure') IS NOT NULL AS present");
-  if (rows[0]!.present) await client.query('TRUNCATE contact_pressure');
+  const { rows } = await client.query<{ name: string }>(`
+    SELECT name FROM unnest(ARRAY['target_exports', 'target_export_members', 'contact_pressure']) AS name
+    WHERE to_regclass(name) IS NOT NULL`);
+  await client.query(`TRUNCATE ${rows.map((row) => row.name).join(', ')} CASCADE`);
 }
 
 /**
