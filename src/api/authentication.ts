@@ -15,7 +15,7 @@ export function authenticate() {
       c.header('WWW-Authenticate', 'Bearer');
       throw new ApiError(401, 'Unauthorized', 'an API key is required: send "Authorization: Bearer <key>"');
     }
-    const identity = await findActiveKey(c.var.db, key);
+    const identity = await findActiveKey(c.var.deps.database.control, key);
     if (!identity) {
       c.header('WWW-Authenticate', 'Bearer error="invalid_token"');
       throw new ApiError(401, 'Unauthorized', 'this API key is unknown or revoked');
@@ -25,7 +25,7 @@ export function authenticate() {
     const now = c.var.deps.clock.now();
     if (now.getTime() - (lastUsedWritten.get(identity.id) ?? 0) >= LAST_USED_EVERY_MS) {
       lastUsedWritten.set(identity.id, now.getTime());
-      await c.var.db.updateTable('api_keys').set({ last_used_at: now }).where('id', '=', identity.id).execute();
+      await c.var.deps.database.control.updateTable('api_keys').set({ last_used_at: now }).where('id', '=', identity.id).execute();
     }
     await next();
   });

@@ -11,6 +11,12 @@ export interface DatabaseHandle {
   engine: Engine;
   db: Kysely<Database>;
   pool: pg.Pool;
+  /**
+   * Short control queries (API key checks, readiness) on connections of their own, so they
+   * never queue behind list work holding every connection of `pool`; `db` itself on PGlite,
+   * which runs one transaction at a time anyway.
+   */
+  control: Kysely<Database>;
   /** embedded database: whether this process opened the files (the others connect to it) */
   isOwner(): boolean;
   close(): Promise<void>;
@@ -48,7 +54,18 @@ function openPostgres(url: string): DatabaseHandle {
     new pg.Pool({ connectionString: url, max: 10, types: typeParsers, options: '-c jit=off -c work_mem=64MB' }),
   );
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return { engine: 'postgres', db, pool, isOwner: () => false, close: () => db.destroy() };
+  const controlPool = ignoreIdleClientErrors(new pg.Pool({ connectionString: url, max: 2, types: typeParsers, options: '-c jit=off' }));
+  const control = new Kysely<Database>({ dialect: new PostgresDialect({ pool: controlPool }) });
+  return {
+    engine: 'postgres',
+    db,
+    pool,
+    control,
+    isOwner: () => false,
+    async close() {
+      await Promise.all([db.destroy(), control.destroy()]);
+    },
+  };
 }
 
 /**
@@ -71,6 +88,7 @@ async function openPglite(dataDir: string): Promise<DatabaseHandle> {
     engine: 'pglite',
     db,
     pool,
+    control: db,
     isOwner: () => embedded.isOwner(),
     async close() {
       await db.destroy();

@@ -52,7 +52,7 @@ describe('two processes opening the job queue at once on a fresh PostgreSQL data
       // the database is dropped at the end: its idle connections are ended by the server
       pool.on('error', () => undefined);
       const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-      return { engine: 'postgres', db, pool, isOwner: () => false, close: () => db.destroy() };
+      return { engine: 'postgres', db, pool, control: db, isOwner: () => false, close: () => db.destroy() };
     };
     const contextOf = (database: DatabaseHandle): AppContext => ({
       config: loadConfig({ DATABASE_URL: url }),

@@ -50,14 +50,14 @@ export function registerHealthRoutes(app: OpenAPIHono<AppEnv>): void {
   app.openapi(ready, async (c) => {
     const { database, clock, config } = c.var.deps;
     try {
-      await sql`SELECT 1`.execute(database.db);
+      await sql`SELECT 1`.execute(database.control);
     } catch {
       throw new ApiError(503, 'Not ready', 'the database does not answer');
     }
-    const pending = await pendingMigrations(database.db);
+    const pending = await pendingMigrations(database.control);
     if (pending.length > 0) throw new ApiError(503, 'Not ready', `${pending.length} migration(s) not applied: run \`cible db migrate\``);
     // a missing worker delays runs but does not stop this API from serving lists: still 200
-    const presence = await workerPresence(database.db, clock.now(), config.jobs.workerAbsentSeconds);
+    const presence = await workerPresence(database.control, clock.now(), config.jobs.workerAbsentSeconds);
     return c.json(
       {
         status: 'ready' as const,
