@@ -32,11 +32,22 @@ export async function up(db: Kysely<any>): Promise<void> {
     -- Contact pressure per person: the lists they were sent (holdouts and undelivered lists
     -- excluded) within the window. A list reserves its members' rows in one statement taken in
     -- contact-id order; the row lock makes the cap exact when lists run at the same time.
+    -- Every contact has a row from the moment they exist (a list locks rows; it never has to
+    -- insert one a concurrent list may be inserting too); an erasure deletes it.
     create type pressure_send as (export_id uuid, sent_at timestamptz);
     create table contact_pressure (
       contact_id bigint primary key,
-      sends pressure_send[] not null
+      sends pressure_send[] not null default '{}'
     );
+    create function contact_pressure_for_new_contacts() returns trigger language plpgsql as $fn$
+    begin
+      insert into contact_pressure (contact_id) select id from new_contacts where erased_at is null
+      on conflict (contact_id) do nothing;
+      return null;
+    end
+    $fn$;
+    create trigger contact_pressure_for_new_contacts after insert on contacts
+      referencing new table as new_contacts for each statement execute function contact_pressure_for_new_contacts();
 
     insert into target_export_manifests
       (export_id, hash_scheme, contact_ids, scores, ranks, percentiles, holdout, profiling_event_ids, channel_event_ids, member_hashes)
@@ -51,10 +62,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     group by export_id;
 
     insert into contact_pressure (contact_id, sends)
-    select contact_id, array_agg(row(export_id, exported_at)::pressure_send order by exported_at)
-    from target_export_members
-    where contact_id is not null and not is_holdout and not released
-    group by contact_id;
+    select c.id, coalesce(
+      (select array_agg(row(m.export_id, m.exported_at)::pressure_send order by m.exported_at)
+       from target_export_members m
+       where m.contact_id = c.id and not m.is_holdout and not m.released), '{}')
+    from contacts c where c.erased_at is null;
 
     drop table target_export_members;
   `.execute(db);
@@ -91,6 +103,8 @@ export async function down(db: Kysely<any>): Promise<void> {
     cross join lateral unnest(m.contact_ids, m.scores, m.ranks, m.percentiles, m.holdout, m.profiling_event_ids, m.channel_event_ids)
       with ordinality as u(contact_id, score, rank, percentile, holdout, profiling_event_id, channel_event_id, position)
     where m.hash_scheme = 1;
+    drop trigger contact_pressure_for_new_contacts on contacts;
+    drop function contact_pressure_for_new_contacts();
     drop table contact_pressure;
     drop type pressure_send;
     drop table target_export_manifests;

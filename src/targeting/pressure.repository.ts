@@ -1,13 +1,15 @@
-import { type RawBuilder, sql, type Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import type { Database } from '../db/database.ts';
 
 /*
- * Contact pressure: each person's row in contact_pressure holds the lists they were sent within
- * the window (holdouts and undelivered lists excluded). A list reserves its members by locking
- * their rows: lists over different people never wait for each other, and the cap is checked on
- * the row under that lock, so it holds exactly whatever runs at the same time. A row another
- * list holds at that moment is skipped, not waited for: that person is replaced by the next
- * one in rank order (waiting, two lists taking replacements could each wait for the other).
+ * Contact pressure: each person's row in contact_pressure (every contact has one) holds the
+ * lists they were sent within the window (holdouts and undelivered lists excluded). A list
+ * reserves its members by locking their rows, so lists over different people never wait for
+ * each other, and the cap is checked on the row under that lock: it holds exactly whatever runs
+ * at the same time. A list's first reservation waits for rows other lists hold, locking in
+ * contact-id order (two such statements cannot wait for each other in a circle); its later
+ * ones, for people taken in place of those refused, skip rows another list holds: a list that
+ * already holds members never waits, so no deadlock can form between lists.
  */
 
 export interface Reservation {
@@ -20,25 +22,24 @@ export interface Reservation {
 
 /**
  * Reserves a send for everyone in list_selection not reserved yet, and removes from the
- * selection those at the cap (a concurrent list took the last room meanwhile) or held by a
- * concurrent list right now. Returns how many were removed and their summed scores, so the
- * walk can take others in their place.
+ * selection those at the cap (a concurrent list took the last room meanwhile), erased since,
+ * or, when `waitForOthers` is false, held by a concurrent list right now. Returns how many were
+ * removed and their summed scores, so the walk can take others in their place.
  */
 export async function reserveSelection(
   trx: Transaction<Database>,
   reservation: Reservation,
+  waitForOthers: boolean,
 ): Promise<{ refused: number; refusedScores: number }> {
   const { exportId, sentAt, since, cap } = reservation;
   const send = sql`ROW(${exportId}::uuid, ${sentAt}::timestamptz)::pressure_send`;
-  const recent = (sends: RawBuilder<unknown>) => sql`ARRAY(SELECT sent FROM unnest(${sends}) sent WHERE sent.sent_at > ${since})`;
-  // people with a row: locked in contact-id order, the cap read on the row as it is once locked
   await sql`
     WITH locked AS (
-      SELECT cp.contact_id, ${recent(sql`cp.sends`)} AS sends
+      SELECT cp.contact_id, ARRAY(SELECT sent FROM unnest(cp.sends) sent WHERE sent.sent_at > ${since}) AS sends
       FROM contact_pressure cp
       WHERE cp.contact_id IN (SELECT contact_id FROM list_selection WHERE NOT reserved)
       ORDER BY cp.contact_id
-      FOR UPDATE SKIP LOCKED
+      FOR UPDATE ${waitForOthers ? sql`` : sql`SKIP LOCKED`}
     ),
     granted AS (
       UPDATE contact_pressure cp SET sends = k.sends || ${send}
@@ -47,17 +48,6 @@ export async function reserveSelection(
       RETURNING cp.contact_id
     )
     UPDATE list_selection l SET reserved = true FROM granted g WHERE l.contact_id = g.contact_id`.execute(trx);
-  // people without a row yet: a concurrent first insert of the same person wins, this list skips them
-  await sql`
-    WITH inserted AS (
-      INSERT INTO contact_pressure (contact_id, sends)
-      SELECT l.contact_id, ARRAY[${send}] FROM list_selection l
-      WHERE NOT l.reserved AND NOT EXISTS (SELECT 1 FROM contact_pressure cp WHERE cp.contact_id = l.contact_id)
-      ORDER BY l.contact_id
-      ON CONFLICT (contact_id) DO NOTHING
-      RETURNING contact_id
-    )
-    UPDATE list_selection l SET reserved = true FROM inserted i WHERE l.contact_id = i.contact_id`.execute(trx);
   const { rows } = await sql<{ refused: number; refused_scores: number }>`
     WITH refused AS (DELETE FROM list_selection WHERE NOT reserved RETURNING score)
     SELECT count(*)::int AS refused, coalesce(sum(score::float8), 0) AS refused_scores FROM refused`.execute(trx);

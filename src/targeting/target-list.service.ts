@@ -240,6 +240,7 @@ async function walkList(
   const funnel = { scored: target.live.rowCount, examined: 0, consentedForChannel: 0, notOpposed: 0, underPressureCap: 0 };
   const taken = { members: 0, summedScores: 0 };
   let afterRank = 0;
+  let reserved = false;
   // most scored people are reachable: a fifth more than asked usually fills the list in one stretch
   let read = 'top' in size ? Math.ceil(limit.members * 1.2) + 50 : 5_000;
   await prepareSelection(trx);
@@ -274,7 +275,8 @@ async function walkList(
     taken.members += stretch.kept;
     taken.summedScores += stretch.keptScores;
     if (reservation && stretch.kept > 0) {
-      const { refused, refusedScores } = await reserveSelection(trx, reservation);
+      const { refused, refusedScores } = await reserveSelection(trx, reservation, !reserved);
+      reserved = true;
       funnel.underPressureCap -= refused;
       taken.members -= refused;
       taken.summedScores -= refusedScores;
