@@ -275,7 +275,7 @@ describe('DELETE /v1/contacts/{ref}', () => {
       contactId,
       erasedAt: NOW.toISOString(),
       reason: 'data_subject_request',
-      deleted: { contact_personal_data: 1, purchases: 2, scores: 0, contact_pressure: 0 },
+      deleted: { contact_personal_data: 1, purchases: 2, scores: 0, contact_pressure: 1 },
       // every event's free-text proof is emptied (the objection's too)
       scrubbed: { consent_events: 4 },
       manifestsKept: 1,

@@ -124,7 +124,7 @@ describe('purge of inactive prospects', () => {
       expect.objectContaining({
         contactId: oldId,
         reason: 'retention',
-        deleted: { contact_personal_data: 1, purchases: 0, scores: 0, contact_pressure: 0 },
+        deleted: { contact_personal_data: 1, purchases: 0, scores: 0, contact_pressure: 1 },
         scrubbed: { consent_events: 1 },
         manifestsKept: 0,
         consentEventsKept: 1,

@@ -18,7 +18,7 @@ beforeAll(async () => {
   const exportId = await seedExport(database, scores, [SUBJECT, NEIGHBOUR]);
   // the list counts towards their contact pressure: erasure deletes that row too
   await database.pool.query(
-    `INSERT INTO contact_pressure (contact_id, sends) VALUES ($1, ARRAY[ROW($2::uuid, '2026-05-31T09:00:00Z')::pressure_send])`,
+    `UPDATE contact_pressure SET sends = ARRAY[ROW($2::uuid, '2026-05-31T09:00:00Z')::pressure_send] WHERE contact_id = $1`,
     [ids[0], exportId],
   );
 });

@@ -321,7 +321,7 @@ describe('erasure', () => {
       contactId,
       erasedAt: NOW.toISOString(),
       reason: 'data_subject_request',
-      deleted: { contact_personal_data: 1, purchases: 2, scores: 1, contact_pressure: 0 },
+      deleted: { contact_personal_data: 1, purchases: 2, scores: 1, contact_pressure: 1 },
       scrubbed: { consent_events: 3 },
       manifestsKept: 1,
       consentEventsKept: 3,
