@@ -107,9 +107,13 @@ async function ensureReachableBase(client: pg.Client): Promise<void> {
  */
 async function resetPressure(client: pg.Client): Promise<void> {
   const { rows } = await client.query<{ name: string }>(`
-    SELECT name FROM unnest(ARRAY['target_exports', 'target_export_members', 'contact_pressure']) AS name
+    SELECT name FROM unnest(ARRAY['target_exports', 'target_export_members']) AS name
     WHERE to_regclass(name) IS NOT NULL`);
   await client.query(`TRUNCATE ${rows.map((row) => row.name).join(', ')} CASCADE`);
+  // every contact keeps their pressure row (a list only locks rows): empty it
+  if ((await client.query(`SELECT to_regclass('contact_pressure') IS NOT NULL AS present`)).rows[0].present) {
+    await client.query(`UPDATE contact_pressure SET sends = '{}' WHERE cardinality(sends) > 0`);
+  }
 }
 
 /**
