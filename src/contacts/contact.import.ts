@@ -1,3 +1,4 @@
+import { resolveIdentities } from '../identities/resolution.repository.ts';
 import { type ImporterDefinition, RowBuilder } from '../imports/importer.ts';
 import { duplicateKeyLines } from '../imports/set-checks.ts';
 import { type Parsed, parseOptionalText, parseText, parseTimestamp } from '../imports/values.ts';
@@ -12,7 +13,7 @@ export const contactImporter: ImporterDefinition = {
   kind: 'contacts',
   required: ['external_id', 'created_at'],
   optional: ['email', 'phone', 'first_name', 'last_name', 'country'],
-  writes: ['contacts', 'contact_personal_data'],
+  writes: ['contacts', 'contact_personal_data', 'consent_state', 'contact_pressure'],
   staging: [
     { name: 'external_id', type: 'text' },
     { name: 'created_at', type: 'timestamptz' },
@@ -86,7 +87,7 @@ export const contactImporter: ImporterDefinition = {
     return [...duplicates, ...erased];
   },
 
-  async apply({ client }) {
+  async apply({ client, identityPolicy }) {
     const created = await client.query(
       `INSERT INTO contacts (external_id, created_at)
        SELECT external_id, created_at FROM import_staging
@@ -114,6 +115,8 @@ export const contactImporter: ImporterDefinition = {
     const inserted = created.rowCount ?? 0;
     const { changed, staged } = rows[0]!;
     const updated = changed - inserted;
-    return { inserted, updated, unchanged: staged - inserted - updated, merged: 0 };
+    const resolution = await resolveIdentities(client, 'staged contacts', identityPolicy);
+    const linked = resolution.relinked.filter((record) => record.toPerson !== record.recordId).length;
+    return { inserted, updated, unchanged: staged - inserted - updated, merged: 0, linked };
   },
 };

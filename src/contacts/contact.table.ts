@@ -3,6 +3,10 @@ import type { ColumnType, Generated } from 'kysely';
 export interface ContactTable {
   id: Generated<number>;
   external_id: string | null;
+  /** the person this record belongs to: the id of the person's first record (itself when alone) */
+  person_id: ColumnType<number, number | undefined, number>;
+  /** set on records a reviewer split apart: resolution links records of the same partition only */
+  identity_partition: ColumnType<number | null, number | null | undefined, number | null>;
   created_at: Date;
   imported_at: ColumnType<Date, Date | undefined, Date>;
   updated_at: ColumnType<Date, Date | undefined, Date>;
@@ -32,4 +36,14 @@ export interface ErasureTombstoneTable {
   legacy_external_id_sha256: string | null;
   erased_at: Date;
   receipt: ColumnType<unknown, string, string>;
+}
+
+export interface IdentitySplitTable {
+  id: Generated<number>;
+  person_id: number;
+  record_ids: number[];
+  partition: number;
+  reason: string;
+  actor: string;
+  split_at: ColumnType<Date, Date | undefined, never>;
 }

@@ -4,7 +4,7 @@ import type { UiSessionTable } from '../auth/ui-session.table.ts';
 import type { ProductTable } from '../catalog/product.table.ts';
 import type { ChannelTable, ConsentEventTable, ConsentMethodTable, PurposeTable } from '../consent/consent.table.ts';
 import type { ConsentStateTable } from '../consent/consent-state.table.ts';
-import type { ContactPersonalDataTable, ContactTable, ErasureTombstoneTable } from '../contacts/contact.table.ts';
+import type { ContactPersonalDataTable, ContactTable, ErasureTombstoneTable, IdentitySplitTable } from '../contacts/contact.table.ts';
 import type { ImportTable } from '../imports/import.table.ts';
 import type { JobWorkerTable } from '../jobs/job-worker.table.ts';
 import type { OppositionEntryTable, OppositionListTable } from '../opposition/opposition.table.ts';
@@ -30,6 +30,7 @@ export interface Database {
   contacts: ContactTable;
   contact_personal_data: ContactPersonalDataTable;
   erasure_tombstones: ErasureTombstoneTable;
+  identity_splits: IdentitySplitTable;
   consent_events: ConsentEventTable;
   consent_state: ConsentStateTable;
   products: ProductTable;

@@ -11,6 +11,7 @@ export function formatImportReport(report: ImportReport): string {
     if (report.updated) parts.push(`${number(report.updated)} updated`);
     if (report.unchanged) parts.push(`${number(report.unchanged)} already present`);
     if (report.merged) parts.push(`${number(report.merged)} lines merged into others`);
+    if (report.linked) parts.push(`${number(report.linked)} records linked to the person of other records`);
     lines.push(
       `imported ${report.kind} (import #${report.importId}) in ${seconds} s: ${number(report.rowsRead)} rows read, ${parts.join(', ')}, ${number(report.rejected)} rejected`,
     );

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { csvLines } from '../csv/csv-writer.ts';
 import { type BulkValue, type BulkWriter, openBulkWriter } from '../db/bulk.ts';
 import type { DatabaseHandle } from '../db/engine.ts';
+import { DEFAULT_IDENTITY_POLICY, type IdentityPolicy } from '../identities/resolution.repository.ts';
 import type { TombstoneKeys } from '../rights/tombstone-keys.ts';
 import { openCsv } from './csv-source.ts';
 import type { ApplyCounts, ImporterDefinition, ImportOptions, ImportSession, LineReject } from './importer.ts';
@@ -17,6 +18,8 @@ export interface ImportDependencies {
   defaultPhoneCountry: string;
   /** the erasure tombstones' keys (tombstoneKeys(config.tombstones)): needed to import contacts once someone was erased */
   tombstoneKeys?: TombstoneKeys;
+  /** how contact records are linked into persons (config.identityPolicy); the default when omitted */
+  identityPolicy?: IdentityPolicy;
 }
 
 export interface RejectSummary {
@@ -81,6 +84,7 @@ export async function importCsv(
       importId: rows[0]!.id,
       options,
       defaultPhoneCountry: deps.defaultPhoneCountry,
+      identityPolicy: deps.identityPolicy ?? DEFAULT_IDENTITY_POLICY,
       now: deps.now,
       tombstoneKeys: deps.tombstoneKeys,
     };

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { BulkColumn, BulkValue } from '../db/bulk.ts';
+import type { IdentityPolicy } from '../identities/resolution.repository.ts';
 import type { TombstoneKeys } from '../rights/tombstone-keys.ts';
 import type { CsvEncoding } from './csv-source.ts';
 import type { Parsed } from './values.ts';
@@ -28,6 +29,8 @@ export interface ImportSession {
   now: Date;
   /** the erasure tombstones' keys: the contacts import needs them once a keyed tombstone exists */
   tombstoneKeys?: TombstoneKeys;
+  /** how records are linked into persons (the contacts import resolves identities) */
+  identityPolicy: IdentityPolicy;
 }
 
 export interface RowError {
@@ -51,6 +54,8 @@ export interface ApplyCounts {
   unchanged: number;
   /** lines folded into another line of the same order (purchases with mergeLines) */
   merged: number;
+  /** contacts: records that joined the person of other records (identity resolution) */
+  linked?: number;
 }
 
 /**

@@ -39,26 +39,32 @@ interface LedgerEvent {
   expiresAt: number | null;
 }
 
-/** The event in force at `at`: the greatest captured_at at or before `at`, ties broken by the greater ledger id. */
+/** Granted, explicit, with proof of means: what counts before expiry (consent_is_valid in SQL). */
+function eventIsValid(event: LedgerEvent): boolean {
+  return event.status === 'granted' && event.method !== null && EXPLICIT_METHODS.has(event.method) && (event.source ?? '').trim() !== '';
+}
+
+/**
+ * The event in force at `at`: the greatest captured_at at or before `at`; at an equal instant an event
+ * that is not valid outranks a valid one (a tie is never read as consent), then the greater ledger id.
+ */
 function latestEvent(events: readonly LedgerEvent[], at: number): LedgerEvent | undefined {
+  const rank = (event: LedgerEvent) => [event.capturedAt, eventIsValid(event) ? 0 : 1, event.id] as const;
   let latest: LedgerEvent | undefined;
   for (const event of events) {
     if (event.capturedAt > at) continue;
-    if (!latest || event.capturedAt > latest.capturedAt || (event.capturedAt === latest.capturedAt && event.id > latest.id)) {
+    if (!latest) {
       latest = event;
+      continue;
     }
+    const [a, b] = [rank(event), rank(latest)];
+    if (a[0] > b[0] || (a[0] === b[0] && (a[1] > b[1] || (a[1] === b[1] && a[2] > b[2])))) latest = event;
   }
   return latest;
 }
 
 function eventCounts(event: LedgerEvent, at: number): boolean {
-  return (
-    event.status === 'granted' &&
-    event.method !== null &&
-    EXPLICIT_METHODS.has(event.method) &&
-    (event.source ?? '').trim() !== '' &&
-    (event.expiresAt === null || event.expiresAt > at)
-  );
+  return eventIsValid(event) && (event.expiresAt === null || event.expiresAt > at);
 }
 
 /** contact id -> id of the event that makes the consent count at `at`, for the contacts whose consent counts. */

@@ -1,0 +1,253 @@
+import { type Kysely, sql } from 'kysely';
+import type pg from 'pg';
+import type { Database } from '../db/database.ts';
+
+/**
+ * Persons above records. Records are linked to one person by deterministic matches on their
+ * normalised identifiers only (the lower-cased email, the E.164 phone: their hashes in
+ * contact_personal_data), never by name similarity. An identifier links the records holding
+ * it unless it is a generic address (contact@, info@...) or its holders bear different names;
+ * a person whose linked records still bear different names is not merged either. Both are
+ * left for review (identityConflicts). Records a reviewer split apart carry their own
+ * partition, and only records of the same partition are linked.
+ *
+ * A person is named by the id of their first record; see migrations 20261203_1600.
+ */
+
+export interface IdentityPolicy {
+  /** email local parts that name a role or a household, never one person (compared lower-cased) */
+  genericEmailLocalParts: readonly string[];
+}
+
+export const DEFAULT_IDENTITY_POLICY: IdentityPolicy = {
+  genericEmailLocalParts: [
+    'contact',
+    'info',
+    'infos',
+    'hello',
+    'bonjour',
+    'admin',
+    'office',
+    'accueil',
+    'sales',
+    'commercial',
+    'support',
+    'service',
+    'team',
+    'equipe',
+    'compta',
+    'noreply',
+    'no-reply',
+    'famille',
+    'family',
+  ],
+};
+
+export type Queryable = Pick<pg.ClientBase, 'query'>;
+
+export interface RelinkedRecord {
+  recordId: number;
+  externalId: string | null;
+  fromPerson: number;
+  toPerson: number;
+  /** which identifiers link it to its new person: 'email', 'phone' (none when it leaves a person) */
+  via: string[];
+}
+
+export interface ResolutionReport {
+  /** records looked at (the whole base, or an import's records and those they may link to) */
+  examined: number;
+  /** records whose person changes */
+  relinked: RelinkedRecord[];
+  /** persons before and after, over the records examined */
+  personsBefore: number;
+  personsAfter: number;
+  dryRun: boolean;
+}
+
+const NAME_KEY = `nullif(lower(btrim(concat_ws(' ', btrim(d.first_name), btrim(d.last_name)))), '')`;
+
+/**
+ * Resolve the persons of `scope` (record ids, a contacts import's staged records, or the whole base) and, unless `dryRun`, apply
+ * the result in the caller's transaction: records change person, the pressure of merged
+ * persons is pooled, and the consent state of every person involved is rebuilt from the
+ * ledger (which drops the scores of ids that are no longer persons).
+ */
+export async function resolveIdentities(
+  client: Queryable,
+  scope: readonly number[] | 'all' | 'staged contacts',
+  policy: IdentityPolicy,
+  options: { dryRun?: boolean } = {},
+): Promise<ResolutionReport> {
+  const dryRun = options.dryRun ?? false;
+  await client.query('DROP TABLE IF EXISTS identity_scope, identity_keys, identity_links, identity_labels, identity_moves');
+  await client.query('CREATE TEMP TABLE identity_scope (contact_id bigint PRIMARY KEY)');
+  if (scope === 'all') {
+    await client.query('INSERT INTO identity_scope SELECT id FROM contacts WHERE erased_at IS NULL');
+  } else if (scope === 'staged contacts') {
+    // a contacts import's records, in its transaction
+    await client.query(
+      `INSERT INTO identity_scope SELECT DISTINCT c.id FROM import_staging s
+       JOIN contacts c ON c.external_id = s.external_id AND c.erased_at IS NULL`,
+    );
+    await expandScope(client);
+  } else {
+    await client.query('INSERT INTO identity_scope SELECT DISTINCT id FROM contacts WHERE id = ANY($1::bigint[]) AND erased_at IS NULL', [
+      scope,
+    ]);
+    await expandScope(client);
+  }
+  await client.query('ANALYZE identity_scope');
+
+  // every identifier of the records in scope, with what decides whether it may link
+  await client.query(
+    `CREATE TEMP TABLE identity_keys AS
+     SELECT s.contact_id, k.kind, k.hash, coalesce(c.identity_partition, 0) AS part, ${NAME_KEY} AS name, k.generic
+     FROM identity_scope s
+     JOIN contacts c ON c.id = s.contact_id
+     JOIN contact_personal_data d ON d.contact_id = s.contact_id
+     CROSS JOIN LATERAL (VALUES
+       ('email', d.email_hash, lower(split_part(d.email, '@', 1)) = ANY($1::text[])),
+       ('phone', d.phone_hash, false)) k(kind, hash, generic)
+     WHERE k.hash IS NOT NULL`,
+    [policy.genericEmailLocalParts.map((part) => part.toLowerCase())],
+  );
+  // an identifier links when it is shared, not generic, and its holders bear at most one name
+  await client.query(
+    `CREATE TEMP TABLE identity_links AS
+     SELECT kind, hash, part FROM identity_keys
+     GROUP BY kind, hash, part
+     HAVING count(*) > 1 AND NOT bool_or(generic) AND count(DISTINCT name) <= 1`,
+  );
+  await client.query(
+    `CREATE TEMP TABLE identity_labels AS
+     SELECT s.contact_id, s.contact_id AS label, c.person_id AS old_person
+     FROM identity_scope s JOIN contacts c ON c.id = s.contact_id`,
+  );
+  await client.query('ALTER TABLE identity_labels ADD PRIMARY KEY (contact_id)');
+  await client.query('ANALYZE identity_keys, identity_links, identity_labels');
+  // label propagation: each record takes the smallest label among the records it shares a
+  // linking identifier with, until nothing changes (as many rounds as the longest chain)
+  for (;;) {
+    const { rowCount } = await client.query(
+      `WITH linked AS (
+         SELECT k.contact_id, k.kind, k.hash, k.part FROM identity_keys k
+         JOIN identity_links li ON li.kind = k.kind AND li.hash = k.hash AND li.part = k.part
+       ), key_label AS (
+         SELECT lk.kind, lk.hash, lk.part, min(l.label) AS label
+         FROM linked lk JOIN identity_labels l ON l.contact_id = lk.contact_id
+         GROUP BY lk.kind, lk.hash, lk.part
+       ), record_label AS (
+         SELECT lk.contact_id, min(kl.label) AS label
+         FROM linked lk JOIN key_label kl ON kl.kind = lk.kind AND kl.hash = lk.hash AND kl.part = lk.part
+         GROUP BY lk.contact_id
+       )
+       UPDATE identity_labels l SET label = r.label
+       FROM record_label r WHERE r.contact_id = l.contact_id AND r.label < l.label`,
+    );
+    if (!rowCount) break;
+  }
+  // a person whose records still bear different names is not merged: left for review
+  await client.query(
+    `UPDATE identity_labels l SET label = l.contact_id
+     WHERE l.label IN (
+       SELECT l2.label FROM identity_labels l2
+       JOIN contact_personal_data d ON d.contact_id = l2.contact_id
+       GROUP BY l2.label HAVING count(DISTINCT ${NAME_KEY}) > 1)`,
+  );
+
+  const { rows } = await client.query<RelinkedRecord & { via: string[] | null }>(
+    `SELECT l.contact_id AS "recordId", c.external_id AS "externalId", l.old_person AS "fromPerson", l.label AS "toPerson",
+       (SELECT array_agg(DISTINCT k.kind ORDER BY k.kind)
+        FROM identity_keys k
+        JOIN identity_links li ON li.kind = k.kind AND li.hash = k.hash AND li.part = k.part
+        JOIN identity_keys other ON other.kind = k.kind AND other.hash = k.hash AND other.part = k.part
+          AND other.contact_id <> k.contact_id
+        JOIN identity_labels ol ON ol.contact_id = other.contact_id AND ol.label = l.label
+        WHERE k.contact_id = l.contact_id) AS via
+     FROM identity_labels l JOIN contacts c ON c.id = l.contact_id
+     WHERE l.label <> l.old_person
+     ORDER BY l.label, l.contact_id`,
+  );
+  const relinked = rows.map((row) => ({ ...row, via: row.via ?? [] }));
+  const { rows: counts } = await client.query<{ examined: number; before: number; after: number }>(
+    `SELECT count(*)::int AS examined, count(DISTINCT old_person)::int AS before, count(DISTINCT label)::int AS after
+     FROM identity_labels`,
+  );
+  const report: ResolutionReport = {
+    examined: counts[0]!.examined,
+    relinked,
+    personsBefore: counts[0]!.before,
+    personsAfter: counts[0]!.after,
+    dryRun,
+  };
+  if (!dryRun && relinked.length > 0) await applyLabels(client);
+  await client.query('DROP TABLE identity_scope, identity_keys, identity_links, identity_labels');
+  return report;
+}
+
+/** Adds to identity_scope, until it stops growing, the records sharing an identifier or a person with one in it. */
+async function expandScope(client: Queryable): Promise<void> {
+  for (;;) {
+    const { rowCount } = await client.query(
+      `INSERT INTO identity_scope
+       SELECT DISTINCT other.id FROM (
+         SELECT o.contact_id AS id FROM identity_scope s
+         JOIN contact_personal_data d ON d.contact_id = s.contact_id
+         JOIN contact_personal_data o ON o.email_hash = d.email_hash
+         UNION
+         SELECT o.contact_id FROM identity_scope s
+         JOIN contact_personal_data d ON d.contact_id = s.contact_id
+         JOIN contact_personal_data o ON o.phone_hash = d.phone_hash
+         UNION
+         SELECT o.id FROM identity_scope s
+         JOIN contacts c ON c.id = s.contact_id
+         JOIN contacts o ON o.person_id = c.person_id
+       ) other
+       JOIN contacts c ON c.id = other.id AND c.erased_at IS NULL
+       ON CONFLICT (contact_id) DO NOTHING`,
+    );
+    if (!rowCount) return;
+  }
+}
+
+/** Writes identity_labels: new persons, pooled pressure, rebuilt consent state. */
+async function applyLabels(client: Queryable): Promise<void> {
+  await client.query(
+    `CREATE TEMP TABLE identity_moves ON COMMIT DROP AS
+     SELECT DISTINCT old_person, label AS new_person FROM identity_labels WHERE label <> old_person`,
+  );
+  await client.query(
+    `UPDATE contacts c SET person_id = l.label
+     FROM identity_labels l WHERE l.contact_id = c.id AND c.person_id <> l.label`,
+  );
+  // a person counts every list any of their records was sent, whichever way the records move
+  await client.query(
+    `WITH pooled AS (
+       SELECT m.new_person, array_agg(DISTINCT send) AS sends
+       FROM (SELECT new_person, old_person AS source FROM identity_moves
+             UNION SELECT new_person, new_person FROM identity_moves) m
+       JOIN contact_pressure p ON p.contact_id = m.source
+       CROSS JOIN LATERAL unnest(p.sends) send
+       GROUP BY m.new_person
+     )
+     UPDATE contact_pressure p SET sends = pooled.sends FROM pooled WHERE p.contact_id = pooled.new_person`,
+  );
+  await client.query(
+    `UPDATE contact_pressure p SET sends = '{}'
+     WHERE p.contact_id IN (SELECT old_person FROM identity_moves)
+       AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.person_id = p.contact_id)`,
+  );
+  // no consent may be recorded between reading the ledger and writing the state
+  await client.query('LOCK TABLE consent_state IN SHARE ROW EXCLUSIVE MODE');
+  await client.query(
+    `SELECT refresh_person_consent_state(array_agg(DISTINCT id))
+     FROM (SELECT old_person AS id FROM identity_moves UNION SELECT new_person FROM identity_moves) persons`,
+  );
+  await client.query('DROP TABLE identity_moves');
+}
+
+/** The consent state of `persons` rebuilt from the ledger (after person_id was changed by hand, e.g. in a test). */
+export async function refreshPersonConsentState(db: Kysely<Database>, persons: readonly number[]): Promise<void> {
+  await sql`SELECT refresh_person_consent_state(${[...persons]}::bigint[])`.execute(db);
+}
