@@ -1,6 +1,7 @@
 import { type Kysely, sql } from 'kysely';
 import type pg from 'pg';
 import type { Database } from '../db/database.ts';
+import { DomainError } from '../errors.ts';
 
 /**
  * Persons above records. Records are linked to one person by deterministic matches on their
@@ -54,6 +55,13 @@ export interface RelinkedRecord {
   via: string[];
 }
 
+export interface IdentityConflict {
+  /** what the records share, or 'names' for records linked only through others */
+  identifier: 'email' | 'phone' | 'names';
+  reason: 'generic address' | 'different names' | 'linked records bear different names';
+  records: Array<{ recordId: number; externalId: string | null; personId: number }>;
+}
+
 export interface ResolutionReport {
   /** records looked at (the whole base, or an import's records and those they may link to) */
   examined: number;
@@ -63,6 +71,8 @@ export interface ResolutionReport {
   personsBefore: number;
   personsAfter: number;
   dryRun: boolean;
+  /** what was not linked and why, for review (only when asked for: options.conflicts) */
+  conflicts: IdentityConflict[];
 }
 
 const NAME_KEY = `nullif(lower(btrim(concat_ws(' ', btrim(d.first_name), btrim(d.last_name)))), '')`;
@@ -77,10 +87,12 @@ export async function resolveIdentities(
   client: Queryable,
   scope: readonly number[] | 'all' | 'staged contacts',
   policy: IdentityPolicy,
-  options: { dryRun?: boolean } = {},
+  options: { dryRun?: boolean; conflicts?: boolean } = {},
 ): Promise<ResolutionReport> {
   const dryRun = options.dryRun ?? false;
-  await client.query('DROP TABLE IF EXISTS identity_scope, identity_keys, identity_links, identity_labels, identity_moves');
+  await client.query(
+    'DROP TABLE IF EXISTS identity_scope, identity_keys, identity_links, identity_labels, identity_moves, identity_name_conflicts',
+  );
   await client.query('CREATE TEMP TABLE identity_scope (contact_id bigint PRIMARY KEY)');
   if (scope === 'all') {
     await client.query('INSERT INTO identity_scope SELECT id FROM contacts WHERE erased_at IS NULL');
@@ -149,12 +161,13 @@ export async function resolveIdentities(
   }
   // a person whose records still bear different names is not merged: left for review
   await client.query(
-    `UPDATE identity_labels l SET label = l.contact_id
-     WHERE l.label IN (
-       SELECT l2.label FROM identity_labels l2
-       JOIN contact_personal_data d ON d.contact_id = l2.contact_id
-       GROUP BY l2.label HAVING count(DISTINCT ${NAME_KEY}) > 1)`,
+    `CREATE TEMP TABLE identity_name_conflicts AS
+     SELECT l.label FROM identity_labels l
+     JOIN contact_personal_data d ON d.contact_id = l.contact_id
+     GROUP BY l.label HAVING count(DISTINCT ${NAME_KEY}) > 1`,
   );
+  const conflicts = options.conflicts ? await readConflicts(client) : [];
+  await client.query(`UPDATE identity_labels l SET label = l.contact_id FROM identity_name_conflicts n WHERE l.label = n.label`);
 
   const { rows } = await client.query<RelinkedRecord & { via: string[] | null }>(
     `SELECT l.contact_id AS "recordId", c.external_id AS "externalId", l.old_person AS "fromPerson", l.label AS "toPerson",
@@ -180,10 +193,47 @@ export async function resolveIdentities(
     personsBefore: counts[0]!.before,
     personsAfter: counts[0]!.after,
     dryRun,
+    conflicts,
   };
   if (!dryRun && relinked.length > 0) await applyLabels(client);
-  await client.query('DROP TABLE identity_scope, identity_keys, identity_links, identity_labels');
+  await client.query('DROP TABLE identity_scope, identity_keys, identity_links, identity_labels, identity_name_conflicts');
   return report;
+}
+
+/** Identifiers shared by records that were not linked, and linked groups whose names disagree. */
+async function readConflicts(client: Queryable): Promise<IdentityConflict[]> {
+  const { rows } = await client.query<{
+    identifier: IdentityConflict['identifier'];
+    reason: IdentityConflict['reason'];
+    records: number[];
+  }>(
+    `SELECT kind AS identifier,
+            CASE WHEN bool_or(generic) THEN 'generic address' ELSE 'different names' END AS reason,
+            array_agg(contact_id ORDER BY contact_id) AS records
+     FROM identity_keys
+     GROUP BY kind, hash, part
+     HAVING count(*) > 1 AND (bool_or(generic) OR count(DISTINCT name) > 1)
+     UNION ALL
+     SELECT 'names', 'linked records bear different names', array_agg(l.contact_id ORDER BY l.contact_id)
+     FROM identity_labels l JOIN identity_name_conflicts n ON n.label = l.label
+     GROUP BY l.label
+     ORDER BY 1, 3`,
+  );
+  const ids = [...new Set(rows.flatMap((row) => row.records))];
+  const { rows: records } = await client.query<{ id: number; external_id: string | null; person_id: number }>(
+    'SELECT id, external_id, person_id FROM contacts WHERE id = ANY($1::bigint[])',
+    [ids],
+  );
+  const byId = new Map(records.map((record) => [record.id, record]));
+  return rows.map((row) => ({
+    identifier: row.identifier,
+    reason: row.reason,
+    records: row.records.map((id) => ({
+      recordId: id,
+      externalId: byId.get(id)?.external_id ?? null,
+      personId: byId.get(id)?.person_id ?? id,
+    })),
+  }));
 }
 
 /** Adds to identity_scope, until it stops growing, the records sharing an identifier or a person with one in it. */
@@ -250,4 +300,76 @@ async function applyLabels(client: Queryable): Promise<void> {
 /** The consent state of `persons` rebuilt from the ledger (after person_id was changed by hand, e.g. in a test). */
 export async function refreshPersonConsentState(db: Kysely<Database>, persons: readonly number[]): Promise<void> {
   await sql`SELECT refresh_person_consent_state(${[...persons]}::bigint[])`.execute(db);
+}
+
+export class IdentitySplitError extends DomainError {
+  constructor(field: string, problem: string) {
+    super('invalid', 'Invalid split', problem, field);
+  }
+}
+
+export interface SplitRequest {
+  /** the person (the id of their first record), or any of their records' external ids resolved by the caller */
+  personId: number;
+  /** the records taken out of the person: they form persons of their own and are never linked back by resolution */
+  recordIds: readonly number[];
+  reason: string;
+  actor: string;
+}
+
+export interface SplitReport {
+  personId: number;
+  partition: number;
+  /** record id -> person after the split */
+  persons: Array<{ recordId: number; externalId: string | null; personId: number }>;
+  /** persons whose scores were dropped until the next run */
+  scoresDroppedFor: number[];
+}
+
+/**
+ * Undo a wrong link, in the caller's transaction: the records named get a partition of their
+ * own (resolution never links across partitions, so no later import links them back), the
+ * persons are resolved again, their consent state is rebuilt, their scores are dropped until
+ * the next run (they were computed on the merged history), and the decision is kept and audited.
+ */
+export async function splitPerson(client: Queryable, request: SplitRequest, policy: IdentityPolicy): Promise<SplitReport> {
+  const reason = request.reason.trim();
+  if (reason === '') throw new IdentitySplitError('reason', 'must say why the link was wrong');
+  const { rows: records } = await client.query<{ id: number; external_id: string | null }>(
+    'SELECT id, external_id FROM contacts WHERE person_id = $1 AND erased_at IS NULL ORDER BY id FOR UPDATE',
+    [request.personId],
+  );
+  if (records.length === 0) throw new IdentitySplitError('person', `${request.personId} is not a person of this base`);
+  const held = new Set(records.map((record) => record.id));
+  const named = [...new Set(request.recordIds)];
+  if (named.length === 0) throw new IdentitySplitError('records', 'must name at least one record of the person');
+  const foreign = named.filter((id) => !held.has(id));
+  if (foreign.length > 0) throw new IdentitySplitError('records', `${foreign.join(', ')} are not records of person ${request.personId}`);
+  if (named.length === records.length) {
+    throw new IdentitySplitError('records', `names every record of person ${request.personId}: leave at least one with the person`);
+  }
+  const { rows: partitions } = await client.query<{ partition: number }>("SELECT nextval('identity_partitions') AS partition");
+  const partition = partitions[0]!.partition;
+  await client.query('UPDATE contacts SET identity_partition = $2 WHERE id = ANY($1::bigint[])', [named, partition]);
+  await resolveIdentities(client, [...held], policy);
+  const { rows: after } = await client.query<{ recordId: number; externalId: string | null; personId: number }>(
+    `SELECT id AS "recordId", external_id AS "externalId", person_id AS "personId" FROM contacts
+     WHERE id = ANY($1::bigint[]) ORDER BY id`,
+    [[...held]],
+  );
+  const persons = [...new Set([request.personId, ...after.map((record) => record.personId)])];
+  await client.query('DELETE FROM scores WHERE contact_id = ANY($1::bigint[])', [persons]);
+  await client.query('SELECT delete_unpublished_scores($1::bigint[])', [persons]);
+  await client.query('INSERT INTO identity_splits (person_id, record_ids, partition, reason, actor) VALUES ($1, $2, $3, $4, $5)', [
+    request.personId,
+    named,
+    partition,
+    reason,
+    request.actor,
+  ]);
+  await client.query(
+    `INSERT INTO audit_log (actor, action, subject_type, subject_id, details) VALUES ($1, 'identities.split', 'person', $2, $3)`,
+    [request.actor, String(request.personId), JSON.stringify({ records: named, partition, persons, reason })],
+  );
+  return { personId: request.personId, partition, persons: after, scoresDroppedFor: persons };
 }

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reachableContacts } from '../../src/consent/eligibility.ts';
 import type { DatabaseHandle } from '../../src/db/engine.ts';
-import { DEFAULT_IDENTITY_POLICY, resolveIdentities } from '../../src/identities/resolution.repository.ts';
+import { DEFAULT_IDENTITY_POLICY, resolveIdentities, splitPerson } from '../../src/identities/resolution.repository.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { csv, tempFolder } from '../helpers/files.ts';
 import { importFile } from '../imports/import.fixtures.ts';
@@ -171,5 +171,68 @@ describe('identity resolution in the contacts import', () => {
       strict.release();
     }
     expect(await personsOf('SHOP-1', 'CRM-77')).toEqual(before);
+  });
+
+  it('lists what it did not link, and why', async () => {
+    const client = await database.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const report = await resolveIdentities(client, 'all', DEFAULT_IDENTITY_POLICY, { dryRun: true, conflicts: true });
+      await client.query('COMMIT');
+      const described = report.conflicts.map((conflict) => ({
+        identifier: conflict.identifier,
+        reason: conflict.reason,
+        records: conflict.records.map((record) => record.externalId).sort(),
+      }));
+      expect(described).toEqual(
+        expect.arrayContaining([
+          { identifier: 'email', reason: 'generic address', records: ['HH-1', 'HH-2'] },
+          { identifier: 'email', reason: 'generic address', records: ['HH-3', 'HH-4'] },
+          { identifier: 'email', reason: 'different names', records: ['HH-5', 'HH-6'] },
+        ]),
+      );
+    } finally {
+      client.release();
+    }
+  });
+
+  it('splits a wrong link: the records named form a person of their own, and no later import links them back', async () => {
+    const ids = Object.fromEntries(
+      (
+        await database.pool.query<{ external_id: string; id: number }>(
+          `SELECT external_id, id FROM contacts WHERE external_id IN ('CH-1', 'CH-2', 'CH-3')`,
+        )
+      ).rows.map((row) => [row.external_id, row.id]),
+    );
+    const client = await database.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await expect(
+        splitPerson(
+          client,
+          { personId: ids['CH-1']!, recordIds: [ids['CH-1']!, ids['CH-2']!, ids['CH-3']!], reason: 'x', actor: 'test' },
+          DEFAULT_IDENTITY_POLICY,
+        ),
+      ).rejects.toThrow(/leave at least one/);
+      await client.query('ROLLBACK');
+      await client.query('BEGIN');
+      const report = await splitPerson(
+        client,
+        { personId: ids['CH-1']!, recordIds: [ids['CH-3']!], reason: 'a shared family phone', actor: 'test' },
+        DEFAULT_IDENTITY_POLICY,
+      );
+      await client.query('COMMIT');
+      expect(report.persons.map((record) => [record.externalId, record.personId])).toEqual([
+        ['CH-1', ids['CH-1']],
+        ['CH-2', ids['CH-1']],
+        ['CH-3', ids['CH-3']],
+      ]);
+    } finally {
+      client.release();
+    }
+    await importContacts('chain-again.csv', 'CH-3,,+33639982002,,,FR,2025-01-03');
+    expect(await personsOf('CH-1', 'CH-2', 'CH-3')).toEqual({ 'CH-1': 'CH-1', 'CH-2': 'CH-1', 'CH-3': 'CH-3' });
+    const { rows } = await database.pool.query(`SELECT action FROM audit_log WHERE action = 'identities.split'`);
+    expect(rows).toHaveLength(1);
   });
 });
