@@ -112,6 +112,8 @@ async function markGone(trx: Transaction<Database>, now: Date): Promise<void> {
   // dropped at commit (or rollback); ANALYZE gives the planner its size, so that a handful of
   // expired consents is deleted through scores_by_contact and a large set by one hash join
   await sql`CREATE TEMPORARY TABLE ${sql.raw(GONE)} (contact_id bigint PRIMARY KEY) ON COMMIT DROP`.execute(trx);
+  // countingConsents gives person ids: a record that is not its person's primary record is always
+  // gone here, so scores left under an id that stopped being a person (a merge) go with the rest
   await sql`
     INSERT INTO ${sql.raw(GONE)} (contact_id)
     SELECT c.id FROM contacts c

@@ -29,7 +29,7 @@ export async function chooseEvaluationDesign(
   const { rows } = await sql<{ at_evaluation: number; at_calibration: number }>`
     SELECT count(*)::int AS at_evaluation, count(*) FILTER (WHERE first_purchase < ${calibrationCutoff})::int AS at_calibration
     FROM (SELECT s.contact_id, min(p.purchased_at) AS first_purchase
-          FROM profiling_snapshots s JOIN purchases p ON p.contact_id = s.contact_id
+          FROM profiling_snapshots s JOIN contacts rc ON rc.person_id = s.contact_id JOIN purchases p ON p.contact_id = rc.id
           WHERE s.run_id = ${runId} AND s.known_since < ${evaluationCutoff} AND p.purchased_at < ${evaluationCutoff}
           GROUP BY s.contact_id) AS history`.execute(db);
   const atEvaluation = rows[0]?.at_evaluation ?? 0;

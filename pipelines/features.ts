@@ -104,14 +104,18 @@ async function populationIds(db: Kysely<Database>, request: FeatureRequest): Pro
   return ids;
 }
 
-/** Purchases visible to features: before the cutoff, outside special categories. */
+/**
+ * Purchases visible to features: before the cutoff, outside special categories, over all the
+ * records of each person of the chunk, under the person's id (the population holds person ids).
+ */
 function visiblePurchases(request: FeatureRequest, from: number, to: number): RawBuilder<unknown> {
   return sql`(
-    SELECT p.contact_id, p.product_id, pr.category, p.purchased_at, p.order_id, p.quantity, p.unit_price,
+    SELECT pop.contact_id, p.product_id, pr.category, p.purchased_at, p.order_id, p.quantity, p.unit_price,
       p.quantity * p.unit_price AS amount,
       (p.purchased_at AT TIME ZONE 'UTC')::date AS day
     FROM ${chunkPopulation(request, from, to)} pop
-    JOIN purchases p ON p.contact_id = pop.contact_id
+    JOIN contacts rc ON rc.person_id = pop.contact_id AND rc.person_id BETWEEN ${from} AND ${to}
+    JOIN purchases p ON p.contact_id = rc.id
     JOIN products pr ON pr.id = p.product_id
     WHERE p.purchased_at < ${request.cutoff}
       AND NOT (pr.category = ANY(${request.layout.specialCategories}::text[]))

@@ -5,7 +5,8 @@ import { type Target, windowEnd } from './targets.ts';
 
 /**
  * Stage 3: what each row of a feature matrix really did in [cutoff, cutoff + horizon):
- * rows x targets, 1 when the person bought the target in that window.
+ * rows x targets, 1 when the person bought the target in that window on any of their records
+ * (the rows are person ids: the primary record's id).
  */
 export async function computeLabels(db: Kysely<Database>, matrix: FeatureMatrix, targets: readonly Target[]): Promise<Uint8Array> {
   const labels = new Uint8Array(matrix.rows * targets.length);
@@ -17,10 +18,10 @@ export async function computeLabels(db: Kysely<Database>, matrix: FeatureMatrix,
   const ids = matrix.contactIds;
   const { rows } = await sql<{ packed: Buffer | null }>`
     WITH bought AS (
-      SELECT DISTINCT p.contact_id, p.product_id, pr.category
-      FROM purchases p JOIN products pr ON pr.id = p.product_id
+      SELECT DISTINCT rc.person_id AS contact_id, p.product_id, pr.category
+      FROM contacts rc JOIN purchases p ON p.contact_id = rc.id JOIN products pr ON pr.id = p.product_id
       WHERE p.purchased_at >= ${matrix.cutoff} AND p.purchased_at < ${end}
-        AND p.contact_id BETWEEN ${ids[0] as number} AND ${ids[ids.length - 1] as number}
+        AND rc.person_id BETWEEN ${ids[0] as number} AND ${ids[ids.length - 1] as number}
         AND NOT (pr.category = ANY(${matrix.layout.specialCategories}::text[]))
     ),
     pairs AS (

@@ -82,8 +82,9 @@ export async function selectTargets(
         SELECT contact_id FROM profiling_snapshots WHERE run_id = ${runId} AND known_since < ${window.cutoff}
       ),
       bought AS (
-        SELECT DISTINCT p.contact_id, p.product_id, pr.sku, pr.category
-        FROM purchases p JOIN population USING (contact_id) JOIN products pr ON pr.id = p.product_id
+        SELECT DISTINCT pop.contact_id, p.product_id, pr.sku, pr.category
+        FROM population pop JOIN contacts rc ON rc.person_id = pop.contact_id
+        JOIN purchases p ON p.contact_id = rc.id JOIN products pr ON pr.id = p.product_id
         WHERE p.purchased_at >= ${window.cutoff} AND p.purchased_at < ${end}
           AND NOT (pr.category = ANY(${rules.specialCategories}::text[]))
       ),
