@@ -50,7 +50,7 @@ function stateSection(report: ConsentAuditReport): string[] {
     n(state.noEvent),
   ]);
   return [
-    'current consents (latest event per contact × purpose × channel; erased contacts left out)',
+    'current consents (per person × purpose × channel, over all their records: the latest event, a "no" at an equal instant; erased left out)',
     ...table([header, ...rows], (column) => column >= 2).map((line) => `  ${line}`),
   ];
 }
@@ -71,6 +71,30 @@ function listSection<T extends AuditedConsent>(
   return lines;
 }
 
+function disagreementSection(report: ConsentAuditReport, listLines: number): string[] {
+  const { disagreements } = report;
+  const lines = [
+    `persons whose records disagree (one record's latest event counts, another's is a withdrawal, refusal or objection):` +
+      ` ${n(disagreements.persons)} persons, ${n(disagreements.total)} purpose × channel`,
+  ];
+  if (disagreements.total === 0) return lines;
+  const shown = disagreements.list
+    .slice(0, listLines)
+    .map((row) => [
+      '',
+      row.person,
+      row.purpose,
+      row.channel ?? '-',
+      `counting ${row.granting.join(', ')}`,
+      `no ${row.refusing.join(', ')}`,
+    ]);
+  lines.push(...table(shown, () => false));
+  if (disagreements.total > shown.length) {
+    lines.push(`  … and ${n(disagreements.total - shown.length)} more: --json or --out FILE gives the full list`);
+  }
+  return lines;
+}
+
 /** The human-readable summary: every count, and the first lines of each list with its total. */
 export function formatConsentAudit(report: ConsentAuditReport, listLines = 10): string {
   const { withoutProof, nonExplicit, expiring } = report;
@@ -80,6 +104,7 @@ export function formatConsentAudit(report: ConsentAuditReport, listLines = 10): 
   return [
     `consent audit at ${report.at}`,
     `contacts: ${n(report.contacts.total)} (${n(report.contacts.erased)} erased)`,
+    `persons: ${n(report.persons.total)} (${n(report.persons.withSeveralRecords)} with several records, ${n(report.persons.recordsOfThem)} records between them)`,
     '',
     ...ledgerSection(report),
     '',
@@ -110,5 +135,7 @@ export function formatConsentAudit(report: ConsentAuditReport, listLines = 10): 
       (consent) => [`expires ${consent.expiresAt}`],
       listLines,
     ),
+    '',
+    ...disagreementSection(report, listLines),
   ].join('\n');
 }

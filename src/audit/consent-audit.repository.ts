@@ -7,7 +7,8 @@ export const CONSENT_REASONS = ['counting', 'withdrawn', 'refused', 'objected', 
 export type ConsentReason = (typeof CONSENT_REASONS)[number];
 
 /**
- * The current consents of contacts not erased, each with the one reason it counts or not.
+ * The current consents of persons not erased (consent_state is per person: contact_id is the
+ * person, record_id the record whose ledger event decides), each with the one reason it counts or not.
  * The first matching reason wins, in the order: the event's own status; a later
  * all-channel objection standing against the grant (objectionStandsAgainst, the gate's own rule);
  * no proof of means (no source, or no method recorded); a non-explicit method; expiry.
@@ -18,7 +19,7 @@ export type ConsentReason = (typeof CONSENT_REASONS)[number];
 function currentConsents(now: Date): RawBuilder<unknown> {
   // The ledger is read only for the grants that do not count (about one in ten), to say why.
   return sql`(
-    SELECT s.contact_id, s.event_id, s.purpose, s.channel_key, s.status, s.captured_at, s.expires_at,
+    SELECT s.contact_id, s.record_id, s.event_id, s.purpose, s.channel_key, s.status, s.captured_at, s.expires_at,
            CASE
              WHEN s.status IN ('withdrawn', 'refused', 'objected') THEN s.status
              WHEN o.contact_id IS NOT NULL THEN 'objected'
@@ -100,6 +101,73 @@ export async function contactCounts(db: Kysely<Database>): Promise<ContactCountR
   return rows[0]!;
 }
 
+export interface PersonCountRow {
+  /** persons with a live record */
+  total: number;
+  /** persons with two records or more */
+  withSeveralRecords: number;
+  /** the live records of those persons */
+  recordsOfThem: number;
+}
+
+/** Persons (the live records grouped by person_id), and how many have several records. */
+export async function personCounts(db: Kysely<Database>): Promise<PersonCountRow> {
+  const { rows } = await sql<PersonCountRow>`
+    SELECT count(*)::int AS "total",
+           count(*) FILTER (WHERE records > 1)::int AS "withSeveralRecords",
+           coalesce(sum(records) FILTER (WHERE records > 1), 0)::int AS "recordsOfThem"
+    FROM (SELECT person_id, count(*) AS records FROM contacts WHERE erased_at IS NULL GROUP BY person_id) p`.execute(db);
+  return rows[0]!;
+}
+
+export interface DisagreementRow {
+  /** the external id of the person's first record */
+  person: string;
+  purpose: string;
+  channel_key: string;
+  /** records whose latest event for this purpose × channel counts now */
+  granting: string[];
+  /** other records whose latest event is a withdrawal, refusal or objection (an all-channel objection counts for every channel) */
+  refusing: string[];
+}
+
+/**
+ * Persons whose records disagree for a purpose × channel: one record's latest ledger event
+ * counts now, another record's latest is a withdrawal, a refusal or an objection. The person's
+ * state already follows the rule (a later "no" wins); these are shown so the DPO can look at
+ * them. Read from the ledger, which stays per record, for records of persons with several only.
+ * Ordered by person, purpose, channel.
+ */
+export async function recordDisagreements(db: Kysely<Database>, now: Date): Promise<DisagreementRow[]> {
+  const { rows } = await sql<DisagreementRow>`
+    WITH records AS (
+      SELECT c.id, c.person_id, c.external_id FROM contacts c
+      WHERE c.erased_at IS NULL
+        AND EXISTS (SELECT 1 FROM contacts o WHERE o.person_id = c.person_id AND o.id <> c.id AND o.erased_at IS NULL)
+    ), latest AS (
+      SELECT DISTINCT ON (e.contact_id, e.purpose, coalesce(e.channel, ''))
+             r.person_id, r.external_id, e.contact_id, e.purpose, coalesce(e.channel, '') AS channel_key, e.status,
+             consent_is_valid(e.status, e.source, m.is_explicit) AND (e.expires_at IS NULL OR e.expires_at > ${now}) AS counts
+      FROM records r
+      JOIN consent_events e ON e.contact_id = r.id
+      LEFT JOIN consent_methods m ON m.code = e.method
+      ORDER BY e.contact_id, e.purpose, coalesce(e.channel, ''), e.captured_at DESC, e.id DESC
+    )
+    SELECT p.external_id AS person, g.purpose, g.channel_key,
+           array_agg(DISTINCT g.external_id ORDER BY g.external_id) AS granting,
+           array_agg(DISTINCT n.external_id ORDER BY n.external_id) AS refusing
+    FROM latest g
+    JOIN latest n
+      ON n.person_id = g.person_id AND n.contact_id <> g.contact_id AND n.purpose = g.purpose
+     AND n.status IN ('withdrawn', 'refused', 'objected')
+     AND (n.channel_key = g.channel_key OR (n.channel_key = '' AND n.status = 'objected'))
+    JOIN contacts p ON p.id = g.person_id
+    WHERE g.counts
+    GROUP BY p.external_id, g.purpose, g.channel_key
+    ORDER BY p.external_id, g.purpose, g.channel_key`.execute(db);
+  return rows;
+}
+
 export interface CurrentConsentRow {
   external_id: string;
   purpose: string;
@@ -122,7 +190,7 @@ export async function consentsToReview(db: Kysely<Database>, now: Date, until: D
     SELECT c.external_id, cur.purpose, cur.channel_key, cur.captured_at, cur.expires_at, e.source, e.method, cur.reason,
            coalesce(m.is_explicit = false, false) AS non_explicit
     FROM ${currentConsents(now)} cur
-    JOIN contacts c ON c.id = cur.contact_id
+    JOIN contacts c ON c.id = cur.record_id
     JOIN consent_events e ON e.id = cur.event_id
     LEFT JOIN consent_methods m ON m.code = e.method
     WHERE cur.reason IN ('noProofOfMeans', 'invalidMethod') OR (cur.reason = 'counting' AND cur.expires_at <= ${until})

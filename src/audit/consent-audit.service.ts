@@ -8,8 +8,12 @@ import {
   type CurrentConsentRow,
   consentsToReview,
   contactCounts,
+  type DisagreementRow,
   type LedgerCountRow,
   ledgerCounts,
+  type PersonCountRow,
+  personCounts,
+  recordDisagreements,
   type StateCountRow,
   stateCounts,
 } from './consent-audit.repository.ts';
@@ -33,11 +37,11 @@ export interface StateCount {
   purpose: string;
   /** null for a purpose without channel, and for an all-channel objection */
   channel: string | null;
-  /** contacts (not erased) with at least one event for this purpose × channel */
+  /** persons (not erased) with at least one event for this purpose × channel, on any of their records */
   contacts: number;
   counting: number;
   notCounting: Record<Exclude<ConsentReason, 'counting'>, number>;
-  /** contacts (not erased) with no event at all for this purpose × channel */
+  /** persons (not erased) with no event at all for this purpose × channel */
   noEvent: number;
 }
 
@@ -49,6 +53,18 @@ export interface AuditedConsent {
   expiresAt: string | null;
   source: string | null;
   method: string | null;
+}
+
+/** A person whose records disagree for a purpose × channel (records named by external id). */
+export interface RecordDisagreement {
+  /** the external id of the person's first record */
+  person: string;
+  purpose: string;
+  channel: string | null;
+  /** records whose latest event for it counts */
+  granting: string[];
+  /** other records whose latest event is a withdrawal, refusal or objection */
+  refusing: string[];
 }
 
 export interface ConsentList<T> {
@@ -65,7 +81,10 @@ export interface ConsentList<T> {
  */
 export interface ConsentAuditReport {
   at: string;
+  /** contact records */
   contacts: { total: number; erased: number };
+  /** persons above the live records (several records of one person are linked by email or phone) */
+  persons: PersonCountRow;
   events: {
     total: number;
     byPurpose: EventCount[];
@@ -81,6 +100,11 @@ export interface ConsentAuditReport {
   nonExplicit: ConsentList<AuditedConsent> & { byMethod: Record<string, number> };
   /** counting consents that stop counting within `withinDays` days */
   expiring: ConsentList<AuditedConsent> & { withinDays: number };
+  /**
+   * persons whose records disagree: one record's latest event for a purpose × channel counts,
+   * another's is a withdrawal, refusal or objection (the person is not reachable on it unless the grant came later)
+   */
+  disagreements: { total: number; persons: number; list: RecordDisagreement[] };
 }
 
 /**
@@ -104,31 +128,52 @@ export async function consentAudit(
     .setAccessMode('read only')
     .execute(async (trx) => {
       const contacts = await contactCounts(trx);
+      const persons = await personCounts(trx);
       const ledger = await ledgerCounts(trx);
       const state = await stateCounts(trx, now);
       const toReview = await consentsToReview(trx, now, until);
-      return assemble(now, expiringWithinDays, { contacts, ledger, state, toReview });
+      const disagreements = await recordDisagreements(trx, now);
+      return assemble(now, expiringWithinDays, { contacts, persons, ledger, state, toReview, disagreements });
     });
 }
 
 interface AuditRows {
   contacts: ContactCountRow;
+  persons: PersonCountRow;
+  disagreements: DisagreementRow[];
   ledger: LedgerCountRow[];
   state: StateCountRow[];
   toReview: CurrentConsentRow[];
 }
 
-function assemble(now: Date, expiringWithinDays: number, { contacts, ledger, state, toReview }: AuditRows): ConsentAuditReport {
+function assemble(
+  now: Date,
+  expiringWithinDays: number,
+  { contacts, persons, ledger, state, toReview, disagreements }: AuditRows,
+): ConsentAuditReport {
   // a stable sort: soonest first, then in the database's order
   const expiring = toReview.filter((row) => row.reason === 'counting').sort((a, b) => a.expires_at!.getTime() - b.expires_at!.getTime());
   return {
     at: now.toISOString(),
     contacts,
+    persons,
     events: eventCounts(ledger),
-    state: stateCountsByKey(state, contacts.total - contacts.erased),
+    // the consent state is per person
+    state: stateCountsByKey(state, persons.total),
     withoutProof: withoutProofList(toReview.filter((row) => row.reason === 'noProofOfMeans')),
     nonExplicit: nonExplicitList(toReview.filter((row) => row.non_explicit)),
     expiring: { withinDays: expiringWithinDays, ...list(expiring.map(toAuditedConsent)) },
+    disagreements: {
+      total: disagreements.length,
+      persons: new Set(disagreements.map((row) => row.person)).size,
+      list: disagreements.map((row) => ({
+        person: row.person,
+        purpose: row.purpose,
+        channel: row.channel_key === '' ? null : row.channel_key,
+        granting: row.granting,
+        refusing: row.refusing,
+      })),
+    },
   };
 }
 
@@ -157,7 +202,7 @@ function byValue(a: EventCount, b: EventCount): number {
 }
 
 /** One entry per purpose × channel, with a count for every reason (0 when absent). */
-function stateCountsByKey(rows: StateCountRow[], liveContacts: number): StateCount[] {
+function stateCountsByKey(rows: StateCountRow[], livePersons: number): StateCount[] {
   const states = new Map<string, StateCount>();
   for (const row of rows) {
     const key = `${row.purpose}\u0000${row.channel_key}`;
@@ -170,7 +215,7 @@ function stateCountsByKey(rows: StateCountRow[], liveContacts: number): StateCou
         contacts: 0,
         counting: 0,
         notCounting: notCounting as StateCount['notCounting'],
-        noEvent: liveContacts,
+        noEvent: livePersons,
       };
       states.set(key, state);
     }
@@ -228,6 +273,8 @@ export async function recordConsentAudit(
       withoutProof: report.withoutProof.total,
       nonExplicit: report.nonExplicit.total,
       expiring: report.expiring.total,
+      persons: report.persons.total,
+      personsWhoseRecordsDisagree: report.disagreements.persons,
     },
   });
 }

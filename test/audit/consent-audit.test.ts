@@ -257,6 +257,8 @@ describe('consent audit', () => {
       withoutProof: 4,
       nonExplicit: 3,
       expiring: 3,
+      persons: 13,
+      personsWhoseRecordsDisagree: 0,
     });
     expect(JSON.stringify(row.details)).not.toMatch(/A\d\d/);
   });
