@@ -27,10 +27,17 @@ interface RectifyFlags {
   country?: string;
 }
 
+/** Says when a report covers more records than the one named. */
+function recordsNote(records: number): string {
+  return records > 1 ? ` (a person with ${records} records, all reported)` : '';
+}
+
 export function registerRightsCommands(program: Command): void {
   const rights = program
     .command('rights')
-    .description('data-subject rights (GDPR art. 15-21) for one contact, named by its external id; each request is audited');
+    .description(
+      'data-subject rights (GDPR art. 15-21): a request names one contact record by its external id and acts on the person it belongs to (every record of theirs); each request is audited',
+    );
 
   rights
     .command('access <ref>')
@@ -53,7 +60,9 @@ export function registerRightsCommands(program: Command): void {
           return;
         }
         writeFileSync(flags.out, json, { mode: 0o600 });
-        console.log(`access report of contact #${report.subject.contactId} written to ${flags.out}`);
+        console.log(
+          `access report of contact #${report.subject.contactId}${recordsNote(report.person.records.length)} written to ${flags.out}`,
+        );
       }),
     );
 
@@ -76,13 +85,15 @@ export function registerRightsCommands(program: Command): void {
           await tombstoneKeysOf(context),
         );
         const files = writePortabilityBundle(report, flags.out);
-        console.log(`portability bundle of contact #${report.subject.contactId}: ${files.length} files in ${flags.out}`);
+        console.log(
+          `portability bundle of contact #${report.subject.contactId}${recordsNote(report.person.records.length)}: ${files.length} files in ${flags.out}`,
+        );
       }),
     );
 
   rights
     .command('rectify <ref>')
-    .description('correct identity fields; an empty value clears the field')
+    .description("correct identity fields of the record named (the person's other records keep theirs); an empty value clears the field")
     .option('--email <email>')
     .option('--phone <phone>', 'read with CIBLE_DEFAULT_PHONE_COUNTRY when written without +country code')
     .option('--first-name <name>')
@@ -102,17 +113,20 @@ export function registerRightsCommands(program: Command): void {
           defaultPhoneCountry: context.config.defaultPhoneCountry,
           tombstoneKeys: await tombstoneKeysOf(context),
         });
+        const record = `contact #${result.contactId}${result.personId === result.contactId ? '' : ` (a record of person #${result.personId})`}`;
         console.log(
           result.changed.length === 0
-            ? `contact #${result.contactId}: the values given are those already held, nothing changed`
-            : `contact #${result.contactId}: rectified ${result.changed.join(', ')}`,
+            ? `${record}: the values given are those already held, nothing changed`
+            : `${record}: rectified ${result.changed.join(', ')}`,
         );
       }),
     );
 
   rights
     .command('object <ref>')
-    .description('record an objection: to profiling (scores deleted) or to direct marketing (every channel unless --channel)')
+    .description(
+      'record an objection on the record named, standing for the whole person: to profiling (scores deleted) or to direct marketing (every channel unless --channel)',
+    )
     .requiredOption('--purpose <purpose>', 'profiling or direct_marketing')
     .option('--channel <channel>', 'direct marketing only: email, sms, phone, postal, push')
     .action((ref: string, flags: { purpose: string; channel?: string }) =>
@@ -136,7 +150,9 @@ export function registerRightsCommands(program: Command): void {
 
   rights
     .command('erase <ref>')
-    .description('erase the contact for good (personal data, purchases, scores, consent evidence) and print the receipt')
+    .description(
+      'erase the person the record belongs to, every record of theirs, for good (personal data, purchases, scores, consent evidence) and print the receipt',
+    )
     .option('--yes', 'confirm: an erasure cannot be undone')
     .action((ref: string, flags: { yes?: boolean }) => {
       if (!flags.yes) throw new UserError('an erasure cannot be undone: add --yes to confirm');

@@ -6,32 +6,35 @@ import { lockSubjectById } from '../rights/subject.repository.ts';
 import type { TombstoneKeys } from '../rights/tombstone-keys.ts';
 import { inTransaction } from '../rights/transaction.ts';
 
-// Retention (rule 9): a prospect (never bought anything) with no interaction of their own
-// since the cutoff is erased. Their interactions are the consent ledger's events, as the
-// CNIL counts prospect retention from "the last contact coming from the prospect".
+// Retention (rule 9): a prospect (a person who never bought anything, under any of their
+// records) with no interaction of their own since the cutoff is erased, every record of theirs.
+// Their interactions are the consent ledger's events, as the CNIL counts prospect retention
+// from "the last contact coming from the prospect"; a record created since counts as one.
 
 export interface InactiveProspect {
+  /** the person: the id of their first record */
   contactId: number;
+  /** when the person's first record was created */
   createdAt: Date;
-  /** the latest consent event captured for them, before the cutoff; null if none */
+  /** the latest consent event captured for any of their records, before the cutoff; null if none */
   lastActivityAt: Date | null;
 }
 
-function inactiveProspects(inactiveSince: Date, contactId?: number) {
+function inactiveProspects(inactiveSince: Date, personId?: number) {
   return sql<InactiveProspect>`
-    SELECT c.id AS "contactId", c.created_at AS "createdAt", max(e.captured_at) AS "lastActivityAt"
+    SELECT c.person_id AS "contactId", min(c.created_at) AS "createdAt", max(e.captured_at) AS "lastActivityAt"
     FROM contacts c
     LEFT JOIN consent_events e ON e.contact_id = c.id
     WHERE c.erased_at IS NULL
-      AND c.created_at < ${inactiveSince}
-      AND NOT EXISTS (SELECT 1 FROM purchases p WHERE p.contact_id = c.id)
-      ${contactId === undefined ? sql`` : sql`AND c.id = ${contactId}`}
-    GROUP BY c.id
-    HAVING max(e.captured_at) IS NULL OR max(e.captured_at) < ${inactiveSince}
-    ORDER BY c.id`;
+      ${personId === undefined ? sql`` : sql`AND c.person_id = ${personId}`}
+    GROUP BY c.person_id
+    HAVING max(c.created_at) < ${inactiveSince}
+      AND (max(e.captured_at) IS NULL OR max(e.captured_at) < ${inactiveSince})
+      AND NOT EXISTS (SELECT 1 FROM purchases p JOIN contacts r ON r.id = p.contact_id WHERE r.person_id = c.person_id)
+    ORDER BY c.person_id`;
 }
 
-/** Prospects created before `inactiveSince`, with no purchase ever and no consent-ledger activity since. */
+/** Prospects (persons) whose records were all created before `inactiveSince`, with no purchase ever and no consent-ledger activity since. */
 export async function findInactiveProspects(db: Kysely<Database>, inactiveSince: Date): Promise<InactiveProspect[]> {
   return (await inactiveProspects(inactiveSince).execute(db)).rows;
 }
@@ -78,16 +81,19 @@ export async function purgeInactive(db: Kysely<Database>, options: PurgeOptions)
     erased: receipts.length,
     skipped: options.apply ? prospects.length - receipts.length : 0,
   };
-  if (options.apply) await recordRightsAudit(db, { actor, action: 'retention.purge', contactId: null, at: now, details: summary });
+  if (options.apply) await recordRightsAudit(db, { actor, action: 'retention.purge', personId: null, at: now, details: summary });
   return { ...summary, receipts };
 }
 
-/** Checked again under lock: the person may have bought or consented since the list was read. */
-function eraseIfStillInactive(db: Kysely<Database>, contactId: number, options: PurgeOptions): Promise<ErasureReceipt | null> {
+/**
+ * Checked again under lock: the person may have bought or consented since the list was read,
+ * or been linked to another person (whose records are then all checked).
+ */
+function eraseIfStillInactive(db: Kysely<Database>, personId: number, options: PurgeOptions): Promise<ErasureReceipt | null> {
   return inTransaction(db, async (trx) => {
-    const subject = await lockSubjectById(trx, contactId);
+    const subject = await lockSubjectById(trx, personId);
     if (!subject) return null;
-    const { rows } = await inactiveProspects(options.inactiveSince, contactId).execute(trx);
+    const { rows } = await inactiveProspects(options.inactiveSince, subject.personId).execute(trx);
     if (rows.length === 0) return null;
     if (!options.tombstoneKeys) throw new Error('a retention purge that erases needs the tombstone keys');
     return eraseSubject(trx, subject, options.actor, options.now, 'retention', options.tombstoneKeys);

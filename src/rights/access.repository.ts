@@ -3,10 +3,14 @@ import { contactValueOf, objectionStandsAgainst, stateCountsAt } from '../consen
 import type { Database } from '../db/database.ts';
 import type { ScoreReason } from '../scores/score.table.ts';
 
-// Everything held about one contact, section by section, in the shape the access report shows.
+// Everything held about one person, section by section, in the shape the access report shows.
+// Sections kept per record (ledger, purchases, contact details) take the person's record ids
+// and say which record each row belongs to; per-person ones (consent state, scores) take the person id.
 
 export interface ConsentEventRow {
   eventId: number;
+  /** the record whose ledger holds the event */
+  contactId: number;
   purpose: string;
   channel: string | null;
   status: string;
@@ -20,12 +24,13 @@ export interface ConsentEventRow {
   expiresAt: Date | null;
 }
 
-export function consentEventsOf(db: Kysely<Database>, contactId: number): Promise<ConsentEventRow[]> {
+export function consentEventsOf(db: Kysely<Database>, contactIds: readonly number[]): Promise<ConsentEventRow[]> {
   return db
     .selectFrom('consent_events as e')
     .leftJoin('consent_methods as m', 'm.code', 'e.method')
     .select([
       'e.id as eventId',
+      'e.contact_id as contactId',
       'e.purpose',
       'e.channel',
       'e.status',
@@ -38,7 +43,7 @@ export function consentEventsOf(db: Kysely<Database>, contactId: number): Promis
       'e.evidence_ref as evidenceRef',
       'e.expires_at as expiresAt',
     ])
-    .where('e.contact_id', '=', contactId)
+    .where('e.contact_id', 'in', contactIds)
     .orderBy('e.captured_at')
     .orderBy('e.id')
     .execute();
@@ -48,6 +53,8 @@ export interface ConsentStateRow {
   purpose: string;
   channel: string | null;
   eventId: number;
+  /** the record whose event decides for the person */
+  recordId: number;
   status: string;
   capturedAt: Date;
   expiresAt: Date | null;
@@ -55,22 +62,27 @@ export interface ConsentStateRow {
   validNow: boolean;
 }
 
-/** The event in force per purpose x channel (channel null: profiling, or an objection to every channel). */
-export async function consentStateOf(db: Kysely<Database>, contactId: number, now: Date): Promise<ConsentStateRow[]> {
+/**
+ * The event in force for the person per purpose x channel (channel null: profiling, or an
+ * objection to every channel), decided over all their records' events (consent_state).
+ */
+export async function consentStateOf(db: Kysely<Database>, personId: number, now: Date): Promise<ConsentStateRow[]> {
   const { rows } = await sql<Omit<ConsentStateRow, 'channel'> & { channel_key: string }>`
-    SELECT s.purpose, s.channel_key, s.event_id AS "eventId", s.status, s.captured_at AS "capturedAt", s.expires_at AS "expiresAt",
+    SELECT s.purpose, s.channel_key, s.event_id AS "eventId", s.record_id AS "recordId", s.status, s.captured_at AS "capturedAt", s.expires_at AS "expiresAt",
            ${stateCountsAt(now, 's')} AND NOT EXISTS (
              SELECT 1 FROM consent_state o
              WHERE s.channel_key <> ''
                AND ${objectionStandsAgainst('o', { contactId: sql`s.contact_id`, purpose: sql`s.purpose`, capturedAt: sql`s.captured_at` })}
            ) AS "validNow"
     FROM consent_state s
-    WHERE s.contact_id = ${contactId}
+    WHERE s.contact_id = ${personId}
     ORDER BY s.purpose, s.channel_key`.execute(db);
   return rows.map(({ channel_key, ...row }) => ({ ...row, channel: channel_key === '' ? null : channel_key }));
 }
 
 export interface PurchaseRow {
+  /** the record the purchase was imported under */
+  contactId: number;
   orderId: string;
   sku: string | null;
   productName: string | null;
@@ -80,11 +92,12 @@ export interface PurchaseRow {
   purchasedAt: Date;
 }
 
-export function purchasesOf(db: Kysely<Database>, contactId: number): Promise<PurchaseRow[]> {
+export function purchasesOf(db: Kysely<Database>, contactIds: readonly number[]): Promise<PurchaseRow[]> {
   return db
     .selectFrom('purchases as p')
     .leftJoin('products as pr', 'pr.id', 'p.product_id')
     .select([
+      'p.contact_id as contactId',
       'p.order_id as orderId',
       'pr.sku',
       'pr.name as productName',
@@ -93,7 +106,7 @@ export function purchasesOf(db: Kysely<Database>, contactId: number): Promise<Pu
       'p.unit_price as unitPrice',
       'p.purchased_at as purchasedAt',
     ])
-    .where('p.contact_id', '=', contactId)
+    .where('p.contact_id', 'in', contactIds)
     .orderBy('p.purchased_at')
     .orderBy('p.order_id')
     .execute();
@@ -114,7 +127,10 @@ export interface LiveScoreRow {
   reasons: ScoreReason[] | null;
 }
 
-/** Scores in force (live score sets only), with what Art. 15 calls the logic involved: target, features, reasons. */
+/**
+ * Scores in force (live score sets only), with what Art. 15 calls the logic involved: target,
+ * features, reasons. `contactId` is the person (scores are kept per person).
+ */
 export function liveScoresOf(db: Kysely<Database>, contactId: number): Promise<LiveScoreRow[]> {
   return db
     .selectFrom('scores as s')
@@ -161,18 +177,21 @@ export interface ExportAppearanceRow {
 }
 
 /**
- * The lists the person was in, found through the manifests' GIN index on contact ids; their
- * place, score and consent events read from the manifest arrays at the person's position. A
- * person twice in one list (never written so) would show once per position.
+ * The lists the person was in, found through the manifests' GIN index on contact ids: a manifest
+ * names the person by the id they had when it was written (a record id before their records
+ * were linked), so any of the person's record ids is looked for. Their place, score and consent
+ * events are read from the manifest arrays at that position; the contact value is the detail of
+ * the record whose channel consent made them eligible (the ledger says whose event it is), read
+ * now (manifests hold none). A person twice in one list (never written so) would show once per position.
  */
-export async function exportsOf(db: Kysely<Database>, contactId: number): Promise<ExportAppearanceRow[]> {
+export async function exportsOf(db: Kysely<Database>, contactIds: readonly number[]): Promise<ExportAppearanceRow[]> {
   const channels = await db.selectFrom('channels').select(['code', 'contact_field']).execute();
-  if (channels.length === 0) return [];
-  // each list's contact value is the detail its channel reaches, read now (manifests hold none)
+  if (channels.length === 0 || contactIds.length === 0) return [];
   const contactValue = sql`CASE e.channel ${sql.join(
     channels.map((channel) => sql`WHEN ${channel.code} THEN ${contactValueOf(channel.contact_field)}`),
     sql` `,
   )} END`;
+  const ids = sql`ARRAY[${sql.join(contactIds.map((id) => sql`${id}::bigint`))}]`;
   const { rows } = await sql<ExportAppearanceRow>`
     SELECT e.id AS "exportId", e.created_at AS "exportedAt", e.channel, e.model_id AS "modelId",
            p.position::int AS position, m.holdout[p.position] AS "isHoldout",
@@ -182,14 +201,19 @@ export async function exportsOf(db: Kysely<Database>, contactId: number): Promis
     FROM target_export_manifests m
     JOIN target_exports e ON e.id = m.export_id
     CROSS JOIN LATERAL unnest(m.contact_ids) WITH ORDINALITY AS p (contact_id, position)
-    JOIN contacts c ON c.id = p.contact_id
-    LEFT JOIN contact_personal_data d ON d.contact_id = p.contact_id
-    WHERE m.contact_ids @> ARRAY[${contactId}]::bigint[] AND p.contact_id = ${contactId}
+    CROSS JOIN LATERAL (
+      SELECT coalesce((SELECT ce.contact_id FROM consent_events ce WHERE ce.id = m.channel_event_ids[p.position]), p.contact_id) AS id
+    ) r
+    JOIN contacts c ON c.id = r.id
+    LEFT JOIN contact_personal_data d ON d.contact_id = r.id
+    WHERE m.contact_ids && ${ids} AND p.contact_id = ANY(${ids})
     ORDER BY e.created_at, e.id, p.position`.execute(db);
   return rows;
 }
 
 export interface OppositionMatchRow {
+  /** the record whose email or phone is on the list */
+  contactId: number;
   listName: string;
   channel: string;
   /** the list's publication day, YYYY-MM-DD */
@@ -197,15 +221,16 @@ export interface OppositionMatchRow {
   matchedOn: 'email' | 'phone';
 }
 
-/** Opposition lists (Bloctel, suppression lists) the contact's email or phone is on: also data held about them. */
-export async function oppositionListsOf(db: Kysely<Database>, contactId: number): Promise<OppositionMatchRow[]> {
+/** Opposition lists (Bloctel, suppression lists) the email or phone of one of the records is on: also data held about them. */
+export async function oppositionListsOf(db: Kysely<Database>, contactIds: readonly number[]): Promise<OppositionMatchRow[]> {
+  if (contactIds.length === 0) return [];
   const { rows } = await sql<OppositionMatchRow>`
-    SELECT l.name AS "listName", l.channel, l.list_date::text AS "listDate",
+    SELECT d.contact_id AS "contactId", l.name AS "listName", l.channel, l.list_date::text AS "listDate",
            CASE WHEN e.value_hash = d.email_hash THEN 'email' ELSE 'phone' END AS "matchedOn"
     FROM contact_personal_data d
     JOIN opposition_entries e ON e.value_hash IN (d.email_hash, d.phone_hash)
     JOIN opposition_lists l ON l.id = e.list_id
-    WHERE d.contact_id = ${contactId}
-    ORDER BY l.name`.execute(db);
+    WHERE d.contact_id IN (${sql.join(contactIds)})
+    ORDER BY l.name, d.contact_id`.execute(db);
   return rows;
 }

@@ -2,35 +2,41 @@ import { sql, type Transaction } from 'kysely';
 import type { Database } from '../db/database.ts';
 import { type TombstoneKeys, tombstoneHash } from './tombstone-keys.ts';
 
-// The steps of an erasure. Each takes the transaction: erase() runs them all or none.
+// The steps of an erasure. Each takes the transaction: erase() runs them all or none. Each
+// acts on every record of the person at once (`contactIds`: the record ids, the person's
+// own id, the first record's, among them).
 
 type Trx = Transaction<Database>;
+type Ids = readonly number[];
+
+const idArray = (contactIds: Ids) => sql`ARRAY[${sql.join(contactIds.map((id) => sql`${id}::bigint`))}]`;
 
 function deletedCount(result: { numDeletedRows: bigint }): number {
   return Number(result.numDeletedRows);
 }
 
-export async function deletePersonalData(trx: Trx, contactId: number): Promise<number> {
-  return deletedCount(await trx.deleteFrom('contact_personal_data').where('contact_id', '=', contactId).executeTakeFirstOrThrow());
+export async function deletePersonalData(trx: Trx, contactIds: Ids): Promise<number> {
+  return deletedCount(await trx.deleteFrom('contact_personal_data').where('contact_id', 'in', contactIds).executeTakeFirstOrThrow());
 }
 
-export async function deletePurchases(trx: Trx, contactId: number): Promise<number> {
-  return deletedCount(await trx.deleteFrom('purchases').where('contact_id', '=', contactId).executeTakeFirstOrThrow());
+export async function deletePurchases(trx: Trx, contactIds: Ids): Promise<number> {
+  return deletedCount(await trx.deleteFrom('purchases').where('contact_id', 'in', contactIds).executeTakeFirstOrThrow());
 }
 
 /**
  * Scores and the per-person reasons stored with them, in every score set (live or not) and
- * in every table a run wrote but has not published, or left behind when it died.
+ * in every table a run wrote but has not published, or left behind when it died. Scores are
+ * kept per person; a set scored before the records were linked may hold another record's id.
  */
-export async function deleteScores(trx: Trx, contactId: number): Promise<number> {
-  const published = deletedCount(await trx.deleteFrom('scores').where('contact_id', '=', contactId).executeTakeFirstOrThrow());
-  const { rows } = await sql<{ n: string }>`SELECT delete_unpublished_scores(ARRAY[${contactId}]::bigint[]) AS n`.execute(trx);
+export async function deleteScores(trx: Trx, contactIds: Ids): Promise<number> {
+  const published = deletedCount(await trx.deleteFrom('scores').where('contact_id', 'in', contactIds).executeTakeFirstOrThrow());
+  const { rows } = await sql<{ n: string }>`SELECT delete_unpublished_scores(${idArray(contactIds)}) AS n`.execute(trx);
   return published + Number(rows[0]?.n ?? 0);
 }
 
 /** The lists the person was sent within the pressure window: nothing will be sent to them again. */
-export async function deleteContactPressure(trx: Trx, contactId: number): Promise<number> {
-  return deletedCount(await trx.deleteFrom('contact_pressure').where('contact_id', '=', contactId).executeTakeFirstOrThrow());
+export async function deleteContactPressure(trx: Trx, contactIds: Ids): Promise<number> {
+  return deletedCount(await trx.deleteFrom('contact_pressure').where('contact_id', 'in', contactIds).executeTakeFirstOrThrow());
 }
 
 /**
@@ -38,9 +44,9 @@ export async function deleteContactPressure(trx: Trx, contactId: number): Promis
  * rank and consent event ids, no identifier (external ids and contact details are read from
  * the contact, gone now), so every manifest still verifies.
  */
-export async function manifestsHolding(trx: Trx, contactId: number): Promise<number> {
+export async function manifestsHolding(trx: Trx, contactIds: Ids): Promise<number> {
   const { rows } = await sql<{ n: number }>`
-    SELECT count(*)::int AS n FROM target_export_manifests WHERE contact_ids @> ARRAY[${contactId}]::bigint[]`.execute(trx);
+    SELECT count(*)::int AS n FROM target_export_manifests WHERE contact_ids && ${idArray(contactIds)}`.execute(trx);
   return rows[0]?.n ?? 0;
 }
 
@@ -54,7 +60,7 @@ export const SCRUBBED_SOURCE = 'removed at erasure';
  * version, a recording in the evidence reference): emptied. A non-blank source becomes
  * SCRUBBED_SOURCE, so that the event still counts for the instants it counted at.
  */
-export async function scrubConsentEvidence(trx: Trx, contactId: number, now: Date): Promise<{ kept: number; evidenceRemoved: number }> {
+export async function scrubConsentEvidence(trx: Trx, contactIds: Ids, now: Date): Promise<{ kept: number; evidenceRemoved: number }> {
   const result = await trx
     .updateTable('consent_events')
     .set({
@@ -63,46 +69,49 @@ export async function scrubConsentEvidence(trx: Trx, contactId: number, now: Dat
       evidence_ref: null,
       proof_scrubbed_at: now,
     })
-    .where('contact_id', '=', contactId)
+    .where('contact_id', 'in', contactIds)
     .where('proof_scrubbed_at', 'is', null)
     .executeTakeFirstOrThrow();
   const { kept } = await trx
     .selectFrom('consent_events')
     .select((eb) => eb.fn.countAll<number>().as('kept'))
-    .where('contact_id', '=', contactId)
+    .where('contact_id', 'in', contactIds)
     .executeTakeFirstOrThrow();
   return { kept: Number(kept), evidenceRemoved: Number(result.numUpdatedRows) };
 }
 
-export async function markContactErased(trx: Trx, contactId: number, now: Date): Promise<void> {
+export async function markContactsErased(trx: Trx, contactIds: Ids, now: Date): Promise<void> {
   await trx
     .updateTable('contacts')
     .set({ external_id: null, erased_at: now, updated_at: now })
-    .where('id', '=', contactId)
+    .where('id', 'in', contactIds)
     .executeTakeFirstOrThrow();
 }
 
 /**
- * The tombstone: a keyed hash of the external id only (see tombstone-keys.ts), which the
- * contacts import refuses; the receipt goes with it.
+ * The tombstones: one per record, a keyed hash of its external id only (see tombstone-keys.ts),
+ * which the contacts import refuses; the person's receipt goes with each. Returns their ids.
  */
-export async function insertTombstone(
+export async function insertTombstones(
   trx: Trx,
-  externalId: string,
+  externalIds: readonly string[],
   keys: TombstoneKeys,
   erasedAt: Date,
   receipt: unknown,
-): Promise<number> {
-  const { id } = await trx
+): Promise<number[]> {
+  if (externalIds.length === 0) return [];
+  const rows = await trx
     .insertInto('erasure_tombstones')
-    .values({
-      external_id_key: tombstoneHash(keys.current, externalId),
-      key_id: keys.current.id,
-      legacy_external_id_sha256: null,
-      erased_at: erasedAt,
-      receipt: JSON.stringify(receipt),
-    })
+    .values(
+      externalIds.map((externalId) => ({
+        external_id_key: tombstoneHash(keys.current, externalId),
+        key_id: keys.current.id,
+        legacy_external_id_sha256: null,
+        erased_at: erasedAt,
+        receipt: JSON.stringify(receipt),
+      })),
+    )
     .returning('id')
-    .executeTakeFirstOrThrow();
-  return id;
+    .execute();
+  return rows.map((row) => row.id).sort((a, b) => a - b);
 }

@@ -12,7 +12,10 @@ export async function channelCodes(db: Kysely<Database>): Promise<string[]> {
   return rows.map((row) => row.code);
 }
 
-/** An objection is a ledger event of its own; the consent_state trigger applies it (and drops scores for profiling). */
+/**
+ * An objection is a ledger event of its own, on the record named by the request; the
+ * consent_state trigger applies it to the person (and drops their scores for profiling).
+ */
 export async function insertObjectionEvent(
   trx: Transaction<Database>,
   contactId: number,
@@ -41,6 +44,7 @@ export async function insertObjectionEvent(
   return id;
 }
 
+/** Scores of the person (`contactId`: the person id, as scores are kept). */
 export async function countScores(db: Kysely<Database>, contactId: number): Promise<number> {
   const { n } = await db
     .selectFrom('scores')

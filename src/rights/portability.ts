@@ -19,13 +19,18 @@ function table<T extends object>(file: string, rows: T[], columns: Array<keyof T
   return { file, columns, rows: rows as Array<Record<string, unknown>> };
 }
 
-/** The access report cut into flat tables, one file per section, with the JSON keys as column names. */
+/**
+ * The access report cut into flat tables, one file per section, with the JSON keys as column
+ * names: identity.csv has one line per record of the person, and the lines of the other
+ * per-record sections say whose they are (contactId).
+ */
 export function bundleTables(report: AccessReport): BundleTable[] {
-  const identity = { ...report.subject, ...report.identity };
+  const identities = report.person.records.map(({ identity, ...record }) => ({ ...record, ...identity }));
   return [
-    table('identity.csv', [identity], ['contactId', 'externalId', 'createdAt', 'email', 'phone', 'firstName', 'lastName', 'country']),
+    table('identity.csv', identities, ['contactId', 'externalId', 'createdAt', 'email', 'phone', 'firstName', 'lastName', 'country']),
     table('consents.csv', report.consents.events, [
       'eventId',
+      'contactId',
       'purpose',
       'channel',
       'status',
@@ -38,8 +43,26 @@ export function bundleTables(report: AccessReport): BundleTable[] {
       'evidenceRef',
       'expiresAt',
     ]),
-    table('consent-status.csv', report.consents.status, ['purpose', 'channel', 'status', 'eventId', 'capturedAt', 'expiresAt', 'validNow']),
-    table('purchases.csv', report.purchases, ['orderId', 'sku', 'productName', 'category', 'quantity', 'unitPrice', 'purchasedAt']),
+    table('consent-status.csv', report.consents.status, [
+      'purpose',
+      'channel',
+      'status',
+      'eventId',
+      'recordId',
+      'capturedAt',
+      'expiresAt',
+      'validNow',
+    ]),
+    table('purchases.csv', report.purchases, [
+      'contactId',
+      'orderId',
+      'sku',
+      'productName',
+      'category',
+      'quantity',
+      'unitPrice',
+      'purchasedAt',
+    ]),
     table('scores.csv', report.scores, [
       'modelId',
       'targetKind',
@@ -66,7 +89,7 @@ export function bundleTables(report: AccessReport): BundleTable[] {
       'rank',
       'consentEventIds',
     ]),
-    table('opposition-lists.csv', report.oppositionLists, ['listName', 'channel', 'listDate', 'matchedOn']),
+    table('opposition-lists.csv', report.oppositionLists, ['contactId', 'listName', 'channel', 'listDate', 'matchedOn']),
   ];
 }
 

@@ -10,11 +10,14 @@ export type RightsAction =
   | 'rights.erasure'
   | 'retention.purge';
 
-/** One audit line about a contact: internal id as subject, details hold names, ids and counts only. */
+/**
+ * One audit line about a person: the person id (their first record's) as subject; details hold
+ * names, ids and counts only, and list the person's records the right acted on.
+ */
 export interface RightsAuditEntry {
   actor: string;
   action: RightsAction;
-  contactId: number | null;
+  personId: number | null;
   at: Date;
   details: Record<string, unknown>;
 }
@@ -24,7 +27,7 @@ export async function recordRightsAudit(db: Kysely<Database>, entry: RightsAudit
     at: entry.at,
     actor: entry.actor,
     action: entry.action,
-    ...(entry.contactId === null ? {} : { subjectType: 'contact', subjectId: String(entry.contactId) }),
+    ...(entry.personId === null ? {} : { subjectType: 'person', subjectId: String(entry.personId) }),
     details: entry.details,
   });
 }

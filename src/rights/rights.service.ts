@@ -17,37 +17,70 @@ import {
   deletePersonalData,
   deletePurchases,
   deleteScores,
-  insertTombstone,
+  insertTombstones,
   manifestsHolding,
-  markContactErased,
+  markContactsErased,
   scrubConsentEvidence,
 } from './erasure.repository.ts';
 import { channelCodes, countScores, insertObjectionEvent, purposeRules } from './objection.repository.ts';
 import { InvalidRightsRequestError } from './rights.errors.ts';
 import { recordRightsAudit } from './rights-audit.repository.ts';
-import { findSubject, lockSubject, type PersonalData, personalDataOf, type Subject, savePersonalData } from './subject.repository.ts';
+import {
+  findSubject,
+  lockSubject,
+  NO_PERSONAL_DATA,
+  type PersonalData,
+  personalDataOf,
+  personalDataOfRecords,
+  type Subject,
+  savePersonalData,
+} from './subject.repository.ts';
 import type { TombstoneKeys } from './tombstone-keys.ts';
 import { inTransaction } from './transaction.ts';
 
-// Data-subject rights (GDPR art. 15 to 21). Every right writes one audit_log line whose
-// subject is the internal contact id and whose details hold names, ids and counts only.
+// Data-subject rights (GDPR art. 15 to 21). A request names one record (by its external id)
+// and acts on the person it belongs to: every record linked to it (contacts.person_id).
+// Every right writes one audit_log line whose subject is the person (the id of their first
+// record) and whose details hold names, ids and counts only: the record named and every
+// record acted on.
 
 const iso = (date: Date | string) => new Date(date).toISOString();
 const isoOrNull = (date: Date | string | null) => (date === null ? null : iso(date));
 
 // ---------------------------------------------------------------- access and portability
 
+export interface Identity {
+  email: string | null;
+  phone: string | null;
+  firstName: string | null;
+  lastName: string | null;
+  country: string | null;
+}
+
 export interface AccessReport {
   generatedAt: string;
+  /** the record the request named */
   subject: { contactId: number; externalId: string; createdAt: string };
-  identity: { email: string | null; phone: string | null; firstName: string | null; lastName: string | null; country: string | null };
+  /** the named record's identity fields (every record's are under person.records) */
+  identity: Identity;
+  /** the person the named record belongs to, with every one of their records */
+  person: {
+    /** the id of the person's first record */
+    personId: number;
+    records: Array<{ contactId: number; externalId: string; createdAt: string; identity: Identity }>;
+  };
   consents: {
-    /** per purpose x channel (null: no channel, or every channel for an objection): the event in force and whether it counts now */
+    /**
+     * per purpose x channel (null: no channel, or every channel for an objection): the event in
+     * force for the person, over all their records (recordId: whose event), and whether it counts now
+     */
     status: ConsentStatusNow[];
-    /** the whole ledger with the proof of each event */
+    /** the whole ledger of every record, with the proof of each event (contactId: the record) */
     events: ConsentProof[];
   };
+  /** every record's purchases (contactId: the record) */
   purchases: Array<{
+    contactId: number;
     orderId: string;
     sku: string | null;
     productName: string | null;
@@ -82,7 +115,8 @@ export interface AccessReport {
     rank: number;
     consentEventIds: number[];
   }>;
-  oppositionLists: Array<{ listName: string; channel: string; listDate: string; matchedOn: 'email' | 'phone' }>;
+  /** opposition lists an email or phone of one of the records is on (contactId: the record) */
+  oppositionLists: Array<{ contactId: number; listName: string; channel: string; listDate: string; matchedOn: 'email' | 'phone' }>;
 }
 
 export interface ConsentStatusNow {
@@ -90,6 +124,8 @@ export interface ConsentStatusNow {
   channel: string | null;
   status: string;
   eventId: number;
+  /** the record whose event decides for the person */
+  recordId: number;
   capturedAt: string;
   expiresAt: string | null;
   validNow: boolean;
@@ -97,6 +133,8 @@ export interface ConsentStatusNow {
 
 export interface ConsentProof {
   eventId: number;
+  /** the record whose ledger holds the event */
+  contactId: number;
   purpose: string;
   channel: string | null;
   status: string;
@@ -111,8 +149,9 @@ export interface ConsentProof {
 }
 
 /**
- * Everything held on the person (art. 15), as one JSON-ready document that is also
- * the portability export (art. 20). Read in one snapshot; audited as access or portability.
+ * Everything held on the person (art. 15), over every record of theirs, as one JSON-ready
+ * document that is also the portability export (art. 20). Read in one snapshot; audited as
+ * access or portability.
  */
 export async function accessReport(
   db: Kysely<Database>,
@@ -128,33 +167,48 @@ export async function accessReport(
     await recordRightsAudit(trx, {
       actor,
       action: right === 'access' ? 'rights.access' : 'rights.portability',
-      contactId: subject.contactId,
+      personId: subject.personId,
       at: now,
-      details: { sections: sectionSizes(report) },
+      details: { ...actedOn(subject), sections: sectionSizes(report) },
     });
     return report;
   };
   return db.isTransaction ? build(db as Transaction<Database>) : db.transaction().setIsolationLevel('repeatable read').execute(build);
 }
 
+/** What audit details say of the person a right acted on: the record named, and every record. */
+function actedOn(subject: Subject): { contactId: number; records: number[] } {
+  return { contactId: subject.contactId, records: recordIds(subject) };
+}
+
+const recordIds = (subject: Subject) => subject.records.map((record) => record.contactId);
+
+function identityOf(data: PersonalData): Identity {
+  return { email: data.email, phone: data.phone, firstName: data.first_name, lastName: data.last_name, country: data.country };
+}
+
 async function collectReport(trx: Transaction<Database>, subject: Subject, now: Date): Promise<AccessReport> {
-  const { contactId } = subject;
-  const identity = await personalDataOf(trx, contactId);
-  const states = await consentStateOf(trx, contactId, now);
-  const events = await consentEventsOf(trx, contactId);
-  const purchases = await purchasesOf(trx, contactId);
-  const scores = await liveScoresOf(trx, contactId);
-  const exports = await exportsOf(trx, contactId);
-  const oppositionLists = await oppositionListsOf(trx, contactId);
+  const { contactId, personId } = subject;
+  const ids = recordIds(subject);
+  const identities = await personalDataOfRecords(trx, ids);
+  const states = await consentStateOf(trx, personId, now);
+  const events = await consentEventsOf(trx, ids);
+  const purchases = await purchasesOf(trx, ids);
+  const scores = await liveScoresOf(trx, personId);
+  const exports = await exportsOf(trx, ids);
+  const oppositionLists = await oppositionListsOf(trx, ids);
   return {
     generatedAt: iso(now),
     subject: { contactId, externalId: subject.externalId, createdAt: iso(subject.createdAt) },
-    identity: {
-      email: identity.email,
-      phone: identity.phone,
-      firstName: identity.first_name,
-      lastName: identity.last_name,
-      country: identity.country,
+    identity: identityOf(identities.get(contactId) ?? NO_PERSONAL_DATA),
+    person: {
+      personId,
+      records: subject.records.map((record) => ({
+        contactId: record.contactId,
+        externalId: record.externalId,
+        createdAt: iso(record.createdAt),
+        identity: identityOf(identities.get(record.contactId) ?? NO_PERSONAL_DATA),
+      })),
     },
     consents: {
       status: consentStatusNow(states),
@@ -179,6 +233,7 @@ function consentStatusNow(states: ConsentStateRow[]): ConsentStatusNow[] {
     channel: state.channel,
     status: state.status,
     eventId: state.eventId,
+    recordId: state.recordId,
     capturedAt: iso(state.capturedAt),
     expiresAt: isoOrNull(state.expiresAt),
     validNow: state.validNow,
@@ -187,6 +242,7 @@ function consentStatusNow(states: ConsentStateRow[]): ConsentStatusNow[] {
 
 function sectionSizes(report: AccessReport): Record<string, number> {
   return {
+    records: report.person.records.length,
     consentEvents: report.consents.events.length,
     purchases: report.purchases.length,
     scores: report.scores.length,
@@ -210,12 +266,19 @@ export interface RectifyOptions {
 }
 
 export interface RectificationResult {
+  /** the record rectified: the one the request named (the person's other records are left as they are) */
   contactId: number;
+  /** the person it belongs to */
+  personId: number;
   /** names of the fields whose value changed (unchanged values are not rewritten) */
   changed: IdentityField[];
 }
 
-/** Corrects identity fields (art. 16), normalised like an import, with their hashes recomputed. */
+/**
+ * Corrects identity fields (art. 16) of the record the request names, normalised like an
+ * import, with their hashes recomputed. The person's other records keep theirs: each record
+ * holds what one source collected, and a rectification names the one that is wrong.
+ */
 export async function rectify(
   db: Kysely<Database>,
   ref: string,
@@ -226,12 +289,19 @@ export async function rectify(
 ): Promise<RectificationResult> {
   const wanted = normalizeChanges(changes, options.defaultPhoneCountry);
   return inTransaction(db, async (trx) => {
-    const { contactId } = await lockSubject(trx, ref, options.tombstoneKeys);
+    const subject = await lockSubject(trx, ref, options.tombstoneKeys);
+    const { contactId, personId } = subject;
     const current = await personalDataOf(trx, contactId);
     const changed = IDENTITY_FIELDS.filter((field) => field in wanted && wanted[field] !== current[field]);
     if (changed.length > 0) await savePersonalData(trx, contactId, { ...current, ...wanted }, now);
-    await recordRightsAudit(trx, { actor, action: 'rights.rectification', contactId, at: now, details: { fields: changed } });
-    return { contactId, changed };
+    await recordRightsAudit(trx, {
+      actor,
+      action: 'rights.rectification',
+      personId,
+      at: now,
+      details: { ...actedOn(subject), fields: changed },
+    });
+    return { contactId, personId, changed };
   });
 }
 
@@ -274,7 +344,10 @@ export interface ObjectionRequest {
 }
 
 export interface ObjectionResult {
+  /** the record whose ledger holds the objection: the one the request named */
   contactId: number;
+  /** the person it stands for: their consent state is decided over all their records */
+  personId: number;
   eventId: number;
   purpose: string;
   channel: string | null;
@@ -283,7 +356,10 @@ export interface ObjectionResult {
   scoresDeleted: number;
 }
 
-/** Records an objection (art. 21) in the consent ledger; it takes effect at once for lists and scores. */
+/**
+ * Records an objection (art. 21) in the consent ledger of the named record; the person-level
+ * consent state makes it stand for the whole person, at once for lists and scores.
+ */
 export async function object(
   db: Kysely<Database>,
   ref: string,
@@ -294,18 +370,19 @@ export async function object(
 ): Promise<ObjectionResult> {
   return inTransaction(db, async (trx) => {
     const channel = await validateObjection(trx, request);
-    const { contactId } = await lockSubject(trx, ref, keys);
-    const scoresBefore = await countScores(trx, contactId);
+    const subject = await lockSubject(trx, ref, keys);
+    const { contactId, personId } = subject;
+    const scoresBefore = await countScores(trx, personId);
     const eventId = await insertObjectionEvent(trx, contactId, request.purpose, channel, now);
-    const scoresDeleted = scoresBefore - (await countScores(trx, contactId));
+    const scoresDeleted = scoresBefore - (await countScores(trx, personId));
     await recordRightsAudit(trx, {
       actor,
       action: 'rights.objection',
-      contactId,
+      personId,
       at: now,
-      details: { purpose: request.purpose, channel, eventId, scoresDeleted },
+      details: { ...actedOn(subject), purpose: request.purpose, channel, eventId, scoresDeleted },
     });
-    return { contactId, eventId, purpose: request.purpose, channel, capturedAt: iso(now), scoresDeleted };
+    return { contactId, personId, eventId, purpose: request.purpose, channel, capturedAt: iso(now), scoresDeleted };
   });
 }
 
@@ -331,10 +408,15 @@ export type ErasureReason = 'data_subject_request' | 'retention';
 
 /** What an erasure did, with no personal data: given to the person, kept in the tombstone and the audit log. */
 export interface ErasureReceipt {
+  /** the record the request named (for a retention purge: the person's first record) */
   contactId: number;
+  /** the person erased: the id of their first record */
+  personId: number;
+  /** every record of the person erased (internal ids, in order) */
+  records: number[];
   erasedAt: string;
   reason: ErasureReason;
-  /** rows deleted, per table */
+  /** rows deleted over all the records, per table */
   deleted: { contact_personal_data: number; purchases: number; scores: number; contact_pressure: number };
   /** rows kept with their personal fields emptied, per table */
   scrubbed: { consent_events: number };
@@ -344,18 +426,18 @@ export interface ErasureReceipt {
   consentEventsKept: number;
   /**
    * identifiers kept only as keyed hashes (HMAC-SHA-256, secret outside the database) so that a
-   * later import cannot bring the person back: the external id alone, so that nobody who shares
-   * a phone or an email with them is refused
+   * later import cannot bring the person back: the external id of every record alone (one
+   * tombstone each), so that nobody who shares a phone or an email with them is refused
    */
   tombstoneHashes: Array<'external_id' | 'email' | 'phone'>;
 }
 
-/** Erases the person (art. 17) in one transaction and returns the receipt. */
+/** Erases the person (art. 17), every record of theirs, in one transaction and returns the receipt. */
 export async function erase(db: Kysely<Database>, ref: string, actor: string, now: Date, keys: TombstoneKeys): Promise<ErasureReceipt> {
   return inTransaction(db, async (trx) => eraseSubject(trx, await lockSubject(trx, ref, keys), actor, now, 'data_subject_request', keys));
 }
 
-/** The erasure itself, on a contact the caller has locked in `trx` (erase() and the retention purge). */
+/** The erasure itself, of a person whose records the caller has locked in `trx` (erase() and the retention purge). */
 export async function eraseSubject(
   trx: Transaction<Database>,
   subject: Subject,
@@ -364,18 +446,24 @@ export async function eraseSubject(
   reason: ErasureReason,
   keys: TombstoneKeys,
 ): Promise<ErasureReceipt> {
-  const { contactId } = subject;
+  const { contactId, personId } = subject;
+  const records = recordIds(subject);
+  // scores and pressure are kept per person; the person id is one of the records' unless the
+  // first record was erased on its own before
+  const perPerson = records.includes(personId) ? records : [personId, ...records];
   const deleted = {
-    contact_personal_data: await deletePersonalData(trx, contactId),
-    purchases: await deletePurchases(trx, contactId),
-    scores: await deleteScores(trx, contactId),
-    contact_pressure: await deleteContactPressure(trx, contactId),
+    contact_personal_data: await deletePersonalData(trx, records),
+    purchases: await deletePurchases(trx, records),
+    scores: await deleteScores(trx, perPerson),
+    contact_pressure: await deleteContactPressure(trx, perPerson),
   };
-  const manifestsKept = await manifestsHolding(trx, contactId);
-  const ledger = await scrubConsentEvidence(trx, contactId, now);
-  await markContactErased(trx, contactId, now);
+  const manifestsKept = await manifestsHolding(trx, perPerson);
+  const ledger = await scrubConsentEvidence(trx, records, now);
+  await markContactsErased(trx, records, now);
   const receipt: ErasureReceipt = {
     contactId,
+    personId,
+    records,
     erasedAt: iso(now),
     reason,
     deleted,
@@ -384,7 +472,14 @@ export async function eraseSubject(
     consentEventsKept: ledger.kept,
     tombstoneHashes: ['external_id'],
   };
-  const tombstoneId = await insertTombstone(trx, subject.externalId, keys, now, receipt);
-  await recordRightsAudit(trx, { actor, action: 'rights.erasure', contactId, at: now, details: { tombstoneId, receipt } });
+  const externalIds = subject.records.map((record) => record.externalId);
+  const tombstoneIds = await insertTombstones(trx, externalIds, keys, now, receipt);
+  await recordRightsAudit(trx, {
+    actor,
+    action: 'rights.erasure',
+    personId,
+    at: now,
+    details: { ...actedOn(subject), tombstoneIds, receipt },
+  });
   return receipt;
 }

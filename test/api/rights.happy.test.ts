@@ -204,7 +204,7 @@ describe('PATCH /v1/contacts/{ref}', () => {
       }),
     });
     expect(response.status).toBe(200);
-    expect(await bodyOf(response)).toEqual({ contactId, changed: ['email', 'firstName', 'country'] });
+    expect(await bodyOf(response)).toEqual({ contactId, personId: contactId, changed: ['email', 'firstName', 'country'] });
     const [row] = await query('SELECT email, first_name, last_name, country FROM contact_personal_data WHERE contact_id = $1', [contactId]);
     expect(row).toEqual({
       email: 'anatole.brisebarre@example.org',
@@ -212,7 +212,11 @@ describe('PATCH /v1/contacts/{ref}', () => {
       last_name: NEIGHBOUR.lastName,
       country: null,
     });
-    expect((await lastAudit('rights.rectification'))?.details).toEqual({ fields: ['email', 'first_name', 'country'] });
+    expect((await lastAudit('rights.rectification'))?.details).toEqual({
+      contactId,
+      records: [contactId],
+      fields: ['email', 'first_name', 'country'],
+    });
   });
 
   it('accepts application/json and reads a national phone number with the default country', async () => {
@@ -236,6 +240,7 @@ describe('POST /v1/contacts/{ref}/objections', () => {
     const result = await bodyOf(response);
     expect(result).toEqual({
       contactId,
+      personId: contactId,
       eventId: expect.any(Number),
       purpose: 'profiling',
       channel: null,
@@ -273,6 +278,8 @@ describe('DELETE /v1/contacts/{ref}', () => {
     const receipt = await bodyOf(response);
     expect(receipt).toEqual({
       contactId,
+      personId: contactId,
+      records: [contactId],
       erasedAt: NOW.toISOString(),
       reason: 'data_subject_request',
       deleted: { contact_personal_data: 1, purchases: 2, scores: 0, contact_pressure: 1 },

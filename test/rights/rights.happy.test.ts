@@ -53,7 +53,7 @@ afterAll(() => database.close());
 
 async function auditRows(contactId: number) {
   const { rows } = await database.pool.query<{ actor: string; action: string; details: Record<string, unknown> }>(
-    `SELECT actor, action, details FROM audit_log WHERE subject_type = 'contact' AND subject_id = $1 ORDER BY id`,
+    `SELECT actor, action, details FROM audit_log WHERE subject_type = 'person' AND subject_id = $1 ORDER BY id`,
     [String(contactId)],
   );
   return rows;
@@ -93,6 +93,7 @@ describe('access and portability', () => {
     ]);
     expect(report.purchases).toEqual([
       {
+        contactId,
         orderId: 'O-1',
         sku: 'SKU-1',
         productName: 'Garden hose',
@@ -102,6 +103,7 @@ describe('access and portability', () => {
         purchasedAt: '2025-03-01T00:00:00.000Z',
       },
       {
+        contactId,
         orderId: 'O-2',
         sku: 'SKU-2',
         productName: 'Pan, 28 cm',
@@ -133,14 +135,20 @@ describe('access and portability', () => {
     expect(report.exports[0]!.consentEventIds).toEqual(
       ['profiling', 'sms'].map((kind) => report.consents.events.find((event) => (event.channel ?? event.purpose) === kind)!.eventId),
     );
-    expect(report.oppositionLists).toEqual([{ listName: 'own-suppression', channel: 'phone', listDate: '2026-05-20', matchedOn: 'phone' }]);
+    expect(report.oppositionLists).toEqual([
+      { contactId, listName: 'own-suppression', channel: 'phone', listDate: '2026-05-20', matchedOn: 'phone' },
+    ]);
 
     const audit = await auditRows(contactId);
     expect(audit).toEqual([
       {
         actor: 'cli',
         action: 'rights.access',
-        details: { sections: { consentEvents: 3, purchases: 2, scores: 1, exports: 1, oppositionLists: 1 } },
+        details: {
+          contactId,
+          records: [contactId],
+          sections: { records: 1, consentEvents: 3, purchases: 2, scores: 1, exports: 1, oppositionLists: 1 },
+        },
       },
     ]);
   });
@@ -192,7 +200,7 @@ describe('rectification', () => {
       NOW,
       { defaultPhoneCountry: 'FR' },
     );
-    expect(result).toEqual({ contactId, changed: ['email', 'phone', 'first_name'] });
+    expect(result).toEqual({ contactId, personId: contactId, changed: ['email', 'phone', 'first_name'] });
 
     const { rows } = await database.pool.query('SELECT * FROM contact_personal_data WHERE contact_id = $1', [contactId]);
     expect(rows[0]).toEqual({
@@ -207,19 +215,27 @@ describe('rectification', () => {
       phone_line_type: 'MOBILE',
     });
     const audit = await auditRows(contactId);
-    expect(audit).toEqual([{ actor: 'cli', action: 'rights.rectification', details: { fields: ['email', 'phone', 'first_name'] } }]);
+    expect(audit).toEqual([
+      {
+        actor: 'cli',
+        action: 'rights.rectification',
+        details: { contactId, records: [contactId], fields: ['email', 'phone', 'first_name'] },
+      },
+    ]);
   });
 
   it('clears a field given empty, and changes nothing when the values are those held', async () => {
     const contactId = await contactIdOf(database, THIRD.ref);
     expect(await rectify(database.db, THIRD.ref, { country: '' }, 'cli', NOW, { defaultPhoneCountry: 'FR' })).toEqual({
       contactId,
+      personId: contactId,
       changed: ['country'],
     });
     expect(
       await rectify(database.db, THIRD.ref, { country: null, last_name: THIRD.lastName }, 'cli', NOW, { defaultPhoneCountry: 'FR' }),
     ).toEqual({
       contactId,
+      personId: contactId,
       changed: [],
     });
     const { rows } = await database.pool.query('SELECT country FROM contact_personal_data WHERE contact_id = $1', [contactId]);
@@ -319,6 +335,8 @@ describe('erasure', () => {
     });
     expect(receipt).toEqual({
       contactId,
+      personId: contactId,
+      records: [contactId],
       erasedAt: NOW.toISOString(),
       reason: 'data_subject_request',
       deleted: { contact_personal_data: 1, purchases: 2, scores: 1, contact_pressure: 1 },

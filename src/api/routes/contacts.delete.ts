@@ -9,7 +9,9 @@ import { ContactRefParamsSchema } from './rights.shared.ts';
 
 export const ErasureReceiptSchema = z
   .object({
-    contactId: z.number().int(),
+    contactId: z.number().int().openapi({ description: 'the record the request named' }),
+    personId: z.number().int().openapi({ description: 'the person erased: the id of their first record' }),
+    records: z.array(z.number().int()).openapi({ description: 'every record of the person erased (internal ids)' }),
     erasedAt: z.string().openapi({ format: 'date-time' }),
     reason: z.enum(['data_subject_request', 'retention']),
     deleted: z
@@ -19,7 +21,7 @@ export const ErasureReceiptSchema = z
         scores: z.number().int(),
         contact_pressure: z.number().int(),
       })
-      .openapi({ description: 'rows deleted, per table' }),
+      .openapi({ description: 'rows deleted over all the records, per table' }),
     scrubbed: z
       .object({ consent_events: z.number().int() })
       .openapi({ description: 'rows kept with their personal fields emptied, per table' }),
@@ -33,7 +35,7 @@ export const ErasureReceiptSchema = z
       .openapi({ description: 'ledger events kept without evidence reference, as proof that processing before the erasure was lawful' }),
     tombstoneHashes: z.array(z.enum(['external_id', 'email', 'phone'])).openapi({
       description:
-        'identifiers kept only as keyed hashes (HMAC-SHA-256, secret outside the database), so that a later import cannot bring the person back: the external id alone',
+        'identifiers kept only as keyed hashes (HMAC-SHA-256, secret outside the database), so that a later import cannot bring the person back: the external id of each record alone',
     }),
   })
   .openapi('ErasureReceipt');
@@ -44,9 +46,10 @@ const route = securedRoute(['dpo'], {
   method: 'delete',
   path: '/v1/contacts/{ref}',
   tags: ['data-subject rights'],
-  summary: 'Erase a contact for good (GDPR art. 17) and return the receipt',
+  summary: 'Erase the person a contact record belongs to, every record of theirs, for good (GDPR art. 17) and return the receipt',
   description:
-    'Personal data, purchases, scores (published or not), contact pressure and consent evidence go in one transaction; list manifests are kept (they hold no identifier); a keyed-hash tombstone is kept so that a re-import ' +
+    'Personal data, purchases, scores (published or not), contact pressure and consent evidence of every record of the person go in one transaction; ' +
+    'list manifests are kept (they hold no identifier); a keyed-hash tombstone per record is kept so that a re-import of any of them ' +
     'cannot bring the person back. Cannot be undone; a second request answers 404.',
   request: { params: ContactRefParamsSchema },
   responses: {

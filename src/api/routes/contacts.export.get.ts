@@ -10,18 +10,29 @@ import { ContactRefParamsSchema } from './rights.shared.ts';
 // ---------------------------------------------------------------- the access report
 
 const DateTime = z.string().openapi({ format: 'date-time' });
+const RecordId = z.number().int().openapi({ description: 'the record (internal contact id) the line belongs to' });
+
+const IdentitySchema = z.object({
+  email: z.string().nullable(),
+  phone: z.string().nullable().openapi({ description: 'E.164' }),
+  firstName: z.string().nullable(),
+  lastName: z.string().nullable(),
+  country: z.string().nullable(),
+});
 
 export const AccessReportSchema = z
   .object({
     generatedAt: DateTime,
-    subject: z.object({ contactId: z.number().int(), externalId: z.string(), createdAt: DateTime }),
-    identity: z.object({
-      email: z.string().nullable(),
-      phone: z.string().nullable().openapi({ description: 'E.164' }),
-      firstName: z.string().nullable(),
-      lastName: z.string().nullable(),
-      country: z.string().nullable(),
-    }),
+    subject: z
+      .object({ contactId: z.number().int(), externalId: z.string(), createdAt: DateTime })
+      .openapi({ description: 'the record the request named' }),
+    identity: IdentitySchema.openapi({ description: "the named record's identity fields" }),
+    person: z
+      .object({
+        personId: z.number().int().openapi({ description: "the id of the person's first record" }),
+        records: z.array(z.object({ contactId: z.number().int(), externalId: z.string(), createdAt: DateTime, identity: IdentitySchema })),
+      })
+      .openapi({ description: 'the person the named record belongs to, with every record of theirs: the report covers them all' }),
     consents: z.object({
       status: z
         .array(
@@ -30,16 +41,20 @@ export const AccessReportSchema = z
             channel: z.string().nullable(),
             status: z.string(),
             eventId: z.number().int(),
+            recordId: z.number().int().openapi({ description: 'the record whose event decides for the person' }),
             capturedAt: DateTime,
             expiresAt: DateTime.nullable(),
             validNow: z.boolean(),
           }),
         )
-        .openapi({ description: 'per purpose x channel: the event in force and whether it counts as consent now' }),
+        .openapi({
+          description: "per purpose x channel: the event in force over all the person's records and whether it counts as consent now",
+        }),
       events: z
         .array(
           z.object({
             eventId: z.number().int(),
+            contactId: RecordId,
             purpose: z.string(),
             channel: z.string().nullable(),
             status: z.string(),
@@ -53,10 +68,11 @@ export const AccessReportSchema = z
             expiresAt: DateTime.nullable(),
           }),
         )
-        .openapi({ description: 'the whole consent ledger of the person, with the proof of each event' }),
+        .openapi({ description: 'the whole consent ledger of every record of the person, with the proof of each event' }),
     }),
     purchases: z.array(
       z.object({
+        contactId: RecordId,
         orderId: z.string(),
         sku: z.string().nullable(),
         productName: z.string().nullable(),
@@ -99,7 +115,13 @@ export const AccessReportSchema = z
       }),
     ),
     oppositionLists: z.array(
-      z.object({ listName: z.string(), channel: z.string(), listDate: z.string(), matchedOn: z.enum(['email', 'phone']) }),
+      z.object({
+        contactId: RecordId,
+        listName: z.string(),
+        channel: z.string(),
+        listDate: z.string(),
+        matchedOn: z.enum(['email', 'phone']),
+      }),
     ),
   })
   .openapi('AccessReport');
@@ -110,10 +132,11 @@ const route = securedRoute(['dpo'], {
   method: 'get',
   path: '/v1/contacts/{ref}/export',
   tags: ['data-subject rights'],
-  summary: 'Everything held on a contact (GDPR art. 15 access, art. 20 portability), as JSON',
+  summary: 'Everything held on the person a contact record belongs to (GDPR art. 15 access, art. 20 portability), as JSON',
   description:
     'Identity, the consent ledger with proofs and what counts now, purchases, live scores with their reasons, list exports, ' +
-    'opposition-list matches. Audited as an access request, or as a portability request with `right=portability`.',
+    'opposition-list matches, over every record of the person the named record belongs to. ' +
+    'Audited as an access request, or as a portability request with `right=portability`.',
   request: {
     params: ContactRefParamsSchema,
     query: z.object({

@@ -25,7 +25,11 @@ export const ObjectionRequestSchema = z
 
 export const ObjectionSchema = z
   .object({
-    contactId: z.number().int(),
+    contactId: z.number().int().openapi({ description: 'the record whose ledger holds the objection: the one named' }),
+    personId: z
+      .number()
+      .int()
+      .openapi({ description: "the person it stands for: their consent is decided over all their records' events" }),
     eventId: z.number().int().openapi({ description: 'the objection event in the consent ledger' }),
     purpose: z.string(),
     channel: z.string().nullable().openapi({ description: 'null: every channel (or a purpose without channel)' }),
@@ -41,7 +45,9 @@ const route = securedRoute(['dpo'], {
   path: '/v1/contacts/{ref}/objections',
   tags: ['data-subject rights'],
   summary: 'Record an objection (GDPR art. 21): to profiling, or to direct marketing',
-  description: 'Takes effect at once: the contact leaves every list served afterwards, and an objection to profiling deletes their scores.',
+  description:
+    'Recorded on the named record, it stands for the whole person and takes effect at once: the person leaves every list served afterwards, ' +
+    'and an objection to profiling deletes their scores.',
   request: {
     params: ContactRefParamsSchema,
     body: { required: true, content: { 'application/json': { schema: ObjectionRequestSchema } } },

@@ -26,7 +26,8 @@ export const RectificationRequestSchema = z
 
 export const RectificationSchema = z
   .object({
-    contactId: z.number().int(),
+    contactId: z.number().int().openapi({ description: "the record rectified: the one named (the person's other records are kept)" }),
+    personId: z.number().int().openapi({ description: 'the person it belongs to' }),
     changed: z
       .array(z.enum(['email', 'phone', 'firstName', 'lastName', 'country']))
       .openapi({ description: 'the fields whose value changed; a value equal to the one held is not rewritten' }),
@@ -76,6 +77,9 @@ export function registerRectifyContact(app: OpenAPIHono<AppEnv>): void {
       defaultPhoneCountry: deps.config.defaultPhoneCountry,
       tombstoneKeys: tombstoneKeys(deps.config.tombstones),
     });
-    return c.json({ contactId: result.contactId, changed: result.changed.map((field) => IDENTITY_FIELD_NAMES[field]) }, 200);
+    return c.json(
+      { contactId: result.contactId, personId: result.personId, changed: result.changed.map((field) => IDENTITY_FIELD_NAMES[field]) },
+      200,
+    );
   });
 }
