@@ -115,8 +115,8 @@ export const contactImporter: ImporterDefinition = {
     const inserted = created.rowCount ?? 0;
     const { changed, staged } = rows[0]!;
     const updated = changed - inserted;
-    const resolution = await resolveIdentities(client, 'staged contacts', identityPolicy);
-    const linked = resolution.relinked.filter((record) => record.toPerson !== record.recordId).length;
+    const resolution = identityPolicy.linkOnImport ? await resolveIdentities(client, 'staged contacts', identityPolicy) : null;
+    const linked = resolution?.relinked.filter((record) => record.toPerson !== record.recordId).length ?? 0;
     return { inserted, updated, unchanged: staged - inserted - updated, merged: 0, linked };
   },
 };

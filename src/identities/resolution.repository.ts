@@ -18,6 +18,8 @@ import { DomainError } from '../errors.ts';
 export interface IdentityPolicy {
   /** email local parts that name a role or a household, never one person (compared lower-cased) */
   genericEmailLocalParts: readonly string[];
+  /** link records inside every contacts import (off: only `cible identities resolve` links them) */
+  linkOnImport: boolean;
 }
 
 export const DEFAULT_IDENTITY_POLICY: IdentityPolicy = {
@@ -42,6 +44,7 @@ export const DEFAULT_IDENTITY_POLICY: IdentityPolicy = {
     'famille',
     'family',
   ],
+  linkOnImport: true,
 };
 
 export type Queryable = Pick<pg.ClientBase, 'query'>;
@@ -170,17 +173,21 @@ export async function resolveIdentities(
   await client.query(`UPDATE identity_labels l SET label = l.contact_id FROM identity_name_conflicts n WHERE l.label = n.label`);
 
   const { rows } = await client.query<RelinkedRecord & { via: string[] | null }>(
-    `SELECT l.contact_id AS "recordId", c.external_id AS "externalId", l.old_person AS "fromPerson", l.label AS "toPerson",
-       (SELECT array_agg(DISTINCT k.kind ORDER BY k.kind)
-        FROM identity_keys k
-        JOIN identity_links li ON li.kind = k.kind AND li.hash = k.hash AND li.part = k.part
-        JOIN identity_keys other ON other.kind = k.kind AND other.hash = k.hash AND other.part = k.part
-          AND other.contact_id <> k.contact_id
-        JOIN identity_labels ol ON ol.contact_id = other.contact_id AND ol.label = l.label
-        WHERE k.contact_id = l.contact_id) AS via
-     FROM identity_labels l JOIN contacts c ON c.id = l.contact_id
-     WHERE l.label <> l.old_person
-     ORDER BY l.label, l.contact_id`,
+    `WITH moved AS (
+       SELECT contact_id, label, old_person FROM identity_labels WHERE label <> old_person
+     ), via AS (
+       SELECT k.contact_id, array_agg(DISTINCT k.kind ORDER BY k.kind) AS via
+       FROM moved mv
+       JOIN identity_keys k ON k.contact_id = mv.contact_id
+       JOIN identity_links li ON li.kind = k.kind AND li.hash = k.hash AND li.part = k.part
+       JOIN identity_keys other ON other.kind = k.kind AND other.hash = k.hash AND other.part = k.part
+         AND other.contact_id <> k.contact_id
+       JOIN identity_labels ol ON ol.contact_id = other.contact_id AND ol.label = mv.label
+       GROUP BY k.contact_id
+     )
+     SELECT mv.contact_id AS "recordId", c.external_id AS "externalId", mv.old_person AS "fromPerson", mv.label AS "toPerson", via.via
+     FROM moved mv JOIN contacts c ON c.id = mv.contact_id LEFT JOIN via ON via.contact_id = mv.contact_id
+     ORDER BY mv.label, mv.contact_id`,
   );
   const relinked = rows.map((row) => ({ ...row, via: row.via ?? [] }));
   const { rows: counts } = await client.query<{ examined: number; before: number; after: number }>(

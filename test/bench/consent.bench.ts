@@ -12,6 +12,7 @@ import { DEFAULT_CONSENT_POLICY } from '../../src/config.ts';
 import { type ChannelFunnel, channelFunnel, countingConsents, profileableContacts } from '../../src/consent/eligibility.ts';
 import { type DatabaseHandle, openDatabase } from '../../src/db/engine.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
+import { DEFAULT_IDENTITY_POLICY, resolveIdentities } from '../../src/identities/resolution.repository.ts';
 
 const { values } = parseArgs({
   options: {
@@ -41,7 +42,12 @@ const DRAW_FUNCTION = `
   CREATE FUNCTION bench_draw(id bigint, k int, m int) RETURNS int IMMUTABLE LANGUAGE sql
   AS $$ SELECT ((hashint8(id * 64 + k)::bigint + 2147483648) % m)::int $$`;
 
-/** Contacts with personal data hashed as src/contacts/identity.ts does: SHA-256 hex of the normalised value. */
+/**
+ * Contacts with personal data hashed as src/contacts/identity.ts does: SHA-256 hex of the normalised value.
+ * 5% of the records are a second record of the contact before them (another source: same email, same
+ * name, their own phone), so that identity resolution has persons to link.
+ */
+const DUPLICATE_SHARE = 5;
 const CONTACTS_SQL = `
   INSERT INTO contacts (external_id, created_at)
   SELECT 'B' || lpad(i::text, 7, '0'), $2::timestamptz - (i % 3000) * interval '1 day'
@@ -49,13 +55,13 @@ const CONTACTS_SQL = `
 
 const PERSONAL_DATA_SQL = `
   INSERT INTO contact_personal_data (contact_id, email, phone, first_name, last_name, country, email_hash, phone_hash)
-  SELECT id, email, phone, 'First' || id, 'Last' || id, 'FR',
+  SELECT id, email, phone, 'First' || source, 'Last' || source, 'FR',
          encode(sha256(convert_to(email, 'UTF8')), 'hex'), encode(sha256(convert_to(phone, 'UTF8')), 'hex')
   FROM (
-    SELECT id,
-           CASE WHEN bench_draw(id, 60, 100) < 85 THEN 'b' || id || '@example.test' END AS email,
+    SELECT id, source,
+           CASE WHEN source <> id OR bench_draw(id, 60, 100) < 85 THEN 'b' || source || '@example.test' END AS email,
            CASE WHEN bench_draw(id, 61, 100) < 70 THEN '+336' || lpad(id::text, 8, '0') END AS phone
-    FROM contacts
+    FROM (SELECT id, CASE WHEN id > 1 AND bench_draw(id, 90, 100) < ${DUPLICATE_SHARE} THEN id - 1 ELSE id END AS source FROM contacts) c
   ) p`;
 
 /**
@@ -187,6 +193,20 @@ async function countOf(database: DatabaseHandle, at: Date, live: boolean): Promi
   return rows[0]!.n;
 }
 
+/** The ledger read as of T per record, as the gate did before persons (issue 19): the anchor of the person-level form. */
+async function recordLevelCountOf(database: DatabaseHandle, at: Date): Promise<number> {
+  const { rows } = await database.pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM (
+       SELECT DISTINCT ON (contact_id) contact_id, status, method, source, expires_at
+       FROM consent_events WHERE purpose = 'profiling' AND channel IS NULL AND captured_at <= $1
+       ORDER BY contact_id, captured_at DESC, id DESC) latest
+     LEFT JOIN consent_methods m ON m.code = latest.method
+     WHERE consent_is_valid(latest.status, latest.source, m.is_explicit) AND (latest.expires_at IS NULL OR latest.expires_at > $1)`,
+    [at],
+  );
+  return rows[0]!.n;
+}
+
 function measures(database: DatabaseHandle): Measure[] {
   const funnel = (channel: string) => () => channelFunnel(database.db, channel, NOW, DEFAULT_CONSENT_POLICY);
   return [
@@ -197,6 +217,7 @@ function measures(database: DatabaseHandle): Measure[] {
     { name: 'count countingConsents(profiling, now, live)', run: () => countOf(database, NOW, true) },
     { name: 'count countingConsents(profiling, T-365d, ledger)', run: () => countOf(database, AS_OF, false) },
     { name: 'count countingConsents(profiling, now, ledger)', run: () => countOf(database, NOW, false) },
+    { name: 'anchor: per-record ledger as of T-365d (before persons)', run: () => recordLevelCountOf(database, AS_OF) },
   ];
 }
 
@@ -248,8 +269,34 @@ async function main(): Promise<void> {
         .join(', '),
     );
 
+    // first with every record its own person (no resolution), then with the duplicates linked:
+    // the same base, the same ledger, measured in the same run
+    const unresolved = await measureAll(measures(database), new Map());
+    const client = await database.pool.connect();
+    const resolution = await seconds(async () => {
+      await client.query('BEGIN');
+      const report = await resolveIdentities(client, 'all', DEFAULT_IDENTITY_POLICY);
+      await client.query('COMMIT');
+      return report;
+    });
+    client.release();
+    await database.pool.query('VACUUM (ANALYZE) consent_state, contacts, contact_personal_data');
+    console.log(
+      `\nidentity resolution over the whole base: ${resolution.seconds.toFixed(1)} s, ${resolution.result.examined.toLocaleString('en-GB')} records, ` +
+        `${resolution.result.personsBefore.toLocaleString('en-GB')} persons before, ${resolution.result.personsAfter.toLocaleString('en-GB')} after`,
+    );
+
     const results = new Map<string, number | ChannelFunnel>();
     const rows = await measureAll(measures(database), results);
+    console.log('\nwith resolution on (duplicates linked) against off (every record its own person), same run:');
+    console.table(
+      rows.map((row, index) => ({
+        query: row.query,
+        'off median s': unresolved[index]!['median s'],
+        'on median s': row['median s'],
+        'on / off': (Number(row['median s']) / Number(unresolved[index]!['median s'])).toFixed(2),
+      })),
+    );
     const audit = await seconds(() => consentAudit(database.db, NOW));
     rows.push({
       query: 'consentAudit (once)',

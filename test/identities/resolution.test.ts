@@ -163,7 +163,12 @@ describe('identity resolution in the contacts import', () => {
     const strict = await database.pool.connect();
     try {
       await strict.query('BEGIN');
-      const report = await resolveIdentities(strict, 'all', { genericEmailLocalParts: ['jeanne.durand'] }, { dryRun: true });
+      const report = await resolveIdentities(
+        strict,
+        'all',
+        { genericEmailLocalParts: ['jeanne.durand'], linkOnImport: true },
+        { dryRun: true },
+      );
       await strict.query('COMMIT');
       // the phone still links them
       expect(report.relinked.map((record) => record.externalId)).not.toContain('CRM-77');
