@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_IDENTITY_POLICY, type IdentityPolicy } from './identities/resolution.repository.ts';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -43,6 +44,13 @@ const environmentSchema = z.object({
     .string()
     .regex(/^[^,]{32,}(,[^,]{32,})*$/, 'must be earlier tombstone secrets (32 characters or more each) separated by commas')
     .optional(),
+  CIBLE_IDENTITY_GENERIC_EMAILS: z
+    .string()
+    .regex(
+      /^[a-z0-9._%+-]+(,[a-z0-9._%+-]+)*$/,
+      'must be lower-case email local parts (what comes before the @) separated by commas, e.g. contact,info,hello',
+    )
+    .optional(),
   CIBLE_SPECIAL_CATEGORIES: z
     .string()
     .regex(/^[^,]+(,[^,]+)*$/, 'must be product categories separated by commas')
@@ -69,6 +77,8 @@ export interface Config {
   targeting: TargetingPolicy;
   jobs: JobSettings;
   tombstones: TombstoneSecrets;
+  /** how contact records are linked into persons: passed to every contacts import and to `cible identities` */
+  identityPolicy: IdentityPolicy;
 }
 
 /**
@@ -203,6 +213,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       secret: values.CIBLE_TOMBSTONE_SECRET,
       previousSecrets: values.CIBLE_TOMBSTONE_PREVIOUS_SECRETS?.split(',') ?? [],
       secretFile: resolve(dataDir, 'tombstone.secret'),
+    },
+    identityPolicy: {
+      ...DEFAULT_IDENTITY_POLICY,
+      genericEmailLocalParts: values.CIBLE_IDENTITY_GENERIC_EMAILS?.split(',') ?? DEFAULT_IDENTITY_POLICY.genericEmailLocalParts,
     },
     specialCategories: (values.CIBLE_SPECIAL_CATEGORIES ?? '')
       .split(',')

@@ -38,6 +38,7 @@ function defineImportCommands(importCommand: Command, importers: typeof IMPORTER
               now: context.clock.now(),
               defaultPhoneCountry: context.config.defaultPhoneCountry,
               tombstoneKeys: kind === 'contacts' ? tombstoneKeys(context.config.tombstones) : undefined,
+              identityPolicy: context.config.identityPolicy,
             },
             importer,
             file,

@@ -4,6 +4,7 @@ import { UserError, withContext } from './cli-context.ts';
 import { registerConsentCommands } from './consent.command.ts';
 import { completeDefinitionFor } from './deferred-definition.ts';
 import { registerDemoCommands } from './demo.command.ts';
+import { registerIdentityCommands } from './identities.command.ts';
 import { registerImportCommands } from './import.command.ts';
 import { registerKeyCommands } from './keys.command.ts';
 import { registerModelCommands } from './models.command.ts';
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerDemoCommands(program);
   registerConsentCommands(program);
   registerRightsCommands(program);
+  registerIdentityCommands(program);
   registerAuditCommands(program);
   registerPipelineCommands(program);
   registerRunsCommands(program);

@@ -68,6 +68,7 @@ export async function loadDemo(context: AppContext, request: DemoRequest): Promi
       logger: context.logger,
       now,
       defaultPhoneCountry: context.config.defaultPhoneCountry,
+      identityPolicy: context.config.identityPolicy,
     };
     const order: Array<[ImportKind, string]> = [
       ['products', files.products],
