@@ -16,15 +16,17 @@ export interface PersonRecord {
   profilingConsent: boolean;
 }
 
+/** The person a record belongs to (any of their records' ids opens them), as their first record. */
 export async function findPerson(db: Kysely<Database>, contactId: number, now: Date): Promise<PersonRecord | null> {
   const row = await db
-    .selectFrom('contacts as c')
+    .selectFrom('contacts as r')
+    .innerJoin('contacts as c', 'c.id', 'r.person_id')
     .leftJoin('consent_state as s', (join) =>
       join.onRef('s.contact_id', '=', 'c.id').on('s.purpose', '=', 'profiling').on('s.channel_key', '=', ''),
     )
     .select(['c.id', 'c.external_id', 'c.created_at', 'c.erased_at'])
     .select(stateCountsAt(now, 's').as('profiling_counts'))
-    .where('c.id', '=', contactId)
+    .where('r.id', '=', contactId)
     .executeTakeFirst();
   if (!row) return null;
   return {
@@ -39,11 +41,11 @@ export async function findPerson(db: Kysely<Database>, contactId: number, now: D
 export async function personIdByExternalId(db: Kysely<Database>, externalId: string): Promise<number | null> {
   const row = await db
     .selectFrom('contacts')
-    .select('id')
+    .select('person_id')
     .where('external_id', '=', externalId)
     .where('erased_at', 'is', null)
     .executeTakeFirst();
-  return row ? Number(row.id) : null;
+  return row ? Number(row.person_id) : null;
 }
 
 /** How many people each model's live score set holds. */

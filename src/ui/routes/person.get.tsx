@@ -16,7 +16,7 @@ export function registerPersonPage(ui: UiApp, { reviewers }: UiRouteDeps): void 
     startTime(c, 'db', 'database');
     const person = await findPerson(c.var.db, id, c.var.deps.clock.now());
     if (!person) return errorPage(c, 404, 'No such person', `No contact has the internal id ${id}.`);
-    const scores = person.erasedAt ? [] : await liveScoresOf(c.var.db, id);
+    const scores = person.erasedAt ? [] : await liveScoresOf(c.var.db, person.id);
     const populations = await livePopulations(
       c.var.db,
       scores.map((score) => score.modelId),
@@ -27,8 +27,8 @@ export function registerPersonPage(ui: UiApp, { reviewers }: UiRouteDeps): void 
       at: c.var.deps.clock.now(),
       actor: apiKeyActor(viewer),
       action: 'ui.person_scores_viewed',
-      subjectType: 'contact',
-      subjectId: String(id),
+      subjectType: 'person',
+      subjectId: String(person.id),
       requestId: c.var.requestId,
       details: { models: scores.length },
     });
