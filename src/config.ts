@@ -51,6 +51,7 @@ const environmentSchema = z.object({
       'must be lower-case email local parts (what comes before the @) separated by commas, e.g. contact,info,hello',
     )
     .optional(),
+  CIBLE_IDENTITY_LINK_ON_IMPORT: z.enum(['true', 'false'], { message: 'must be true or false' }).default('true'),
   CIBLE_SPECIAL_CATEGORIES: z
     .string()
     .regex(/^[^,]+(,[^,]+)*$/, 'must be product categories separated by commas')
@@ -217,6 +218,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     identityPolicy: {
       ...DEFAULT_IDENTITY_POLICY,
       genericEmailLocalParts: values.CIBLE_IDENTITY_GENERIC_EMAILS?.split(',') ?? DEFAULT_IDENTITY_POLICY.genericEmailLocalParts,
+      linkOnImport: values.CIBLE_IDENTITY_LINK_ON_IMPORT === 'true',
     },
     specialCategories: (values.CIBLE_SPECIAL_CATEGORIES ?? '')
       .split(',')
