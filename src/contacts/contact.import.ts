@@ -13,7 +13,7 @@ export const contactImporter: ImporterDefinition = {
   kind: 'contacts',
   required: ['external_id', 'created_at'],
   optional: ['email', 'phone', 'first_name', 'last_name', 'country'],
-  writes: ['contacts', 'contact_personal_data', 'consent_state', 'contact_pressure'],
+  writes: ['contacts', 'contact_personal_data'],
   staging: [
     { name: 'external_id', type: 'text' },
     { name: 'created_at', type: 'timestamptz' },

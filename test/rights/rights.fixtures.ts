@@ -1,5 +1,6 @@
 import { sha256Hex } from '../../src/contacts/identity.ts';
 import type { DatabaseHandle } from '../../src/db/engine.ts';
+import { DEFAULT_IDENTITY_POLICY } from '../../src/identities/resolution.repository.ts';
 import type { ManifestMember } from '../../src/targeting/manifest.ts';
 import { csv, tempFolder } from '../helpers/files.ts';
 import { importFile } from '../imports/import.fixtures.ts';
@@ -50,13 +51,16 @@ export const PEOPLE = [SUBJECT, NEIGHBOUR, THIRD];
 
 export const EVIDENCE_REF = 'form-submission-8812';
 
-async function importOrFail(database: DatabaseHandle, kind: Parameters<typeof importFile>[1], path: string) {
-  const report = await importFile(database, kind, path);
+async function importOrFail(database: DatabaseHandle, kind: Parameters<typeof importFile>[1], path: string, linkOnImport = true) {
+  const report = await importFile(database, kind, path, {}, { identityPolicy: { ...DEFAULT_IDENTITY_POLICY, linkOnImport } });
   if (report.status !== 'committed') throw new Error(`fixture ${kind} refused: ${JSON.stringify(report.rejects)}`);
 }
 
-/** Everyone: profiling + SMS + email consents with proofs, two purchases for the subject, one for the neighbour. */
-export async function seedPeople(database: DatabaseHandle): Promise<void> {
+/**
+ * Everyone: profiling + SMS + email consents with proofs, two purchases for the subject, one for the neighbour.
+ * `schemaBeforePersons`: the database is migrated to before persons existed (a migration test), so contacts are not linked.
+ */
+export async function seedPeople(database: DatabaseHandle, options: { schemaBeforePersons?: boolean } = {}): Promise<void> {
   const files = tempFolder();
   await importOrFail(
     database,
@@ -73,6 +77,7 @@ export async function seedPeople(database: DatabaseHandle): Promise<void> {
         ...PEOPLE.map((p) => `${p.ref},${p.email},${p.phoneRaw},${p.firstName},${p.lastName},FR,2024-01-15`),
       ),
     ),
+    !options.schemaBeforePersons,
   );
   const consentLines = PEOPLE.flatMap((p, i) => [
     `${p.ref},profiling,,granted,2025-0${i + 1}-10T10:00:00Z,web:account-form,explicit_checkbox,notice-v3,${EVIDENCE_REF}-${i}p,`,

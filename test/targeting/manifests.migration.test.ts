@@ -125,7 +125,7 @@ async function recordOldList(delivery: OldList['delivery'], createdAt: string): 
 
 describe(`migration ${MIGRATION}`, { timeout: 120_000 }, () => {
   it('converts lists recorded one line per member into scheme-1 manifests that still verify, and their pressure', async () => {
-    await seedPeople(database);
+    await seedPeople(database, { schemaBeforePersons: true });
     await seedLiveScores(database, await Promise.all(PEOPLE.map((person) => contactIdOf(database, person.ref))));
     const delivered = await recordOldList('delivered', '2026-05-30T09:00:00Z');
     const undelivered = await recordOldList('undelivered', '2026-05-31T09:00:00Z');
