@@ -1,4 +1,3 @@
-import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { computeFeatures, featureLayout } from '../../pipelines/features.ts';
 import { computeLabels } from '../../pipelines/labels.ts';
@@ -6,7 +5,7 @@ import { type PipelineReport, runPipeline } from '../../pipelines/run-pipeline.t
 import type { Target } from '../../pipelines/targets.ts';
 import { sha256Hex } from '../../src/contacts/identity.ts';
 import type { DatabaseHandle } from '../../src/db/engine.ts';
-import { refreshPersonConsentState } from '../../src/identities/resolution.repository.ts';
+import { DEFAULT_IDENTITY_POLICY, resolveIdentities } from '../../src/identities/resolution.repository.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import {
   allValid,
@@ -103,8 +102,16 @@ beforeAll(async () => {
   await insertPurchases(database, bPurchases);
 
   // B becomes a record of A's person (what the resolver does on the shared email)
-  await sql`UPDATE contacts SET person_id = ${recordA} WHERE id = ${recordB}`.execute(db);
-  await refreshPersonConsentState(db, [recordA, recordB]);
+  // linked as an import links them: the resolver finds the shared email
+  const client = await database.pool.connect();
+  try {
+    await client.query('BEGIN');
+    const linked = await resolveIdentities(client, [recordB], DEFAULT_IDENTITY_POLICY);
+    await client.query('COMMIT');
+    expect(linked.relinked).toEqual([expect.objectContaining({ recordId: recordB, toPerson: recordA, via: ['email'] })]);
+  } finally {
+    client.release();
+  }
   report = await runPipeline(pipelineContext(database, RUN_AT), smallOptions());
 }, 300_000);
 afterAll(() => database?.close());
