@@ -191,17 +191,18 @@ export async function resolveIdentities(
   );
   const relinked = rows.map((row) => ({ ...row, via: row.via ?? [] }));
   // records of the scope that are not involved share nothing and are, and stay, persons of their own
-  const { rows: counts } = await client.query<{ examined: number; before: number; after: number }>(
-    `SELECT (SELECT count(*) FROM identity_scope s WHERE NOT EXISTS (SELECT 1 FROM identity_involved i WHERE i.contact_id = s.contact_id))
-              + count(*) AS examined,
-            (SELECT count(*) FROM identity_scope s WHERE NOT EXISTS (SELECT 1 FROM identity_involved i WHERE i.contact_id = s.contact_id))
-              AS alone,
+  const { rows: counts } = await client.query<{ alone: number; involved: number; before: number; after: number }>(
+    `WITH alone AS (
+       SELECT count(*) AS n FROM identity_scope s
+       WHERE NOT EXISTS (SELECT 1 FROM identity_involved i WHERE i.contact_id = s.contact_id)
+     )
+     SELECT (SELECT n FROM alone) AS alone, count(*) AS involved,
             count(DISTINCT old_person) AS before, count(DISTINCT label) AS after
      FROM identity_labels`,
   );
-  const alone = Number((counts[0] as unknown as { alone: number }).alone);
+  const alone = Number(counts[0]!.alone);
   const report: ResolutionReport = {
-    examined: Number(counts[0]!.examined),
+    examined: alone + Number(counts[0]!.involved),
     relinked,
     personsBefore: alone + Number(counts[0]!.before),
     personsAfter: alone + Number(counts[0]!.after),
